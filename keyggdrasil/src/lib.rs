@@ -15,3 +15,11 @@
 //! files it touches are ones handed to it by path or reader (key files, archives, staging folders).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod encoding;
+pub mod filesig;
+pub mod kdf;
+pub mod keys;
+pub mod names;
+pub mod protocol;
+pub mod random;
