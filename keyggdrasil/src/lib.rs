@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod encoding;
+pub mod entry;
 pub mod filesig;
 pub mod kdf;
 pub mod keys;
