@@ -24,3 +24,4 @@ pub mod keys;
 pub mod names;
 pub mod protocol;
 pub mod random;
+pub mod state;
