@@ -22,6 +22,7 @@ pub mod filesig;
 pub mod kdf;
 pub mod keys;
 pub mod names;
+pub mod peers;
 pub mod protocol;
 pub mod random;
 pub mod state;
