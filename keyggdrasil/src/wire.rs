@@ -1,0 +1,833 @@
+//! Wire types of the channel API and the notary API (version 1), and their verifiers.
+//!
+//! # Shapes
+//! Every HTTP answer is an [`Envelope`]: `{"status":"ok","data":…}` or
+//! `{"status":"error","code":"…","message":"…"}`. Signed answers carry a [`Signed`] value:
+//! `{"payload":"<exact JSON text>","signature":"<hex>"}`. The signature covers
+//! `context ‖ 0x00 ‖ payload bytes` (see [`crate::protocol`]); the payload is parsed only after
+//! the signature verified, and never re-serialised. The signer's key is not in the message: the
+//! verifier brings the key it pinned (the channel key from the site's config, a peer's notary
+//! key from its peer list).
+//!
+//! # What the verifiers check, and what they leave to the caller
+//! [`verify_update`] checks the channel signature, origin, nonce, timestamp window, that the
+//! answer starts at the size asked for, that sizes add up, the page limit, and parses every
+//! entry strictly. It does not check the root: the caller recomputes the root over its own log
+//! plus the new entries (with [`crate::merkle`]) and compares it with [`UpdatePayload::root`].
+//! [`verify_notary_answer`] checks the notary signature, channel, size and nonce; comparing the
+//! root with the site's own is [`crate::peers`]' job. Misbehaviour of the other side is kept in
+//! its own enum, [`Misbehavior`], so callers can tell "the channel lied" from "the bytes were
+//! malformed".
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use thiserror::Error;
+
+use crate::encoding::{self, serde_hex};
+use crate::entry::{Entry, EntryError};
+use crate::keys::{KeyPair, PublicKey, Signature};
+use crate::limits::Limits;
+use crate::protocol::{self, Context};
+
+/// The protocol version in every payload's `v` field.
+pub const WIRE_VERSION: u32 = 1;
+/// Longest channel name.
+pub const MAX_CHANNEL_NAME_LEN: usize = 128;
+
+/// A channel's name (its log's origin): 1–128 printable ASCII characters without spaces, for
+/// example `plugins.example.org`. Binds every signed statement to one log.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChannelName(String);
+
+impl ChannelName {
+    /// Validates a channel name.
+    pub fn parse(text: &str) -> Result<Self, WireError> {
+        let ok = !text.is_empty()
+            && text.len() <= MAX_CHANNEL_NAME_LEN
+            && text.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(WireError::Malformed(format!(
+                "channel name must be 1 to {MAX_CHANNEL_NAME_LEN} printable ASCII characters without spaces"
+            )))
+        }
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl Serialize for ChannelName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+impl<'de> Deserialize<'de> for ChannelName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&t).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A 32-byte challenge nonce, fresh from the CSPRNG for every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nonce(#[serde(with = "serde_hex")] pub [u8; 32]);
+
+impl Nonce {
+    /// A fresh nonce from the OS CSPRNG.
+    pub fn generate() -> Self {
+        Self(crate::random::bytes::<32>())
+    }
+    /// Parses 64 lowercase hex characters.
+    pub fn from_hex(text: &str) -> Result<Self, WireError> {
+        encoding::from_hex_array::<32>(text, "a nonce")
+            .map(Self)
+            .map_err(|e| WireError::Malformed(e.to_string()))
+    }
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        encoding::to_hex(&self.0)
+    }
+}
+
+/// A 32-byte tree hash (root or node) as lowercase hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TreeHash(#[serde(with = "serde_hex")] pub [u8; 32]);
+
+/// Why wire data was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The bytes are not a well-formed message of the expected type.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The message is larger than the limit.
+    #[error("message of {size} bytes is larger than the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The other side answered with an error envelope.
+    #[error("the server answered with error {code}: {message}")]
+    Remote {
+        /// Machine-readable code.
+        code: String,
+        /// Human-readable message (from the server; printed escaped).
+        message: String,
+    },
+    /// The other side sent something well-formed but wrong: see [`Misbehavior`].
+    #[error(transparent)]
+    Misbehaved(#[from] Misbehavior),
+}
+
+/// A well-formed message that proves the other side wrong (or an attacker in between).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Misbehavior {
+    /// The signature does not verify with the pinned key.
+    #[error("the signature does not verify with the pinned key {0}")]
+    BadSignature(PublicKey),
+    /// The answer names another channel.
+    #[error("the answer is for channel {got:?}, expected {expected:?}")]
+    WrongChannel {
+        /// Expected name.
+        expected: String,
+        /// Name in the answer.
+        got: String,
+    },
+    /// The answer carries another nonce than the one sent (replay).
+    #[error("the answer does not carry the nonce of this request (a replayed answer?)")]
+    WrongNonce,
+    /// The signed timestamp is too old.
+    #[error("the answer is stale: signed at {time}, now {now}, older than the limit of {max_age} s")]
+    Stale {
+        /// Signed time.
+        time: u64,
+        /// Local time.
+        now: u64,
+        /// Allowed age.
+        max_age: u64,
+    },
+    /// The signed timestamp is too far in the future.
+    #[error("the answer is signed at {time}, more than {skew} s after local time {now}")]
+    FromTheFuture {
+        /// Signed time.
+        time: u64,
+        /// Local time.
+        now: u64,
+        /// Allowed skew.
+        skew: u64,
+    },
+    /// The log got shorter than what the site already has.
+    #[error("the channel's log shrank from {have} to {got} entries (rollback)")]
+    Rollback {
+        /// Size the site has.
+        have: u64,
+        /// Size the channel claims.
+        got: u64,
+    },
+    /// Sizes in the answer do not add up.
+    #[error("inconsistent sizes: {0}")]
+    Sizes(String),
+    /// More entries than allowed in one answer.
+    #[error("{got} entries in one answer, more than the limit of {limit}")]
+    TooManyEntries {
+        /// Entries received.
+        got: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An entry in the answer is malformed.
+    #[error("entry {index} in the answer is malformed: {source}")]
+    BadEntry {
+        /// Its log index.
+        index: u64,
+        /// Why.
+        source: EntryError,
+    },
+    /// A proof has more hashes than allowed.
+    #[error("proof has {got} hashes, more than the limit of {limit}")]
+    ProofTooLong {
+        /// Hashes received.
+        got: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The JSON envelope of every HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Envelope<T> {
+    /// Success.
+    Ok {
+        /// The answer.
+        data: T,
+    },
+    /// Failure.
+    Error {
+        /// Stable machine-readable code (e.g. a [`crate::state::Refusal::rule`]).
+        code: String,
+        /// Human-readable message.
+        message: String,
+    },
+}
+
+impl<T: DeserializeOwned> Envelope<T> {
+    /// Parses an envelope from at most `limit` bytes and returns the data of an `ok` answer, or
+    /// the remote error.
+    pub fn open(bytes: &[u8], limit: u64) -> Result<T, WireError> {
+        if bytes.len() as u64 > limit {
+            return Err(WireError::TooLarge {
+                size: bytes.len() as u64,
+                limit,
+            });
+        }
+        let env: Envelope<T> =
+            serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+        match env {
+            Envelope::Ok { data } => Ok(data),
+            Envelope::Error { code, message } => Err(WireError::Remote {
+                code: code.chars().take(64).collect(),
+                message: message.chars().take(512).collect(),
+            }),
+        }
+    }
+}
+
+/// A payload with a detached signature. The payload is JSON text carried as a string, so the
+/// exact signed bytes survive any JSON re-encoding of the envelope around it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signed {
+    /// The exact signed JSON text.
+    pub payload: String,
+    /// Signature over `context ‖ 0x00 ‖ payload`.
+    pub signature: Signature,
+}
+
+impl Signed {
+    /// Serialises `value` and signs the bytes under `context`.
+    pub fn sign<T: Serialize>(keypair: &KeyPair, context: Context, value: &T) -> Self {
+        // Serialising the wire types cannot fail.
+        let payload = serde_json::to_string(value).unwrap_or_default();
+        let signature = protocol::sign(keypair, context, payload.as_bytes());
+        Self { payload, signature }
+    }
+
+    /// Signs an already serialised payload (the channel's signer process signs bytes it is
+    /// handed, after checking the context).
+    pub fn from_parts(payload: String, signature: Signature) -> Self {
+        Self { payload, signature }
+    }
+
+    /// Verifies the signature with `key` under `context`, then parses the payload (strictly:
+    /// payload types deny unknown fields) with at most `limit` bytes.
+    pub fn open<T: DeserializeOwned>(
+        &self,
+        key: &PublicKey,
+        context: Context,
+        limit: u64,
+    ) -> Result<T, WireError> {
+        if self.payload.len() as u64 > limit {
+            return Err(WireError::TooLarge {
+                size: self.payload.len() as u64,
+                limit,
+            });
+        }
+        protocol::verify(key, context, self.payload.as_bytes(), &self.signature)
+            .map_err(|_| Misbehavior::BadSignature(*key))?;
+        serde_json::from_str(&self.payload).map_err(|e| WireError::Malformed(e.to_string()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channel API
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /v1/submit`: a signed entry (and an invite token where the channel's policy asks for one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// The entry bytes as text (entries are ASCII JSON plus a hex signature).
+    pub entry: String,
+    /// One-time invite token for a new supplier under the `invite` policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
+}
+
+/// Answer to a submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitResponse {
+    /// The entry's log index.
+    pub index: u64,
+    /// Its leaf hash.
+    pub leaf_hash: TreeHash,
+    /// Log size after the append.
+    pub size: u64,
+    /// True if the same entry was already in the log (idempotent resubmission).
+    pub duplicate: bool,
+}
+
+/// Query of `GET /v1/updates`: entries after `since`, bound to `nonce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    /// The site's current log size.
+    pub since: u64,
+    /// Fresh random challenge.
+    pub nonce: Nonce,
+}
+
+/// The signed payload of an update answer (context [`Context::ChannelUpdate`]). With nothing
+/// new, `entries` is empty and `size == since` ("no updates").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePayload {
+    /// Always [`WIRE_VERSION`].
+    pub v: u32,
+    /// The channel's name.
+    pub origin: ChannelName,
+    /// The request's nonce.
+    pub nonce: Nonce,
+    /// Channel time, Unix seconds.
+    pub time: u64,
+    /// The size the site asked from.
+    pub since: u64,
+    /// Log size after these entries (`since + entries.len()`).
+    pub size: u64,
+    /// Root hash of the log at `size`.
+    pub root: TreeHash,
+    /// The channel's whole log size (more pages follow while `size < tree_size`).
+    pub tree_size: u64,
+    /// The entries `since .. size`, exact bytes as text.
+    pub entries: Vec<String>,
+}
+
+/// An update answer that passed [`verify_update`]: signature, origin, nonce, time, sizes and
+/// entry syntax are good. The root is not yet checked against the site's log.
+#[derive(Debug, Clone)]
+pub struct VerifiedUpdate {
+    /// The payload.
+    pub payload: UpdatePayload,
+    /// The parsed entries, in log order (index `since + i`).
+    pub entries: Vec<Entry>,
+    /// The signed answer as received, kept as evidence.
+    pub signed: Signed,
+}
+
+/// Checks a channel's update answer to `request` (see the module docs for what is and is not
+/// checked). `now` is the local Unix time in seconds.
+pub fn verify_update(
+    signed: &Signed,
+    channel_key: &PublicKey,
+    origin: &ChannelName,
+    request: &UpdateRequest,
+    now: u64,
+    limits: &Limits,
+) -> Result<VerifiedUpdate, WireError> {
+    let p: UpdatePayload = signed.open(channel_key, Context::ChannelUpdate, limits.max_update_response_bytes)?;
+    check_header(p.v, &p.origin, origin, &p.nonce, &request.nonce, p.time, now, limits)?;
+    if p.since != request.since {
+        if p.size < request.since {
+            return Err(Misbehavior::Rollback {
+                have: request.since,
+                got: p.size,
+            }
+            .into());
+        }
+        return Err(Misbehavior::Sizes(format!(
+            "answer starts at {} but {} was asked",
+            p.since, request.since
+        ))
+        .into());
+    }
+    if p.tree_size < request.since {
+        return Err(Misbehavior::Rollback {
+            have: request.since,
+            got: p.tree_size,
+        }
+        .into());
+    }
+    if p.entries.len() > limits.max_entries_per_page {
+        return Err(Misbehavior::TooManyEntries {
+            got: p.entries.len(),
+            limit: limits.max_entries_per_page,
+        }
+        .into());
+    }
+    let expected = p.since.checked_add(p.entries.len() as u64);
+    if expected != Some(p.size) || p.size > p.tree_size {
+        return Err(Misbehavior::Sizes(format!(
+            "since {} + {} entries != size {} (tree size {})",
+            p.since,
+            p.entries.len(),
+            p.size,
+            p.tree_size
+        ))
+        .into());
+    }
+    let mut entries = Vec::with_capacity(p.entries.len());
+    for (i, text) in p.entries.iter().enumerate() {
+        let index = p.since + i as u64;
+        if text.len() > limits.max_entry_bytes {
+            return Err(Misbehavior::BadEntry {
+                index,
+                source: EntryError::Oversize(text.len()),
+            }
+            .into());
+        }
+        entries.push(Entry::parse(text.as_bytes()).map_err(|source| Misbehavior::BadEntry { index, source })?);
+    }
+    Ok(VerifiedUpdate {
+        payload: p,
+        entries,
+        signed: signed.clone(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_header(
+    v: u32,
+    got_origin: &ChannelName,
+    origin: &ChannelName,
+    got_nonce: &Nonce,
+    nonce: &Nonce,
+    time: u64,
+    now: u64,
+    limits: &Limits,
+) -> Result<(), WireError> {
+    if v != WIRE_VERSION {
+        return Err(WireError::Malformed(format!("protocol version {v} is not supported")));
+    }
+    if got_origin != origin {
+        return Err(Misbehavior::WrongChannel {
+            expected: origin.as_str().to_owned(),
+            got: got_origin.as_str().to_owned(),
+        }
+        .into());
+    }
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&got_nonce.0[..], &nonce.0[..])) {
+        return Err(Misbehavior::WrongNonce.into());
+    }
+    check_time(time, now, limits)
+}
+
+/// Checks a signed timestamp against the local clock and the limits' window.
+pub fn check_time(time: u64, now: u64, limits: &Limits) -> Result<(), WireError> {
+    if time > now.saturating_add(limits.max_clock_skew_secs) {
+        return Err(Misbehavior::FromTheFuture {
+            time,
+            now,
+            skew: limits.max_clock_skew_secs,
+        }
+        .into());
+    }
+    if now.saturating_sub(time) > limits.max_response_age_secs {
+        return Err(Misbehavior::Stale {
+            time,
+            now,
+            max_age: limits.max_response_age_secs,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// A signed checkpoint payload (context [`Context::Checkpoint`]): the channel's statement of its
+/// log at a size. Also the unit of fork evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Always [`WIRE_VERSION`].
+    pub v: u32,
+    /// The channel's name.
+    pub origin: ChannelName,
+    /// Tree size.
+    pub size: u64,
+    /// Root hash at that size.
+    pub root: TreeHash,
+    /// Channel time, Unix seconds.
+    pub time: u64,
+}
+
+/// `GET /v1/proof/inclusion?index=I&size=N` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProofResponse {
+    /// Leaf index.
+    pub index: u64,
+    /// Tree size the proof is for.
+    pub size: u64,
+    /// The audit path, leaf to root.
+    pub path: Vec<TreeHash>,
+}
+
+/// `GET /v1/proof/consistency?old=M&new=N` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProofResponse {
+    /// Older size.
+    pub old: u64,
+    /// Newer size.
+    pub new: u64,
+    /// The consistency path.
+    pub path: Vec<TreeHash>,
+}
+
+/// `GET /v1/entries?start=S&end=E` answer: raw entries for auditors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesResponse {
+    /// Index of the first entry.
+    pub start: u64,
+    /// The entries, exact bytes as text.
+    pub entries: Vec<String>,
+}
+
+/// Checks a proof's length against the limit before it is used.
+pub fn check_proof_len(path: &[TreeHash], limits: &Limits) -> Result<(), WireError> {
+    if path.len() > limits.max_proof_hashes {
+        return Err(Misbehavior::ProofTooLong {
+            got: path.len(),
+            limit: limits.max_proof_hashes,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notary API
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /v1/notary/root`: "what is your root of channel C at size S?"
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotaryRequest {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The size asked about.
+    pub size: u64,
+    /// Fresh random challenge.
+    pub nonce: Nonce,
+}
+
+/// What a notary says about the size asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NotaryStatus {
+    /// The root the channel showed this notary at that size.
+    Ok {
+        /// Root hash.
+        root: TreeHash,
+    },
+    /// The notary has not observed that size and could not reach the channel.
+    Behind {
+        /// The largest size it has observed.
+        observed: u64,
+    },
+    /// The channel showed this notary two inconsistent views; here are both signed statements.
+    ForkDetected {
+        /// Channel-signed statements (checkpoints or update answers) that contradict each other.
+        evidence: Vec<Signed>,
+    },
+}
+
+/// The signed payload of a notary answer (context [`Context::NotaryAnswer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotaryPayload {
+    /// Always [`WIRE_VERSION`].
+    pub v: u32,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The size asked.
+    pub size: u64,
+    /// The request's nonce.
+    pub nonce: Nonce,
+    /// Notary time, Unix seconds.
+    pub time: u64,
+    /// The answer.
+    pub status: NotaryStatus,
+}
+
+/// Checks a notary's answer to `request` with the peer's pinned `notary_key`: signature,
+/// channel, size, nonce, time window and evidence count. The caller compares the root.
+pub fn verify_notary_answer(
+    signed: &Signed,
+    notary_key: &PublicKey,
+    request: &NotaryRequest,
+    now: u64,
+    limits: &Limits,
+) -> Result<NotaryPayload, WireError> {
+    let p: NotaryPayload = signed.open(notary_key, Context::NotaryAnswer, limits.max_small_response_bytes)?;
+    check_header(p.v, &p.channel, &request.channel, &p.nonce, &request.nonce, p.time, now, limits)?;
+    if p.size != request.size {
+        return Err(Misbehavior::Sizes(format!(
+            "notary answered about size {} but {} was asked",
+            p.size, request.size
+        ))
+        .into());
+    }
+    if let NotaryStatus::ForkDetected { evidence } = &p.status {
+        if evidence.len() > limits.max_fork_evidence {
+            return Err(WireError::Malformed(format!(
+                "{} evidence statements, more than {}",
+                evidence.len(),
+                limits.max_fork_evidence
+            )));
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> ChannelName {
+        ChannelName::parse("plugins.example.org").unwrap()
+    }
+
+    fn update(kp: &KeyPair, req: &UpdateRequest, time: u64, n: usize) -> Signed {
+        Signed::sign(
+            kp,
+            Context::ChannelUpdate,
+            &UpdatePayload {
+                v: 1,
+                origin: origin(),
+                nonce: req.nonce,
+                time,
+                since: req.since,
+                size: req.since + n as u64,
+                root: TreeHash([0; 32]),
+                tree_size: req.since + n as u64,
+                entries: Vec::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn update_happy_and_failures() {
+        let ch = KeyPair::generate();
+        let req = UpdateRequest {
+            since: 5,
+            nonce: Nonce::generate(),
+        };
+        let l = Limits::default();
+        let now = 1_000_000;
+        let ok = update(&ch, &req, now, 0);
+        verify_update(&ok, &ch.public(), &origin(), &req, now, &l).unwrap();
+
+        // Forged: signed by another key.
+        let forged = update(&KeyPair::generate(), &req, now, 0);
+        assert!(matches!(
+            verify_update(&forged, &ch.public(), &origin(), &req, now, &l),
+            Err(WireError::Misbehaved(Misbehavior::BadSignature(_)))
+        ));
+        // Replayed: old nonce.
+        let other = UpdateRequest {
+            since: 5,
+            nonce: Nonce::generate(),
+        };
+        assert!(matches!(
+            verify_update(&ok, &ch.public(), &origin(), &other, now, &l),
+            Err(WireError::Misbehaved(Misbehavior::WrongNonce))
+        ));
+        // Stale and future.
+        assert!(matches!(
+            verify_update(&update(&ch, &req, now - 86_401, 0), &ch.public(), &origin(), &req, now, &l),
+            Err(WireError::Misbehaved(Misbehavior::Stale { .. }))
+        ));
+        assert!(matches!(
+            verify_update(&update(&ch, &req, now + 301, 0), &ch.public(), &origin(), &req, now, &l),
+            Err(WireError::Misbehaved(Misbehavior::FromTheFuture { .. }))
+        ));
+        // Tampered payload after signing.
+        let mut t = ok.clone();
+        t.payload = t.payload.replace("\"since\":5", "\"since\":6");
+        assert!(matches!(
+            verify_update(&t, &ch.public(), &origin(), &req, now, &l),
+            Err(WireError::Misbehaved(Misbehavior::BadSignature(_)))
+        ));
+        // Wrong context: a checkpoint signature over the same bytes.
+        let wrong_ctx = Signed {
+            payload: ok.payload.clone(),
+            signature: protocol::sign(&ch, Context::Checkpoint, ok.payload.as_bytes()),
+        };
+        assert!(verify_update(&wrong_ctx, &ch.public(), &origin(), &req, now, &l).is_err());
+    }
+
+    #[test]
+    fn rollback_and_size_mismatch() {
+        let ch = KeyPair::generate();
+        let req = UpdateRequest {
+            since: 5,
+            nonce: Nonce::generate(),
+        };
+        let l = Limits::default();
+        let mk = |since: u64, size: u64, tree: u64, entries: Vec<String>| {
+            Signed::sign(
+                &ch,
+                Context::ChannelUpdate,
+                &UpdatePayload {
+                    v: 1,
+                    origin: origin(),
+                    nonce: req.nonce,
+                    time: 10,
+                    since,
+                    size,
+                    root: TreeHash([0; 32]),
+                    tree_size: tree,
+                    entries,
+                },
+            )
+        };
+        assert!(matches!(
+            verify_update(&mk(3, 3, 3, vec![]), &ch.public(), &origin(), &req, 10, &l),
+            Err(WireError::Misbehaved(Misbehavior::Rollback { have: 5, got: 3 }))
+        ));
+        assert!(matches!(
+            verify_update(&mk(5, 6, 6, vec![]), &ch.public(), &origin(), &req, 10, &l),
+            Err(WireError::Misbehaved(Misbehavior::Sizes(_)))
+        ));
+        assert!(matches!(
+            verify_update(&mk(5, 6, 6, vec!["garbage".into()]), &ch.public(), &origin(), &req, 10, &l),
+            Err(WireError::Misbehaved(Misbehavior::BadEntry { index: 5, .. }))
+        ));
+        let tight = Limits {
+            max_entries_per_page: 1,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            verify_update(&mk(5, 7, 7, vec!["a".into(), "b".into()]), &ch.public(), &origin(), &req, 10, &tight),
+            Err(WireError::Misbehaved(Misbehavior::TooManyEntries { .. }))
+        ));
+        // Oversized payload is refused before any parsing.
+        let small = Limits {
+            max_update_response_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            verify_update(&mk(5, 5, 5, vec![]), &ch.public(), &origin(), &req, 10, &small),
+            Err(WireError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn notary_answer() {
+        let n = KeyPair::generate();
+        let req = NotaryRequest {
+            channel: origin(),
+            size: 9,
+            nonce: Nonce::generate(),
+        };
+        let l = Limits::default();
+        let sign = |size: u64, nonce: Nonce, status: NotaryStatus| {
+            Signed::sign(
+                &n,
+                Context::NotaryAnswer,
+                &NotaryPayload {
+                    v: 1,
+                    channel: origin(),
+                    size,
+                    nonce,
+                    time: 50,
+                    status,
+                },
+            )
+        };
+        let ok = sign(9, req.nonce, NotaryStatus::Ok { root: TreeHash([1; 32]) });
+        let p = verify_notary_answer(&ok, &n.public(), &req, 50, &l).unwrap();
+        assert_eq!(p.status, NotaryStatus::Ok { root: TreeHash([1; 32]) });
+        assert!(verify_notary_answer(&ok, &KeyPair::generate().public(), &req, 50, &l).is_err());
+        let wrong_size = sign(8, req.nonce, NotaryStatus::Behind { observed: 3 });
+        assert!(matches!(
+            verify_notary_answer(&wrong_size, &n.public(), &req, 50, &l),
+            Err(WireError::Misbehaved(Misbehavior::Sizes(_)))
+        ));
+        let replay = sign(9, Nonce::generate(), NotaryStatus::Behind { observed: 3 });
+        assert!(matches!(
+            verify_notary_answer(&replay, &n.public(), &req, 50, &l),
+            Err(WireError::Misbehaved(Misbehavior::WrongNonce))
+        ));
+        let ev = sign(9, req.nonce, NotaryStatus::ForkDetected { evidence: vec![ok.clone(), ok.clone(), ok] });
+        assert!(verify_notary_answer(&ev, &n.public(), &req, 50, &l).is_err());
+    }
+
+    #[test]
+    fn envelopes() {
+        let ok: Result<SubmitResponse, _> = Envelope::open(
+            br#"{"status":"ok","data":{"index":3,"leaf_hash":"0000000000000000000000000000000000000000000000000000000000000000","size":4,"duplicate":false}}"#,
+            1000,
+        );
+        assert_eq!(ok.unwrap().index, 3);
+        let err: Result<SubmitResponse, _> =
+            Envelope::open(br#"{"status":"error","code":"last_master_key","message":"no"}"#, 1000);
+        assert!(matches!(err, Err(WireError::Remote { code, .. }) if code == "last_master_key"));
+        let unknown: Result<SubmitResponse, _> =
+            Envelope::open(br#"{"status":"ok","data":{"index":3},"x":1}"#, 1000);
+        assert!(unknown.is_err());
+        let big: Result<SubmitResponse, _> = Envelope::open(&[b' '; 100], 10);
+        assert!(matches!(big, Err(WireError::TooLarge { .. })));
+        let json = serde_json::to_string(&Envelope::<u8>::Error {
+            code: "c".into(),
+            message: "m".into(),
+        })
+        .unwrap();
+        assert_eq!(json, r#"{"status":"error","code":"c","message":"m"}"#);
+    }
+
+    #[test]
+    fn channel_names() {
+        assert!(ChannelName::parse("a.b/c").is_ok());
+        assert!(ChannelName::parse("").is_err());
+        assert!(ChannelName::parse("a b").is_err());
+        assert!(ChannelName::parse(&"a".repeat(129)).is_err());
+    }
+}
