@@ -12,7 +12,9 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum HexError {
     /// The text has the wrong length for the value it should encode.
-    #[error("expected {expected} lowercase hex characters ({bytes} bytes) for {what}, got {got} characters")]
+    #[error(
+        "expected {expected} lowercase hex characters ({bytes} bytes) for {what}, got {got} characters"
+    )]
     Length {
         /// What was being decoded, e.g. "an Ed25519 public key".
         what: &'static str,
@@ -24,7 +26,9 @@ pub enum HexError {
         got: usize,
     },
     /// The text contains a character that is not `0-9a-f`.
-    #[error("expected lowercase hex (0-9, a-f) for {what}; found {found:?} at position {position} (uppercase hex, base64 and prefixes are not accepted)")]
+    #[error(
+        "expected lowercase hex (0-9, a-f) for {what}; found {found:?} at position {position} (uppercase hex, base64 and prefixes are not accepted)"
+    )]
     Character {
         /// What was being decoded.
         what: &'static str,
@@ -67,7 +71,7 @@ pub fn from_hex_array<const N: usize>(text: &str, what: &'static str) -> Result<
 /// Decodes a variable-length canonical lowercase hex string (even length), at most `max_bytes`.
 pub fn from_hex_vec(text: &str, what: &'static str, max_bytes: usize) -> Result<Vec<u8>, HexError> {
     check_lower_hex(text, what)?;
-    if text.len() % 2 != 0 || text.len() > 2 * max_bytes {
+    if !text.len().is_multiple_of(2) || text.len() > 2 * max_bytes {
         return Err(HexError::Length {
             what,
             expected: (text.len().min(2 * max_bytes)) & !1,
@@ -106,7 +110,9 @@ pub(crate) mod serde_hex {
         s.serialize_str(&super::to_hex(v))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         super::from_hex_array::<N>(&text, "a hex value").map_err(serde::de::Error::custom)
     }

@@ -55,7 +55,9 @@ pub enum EntryError {
     #[error("entry body is not a valid entry: {0}")]
     Body(String),
     /// The body parsed, but is not in canonical form.
-    #[error("entry body is not in canonical form (compact JSON, fields in schema order, absent optional fields omitted)")]
+    #[error(
+        "entry body is not in canonical form (compact JSON, fields in schema order, absent optional fields omitted)"
+    )]
     NonCanonical,
     /// The body names a format version this code does not know.
     #[error("entry format version {0} is not supported (only {ENTRY_FORMAT_VERSION})")]
@@ -77,7 +79,10 @@ pub struct Digest512(pub [u8; 64]);
 impl Digest512 {
     /// Parses 128 lowercase hex characters.
     pub fn from_hex(text: &str) -> Result<Self, encoding::HexError> {
-        Ok(Self(encoding::from_hex_array::<64>(text, "a BLAKE2b-512 digest")?))
+        Ok(Self(encoding::from_hex_array::<64>(
+            text,
+            "a BLAKE2b-512 digest",
+        )?))
     }
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
@@ -157,7 +162,9 @@ impl Reason {
         if text.len() > MAX_REASON_LEN || text.chars().any(char::is_control) {
             return Err(EntryError::Field {
                 field: "reason",
-                problem: format!("must be at most {MAX_REASON_LEN} bytes without control characters"),
+                problem: format!(
+                    "must be at most {MAX_REASON_LEN} bytes without control characters"
+                ),
             });
         }
         Ok(Self(text.to_owned()))
@@ -285,13 +292,13 @@ impl Event {
     }
 
     fn check_ranges(&self) -> Result<(), EntryError> {
-        if let Event::Release { size, .. } = self {
-            if *size == 0 || *size > MAX_RELEASE_SIZE {
-                return Err(EntryError::Field {
-                    field: "size",
-                    problem: format!("must be 1 to {MAX_RELEASE_SIZE} bytes, got {size}"),
-                });
-            }
+        if let Event::Release { size, .. } = self
+            && (*size == 0 || *size > MAX_RELEASE_SIZE)
+        {
+            return Err(EntryError::Field {
+                field: "size",
+                problem: format!("must be 1 to {MAX_RELEASE_SIZE} bytes, got {size}"),
+            });
         }
         if let Event::MasterKey {
             derivation: Some(d),
@@ -491,8 +498,14 @@ mod tests {
         assert_eq!(back, e);
         assert!(back.signature_is_valid());
         let text = std::str::from_utf8(e.as_bytes()).unwrap();
-        assert!(text.starts_with(r#"{"v":1,"supplier":"acme","signer":""#), "{text}");
-        assert!(text.contains(r#""event":{"type":"master_key","public_key":""#), "{text}");
+        assert!(
+            text.starts_with(r#"{"v":1,"supplier":"acme","signer":""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""event":{"type":"master_key","public_key":""#),
+            "{text}"
+        );
         let r = Entry::sign(release_body(&kp), &kp).unwrap();
         assert_eq!(Entry::parse(r.as_bytes()).unwrap(), r);
     }
@@ -523,9 +536,15 @@ mod tests {
         let (body, sig) = text.split_once('\n').unwrap();
 
         // Trailing bytes, extra newline, missing newline.
-        assert_eq!(Entry::parse(format!("{text}\n").as_bytes()), Err(EntryError::Framing));
+        assert_eq!(
+            Entry::parse(format!("{text}\n").as_bytes()),
+            Err(EntryError::Framing)
+        );
         assert_eq!(Entry::parse(body.as_bytes()), Err(EntryError::Framing));
-        assert!(matches!(Entry::parse(format!("{text}0").as_bytes()), Err(EntryError::Signature(_))));
+        assert!(matches!(
+            Entry::parse(format!("{text}0").as_bytes()),
+            Err(EntryError::Signature(_))
+        ));
         // Uppercase signature.
         assert!(matches!(
             Entry::parse(&reframe(body, &sig.to_uppercase())),
@@ -533,36 +552,77 @@ mod tests {
         ));
         // Unknown field at top level and inside the event.
         let unknown = body.replacen("{\"v\":1,", "{\"v\":1,\"x\":1,", 1);
-        assert!(matches!(Entry::parse(&reframe(&unknown, sig)), Err(EntryError::Body(_))));
-        let unknown2 = body.replacen("\"type\":\"master_key\",", "\"type\":\"master_key\",\"x\":1,", 1);
-        assert!(matches!(Entry::parse(&reframe(&unknown2, sig)), Err(EntryError::Body(_))));
+        assert!(matches!(
+            Entry::parse(&reframe(&unknown, sig)),
+            Err(EntryError::Body(_))
+        ));
+        let unknown2 = body.replacen(
+            "\"type\":\"master_key\",",
+            "\"type\":\"master_key\",\"x\":1,",
+            1,
+        );
+        assert!(matches!(
+            Entry::parse(&reframe(&unknown2, sig)),
+            Err(EntryError::Body(_))
+        ));
         // Duplicate field.
         let dup = body.replacen("{\"v\":1,", "{\"v\":1,\"v\":1,", 1);
-        assert!(matches!(Entry::parse(&reframe(&dup, sig)), Err(EntryError::Body(_))));
+        assert!(matches!(
+            Entry::parse(&reframe(&dup, sig)),
+            Err(EntryError::Body(_))
+        ));
         // Whitespace: valid JSON, not canonical.
         let spaced = body.replacen("{\"v\":1,", "{\"v\": 1,", 1);
-        assert_eq!(Entry::parse(&reframe(&spaced, sig)), Err(EntryError::NonCanonical));
+        assert_eq!(
+            Entry::parse(&reframe(&spaced, sig)),
+            Err(EntryError::NonCanonical)
+        );
         // Field order changed.
-        let reordered = body.replacen("{\"v\":1,\"supplier\":\"acme\",", "{\"supplier\":\"acme\",\"v\":1,", 1);
-        assert_eq!(Entry::parse(&reframe(&reordered, sig)), Err(EntryError::NonCanonical));
+        let reordered = body.replacen(
+            "{\"v\":1,\"supplier\":\"acme\",",
+            "{\"supplier\":\"acme\",\"v\":1,",
+            1,
+        );
+        assert_eq!(
+            Entry::parse(&reframe(&reordered, sig)),
+            Err(EntryError::NonCanonical)
+        );
         // Explicit null for an absent optional field.
         let null = body.replacen("\"}}", "\",\"derivation\":null}}", 1);
         assert_ne!(null, body);
-        assert_eq!(Entry::parse(&reframe(&null, sig)), Err(EntryError::NonCanonical));
+        assert_eq!(
+            Entry::parse(&reframe(&null, sig)),
+            Err(EntryError::NonCanonical)
+        );
         // Unsupported version.
         let v2 = body.replacen("{\"v\":1,", "{\"v\":2,", 1);
-        assert_eq!(Entry::parse(&reframe(&v2, sig)), Err(EntryError::Version(2)));
+        assert_eq!(
+            Entry::parse(&reframe(&v2, sig)),
+            Err(EntryError::Version(2))
+        );
         // Invalid supplier name.
         let bad_name = body.replacen("\"acme\"", "\"../x\"", 1);
-        assert!(matches!(Entry::parse(&reframe(&bad_name, sig)), Err(EntryError::Body(_))));
+        assert!(matches!(
+            Entry::parse(&reframe(&bad_name, sig)),
+            Err(EntryError::Body(_))
+        ));
         // Oversize.
         let big = vec![b'a'; MAX_ENTRY_BYTES + 1];
-        assert_eq!(Entry::parse(&big), Err(EntryError::Oversize(MAX_ENTRY_BYTES + 1)));
+        assert_eq!(
+            Entry::parse(&big),
+            Err(EntryError::Oversize(MAX_ENTRY_BYTES + 1))
+        );
         // Not JSON.
-        assert!(matches!(Entry::parse(&reframe("nope", sig)), Err(EntryError::Body(_))));
+        assert!(matches!(
+            Entry::parse(&reframe("nope", sig)),
+            Err(EntryError::Body(_))
+        ));
         // Unknown event type.
         let unk = body.replacen("master_key", "super_key", 1);
-        assert!(matches!(Entry::parse(&reframe(&unk, sig)), Err(EntryError::Body(_))));
+        assert!(matches!(
+            Entry::parse(&reframe(&unk, sig)),
+            Err(EntryError::Body(_))
+        ));
     }
 
     #[test]
@@ -572,7 +632,10 @@ mod tests {
         if let Event::Release { size, .. } = &mut b.event {
             *size = 0;
         }
-        assert!(matches!(Entry::sign(b.clone(), &kp), Err(EntryError::Field { field: "size", .. })));
+        assert!(matches!(
+            Entry::sign(b.clone(), &kp),
+            Err(EntryError::Field { field: "size", .. })
+        ));
         if let Event::Release { size, .. } = &mut b.event {
             *size = MAX_RELEASE_SIZE + 1;
         }

@@ -28,7 +28,9 @@ pub enum FileSigError {
     #[error("could not read the file to check its signature")]
     Io(#[source] io::Error),
     /// The signature does not match the file and key.
-    #[error("the file's signature does not verify with public key {0}: the file or signature was altered, or it was signed by another key")]
+    #[error(
+        "the file's signature does not verify with public key {0}: the file or signature was altered, or it was signed by another key"
+    )]
     Mismatch(String),
 }
 
@@ -70,7 +72,11 @@ pub fn digest_both(key: &PublicKey, reader: impl Read) -> io::Result<(u64, [u8; 
         keyed.update(c);
         size = size.saturating_add(c.len() as u64);
     })?;
-    Ok((size, *plain.finalize().as_array(), *keyed.finalize().as_array()))
+    Ok((
+        size,
+        *plain.finalize().as_array(),
+        *keyed.finalize().as_array(),
+    ))
 }
 
 /// Signs a file: keyed digest with the signer's own public key, then Ed25519 over the digest.
@@ -85,13 +91,21 @@ pub fn sign_digest(keypair: &KeyPair, keyed_digest: &[u8; 64]) -> Signature {
 }
 
 /// Verifies a file signature (strict Ed25519 over the keyed digest).
-pub fn verify(key: &PublicKey, signature: &Signature, reader: impl Read) -> Result<(), FileSigError> {
+pub fn verify(
+    key: &PublicKey,
+    signature: &Signature,
+    reader: impl Read,
+) -> Result<(), FileSigError> {
     let digest = keyed_digest(key, reader).map_err(FileSigError::Io)?;
     verify_digest(key, signature, &digest)
 }
 
 /// Verifies a signature over a keyed digest computed earlier (for example by [`digest_both`]).
-pub fn verify_digest(key: &PublicKey, signature: &Signature, keyed_digest: &[u8; 64]) -> Result<(), FileSigError> {
+pub fn verify_digest(
+    key: &PublicKey,
+    signature: &Signature,
+    keyed_digest: &[u8; 64],
+) -> Result<(), FileSigError> {
     key.verify_strict(keyed_digest, signature)
         .map_err(|_| FileSigError::Mismatch(key.to_hex()))
 }

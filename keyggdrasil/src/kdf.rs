@@ -45,13 +45,17 @@ pub const MAX_PASSPHRASE_LEN: usize = 4096;
 #[non_exhaustive]
 pub enum KdfError {
     /// The record names an algorithm other than `argon2i13`.
-    #[error("unsupported key derivation algorithm {0:?}; only \"argon2i13\" (Argon2i v1.3) is supported")]
+    #[error(
+        "unsupported key derivation algorithm {0:?}; only \"argon2i13\" (Argon2i v1.3) is supported"
+    )]
     Algorithm(String),
     /// `ops_limit` is out of bounds.
     #[error("ops_limit {0} is out of range {MIN_OPS_LIMIT}..={MAX_OPS_LIMIT}")]
     OpsLimit(u32),
     /// `mem_limit` is out of bounds.
-    #[error("mem_limit {0} bytes is out of range {MIN_MEM_LIMIT}..={MAX_MEM_LIMIT} (must be a multiple of 1024)")]
+    #[error(
+        "mem_limit {0} bytes is out of range {MIN_MEM_LIMIT}..={MAX_MEM_LIMIT} (must be a multiple of 1024)"
+    )]
     MemLimit(u64),
     /// The passphrase is empty or too long.
     #[error("passphrase must be 1 to {MAX_PASSPHRASE_LEN} bytes")]
@@ -143,7 +147,8 @@ impl Derivation {
         if !(MIN_OPS_LIMIT..=MAX_OPS_LIMIT).contains(&self.ops_limit) {
             return Err(KdfError::OpsLimit(self.ops_limit));
         }
-        if !(MIN_MEM_LIMIT..=MAX_MEM_LIMIT).contains(&self.mem_limit) || self.mem_limit % 1024 != 0
+        if !(MIN_MEM_LIMIT..=MAX_MEM_LIMIT).contains(&self.mem_limit)
+            || !self.mem_limit.is_multiple_of(1024)
         {
             return Err(KdfError::MemLimit(self.mem_limit));
         }
@@ -156,7 +161,8 @@ impl Derivation {
         if passphrase.is_empty() || passphrase.len() > MAX_PASSPHRASE_LEN {
             return Err(KdfError::Passphrase);
         }
-        let m_kib = u32::try_from(self.mem_limit / 1024).map_err(|_| KdfError::MemLimit(self.mem_limit))?;
+        let m_kib =
+            u32::try_from(self.mem_limit / 1024).map_err(|_| KdfError::MemLimit(self.mem_limit))?;
         let params = Params::new(m_kib, self.ops_limit, 1, Some(32))
             .map_err(|e| KdfError::Argon2(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2i, argon2::Version::V0x13, params);
@@ -192,7 +198,8 @@ pub fn generate_passphrase(words: WordCount) -> Result<Zeroizing<String>, KdfErr
         WordCount::Twelve => 16,
         WordCount::TwentyFour => 32,
     };
-    let m = bip39::Mnemonic::from_entropy(&entropy[..len]).map_err(|e| KdfError::Words(e.to_string()))?;
+    let m = bip39::Mnemonic::from_entropy(&entropy[..len])
+        .map_err(|e| KdfError::Words(e.to_string()))?;
     let mut out = Zeroizing::new(String::new());
     for (i, w) in m.words().enumerate() {
         if i > 0 {
@@ -302,7 +309,13 @@ mod tests {
         let a = d.derive_keypair(b"correct horse").unwrap().public();
         assert_eq!(a, d.derive_keypair(b"correct horse").unwrap().public());
         assert_ne!(a, d.derive_keypair(b"correct horsE").unwrap().public());
-        assert_ne!(a, cheap([8; 16]).derive_keypair(b"correct horse").unwrap().public());
+        assert_ne!(
+            a,
+            cheap([8; 16])
+                .derive_keypair(b"correct horse")
+                .unwrap()
+                .public()
+        );
         assert_ne!(
             a,
             Derivation::with_salt([7; 16], 4, 8192)
@@ -333,7 +346,10 @@ mod tests {
             Derivation::with_salt([0; 16], 3, 8193).derive_seed(b"x"),
             Err(KdfError::MemLimit(8193))
         ));
-        assert!(matches!(cheap([0; 16]).derive_seed(b""), Err(KdfError::Passphrase)));
+        assert!(matches!(
+            cheap([0; 16]).derive_seed(b""),
+            Err(KdfError::Passphrase)
+        ));
     }
 
     #[test]
@@ -363,10 +379,16 @@ mod tests {
     #[test]
     fn purposes_are_independent() {
         let s = SiteSecret::from_bytes(Zeroizing::new([1; 32]));
-        assert_ne!(*s.derive(Purpose::NotarySigningSeed), *s.derive(Purpose::InternalMac));
+        assert_ne!(
+            *s.derive(Purpose::NotarySigningSeed),
+            *s.derive(Purpose::InternalMac)
+        );
         assert_eq!(format!("{s:?}"), "SiteSecret(<redacted>)");
         let s2 = SiteSecret::from_bytes(Zeroizing::new([2; 32]));
-        assert_ne!(*s.derive(Purpose::InternalMac), *s2.derive(Purpose::InternalMac));
+        assert_ne!(
+            *s.derive(Purpose::InternalMac),
+            *s2.derive(Purpose::InternalMac)
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@
 
 use std::fmt;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -55,7 +55,9 @@ pub enum KeyFileError {
     #[error("this key is protected by a passphrase; none was given")]
     PassphraseNeeded,
     /// The passphrase (or salt, or file) gives a different key than recorded.
-    #[error("wrong passphrase (or corrupted key file): the derived key does not match the recorded public key {0}")]
+    #[error(
+        "wrong passphrase (or corrupted key file): the derived key does not match the recorded public key {0}"
+    )]
     WrongPassphrase(PublicKey),
     /// A stored plain seed does not match the recorded public key.
     #[error("corrupted key file: the stored secret does not match the recorded public key {0}")]
@@ -106,9 +108,10 @@ impl fmt::Debug for StoredSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoredSecret::Plain { .. } => f.write_str("Plain(<redacted>)"),
-            StoredSecret::Encrypted { kdf, .. } => {
-                f.debug_struct("Encrypted").field("kdf", kdf).finish_non_exhaustive()
-            }
+            StoredSecret::Encrypted { kdf, .. } => f
+                .debug_struct("Encrypted")
+                .field("kdf", kdf)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -302,7 +305,8 @@ impl KeyFile {
                 kp
             }
             (None, Some(StoredSecret::Plain { seed })) => {
-                let kp = KeyPair::from_seed(seed).map_err(|_| KeyFileError::Corrupt(self.public_key))?;
+                let kp =
+                    KeyPair::from_seed(seed).map_err(|_| KeyFileError::Corrupt(self.public_key))?;
                 if kp.public() != self.public_key {
                     return Err(KeyFileError::Corrupt(self.public_key));
                 }
@@ -336,7 +340,8 @@ impl KeyFile {
                         .try_into()
                         .map_err(|_| KeyFileError::Corrupt(self.public_key))?,
                 );
-                let kp = KeyPair::from_seed(&seed).map_err(|_| KeyFileError::Corrupt(self.public_key))?;
+                let kp = KeyPair::from_seed(&seed)
+                    .map_err(|_| KeyFileError::Corrupt(self.public_key))?;
                 if kp.public() != self.public_key {
                     return Err(KeyFileError::Corrupt(self.public_key));
                 }
@@ -350,7 +355,11 @@ impl KeyFile {
 
 /// Hex of a public key, for messages. Kept here so key-file errors and tools print keys alike.
 pub fn display_key(key: &PublicKey) -> String {
-    format!("{} ({})", encoding::to_hex(key.as_bytes()), key.fingerprint())
+    format!(
+        "{} ({})",
+        encoding::to_hex(key.as_bytes()),
+        key.fingerprint()
+    )
 }
 
 #[cfg(test)]
@@ -365,20 +374,37 @@ mod tests {
     fn derived_key_file() {
         let d = cheap();
         let kp = d.derive_keypair(b"pass phrase").unwrap();
-        let f = KeyFile::derived(KeyRole::Signing, Some(SupplierName::parse("acme").unwrap()), kp.public(), d);
+        let f = KeyFile::derived(
+            KeyRole::Signing,
+            Some(SupplierName::parse("acme").unwrap()),
+            kp.public(),
+            d,
+        );
         let bytes = f.to_bytes();
         let back = KeyFile::parse(&bytes).unwrap();
         assert_eq!(back, f);
         assert!(back.needs_passphrase());
-        assert_eq!(back.unlock(Some(b"pass phrase")).unwrap().public(), kp.public());
-        assert!(matches!(back.unlock(Some(b"pass phrasE")), Err(KeyFileError::WrongPassphrase(_))));
-        assert!(matches!(back.unlock(None), Err(KeyFileError::PassphraseNeeded)));
+        assert_eq!(
+            back.unlock(Some(b"pass phrase")).unwrap().public(),
+            kp.public()
+        );
+        assert!(matches!(
+            back.unlock(Some(b"pass phrasE")),
+            Err(KeyFileError::WrongPassphrase(_))
+        ));
+        assert!(matches!(
+            back.unlock(None),
+            Err(KeyFileError::PassphraseNeeded)
+        ));
         // Wrong salt: same passphrase, different key.
         let mut wrong_salt = back.clone();
         if let Some(d) = &mut wrong_salt.derivation {
             d.salt[0] ^= 1;
         }
-        assert!(matches!(wrong_salt.unlock(Some(b"pass phrase")), Err(KeyFileError::WrongPassphrase(_))));
+        assert!(matches!(
+            wrong_salt.unlock(Some(b"pass phrase")),
+            Err(KeyFileError::WrongPassphrase(_))
+        ));
     }
 
     #[test]
@@ -391,7 +417,11 @@ mod tests {
         assert_eq!(back.unlock(None).unwrap().public(), kp.public());
         // Corrupt the seed.
         let text = String::from_utf8(f.to_bytes().to_vec()).unwrap();
-        let flipped = text.replacen(&seed_hex[..2], if &seed_hex[..2] == "00" { "01" } else { "00" }, 1);
+        let flipped = text.replacen(
+            &seed_hex[..2],
+            if &seed_hex[..2] == "00" { "01" } else { "00" },
+            1,
+        );
         let bad = KeyFile::parse(flipped.as_bytes()).unwrap();
         assert!(matches!(bad.unlock(None), Err(KeyFileError::Corrupt(_))));
     }
@@ -401,8 +431,14 @@ mod tests {
         let kp = KeyPair::generate();
         let f = KeyFile::encrypted(KeyRole::Notary, None, &kp, b"hunter2!", cheap()).unwrap();
         let back = KeyFile::parse(&f.to_bytes()).unwrap();
-        assert_eq!(back.unlock(Some(b"hunter2!")).unwrap().public(), kp.public());
-        assert!(matches!(back.unlock(Some(b"hunter3!")), Err(KeyFileError::WrongPassphrase(_))));
+        assert_eq!(
+            back.unlock(Some(b"hunter2!")).unwrap().public(),
+            kp.public()
+        );
+        assert!(matches!(
+            back.unlock(Some(b"hunter3!")),
+            Err(KeyFileError::WrongPassphrase(_))
+        ));
         // Header swap: same ciphertext under another role is refused by the AEAD.
         let mut swapped = back.clone();
         swapped.role = KeyRole::Channel;
@@ -415,17 +451,31 @@ mod tests {
         let kp = KeyPair::generate();
         let f = KeyFile::plain(KeyRole::Channel, None, &kp);
         let text = String::from_utf8(f.to_bytes().to_vec()).unwrap();
-        assert!(KeyFile::parse(text.replace("\"version\": 1", "\"version\": 2").as_bytes()).is_err());
-        assert!(KeyFile::parse(text.replace("\"role\"", "\"extra\": 1,\n  \"role\"").as_bytes()).is_err());
+        assert!(
+            KeyFile::parse(text.replace("\"version\": 1", "\"version\": 2").as_bytes()).is_err()
+        );
+        assert!(
+            KeyFile::parse(
+                text.replace("\"role\"", "\"extra\": 1,\n  \"role\"")
+                    .as_bytes()
+            )
+            .is_err()
+        );
         assert!(KeyFile::parse(b"{}").is_err());
         assert!(KeyFile::parse(&vec![b' '; 20_000]).is_err());
         let no_secret = KeyFile::new(KeyRole::Channel, None, kp.public(), None, None);
-        assert!(matches!(no_secret.unlock(None), Err(KeyFileError::NoSecret)));
+        assert!(matches!(
+            no_secret.unlock(None),
+            Err(KeyFileError::NoSecret)
+        ));
         // A hostile derivation record demanding 1 TiB of memory is refused at parse time.
         let d = cheap();
         let f = KeyFile::derived(KeyRole::Master, None, kp.public(), d);
         let t = String::from_utf8(f.to_bytes().to_vec()).unwrap();
         let hostile = t.replace("\"mem_limit\": 8192", "\"mem_limit\": 1099511627776");
-        assert!(matches!(KeyFile::parse(hostile.as_bytes()), Err(KeyFileError::Kdf(_))));
+        assert!(matches!(
+            KeyFile::parse(hostile.as_bytes()),
+            Err(KeyFileError::Kdf(_))
+        ));
     }
 }

@@ -61,7 +61,10 @@ impl PublicKey {
 
     /// Parses a public key from 64 lowercase hex characters.
     pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        Self::from_bytes(&encoding::from_hex_array::<32>(text, "an Ed25519 public key")?)
+        Self::from_bytes(&encoding::from_hex_array::<32>(
+            text,
+            "an Ed25519 public key",
+        )?)
     }
 
     /// The 32 key bytes.
@@ -83,7 +86,13 @@ impl PublicKey {
             .personal(b"kg-fingerprint")
             .hash(&self.0);
         let hex = encoding::to_hex(&h.as_bytes()[..8]);
-        format!("{}-{}-{}-{}", &hex[0..4], &hex[4..8], &hex[8..12], &hex[12..16])
+        format!(
+            "{}-{}-{}-{}",
+            &hex[0..4],
+            &hex[4..8],
+            &hex[8..12],
+            &hex[12..16]
+        )
     }
 
     /// Verifies `signature` over `message` with strict Ed25519 rules.
@@ -261,7 +270,10 @@ mod tests {
         kp.public().verify_strict(b"hello", &sig).unwrap();
         assert_eq!(kp.public().verify_strict(b"hellO", &sig), Err(BadSignature));
         let other = KeyPair::generate();
-        assert_eq!(other.public().verify_strict(b"hello", &sig), Err(BadSignature));
+        assert_eq!(
+            other.public().verify_strict(b"hello", &sig),
+            Err(BadSignature)
+        );
     }
 
     #[test]
@@ -326,7 +338,10 @@ mod tests {
             carry = v >> 8;
         }
         let malleated = Signature::from_bytes(bytes);
-        assert_eq!(kp.public().verify_strict(b"m", &malleated), Err(BadSignature));
+        assert_eq!(
+            kp.public().verify_strict(b"m", &malleated),
+            Err(BadSignature)
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub enum NameError {
         len: usize,
     },
     /// The name contains a character outside `a-z 0-9 - _`, or starts with `-`/`_`.
-    #[error("{what} {name:?} may only contain lowercase a-z, 0-9, '-' and '_', and must start with a letter or digit")]
+    #[error(
+        "{what} {name:?} may only contain lowercase a-z, 0-9, '-' and '_', and must start with a letter or digit"
+    )]
     Characters {
         /// What kind of name.
         what: &'static str,
@@ -39,7 +41,9 @@ pub enum NameError {
         name: String,
     },
     /// The version is not a canonical semantic version without build metadata.
-    #[error("version {version:?} is not a canonical semantic version like 1.2.3 or 1.2.3-rc.1 (build metadata '+...' is not allowed): {reason}")]
+    #[error(
+        "version {version:?} is not a canonical semantic version like 1.2.3 or 1.2.3-rc.1 (build metadata '+...' is not allowed): {reason}"
+    )]
     Version {
         /// The refused version text.
         version: String,
@@ -224,7 +228,19 @@ mod tests {
     #[test]
     fn bad_names() {
         for n in [
-            "", "..", ".", "a/b", "a\\b", "Acme", "-x", "_x", "a b", "a.b", "ä", "a\0", "a%2f",
+            "",
+            "..",
+            ".",
+            "a/b",
+            "a\\b",
+            "Acme",
+            "-x",
+            "_x",
+            "a b",
+            "a.b",
+            "ä",
+            "a\0",
+            "a%2f",
             &"a".repeat(65),
         ] {
             assert!(SupplierName::parse(n).is_err(), "{n:?} accepted");
@@ -237,7 +253,16 @@ mod tests {
         for v in ["0.0.1", "1.2.3", "10.20.30-rc.1", "1.0.0-alpha"] {
             assert_eq!(Version::parse(v).unwrap().as_str(), v);
         }
-        for v in ["v1.2.3", "1.2", "01.2.3", "1.2.3+build", "1.2.3 ", "", "../1.2.3", "1.2.3/x"] {
+        for v in [
+            "v1.2.3",
+            "1.2",
+            "01.2.3",
+            "1.2.3+build",
+            "1.2.3 ",
+            "",
+            "../1.2.3",
+            "1.2.3/x",
+        ] {
             assert!(Version::parse(v).is_err(), "{v:?} accepted");
         }
         assert!(Version::parse("1.10.0").unwrap() > Version::parse("1.9.0").unwrap());

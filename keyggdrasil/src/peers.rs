@@ -31,7 +31,9 @@ pub enum NoPeers {
 #[non_exhaustive]
 pub enum PeerRuleError {
     /// No peers are configured and no override was given.
-    #[error("no peers are configured: add peers, or pass the explicit no-peers override to trust the channel alone")]
+    #[error(
+        "no peers are configured: add peers, or pass the explicit no-peers override to trust the channel alone"
+    )]
     NoPeers,
 }
 
@@ -80,7 +82,9 @@ pub enum RejectReason {
         cap: usize,
     },
     /// Not enough peers remain to reach the required agreements.
-    #[error("too few peers remain to reach {required} agreements ({agreed} so far, {remaining} left to ask)")]
+    #[error(
+        "too few peers remain to reach {required} agreements ({agreed} so far, {remaining} left to ask)"
+    )]
     TooFewRemaining {
         /// Agreements needed.
         required: usize,
@@ -240,7 +244,10 @@ mod tests {
 
     #[test]
     fn zero_peers_needs_override() {
-        assert_eq!(PeerRule::new(0, NoPeers::Refuse), Err(PeerRuleError::NoPeers));
+        assert_eq!(
+            PeerRule::new(0, NoPeers::Refuse),
+            Err(PeerRuleError::NoPeers)
+        );
         let r = PeerRule::new(0, NoPeers::Allow).unwrap();
         assert_eq!(r.tally().decision(), Decision::Accept);
     }

@@ -30,7 +30,9 @@ pub enum SecretFileError {
         source: io::Error,
     },
     /// The folder is accessible to group or others.
-    #[error("refusing to use secrets in {path}: the folder has mode {mode:03o}, but must not be accessible to group or others (run: chmod 700 {path})")]
+    #[error(
+        "refusing to use secrets in {path}: the folder has mode {mode:03o}, but must not be accessible to group or others (run: chmod 700 {path})"
+    )]
     FolderPermissions {
         /// The folder.
         path: PathBuf,
@@ -38,7 +40,9 @@ pub enum SecretFileError {
         mode: u32,
     },
     /// The file is accessible to group or others.
-    #[error("refusing to use secret file {path}: it has mode {mode:03o}, but must not be readable by group or others (run: chmod 600 {path})")]
+    #[error(
+        "refusing to use secret file {path}: it has mode {mode:03o}, but must not be readable by group or others (run: chmod 600 {path})"
+    )]
     FilePermissions {
         /// The file.
         path: PathBuf,
@@ -46,7 +50,9 @@ pub enum SecretFileError {
         mode: u32,
     },
     /// The path is a symlink or not a regular file.
-    #[error("refusing to use secret file {0}: it is not a regular file (symlinks are not followed)")]
+    #[error(
+        "refusing to use secret file {0}: it is not a regular file (symlinks are not followed)"
+    )]
     NotRegular(PathBuf),
     /// The file is larger than the caller's limit.
     #[error("secret file {path} is {size} bytes, more than the limit of {limit}")]
@@ -63,7 +69,10 @@ pub enum SecretFileError {
     Exists(PathBuf),
 }
 
-fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> SecretFileError + 'p {
+fn io_err<'p>(
+    action: &'static str,
+    path: &'p Path,
+) -> impl FnOnce(io::Error) -> SecretFileError + 'p {
     move |source| SecretFileError::Io {
         action,
         path: path.to_path_buf(),
@@ -111,7 +120,11 @@ fn parent_of(path: &Path) -> &Path {
 /// Writes `bytes` to `path` with mode 0600, atomically (temporary file, fsync, rename, fsync of
 /// the folder). The folder must already be private (see [`ensure_private_dir`]). Refuses to
 /// replace an existing file unless `overwrite` is true.
-pub fn write_secret_file(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), SecretFileError> {
+pub fn write_secret_file(
+    path: &Path,
+    bytes: &[u8],
+    overwrite: bool,
+) -> Result<(), SecretFileError> {
     let dir = parent_of(path);
     let meta = fs::symlink_metadata(dir).map_err(io_err("could not inspect folder", dir))?;
     check_private_dir(dir, &meta)?;
@@ -122,7 +135,10 @@ pub fn write_secret_file(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "secret".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", crate::encoding::to_hex(&crate::random::bytes::<8>())));
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}",
+        crate::encoding::to_hex(&crate::random::bytes::<8>())
+    ));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -130,7 +146,8 @@ pub fn write_secret_file(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err("could not create", &tmp))?;
-        f.write_all(bytes).map_err(io_err("could not write", &tmp))?;
+        f.write_all(bytes)
+            .map_err(io_err("could not write", &tmp))?;
         f.sync_all().map_err(io_err("could not sync", &tmp))?;
         drop(f);
         if !overwrite && fs::symlink_metadata(path).is_ok() {
@@ -202,10 +219,16 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let local = t.path().join("local");
         ensure_private_dir(&local).unwrap();
-        assert_eq!(fs::metadata(&local).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&local).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let f = local.join("key.json");
         write_secret_file(&f, b"secret", false).unwrap();
-        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(&**read_secret_file(&f, 100).unwrap(), b"secret");
         assert!(matches!(
             write_secret_file(&f, b"other", false),
@@ -230,7 +253,10 @@ mod tests {
         write_secret_file(&f, b"secret", false).unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
         let e = read_secret_file(&f, 100).unwrap_err();
-        assert!(matches!(e, SecretFileError::FilePermissions { mode: 0o644, .. }));
+        assert!(matches!(
+            e,
+            SecretFileError::FilePermissions { mode: 0o644, .. }
+        ));
         assert!(e.to_string().contains("chmod 600"));
         assert!(!e.to_string().contains("secret\""));
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();

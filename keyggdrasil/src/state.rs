@@ -52,7 +52,9 @@ pub enum Refusal {
     #[error("supplier {0} is unknown: its first entry must register a master key")]
     UnknownSupplier(SupplierName),
     /// A supplier's first master key is not signed by itself.
-    #[error("the first master key of supplier {0} must be signed by that key itself (proof of possession)")]
+    #[error(
+        "the first master key of supplier {0} must be signed by that key itself (proof of possession)"
+    )]
     FirstKeyNotSelfSigned(SupplierName),
     /// A key event is not signed by a current master key.
     #[error("key {signer} is not a current master key of supplier {supplier}")]
@@ -80,7 +82,9 @@ pub enum Refusal {
     #[error("a key revocation must be signed by a master key other than the revoked key {0}")]
     SelfRevocation(PublicKey),
     /// The revocation would leave the supplier without a current master key.
-    #[error("refusing to revoke {0}: it is the supplier's last current master key (add another master key first)")]
+    #[error(
+        "refusing to revoke {0}: it is the supplier's last current master key (add another master key first)"
+    )]
     LastMasterKey(PublicKey),
     /// A release is not signed by a current signing key.
     #[error("key {signer} is not a current signing key of supplier {supplier}")]
@@ -348,6 +352,8 @@ impl KeyState {
 
     /// Applies entries in order, all or nothing: on the first refusal the state is unchanged
     /// and the error says which entry (by log index) was refused.
+    // The refusal carries names for a precise message; batches are rare, so size is no concern.
+    #[allow(clippy::result_large_err)]
     pub fn apply_all<'a>(
         &mut self,
         entries: impl IntoIterator<Item = &'a Entry>,
@@ -628,15 +634,13 @@ impl KeyState {
                 if let Event::ReleaseRevocation {
                     package, version, ..
                 } = &body.event
-                {
-                    if let Some(rec) = self
+                    && let Some(rec) = self
                         .suppliers
                         .get_mut(&supplier)
                         .and_then(|s| s.releases.get_mut(package))
                         .and_then(|v| v.get_mut(version))
-                    {
-                        rec.revoked_at = Some(index);
-                    }
+                {
+                    rec.revoked_at = Some(index);
                 }
             }
             Change::Attest => {
@@ -647,15 +651,13 @@ impl KeyState {
                     claim,
                     ..
                 } = &body.event
-                {
-                    if let Some(rec) = self
+                    && let Some(rec) = self
                         .suppliers
                         .get_mut(subject)
                         .and_then(|s| s.releases.get_mut(package))
                         .and_then(|v| v.get_mut(version))
-                    {
-                        rec.attestations.push((supplier, *claim, index));
-                    }
+                {
+                    rec.attestations.push((supplier, *claim, index));
                 }
             }
         }

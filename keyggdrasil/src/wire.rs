@@ -142,7 +142,9 @@ pub enum Misbehavior {
     #[error("the answer does not carry the nonce of this request (a replayed answer?)")]
     WrongNonce,
     /// The signed timestamp is too old.
-    #[error("the answer is stale: signed at {time}, now {now}, older than the limit of {max_age} s")]
+    #[error(
+        "the answer is stale: signed at {time}, now {now}, older than the limit of {max_age} s"
+    )]
     Stale {
         /// Signed time.
         time: u64,
@@ -370,8 +372,21 @@ pub fn verify_update(
     now: u64,
     limits: &Limits,
 ) -> Result<VerifiedUpdate, WireError> {
-    let p: UpdatePayload = signed.open(channel_key, Context::ChannelUpdate, limits.max_update_response_bytes)?;
-    check_header(p.v, &p.origin, origin, &p.nonce, &request.nonce, p.time, now, limits)?;
+    let p: UpdatePayload = signed.open(
+        channel_key,
+        Context::ChannelUpdate,
+        limits.max_update_response_bytes,
+    )?;
+    check_header(
+        p.v,
+        &p.origin,
+        origin,
+        &p.nonce,
+        &request.nonce,
+        p.time,
+        now,
+        limits,
+    )?;
     if p.since != request.since {
         if p.size < request.since {
             return Err(Misbehavior::Rollback {
@@ -421,7 +436,10 @@ pub fn verify_update(
             }
             .into());
         }
-        entries.push(Entry::parse(text.as_bytes()).map_err(|source| Misbehavior::BadEntry { index, source })?);
+        entries.push(
+            Entry::parse(text.as_bytes())
+                .map_err(|source| Misbehavior::BadEntry { index, source })?,
+        );
     }
     Ok(VerifiedUpdate {
         payload: p,
@@ -442,7 +460,9 @@ fn check_header(
     limits: &Limits,
 ) -> Result<(), WireError> {
     if v != WIRE_VERSION {
-        return Err(WireError::Malformed(format!("protocol version {v} is not supported")));
+        return Err(WireError::Malformed(format!(
+            "protocol version {v} is not supported"
+        )));
     }
     if got_origin != origin {
         return Err(Misbehavior::WrongChannel {
@@ -451,7 +471,10 @@ fn check_header(
         }
         .into());
     }
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(&got_nonce.0[..], &nonce.0[..])) {
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        &got_nonce.0[..],
+        &nonce.0[..],
+    )) {
         return Err(Misbehavior::WrongNonce.into());
     }
     check_time(time, now, limits)
@@ -605,8 +628,21 @@ pub fn verify_notary_answer(
     now: u64,
     limits: &Limits,
 ) -> Result<NotaryPayload, WireError> {
-    let p: NotaryPayload = signed.open(notary_key, Context::NotaryAnswer, limits.max_small_response_bytes)?;
-    check_header(p.v, &p.channel, &request.channel, &p.nonce, &request.nonce, p.time, now, limits)?;
+    let p: NotaryPayload = signed.open(
+        notary_key,
+        Context::NotaryAnswer,
+        limits.max_small_response_bytes,
+    )?;
+    check_header(
+        p.v,
+        &p.channel,
+        &request.channel,
+        &p.nonce,
+        &request.nonce,
+        p.time,
+        now,
+        limits,
+    )?;
     if p.size != request.size {
         return Err(Misbehavior::Sizes(format!(
             "notary answered about size {} but {} was asked",
@@ -614,14 +650,14 @@ pub fn verify_notary_answer(
         ))
         .into());
     }
-    if let NotaryStatus::ForkDetected { evidence } = &p.status {
-        if evidence.len() > limits.max_fork_evidence {
-            return Err(WireError::Malformed(format!(
-                "{} evidence statements, more than {}",
-                evidence.len(),
-                limits.max_fork_evidence
-            )));
-        }
+    if let NotaryStatus::ForkDetected { evidence } = &p.status
+        && evidence.len() > limits.max_fork_evidence
+    {
+        return Err(WireError::Malformed(format!(
+            "{} evidence statements, more than {}",
+            evidence.len(),
+            limits.max_fork_evidence
+        )));
     }
     Ok(p)
 }
@@ -681,11 +717,25 @@ mod tests {
         ));
         // Stale and future.
         assert!(matches!(
-            verify_update(&update(&ch, &req, now - 86_401, 0), &ch.public(), &origin(), &req, now, &l),
+            verify_update(
+                &update(&ch, &req, now - 86_401, 0),
+                &ch.public(),
+                &origin(),
+                &req,
+                now,
+                &l
+            ),
             Err(WireError::Misbehaved(Misbehavior::Stale { .. }))
         ));
         assert!(matches!(
-            verify_update(&update(&ch, &req, now + 301, 0), &ch.public(), &origin(), &req, now, &l),
+            verify_update(
+                &update(&ch, &req, now + 301, 0),
+                &ch.public(),
+                &origin(),
+                &req,
+                now,
+                &l
+            ),
             Err(WireError::Misbehaved(Misbehavior::FromTheFuture { .. }))
         ));
         // Tampered payload after signing.
@@ -730,22 +780,42 @@ mod tests {
         };
         assert!(matches!(
             verify_update(&mk(3, 3, 3, vec![]), &ch.public(), &origin(), &req, 10, &l),
-            Err(WireError::Misbehaved(Misbehavior::Rollback { have: 5, got: 3 }))
+            Err(WireError::Misbehaved(Misbehavior::Rollback {
+                have: 5,
+                got: 3
+            }))
         ));
         assert!(matches!(
             verify_update(&mk(5, 6, 6, vec![]), &ch.public(), &origin(), &req, 10, &l),
             Err(WireError::Misbehaved(Misbehavior::Sizes(_)))
         ));
         assert!(matches!(
-            verify_update(&mk(5, 6, 6, vec!["garbage".into()]), &ch.public(), &origin(), &req, 10, &l),
-            Err(WireError::Misbehaved(Misbehavior::BadEntry { index: 5, .. }))
+            verify_update(
+                &mk(5, 6, 6, vec!["garbage".into()]),
+                &ch.public(),
+                &origin(),
+                &req,
+                10,
+                &l
+            ),
+            Err(WireError::Misbehaved(Misbehavior::BadEntry {
+                index: 5,
+                ..
+            }))
         ));
         let tight = Limits {
             max_entries_per_page: 1,
             ..Limits::default()
         };
         assert!(matches!(
-            verify_update(&mk(5, 7, 7, vec!["a".into(), "b".into()]), &ch.public(), &origin(), &req, 10, &tight),
+            verify_update(
+                &mk(5, 7, 7, vec!["a".into(), "b".into()]),
+                &ch.public(),
+                &origin(),
+                &req,
+                10,
+                &tight
+            ),
             Err(WireError::Misbehaved(Misbehavior::TooManyEntries { .. }))
         ));
         // Oversized payload is refused before any parsing.
@@ -754,7 +824,14 @@ mod tests {
             ..Limits::default()
         };
         assert!(matches!(
-            verify_update(&mk(5, 5, 5, vec![]), &ch.public(), &origin(), &req, 10, &small),
+            verify_update(
+                &mk(5, 5, 5, vec![]),
+                &ch.public(),
+                &origin(),
+                &req,
+                10,
+                &small
+            ),
             Err(WireError::TooLarge { .. })
         ));
     }
@@ -782,9 +859,20 @@ mod tests {
                 },
             )
         };
-        let ok = sign(9, req.nonce, NotaryStatus::Ok { root: TreeHash([1; 32]) });
+        let ok = sign(
+            9,
+            req.nonce,
+            NotaryStatus::Ok {
+                root: TreeHash([1; 32]),
+            },
+        );
         let p = verify_notary_answer(&ok, &n.public(), &req, 50, &l).unwrap();
-        assert_eq!(p.status, NotaryStatus::Ok { root: TreeHash([1; 32]) });
+        assert_eq!(
+            p.status,
+            NotaryStatus::Ok {
+                root: TreeHash([1; 32])
+            }
+        );
         assert!(verify_notary_answer(&ok, &KeyPair::generate().public(), &req, 50, &l).is_err());
         let wrong_size = sign(8, req.nonce, NotaryStatus::Behind { observed: 3 });
         assert!(matches!(
@@ -796,7 +884,13 @@ mod tests {
             verify_notary_answer(&replay, &n.public(), &req, 50, &l),
             Err(WireError::Misbehaved(Misbehavior::WrongNonce))
         ));
-        let ev = sign(9, req.nonce, NotaryStatus::ForkDetected { evidence: vec![ok.clone(), ok.clone(), ok] });
+        let ev = sign(
+            9,
+            req.nonce,
+            NotaryStatus::ForkDetected {
+                evidence: vec![ok.clone(), ok.clone(), ok],
+            },
+        );
         assert!(verify_notary_answer(&ev, &n.public(), &req, 50, &l).is_err());
     }
 
@@ -807,8 +901,10 @@ mod tests {
             1000,
         );
         assert_eq!(ok.unwrap().index, 3);
-        let err: Result<SubmitResponse, _> =
-            Envelope::open(br#"{"status":"error","code":"last_master_key","message":"no"}"#, 1000);
+        let err: Result<SubmitResponse, _> = Envelope::open(
+            br#"{"status":"error","code":"last_master_key","message":"no"}"#,
+            1000,
+        );
         assert!(matches!(err, Err(WireError::Remote { code, .. }) if code == "last_master_key"));
         let unknown: Result<SubmitResponse, _> =
             Envelope::open(br#"{"status":"ok","data":{"index":3},"x":1}"#, 1000);
