@@ -13,6 +13,54 @@
 //! What it does not do: open sockets, open databases or read the clock. Time is an argument,
 //! stored tree hashes come through a reader trait, and the binaries do all I/O around it. The only
 //! files it touches are ones handed to it by path or reader (key files, archives, staging folders).
+//!
+//! # Example: a supplier registers keys and publishes a release; a site checks it
+//!
+//! ```
+//! use keyggdrasil::entry::{Digest512, Entry, EntryBody, Event, GitCommit};
+//! use keyggdrasil::kdf::Derivation;
+//! use keyggdrasil::keys::KeyPair;
+//! use keyggdrasil::names::{PackageName, SupplierName, Version};
+//! use keyggdrasil::state::KeyState;
+//! use keyggdrasil::filesig;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let acme = SupplierName::parse("acme")?;
+//! // Real keys use Level::Sensitive / Level::Moderate; tiny costs keep the example fast.
+//! let master = Derivation::with_salt([1; 16], 3, 8192).derive_keypair(b"master passphrase")?;
+//! let signing = KeyPair::generate();
+//!
+//! let archive = b"...zip bytes...";
+//! let (size, digest) = filesig::archive_digest(&archive[..])?;
+//! let entries = [
+//!     // The first master key signs itself (proof of possession).
+//!     Entry::sign(EntryBody::new(acme.clone(), master.public(),
+//!         Event::MasterKey { public_key: master.public(), derivation: None }), &master)?,
+//!     Entry::sign(EntryBody::new(acme.clone(), master.public(),
+//!         Event::SigningKey { public_key: signing.public(), derivation: None }), &master)?,
+//!     Entry::sign(EntryBody::new(acme.clone(), signing.public(), Event::Release {
+//!         package: PackageName::parse("hello")?,
+//!         version: Version::parse("1.0.0")?,
+//!         size,
+//!         digest: Digest512(digest),
+//!         commit: GitCommit::parse(&"0".repeat(40))?,
+//!         signature: filesig::sign(&signing, &archive[..])?,
+//!     }), &signing)?,
+//! ];
+//!
+//! // A site replays the log (the channel runs the very same checks before appending).
+//! let mut state = KeyState::new();
+//! for e in &entries {
+//!     let bytes = e.as_bytes();             // what travels and what the Merkle log hashes
+//!     state.apply(&Entry::parse(bytes)?)?;  // parse strictly, then verify every rule
+//! }
+//! let release = state
+//!     .installable(&acme, &PackageName::parse("hello")?, &Version::parse("1.0.0")?)
+//!     .expect("installable");
+//! filesig::verify(release.signer(), release.archive_signature(), &archive[..])?;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
