@@ -110,6 +110,18 @@ pub fn verify_digest(
         .map_err(|_| FileSigError::Mismatch(key.to_hex()))
 }
 
+/// Parses the text of a signature file (as `barge sign` writes it): exactly 128 lowercase hex
+/// characters, optionally followed by one `\n`. Anything else (base64, uppercase, a second line)
+/// is refused with an error naming the expected form.
+pub fn parse_signature_text(text: &str) -> Result<Signature, crate::encoding::HexError> {
+    Signature::from_hex(text.strip_suffix('\n').unwrap_or(text))
+}
+
+/// The text of a signature file: the hex signature and one `\n`.
+pub fn signature_text(signature: &Signature) -> String {
+    format!("{}\n", signature.to_hex())
+}
+
 fn for_each_chunk(mut reader: impl Read, mut f: impl FnMut(&[u8])) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -162,6 +174,20 @@ mod tests {
         );
         let (s2, p2, k2) = digest_both(&kp.public(), &b"abc"[..]).unwrap();
         assert_eq!((s2, p2, k2), (3, plain, keyed));
+    }
+
+    #[test]
+    fn signature_text_round_trip_and_refusals() {
+        let sig = sign(&KeyPair::generate(), &b"x"[..]).unwrap();
+        let text = signature_text(&sig);
+        assert_eq!(parse_signature_text(&text).unwrap(), sig);
+        assert_eq!(parse_signature_text(text.trim_end()).unwrap(), sig);
+        assert!(parse_signature_text(&format!("{text}\n")).is_err());
+        assert!(parse_signature_text(&text.to_uppercase()).is_err());
+        // Base64url of the same bytes (Airship's other encoding) is refused, naming hex.
+        let b64ish = "A".repeat(86);
+        let e = parse_signature_text(&b64ish).unwrap_err().to_string();
+        assert!(e.contains("lowercase hex"), "{e}");
     }
 
     #[test]
