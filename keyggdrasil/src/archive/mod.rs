@@ -1,0 +1,101 @@
+//! The archive format: a reproducible zip builder and a safe extractor.
+//!
+//! An archive is a zip file whose first entry is a [`Manifest`] (package, version, git commit)
+//! stored as canonical JSON under the reserved name [`MANIFEST_NAME`], followed by the folders
+//! and regular files of the package, each under a validated [`ArchivePath`].
+//!
+//! What it does:
+//!
+//! - [`build_archive`] packs a source tree reproducibly: the same tree gives the same bytes,
+//!   whatever the file times, permissions beyond the execute bit, umask, listing order or the
+//!   time of the build (entries sorted by name, fixed timestamp, modes 0644/0755, deflate at a
+//!   fixed level, no extra fields, no comments). Symbolic links and special files are refused,
+//!   never skipped; only `.git` is skipped.
+//! - [`extract_archive`] unpacks an untrusted archive into a fresh staging folder, after
+//!   checking its structure, every name, type and declared size, and the manifest, and while
+//!   counting the bytes actually decompressed against [`ArchiveLimits`]. Any error removes what
+//!   was written. It never panics on any input.
+//!
+//! What it does not do: verify signatures or digests (the caller checks the archive's bytes
+//! against the signed release in the log *before* extracting), compare the manifest with the
+//! release (the caller does, with [`ExtractedArchive::manifest`]), swap the staging folder into
+//! place, sync data to disk, or normalise Unicode (two names that differ only in NFC/NFD form
+//! are two different names here). Folder names are compared by Unicode lowercase only.
+//!
+//! # Example
+//!
+//! ```
+//! use std::io::Cursor;
+//! use keyggdrasil::archive::{ArchiveLimits, Manifest, build_archive, extract_archive};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let source = tempfile::tempdir()?;
+//! std::fs::create_dir(source.path().join("src"))?;
+//! std::fs::write(source.path().join("src/plugin.php"), "<?php echo 'hello';\n")?;
+//!
+//! let manifest = Manifest::new(
+//!     "acme/hello-plugin",
+//!     "1.0.0",
+//!     "0123456789abcdef0123456789abcdef01234567",
+//! )?;
+//! let limits = ArchiveLimits::default();
+//! let mut archive = Cursor::new(Vec::new());
+//! build_archive(source.path(), &manifest, &mut archive, &limits)?;
+//!
+//! let target = tempfile::tempdir()?;
+//! let staging = target.path().join("staging");
+//! let extracted = extract_archive(Cursor::new(archive.into_inner()), &staging, &limits)?;
+//! assert_eq!(extracted.manifest, manifest);
+//! assert_eq!(
+//!     std::fs::read_to_string(staging.join("src/plugin.php"))?,
+//!     "<?php echo 'hello';\n"
+//! );
+//! # Ok(())
+//! # }
+//! ```
+
+mod build;
+mod error;
+mod extract;
+mod inspect;
+mod limits;
+mod manifest;
+mod path;
+
+pub use build::{ArchiveSummary, DEFLATE_LEVEL, IGNORED_NAME, build_archive};
+pub use error::{ArchiveError, Rejection, SourceProblem, StagingProblem};
+pub use extract::{EXEC_MODE, ExtractedArchive, FILE_MODE, extract_archive};
+pub use limits::{ArchiveLimits, Limit};
+pub use manifest::{MANIFEST_FORMAT, Manifest, ManifestError};
+pub use path::{ArchivePath, MAX_COMPONENT_LEN, PathError};
+
+/// The name of the manifest entry, always the first entry of an archive.
+pub const MANIFEST_NAME: &str = ".keyggdrasil/manifest.json";
+
+/// The folder reserved for the manifest: no other entry may lie under it (any letter case).
+pub const RESERVED_FOLDER: &str = ".keyggdrasil";
+
+/// One file or folder of an archive, as built or extracted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryInfo {
+    /// Where it is, relative to the package root.
+    pub path: ArchivePath,
+    /// What it is.
+    pub kind: EntryKind,
+}
+
+/// Whether an entry is a file or a folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// A regular file.
+    File {
+        /// Its size in bytes.
+        size: u64,
+        /// Whether it has mode 0755 (otherwise 0644).
+        executable: bool,
+    },
+    /// A folder (mode 0755).
+    Directory,
+}
