@@ -130,16 +130,19 @@ pub(crate) fn plan<R: Read + Seek>(
             name: name.clone(),
             source,
         })?;
-        check_path_limits(&path, limits).map_err(|(limit, max, found)| {
-            Rejection::LimitExceeded {
-                entry: Some(name.clone()),
-                limit,
-                max,
-                found,
+        if !is_manifest {
+            // The manifest's fixed name is exempt from the path limits.
+            check_path_limits(&path, limits).map_err(|(limit, max, found)| {
+                Rejection::LimitExceeded {
+                    entry: Some(name.clone()),
+                    limit,
+                    max,
+                    found,
+                }
+            })?;
+            if is_reserved(&path) {
+                return Err(Rejection::Reserved { name });
             }
-        })?;
-        if !is_manifest && is_reserved(&path) {
-            return Err(Rejection::Reserved { name });
         }
 
         // How it is stored.

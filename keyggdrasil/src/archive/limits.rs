@@ -39,8 +39,9 @@ pub struct ArchiveLimits {
     /// Uncompressed size below which the ratio limits do not apply (default 1 MiB).
     pub ratio_threshold: u64,
     /// Longest entry path in bytes, without the trailing `/` of a directory (default 1024).
+    /// The manifest's fixed name is exempt.
     pub max_path_len: u64,
-    /// Most components in an entry path (default 32).
+    /// Most components in an entry path (default 32). The manifest's fixed name is exempt.
     pub max_path_depth: u64,
     /// Largest manifest entry (default 64 KiB).
     pub max_manifest_size: u64,
