@@ -63,7 +63,8 @@ pub struct ArchiveSummary {
 /// ([`ArchiveError::Rejected`]). On any error the content of `out` is unspecified: discard it.
 ///
 /// `out` needs `Read` for that check: pass a file opened for reading and writing, or a
-/// `Cursor<Vec<u8>>`.
+/// `Cursor<Vec<u8>>`. `source_dir` itself may be a symbolic link to a folder (the caller chose
+/// it); nothing inside it may be.
 pub fn build_archive<W: Read + Write + Seek>(
     source_dir: &Path,
     manifest: &Manifest,

@@ -26,7 +26,8 @@ const CHUNK: usize = 64 * 1024;
 pub struct ExtractedArchive {
     /// The parsed manifest (it is not written into the staging folder).
     pub manifest: Manifest,
-    /// Every file and folder written, in archive order (the manifest not included).
+    /// Every entry written, in archive order: the manifest is not included, nor are folders
+    /// that only the path of a file implies (they are created all the same, mode 0755).
     pub entries: Vec<EntryInfo>,
     /// The sum of the sizes of the files written.
     pub total_size: u64,

@@ -204,17 +204,29 @@ pub(crate) fn plan<R: Read + Seek>(
             }
         }
 
-        // Its place among the others.
-        table
-            .insert(&path, kind == PlannedKind::Directory)
-            .map_err(|clash| clash.into_rejection(name.clone()))?;
-
         if is_manifest {
             if kind == PlannedKind::Directory {
                 return Err(Rejection::MissingManifest);
             }
             manifest = (declared_size, compressed_size);
         } else {
+            // Its place among the others (the manifest needs none: nothing else may lie in
+            // its folder). Folders implied by the path count as entries too, so a few deep
+            // names cannot make the extractor create many folders.
+            table
+                .insert(&path, kind == PlannedKind::Directory)
+                .map_err(|clash| clash.into_rejection(name.clone()))?;
+            let paths = u64::try_from(table.len())
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            if paths > limits.max_entries {
+                return Err(Rejection::LimitExceeded {
+                    entry: Some(name),
+                    limit: Limit::Entries,
+                    max: limits.max_entries,
+                    found: paths,
+                });
+            }
             entries.push(PlannedEntry {
                 index,
                 name,
@@ -359,6 +371,11 @@ pub(crate) struct PathTable {
 }
 
 impl PathTable {
+    /// How many distinct paths (files and folders, explicit or implied) were added.
+    pub(crate) fn len(&self) -> usize {
+        self.seen.len()
+    }
+
     /// Adds `path` (a folder if `is_dir`) and the folders above it.
     pub(crate) fn insert(&mut self, path: &ArchivePath, is_dir: bool) -> Result<(), Clash> {
         for ancestor in path.ancestors() {

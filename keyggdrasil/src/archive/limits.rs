@@ -22,7 +22,8 @@ const MIB: u64 = 1024 * 1024;
 pub struct ArchiveLimits {
     /// Largest archive file accepted (default 512 MiB).
     pub max_archive_size: u64,
-    /// Most entries, counting the manifest and directory entries (default 10 000).
+    /// Most entries, counting the manifest and every folder, including folders that are only
+    /// implied by the path of a file (default 10 000).
     pub max_entries: u64,
     /// Largest sum of the uncompressed sizes of all entries (default 512 MiB).
     pub max_total_size: u64,

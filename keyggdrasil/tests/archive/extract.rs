@@ -401,6 +401,21 @@ fn enforces_the_entry_count() {
 }
 
 #[test]
+fn implied_folders_count_as_entries() {
+    // Three entries, but the deep one implies 30 folders.
+    let deep: String = (0..30).map(|i| format!("d{i}/")).collect::<String>() + "f.txt";
+    let bytes = craft(|zip| {
+        add(zip, "a.txt", b"a");
+        add(zip, &deep, b"f");
+    });
+    let (entry, limit) = limit_of(rejection(&bytes, &limits(|l| l.max_entries = 20)));
+    assert_eq!((entry, limit), (Some(deep), Limit::Entries));
+    Target::new()
+        .extract(&bytes, &limits(|l| l.max_entries = 33))
+        .expect("manifest, a.txt, 30 folders and f.txt");
+}
+
+#[test]
 fn enforces_the_archive_size() {
     let bytes = build(sample_tree().path());
     let small = limits(|l| l.max_archive_size = bytes.len() as u64 - 1);
