@@ -156,6 +156,13 @@ pub enum Rejection {
         /// The entry name as stored.
         name: String,
     },
+    /// An entry with an Info-ZIP Unicode Path extra field, which replaces its name for some
+    /// readers and not for others.
+    #[error("entry \"{name}\" has a Unicode path extra field that renames it")]
+    NameOverride {
+        /// The entry name, as given by the extra field.
+        name: String,
+    },
     /// An entry under the reserved `.keyggdrasil/` folder other than the manifest.
     #[error("entry \"{name}\" uses the reserved .keyggdrasil folder")]
     Reserved {

@@ -106,12 +106,21 @@ pub(crate) fn plan<R: Read + Seek>(
     let mut manifest = (0, 0);
     let mut entries = Vec::with_capacity(archive.len().saturating_sub(1));
     for index in 0..archive.len() {
-        let entry = archive.by_index_data(index).map_err(Rejection::Malformed)?;
+        // `by_index_raw` decompresses nothing; it gives the extra fields too.
+        let entry = archive.by_index_raw(index).map_err(Rejection::Malformed)?;
         let raw = entry.name_raw();
         let name = display_name(raw);
         let is_manifest = index == 0;
         if is_manifest && raw != MANIFEST_NAME.as_bytes() {
             return Err(Rejection::MissingManifest);
+        }
+        if entry
+            .extra_data_fields()
+            .any(|field| matches!(field, zip::ExtraField::UnicodePath(_)))
+        {
+            // The zip reader has already replaced the name by this field's; readers that
+            // ignore the field would see another name.
+            return Err(Rejection::NameOverride { name });
         }
 
         // The name.

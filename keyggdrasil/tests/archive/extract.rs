@@ -98,6 +98,53 @@ fn rejects_non_ascii_names_without_the_utf8_flag() {
     ));
 }
 
+/// CRC-32 (IEEE), bitwise: only for crafting an extra field here.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn with_unicode_path(header_name: &str, unicode_name: &str) -> Vec<u8> {
+    let mut field = vec![1u8];
+    field.extend(crc32(header_name.as_bytes()).to_le_bytes());
+    field.extend(unicode_name.as_bytes());
+    let mut options = zip::write::FullFileOptions::default()
+        .system(System::Unix)
+        .unix_permissions(0o644);
+    options
+        .add_extra_field(0x7075, field, false)
+        .expect("extra field");
+    craft(|zip| {
+        zip.start_file(header_name, options).expect("start");
+        std::io::Write::write_all(zip, b"x").expect("write");
+    })
+}
+
+#[test]
+fn rejects_names_replaced_by_a_unicode_path_field() {
+    // Readers that honour the field see "good.php", the others "GOOD.PHP": the `zip` reader
+    // lets this one through (a case change), the extractor does not.
+    match rejection_default(&with_unicode_path("GOOD.PHP", "good.php")) {
+        Rejection::NameOverride { name } => assert_eq!(name, "good.php"),
+        other => panic!("{other:?}"),
+    }
+    // A rename to another name altogether is caught by the header consistency check.
+    assert!(matches!(
+        rejection_default(&with_unicode_path("good.php", "evil.php")),
+        Rejection::Inconsistent(_)
+    ));
+}
+
 #[test]
 fn rejects_overlong_components() {
     assert_eq!(
