@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::error::{ArchiveError, Rejection, StagingProblem};
 use super::inspect::{Plan, PlannedKind, open_archive, plan};
-use super::limits::{ArchiveLimits, Limit, ratio_exceeded};
+use super::limits::{ArchiveLimits, Limit, ratio_exceeded, ratio_of};
 use super::manifest::Manifest;
 use super::path::ArchivePath;
 use super::{EntryInfo, EntryKind, MANIFEST_NAME};
@@ -382,7 +382,7 @@ pub(crate) fn copy_counted(
             return Err(over(
                 Limit::EntryRatio,
                 limits.max_entry_ratio,
-                produced / meter.compressed_size.max(1),
+                ratio_of(produced, meter.compressed_size),
             ));
         }
         if ratio_exceeded(
@@ -394,7 +394,7 @@ pub(crate) fn copy_counted(
             return Err(over(
                 Limit::TotalRatio,
                 limits.max_total_ratio,
-                budget.total / budget.archive_len.max(1),
+                ratio_of(budget.total, budget.archive_len),
             ));
         }
         if produced > meter.declared_size {

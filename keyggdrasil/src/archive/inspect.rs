@@ -10,7 +10,7 @@ use zip::result::ZipError;
 use zip::{CompressionMethod, System, ZipArchive};
 
 use super::error::{Rejection, display_name};
-use super::limits::{ArchiveLimits, Limit, ratio_exceeded};
+use super::limits::{ArchiveLimits, Limit, ratio_exceeded, ratio_of};
 use super::path::ArchivePath;
 use super::{MANIFEST_NAME, RESERVED_FOLDER};
 
@@ -207,7 +207,7 @@ pub(crate) fn plan<R: Read + Seek>(
                     return Err(over(
                         Limit::EntryRatio,
                         limits.max_entry_ratio,
-                        declared_size / compressed_size.max(1),
+                        ratio_of(declared_size, compressed_size),
                     ));
                 }
             }
@@ -256,7 +256,7 @@ pub(crate) fn plan<R: Read + Seek>(
             entry: None,
             limit: Limit::TotalRatio,
             max: limits.max_total_ratio,
-            found: total / archive_len.max(1),
+            found: ratio_of(total, archive_len),
         });
     }
     Ok(Plan {

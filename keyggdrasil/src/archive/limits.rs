@@ -138,6 +138,12 @@ pub(crate) fn ratio_exceeded(
     produced > threshold && produced > compressed.saturating_mul(max_ratio)
 }
 
+/// The ratio `produced`:`compressed`, rounded down, for messages (a zero-byte source counts as
+/// one byte).
+pub(crate) fn ratio_of(produced: u64, compressed: u64) -> u64 {
+    produced.checked_div(compressed.max(1)).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

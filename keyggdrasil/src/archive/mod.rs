@@ -54,6 +54,20 @@
 //! # }
 //! ```
 
+// Archives are untrusted input: no code path here may panic on them. These lints keep it so
+// (tests may unwrap).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation
+    )
+)]
+
 mod build;
 mod error;
 mod extract;
