@@ -21,6 +21,11 @@ const MIB: u64 = 1024 * 1024;
 #[non_exhaustive]
 pub struct ArchiveLimits {
     /// Largest archive file accepted (default 512 MiB).
+    ///
+    /// Checked first, before anything is parsed. It also bounds the memory used to read the
+    /// zip directory, which the `zip` reader parses whole before the entry count can be
+    /// checked: an archive made of nothing but directory records costs several times its size
+    /// in memory. Keep this limit in proportion to the largest release you expect.
     pub max_archive_size: u64,
     /// Most entries, counting the manifest and every folder, including folders that are only
     /// implied by the path of a file (default 10 000).

@@ -8,19 +8,27 @@
 //!
 //! - [`build_archive`] packs a source tree reproducibly: the same tree gives the same bytes,
 //!   whatever the file times, permissions beyond the execute bit, umask, listing order or the
-//!   time of the build (entries sorted by name, fixed timestamp, modes 0644/0755, deflate at a
-//!   fixed level, no extra fields, no comments). Symbolic links and special files are refused,
-//!   never skipped; only `.git` is skipped.
+//!   time of the build (entries sorted by name, fixed timestamp, files 0644 or 0755, every
+//!   folder stored as an entry with 0755 so that empty folders survive, deflate at a fixed
+//!   level, no extra fields, no comments). Symbolic links and special files are refused, never
+//!   skipped; only `.git` is skipped. The result is checked with the extractor's rules, so
+//!   whatever is built can be extracted.
 //! - [`extract_archive`] unpacks an untrusted archive into a fresh staging folder, after
 //!   checking its structure, every name, type and declared size, and the manifest, and while
 //!   counting the bytes actually decompressed against [`ArchiveLimits`]. Any error removes what
 //!   was written. It never panics on any input.
 //!
+//! Errors: [`ArchiveError::Rejected`] carries a [`Rejection`] when the archive itself is
+//! unacceptable (malformed or hostile: retrying will not help); the other variants are about
+//! the source tree, the staging folder or local I/O.
+//!
 //! What it does not do: verify signatures or digests (the caller checks the archive's bytes
 //! against the signed release in the log *before* extracting), compare the manifest with the
 //! release (the caller does, with [`ExtractedArchive::manifest`]), swap the staging folder into
-//! place, sync data to disk, or normalise Unicode (two names that differ only in NFC/NFD form
-//! are two different names here). Folder names are compared by Unicode lowercase only.
+//! place, or sync data to disk. Names are compared for collisions by Unicode lowercase without
+//! normalisation, so names that differ only in NFC/NFD form count as different (a file system
+//! that normalises, like Apple's, may still merge them). Names that only Windows refuses
+//! (`CON`, trailing dots or spaces) are accepted: sites run on Unix-like systems.
 //!
 //! # Example
 //!
