@@ -7,7 +7,7 @@
 //! has no effect.
 
 /// Limits for the channel and notary protocols. `Limits::default()` is the recommended setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest single log entry (default and hard maximum: 8 KiB).
     pub max_entry_bytes: usize,
@@ -30,6 +30,9 @@ pub struct Limits {
     pub max_clock_skew_secs: u64,
     /// Most evidence statements in a fork report (default 2).
     pub max_fork_evidence: usize,
+    /// Limits for extracting archives (entry count, sizes, ratios, path length and depth);
+    /// see [`crate::archive::ArchiveLimits`] for its defaults.
+    pub archive: crate::archive::ArchiveLimits,
 }
 
 impl Default for Limits {
@@ -45,6 +48,7 @@ impl Default for Limits {
             max_response_age_secs: 86_400,
             max_clock_skew_secs: 300,
             max_fork_evidence: 2,
+            archive: crate::archive::ArchiveLimits::default(),
         }
     }
 }
