@@ -15,3 +15,5 @@
 //! files it touches are ones handed to it by path or reader (key files, archives, staging folders).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod merkle;
