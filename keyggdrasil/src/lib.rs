@@ -72,6 +72,7 @@ pub mod kdf;
 pub mod keyfile;
 pub mod keys;
 pub mod limits;
+pub mod merkle;
 pub mod names;
 pub mod peers;
 pub mod protocol;
