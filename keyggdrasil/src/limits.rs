@@ -43,7 +43,7 @@ impl Default for Limits {
             max_update_response_bytes: 8 << 20,
             max_small_response_bytes: 64 << 10,
             max_submission_bytes: 64 << 10,
-            max_proof_hashes: 64,
+            max_proof_hashes: crate::merkle::MAX_PROOF_HASHES,
             max_archive_bytes: 256 << 20,
             max_response_age_secs: 86_400,
             max_clock_skew_secs: 300,

@@ -27,6 +27,7 @@ use crate::encoding::{self, serde_hex};
 use crate::entry::{Entry, EntryError};
 use crate::keys::{KeyPair, PublicKey, Signature};
 use crate::limits::Limits;
+use crate::merkle;
 use crate::protocol::{self, Context};
 
 /// The protocol version in every payload's `v` field.
@@ -552,6 +553,42 @@ pub struct EntriesResponse {
     pub entries: Vec<String>,
 }
 
+impl InclusionProofResponse {
+    /// The wire form of a proof made by [`crate::merkle::prove_inclusion`].
+    pub fn from_proof(index: u64, size: u64, proof: &merkle::InclusionProof) -> Self {
+        Self {
+            index,
+            size,
+            path: proof.hashes().iter().copied().map(TreeHash).collect(),
+        }
+    }
+    /// The proof, after checking its length against the limits; verify it with
+    /// [`crate::merkle::verify_inclusion`].
+    pub fn to_proof(&self, limits: &Limits) -> Result<merkle::InclusionProof, WireError> {
+        check_proof_len(&self.path, limits)?;
+        merkle::InclusionProof::new(self.path.iter().map(|h| h.0).collect())
+            .map_err(|e| WireError::Malformed(e.to_string()))
+    }
+}
+
+impl ConsistencyProofResponse {
+    /// The wire form of a proof made by [`crate::merkle::prove_consistency`].
+    pub fn from_proof(old: u64, new: u64, proof: &merkle::ConsistencyProof) -> Self {
+        Self {
+            old,
+            new,
+            path: proof.hashes().iter().copied().map(TreeHash).collect(),
+        }
+    }
+    /// The proof, after checking its length against the limits; verify it with
+    /// [`crate::merkle::verify_consistency`].
+    pub fn to_proof(&self, limits: &Limits) -> Result<merkle::ConsistencyProof, WireError> {
+        check_proof_len(&self.path, limits)?;
+        merkle::ConsistencyProof::new(self.path.iter().map(|h| h.0).collect())
+            .map_err(|e| WireError::Malformed(e.to_string()))
+    }
+}
+
 /// Checks a proof's length against the limit before it is used.
 pub fn check_proof_len(path: &[TreeHash], limits: &Limits) -> Result<(), WireError> {
     if path.len() > limits.max_proof_hashes {
@@ -917,6 +954,47 @@ mod tests {
         })
         .unwrap();
         assert_eq!(json, r#"{"status":"error","code":"c","message":"m"}"#);
+    }
+
+    #[test]
+    fn proofs_round_trip_through_the_wire() {
+        use crate::merkle::{Blake2b256, MemoryStore, TreeHasher};
+        let h = Blake2b256;
+        let mut log = MemoryStore::new();
+        for i in 0..20u8 {
+            log.append(&h, &[i]).unwrap();
+        }
+        let root = merkle::root_at(&h, 20, &log).unwrap();
+        let p = merkle::prove_inclusion(&h, 7, 20, &log).unwrap();
+        let wire = InclusionProofResponse::from_proof(7, 20, &p);
+        let json = serde_json::to_string(&wire).unwrap();
+        let back: InclusionProofResponse = serde_json::from_str(&json).unwrap();
+        let proof = back.to_proof(&Limits::default()).unwrap();
+        merkle::verify_inclusion(&h, 7, 20, &h.hash_leaf(&[7]), &proof, &root).unwrap();
+        let c = merkle::prove_consistency(&h, 5, 20, &log).unwrap();
+        let cw = ConsistencyProofResponse::from_proof(5, 20, &c);
+        let old = merkle::root_at(&h, 5, &log).unwrap();
+        merkle::verify_consistency(
+            &h,
+            5,
+            20,
+            &old,
+            &root,
+            &cw.to_proof(&Limits::default()).unwrap(),
+        )
+        .unwrap();
+        let long = InclusionProofResponse {
+            index: 0,
+            size: 1,
+            path: vec![TreeHash([0; 32]); 65],
+        };
+        assert!(matches!(
+            long.to_proof(&Limits::default()),
+            Err(WireError::Misbehaved(Misbehavior::ProofTooLong {
+                got: 65,
+                limit: 64
+            }))
+        ));
     }
 
     #[test]
