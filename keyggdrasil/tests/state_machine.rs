@@ -18,7 +18,7 @@ use keyggdrasil::entry::{Claim, Digest512, Entry, EntryBody, Event, GitCommit, R
 use keyggdrasil::keys::{KeyPair, PublicKey, Signature};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::protocol::{self, Context};
-use keyggdrasil::state::{Applied, KeyState, Refusal};
+use keyggdrasil::state::{Applied, KeyState, Refusal, Role};
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
@@ -1057,5 +1057,403 @@ mod refusals {
             Refusal::DuplicateAttestation(f.acme.clone()),
             "duplicate_attestation",
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Happy paths
+// ---------------------------------------------------------------------------------------------
+
+mod happy_paths {
+    use super::*;
+
+    fn masters(state: &KeyState, s: &SupplierName) -> Vec<PublicKey> {
+        state
+            .supplier(s)
+            .unwrap()
+            .current_masters()
+            .copied()
+            .collect()
+    }
+    fn signing_keys(state: &KeyState, s: &SupplierName) -> Vec<PublicKey> {
+        state
+            .supplier(s)
+            .unwrap()
+            .current_signing_keys()
+            .copied()
+            .collect()
+    }
+
+    #[test]
+    fn empty_log() {
+        let f = Fx::new();
+        let state = KeyState::new();
+        assert_eq!(state, KeyState::default());
+        assert_eq!(state.size(), 0);
+        assert_eq!(state.suppliers().count(), 0);
+        assert!(state.supplier(&f.acme).is_none());
+        assert!(state.key_owner(&f.m1.public()).is_none());
+        assert!(state.installable(&f.acme, &f.hello, &f.v1).is_none());
+        assert!(state.installable_versions(&f.acme, &f.hello).is_empty());
+    }
+
+    #[test]
+    fn base_log_records() {
+        let f = Fx::new();
+        let state = f.base();
+        let names: Vec<&SupplierName> = state.suppliers().map(|(n, _)| n).collect();
+        assert_eq!(names, vec![&f.acme, &f.bolt]);
+        for (k, owner) in [
+            (&f.m1, &f.acme),
+            (&f.s1, &f.acme),
+            (&f.bm, &f.bolt),
+            (&f.bs, &f.bolt),
+        ] {
+            assert_eq!(state.key_owner(&k.public()), Some(owner));
+        }
+        assert_eq!(state.key_owner(&f.x1.public()), None);
+        let acme = state.supplier(&f.acme).unwrap();
+        let m1 = &acme.keys[&f.m1.public()];
+        assert_eq!(
+            (m1.role, m1.added_at, m1.added_by, m1.revoked_at),
+            (Role::Master, 0, f.m1.public(), None)
+        );
+        let s1 = &acme.keys[&f.s1.public()];
+        assert_eq!(
+            (s1.role, s1.added_at, s1.added_by, s1.revoked_at),
+            (Role::Signing, 1, f.m1.public(), None)
+        );
+        let r = state.installable(&f.acme, &f.hello, &f.v1).unwrap();
+        assert_eq!(r.supplier(), &f.acme);
+        assert_eq!(r.package(), &f.hello);
+        assert_eq!(r.version(), &f.v1);
+        assert_eq!(r.index(), 2);
+        assert_eq!(r.signer(), &f.s1.public());
+        assert_eq!(r.size(), 1001);
+        assert_eq!(r.digest(), &digest(1));
+        assert_eq!(r.commit(), &commit());
+        assert_eq!(r.archive_signature(), &archive_sig(1));
+        assert!(r.attestations().is_empty());
+        // Releases are per supplier.
+        assert!(state.installable(&f.bolt, &f.hello, &f.v1).is_none());
+        assert!(state.installable(&f.acme, &f.tool, &f.v1).is_none());
+        assert_eq!(
+            state.installable(&f.bolt, &f.tool, &f.v1).unwrap().signer(),
+            &f.bs.public()
+        );
+    }
+
+    #[test]
+    fn key_rotation() {
+        let f = Fx::new();
+        let mut state = KeyState::new();
+        assert_eq!(accept(&mut state, &f.acme(&f.m1, ev_master(&f.m1))), 0);
+        // Add a second master, revoke the first with it.
+        assert_eq!(accept(&mut state, &f.acme(&f.m1, ev_master(&f.m2))), 1);
+        assert_eq!(masters(&state, &f.acme).len(), 2);
+        assert_eq!(accept(&mut state, &f.acme(&f.m2, ev_revoke(&f.m1))), 2);
+        assert_eq!(masters(&state, &f.acme), vec![f.m2.public()]);
+        // The new master adds a signing key, which releases.
+        assert_eq!(accept(&mut state, &f.acme(&f.m2, ev_signing(&f.s1))), 3);
+        let release = f.acme(&f.s1, ev_release(&f.hello, &f.v1, 1));
+        assert_eq!(accept(&mut state, &release), 4);
+
+        let acme = state.supplier(&f.acme).unwrap();
+        let rec = |k: &KeyPair| {
+            let r = &acme.keys[&k.public()];
+            (r.role, r.added_at, r.added_by, r.revoked_at)
+        };
+        assert_eq!(rec(&f.m1), (Role::Master, 0, f.m1.public(), Some(2)));
+        assert_eq!(rec(&f.m2), (Role::Master, 1, f.m1.public(), None));
+        assert_eq!(rec(&f.s1), (Role::Signing, 3, f.m2.public(), None));
+        assert_eq!(signing_keys(&state, &f.acme), vec![f.s1.public()]);
+        assert_eq!(
+            acme.revoked_keys(),
+            std::collections::BTreeSet::from([f.m1.public()])
+        );
+        let r = state.installable(&f.acme, &f.hello, &f.v1).unwrap();
+        assert_eq!((r.index(), r.signer()), (4, &f.s1.public()));
+
+        // The old master is powerless; it still belongs to acme.
+        let e = f.acme(&f.m1, ev_signing(&f.s2));
+        assert_refused(
+            &mut state,
+            &e,
+            Refusal::NotCurrentMaster {
+                supplier: f.acme.clone(),
+                signer: f.m1.public(),
+            },
+            "not_current_master",
+        );
+        assert_eq!(state.key_owner(&f.m1.public()), Some(&f.acme));
+    }
+
+    #[test]
+    fn revoking_a_master_keeps_the_keys_it_added() {
+        // The documented rule: revoking a master does not cascade.
+        let f = Fx::new();
+        let state = f.rotated();
+        assert_eq!(signing_keys(&state, &f.acme), vec![f.s1.public()]);
+        assert!(state.installable(&f.acme, &f.hello, &f.v1).is_some());
+        let mut state = state;
+        accept(&mut state, &f.acme(&f.s1, ev_release(&f.hello, &f.v2, 3)));
+        assert!(state.installable(&f.acme, &f.hello, &f.v2).is_some());
+    }
+
+    #[test]
+    fn release_revocation_makes_it_not_installable() {
+        let f = Fx::new();
+        for revoker in [&f.m1, &f.s1] {
+            let mut state = f.base();
+            accept(&mut state, &f.acme(&f.s1, ev_release(&f.hello, &f.v2, 3)));
+            assert_eq!(state.installable_versions(&f.acme, &f.hello).len(), 2);
+            let i = accept(
+                &mut state,
+                &f.acme(revoker, ev_revoke_release(&f.hello, &f.v1)),
+            );
+            assert!(state.installable(&f.acme, &f.hello, &f.v1).is_none());
+            let rec = &state.supplier(&f.acme).unwrap().releases[&f.hello][&f.v1];
+            assert_eq!((rec.index, rec.revoked_at), (2, Some(i)));
+            let left: Vec<Version> = state
+                .installable_versions(&f.acme, &f.hello)
+                .iter()
+                .map(|r| r.version().clone())
+                .collect();
+            assert_eq!(left, vec![f.v2.clone()]);
+            // The signing key and the other supplier are unaffected.
+            assert_eq!(signing_keys(&state, &f.acme), vec![f.s1.public()]);
+            assert!(state.installable(&f.bolt, &f.tool, &f.v1).is_some());
+        }
+    }
+
+    #[test]
+    fn revoking_a_signing_key_withdraws_its_earlier_releases() {
+        let f = Fx::new();
+        let mut state = f.base();
+        accept(&mut state, &f.acme(&f.m1, ev_signing(&f.s2)));
+        accept(&mut state, &f.acme(&f.s2, ev_release(&f.hello, &f.v2, 3)));
+        accept(&mut state, &f.acme(&f.s2, ev_release(&f.tool, &f.v1, 4)));
+        assert!(state.installable(&f.acme, &f.hello, &f.v1).is_some());
+
+        let i = accept(&mut state, &f.acme(&f.m1, ev_revoke(&f.s1)));
+        // s1's earlier release is no longer installable, although the release itself was never
+        // revoked.
+        assert!(state.installable(&f.acme, &f.hello, &f.v1).is_none());
+        let acme = state.supplier(&f.acme).unwrap();
+        assert_eq!(acme.releases[&f.hello][&f.v1].revoked_at, None);
+        assert_eq!(acme.keys[&f.s1.public()].revoked_at, Some(i));
+        // Releases by the other signing key stay installable, as do other suppliers'.
+        assert_eq!(
+            state
+                .installable(&f.acme, &f.hello, &f.v2)
+                .unwrap()
+                .signer(),
+            &f.s2.public()
+        );
+        assert!(state.installable(&f.acme, &f.tool, &f.v1).is_some());
+        assert!(state.installable(&f.bolt, &f.tool, &f.v1).is_some());
+        let versions: Vec<Version> = state
+            .installable_versions(&f.acme, &f.hello)
+            .iter()
+            .map(|r| r.version().clone())
+            .collect();
+        assert_eq!(versions, vec![f.v2.clone()]);
+        // And s1 cannot release any more.
+        let e = f.acme(&f.s1, ev_release(&f.hello, &ver("3.0.0"), 5));
+        assert_refused(
+            &mut state,
+            &e,
+            Refusal::NotCurrentSigningKey {
+                supplier: f.acme.clone(),
+                signer: f.s1.public(),
+            },
+            "not_current_signing_key",
+        );
+    }
+
+    #[test]
+    fn attestations_are_recorded() {
+        let f = Fx::new();
+        let mut state = f.base();
+        // By another supplier's signing key, by the subject's own master (self-attestation),
+        // and of the other supplier's release.
+        let i = accept(
+            &mut state,
+            &f.bolt(&f.bs, ev_attest(&f.acme, &f.hello, &f.v1, 1)),
+        );
+        let j = accept(
+            &mut state,
+            &f.acme(&f.m1, ev_attest(&f.acme, &f.hello, &f.v1, 1)),
+        );
+        let k = accept(
+            &mut state,
+            &f.acme(&f.s1, ev_attest(&f.bolt, &f.tool, &f.v1, 2)),
+        );
+        let expected = vec![
+            (f.bolt.clone(), Claim::Reproduced, i),
+            (f.acme.clone(), Claim::Reproduced, j),
+        ];
+        let rec = &state.supplier(&f.acme).unwrap().releases[&f.hello][&f.v1];
+        assert_eq!(rec.attestations, expected);
+        let r = state.installable(&f.acme, &f.hello, &f.v1).unwrap();
+        assert_eq!(r.attestations(), expected.as_slice());
+        let r = state.installable(&f.bolt, &f.tool, &f.v1).unwrap();
+        assert_eq!(r.attestations(), &[(f.acme.clone(), Claim::Reproduced, k)]);
+        // An attestation does not change anything else about the release.
+        assert_eq!(r.index(), 5);
+    }
+
+    #[test]
+    fn apply_all_is_all_or_nothing() {
+        let f = Fx::new();
+        let mut state = f.base();
+        let before = state.clone();
+        let good = [
+            // Later entries depend on earlier ones in the same batch.
+            f.acme(&f.m1, ev_signing(&f.s2)),
+            f.acme(&f.s2, ev_release(&f.hello, &f.v2, 3)),
+            f.bolt(&f.bs, ev_attest(&f.acme, &f.hello, &f.v2, 3)),
+            f.acme(&f.m1, ev_revoke(&f.s1)),
+        ];
+        // A bad entry in the middle (a replay of the release just made).
+        let bad = f.acme(&f.s2, ev_release(&f.hello, &f.v2, 3));
+        let batch = [&good[0], &good[1], &bad, &good[2], &good[3]];
+        let err = state.apply_all(batch).unwrap_err();
+        assert_eq!(
+            err,
+            (
+                8,
+                Refusal::ReleaseExists {
+                    supplier: f.acme.clone(),
+                    package: f.hello.clone(),
+                    version: f.v2.clone(),
+                }
+            ),
+            "the error names the log index of the refused entry"
+        );
+        assert_eq!(state, before, "nothing of a refused batch is applied");
+        assert!(state.key_owner(&f.s2.public()).is_none());
+
+        // A bad last entry, and a bad first entry.
+        let err = state.apply_all(good.iter().chain([&bad])).unwrap_err();
+        assert_eq!(err.0, 10);
+        assert_eq!(state, before);
+        let err = state
+            .apply_all([&f.base_entries()[0]].into_iter().chain(&good))
+            .unwrap_err();
+        assert_eq!(err, (6, Refusal::KeyAlreadyRegistered(f.m1.public())));
+        assert_eq!(state, before);
+
+        // The good batch is applied whole, with the same result as one by one.
+        let mut one_by_one = state.clone();
+        for e in &good {
+            accept(&mut one_by_one, e);
+        }
+        let applied = state.apply_all(&good).unwrap();
+        let indices: Vec<u64> = applied.iter().map(|a| a.index).collect();
+        assert_eq!(indices, vec![6, 7, 8, 9]);
+        let kinds: Vec<&str> = applied.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            vec!["signing_key", "release", "attestation", "key_revocation"]
+        );
+        assert_eq!(applied[2].supplier, f.bolt);
+        assert_eq!(state, one_by_one);
+
+        // The empty batch is a no-op.
+        let before = state.clone();
+        assert_eq!(state.apply_all(std::iter::empty()), Ok(vec![]));
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn apply_all_from_empty_equals_sequential_apply() {
+        let f = Fx::new();
+        let mut batch_state = KeyState::new();
+        let applied = batch_state.apply_all(&f.base_entries()).unwrap();
+        assert_eq!(applied.len(), 6);
+        assert_eq!(batch_state, f.base());
+    }
+
+    #[test]
+    fn check_never_mutates() {
+        let f = Fx::new();
+        let mut state = KeyState::new();
+        let mut log = f.base_entries();
+        log.extend([
+            f.acme(&f.m1, ev_master(&f.m2)),
+            f.acme(&f.m2, ev_revoke(&f.m1)),
+            f.acme(&f.s1, ev_revoke_release(&f.hello, &f.v1)),
+            f.bolt(&f.bm, ev_attest(&f.bolt, &f.tool, &f.v1, 2)),
+        ]);
+        // Refused candidates tried at every step.
+        let refused = [
+            f.acme(&f.x1, ev_master(&f.x1)),
+            f.acme(&f.m1, ev_revoke(&f.m1)),
+            f.bolt(&f.bs, ev_release(&f.tool, &f.v1, 2)),
+            signed(&f.ghost, &f.x1, ev_signing(&f.x2)),
+        ];
+        for entry in &log {
+            for candidate in refused.iter().chain([entry]) {
+                let before = state.clone();
+                let first = state.check(candidate);
+                assert_eq!(state, before);
+                // Checking twice gives the same answer (nothing was reserved or consumed)...
+                assert_eq!(state.check(candidate), first);
+                assert_eq!(state, before);
+                // ... and the same answer as applying a copy.
+                let mut copy = state.clone();
+                assert_eq!(copy.apply(candidate).map(|_| ()), first);
+            }
+            accept(&mut state, entry);
+        }
+        assert_eq!(state.size(), 10);
+    }
+
+    #[test]
+    fn installable_versions_oldest_version_first() {
+        let f = Fx::new();
+        let mut state = f.base();
+        // Released in an order unrelated to version precedence; "1.10.0" sorts after "1.9.0"
+        // and a pre-release before its release, unlike string order.
+        for (v, d) in [
+            ("2.0.0", 3),
+            ("1.0.0-rc.1", 4),
+            ("1.10.0", 5),
+            ("1.9.0", 6),
+            ("0.9.0", 7),
+        ] {
+            accept(&mut state, &f.acme(&f.s1, ev_release(&f.hello, &ver(v), d)));
+        }
+        let list = |state: &KeyState| -> Vec<String> {
+            state
+                .installable_versions(&f.acme, &f.hello)
+                .iter()
+                .map(|r| r.version().as_str().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            list(&state),
+            ["0.9.0", "1.0.0-rc.1", "1.0.0", "1.9.0", "1.10.0", "2.0.0"]
+        );
+        // Each entry is what installable returns for that version.
+        for r in state.installable_versions(&f.acme, &f.hello) {
+            assert_eq!(
+                state.installable(&f.acme, &f.hello, r.version()).as_ref(),
+                Some(&r)
+            );
+        }
+        accept(
+            &mut state,
+            &f.acme(&f.m1, ev_revoke_release(&f.hello, &ver("1.9.0"))),
+        );
+        assert_eq!(
+            list(&state),
+            ["0.9.0", "1.0.0-rc.1", "1.0.0", "1.10.0", "2.0.0"]
+        );
+        assert!(state.installable_versions(&f.acme, &f.tool).is_empty());
+        assert!(state.installable_versions(&f.ghost, &f.hello).is_empty());
+        accept(&mut state, &f.acme(&f.m1, ev_revoke(&f.s1)));
+        assert!(list(&state).is_empty());
     }
 }
