@@ -1457,3 +1457,934 @@ mod happy_paths {
         assert!(list(&state).is_empty());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Properties over random event sequences
+// ---------------------------------------------------------------------------------------------
+
+mod properties {
+    //! A small universe (3 suppliers, 8 keys, 2 packages, 3 versions, 2 digests), random
+    //! sequences of 1..=60 events, each applied with `apply` and checked after every step:
+    //!
+    //! - against an independent model of the rules (accept/refuse decision, the exact refusal,
+    //!   and every observable record of the state);
+    //! - against invariants computed from the history of accepted entries alone (chains of
+    //!   authority, revoked keys, last master, installability);
+    //! - refusals change nothing; at the end, replaying the accepted entries (one by one and
+    //!   with `apply_all`) reproduces every intermediate state and the final one.
+    //!
+    //! Events are drawn as raw choices and resolved against the model, biased towards plausible
+    //! signers and targets (current keys, unregistered keys, existing releases) so that a good
+    //! share is accepted; 15% of events pick any key, and ~5% carry a forged signature.
+
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::LazyLock;
+
+    const N_SUPPLIERS: usize = 3;
+    const N_KEYS: usize = 8;
+    const N_PACKAGES: usize = 2;
+    const N_VERSIONS: usize = 3;
+
+    struct Universe {
+        keys: Vec<KeyPair>,
+        pubs: Vec<PublicKey>,
+        suppliers: Vec<SupplierName>,
+        packages: Vec<PackageName>,
+        /// In ascending version order.
+        versions: Vec<Version>,
+    }
+
+    static U: LazyLock<Universe> = LazyLock::new(|| {
+        let keys: Vec<KeyPair> = (0..N_KEYS as u8).map(|i| kp(100 + i)).collect();
+        let pubs = keys.iter().map(KeyPair::public).collect();
+        Universe {
+            keys,
+            pubs,
+            suppliers: ["alpha", "beta", "gamma"].map(sup).to_vec(),
+            packages: ["pa", "pb"].map(pkg).to_vec(),
+            versions: ["1.0.0", "1.1.0", "2.0.0"].map(ver).to_vec(),
+        }
+    });
+
+    /// The byte of digest number `d` (0 or 1) in the universe.
+    fn digest_byte(d: usize) -> u8 {
+        40 + d as u8
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Ev {
+        Master(usize),
+        Signing(usize),
+        RevokeKey(usize),
+        Release {
+            pkg: usize,
+            ver: usize,
+            digest: usize,
+        },
+        RevokeRelease {
+            pkg: usize,
+            ver: usize,
+        },
+        Attest {
+            subject: usize,
+            pkg: usize,
+            ver: usize,
+            digest: usize,
+        },
+    }
+
+    const KINDS: [&str; 6] = [
+        "master_key",
+        "signing_key",
+        "key_revocation",
+        "release",
+        "release_revocation",
+        "attestation",
+    ];
+
+    impl Ev {
+        fn kind(&self) -> &'static str {
+            match self {
+                Ev::Master(_) => KINDS[0],
+                Ev::Signing(_) => KINDS[1],
+                Ev::RevokeKey(_) => KINDS[2],
+                Ev::Release { .. } => KINDS[3],
+                Ev::RevokeRelease { .. } => KINDS[4],
+                Ev::Attest { .. } => KINDS[5],
+            }
+        }
+        fn event(&self) -> Event {
+            let u = &*U;
+            match *self {
+                Ev::Master(k) => Event::MasterKey {
+                    public_key: u.pubs[k],
+                    derivation: None,
+                },
+                Ev::Signing(k) => Event::SigningKey {
+                    public_key: u.pubs[k],
+                    derivation: None,
+                },
+                Ev::RevokeKey(k) => ev_revoke_pub(u.pubs[k]),
+                Ev::Release { pkg, ver, digest } => {
+                    ev_release(&u.packages[pkg], &u.versions[ver], digest_byte(digest))
+                }
+                Ev::RevokeRelease { pkg, ver } => {
+                    ev_revoke_release(&u.packages[pkg], &u.versions[ver])
+                }
+                Ev::Attest {
+                    subject,
+                    pkg,
+                    ver,
+                    digest,
+                } => ev_attest(
+                    &u.suppliers[subject],
+                    &u.packages[pkg],
+                    &u.versions[ver],
+                    digest_byte(digest),
+                ),
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Forge {
+        No,
+        /// Signed by the next key of the universe instead of the named signer.
+        OtherKey,
+        /// Signed by the named signer under a context of another event kind.
+        WrongContext,
+    }
+
+    /// One concrete event, by indices into the universe.
+    #[derive(Debug, Clone, Copy)]
+    struct Step {
+        supplier: usize,
+        signer: usize,
+        ev: Ev,
+        forge: Forge,
+    }
+
+    impl Step {
+        fn entry(&self) -> Entry {
+            let u = &*U;
+            let body = EntryBody::new(
+                u.suppliers[self.supplier].clone(),
+                u.pubs[self.signer],
+                self.ev.event(),
+            );
+            let context = body.event.context();
+            match self.forge {
+                Forge::No => Entry::sign(body, &u.keys[self.signer]).unwrap(),
+                Forge::OtherKey => hand_signed(&body, &u.keys[(self.signer + 1) % N_KEYS], context),
+                Forge::WrongContext => {
+                    let wrong = if context == Context::KeyEvent {
+                        Context::Release
+                    } else {
+                        Context::KeyEvent
+                    };
+                    hand_signed(&body, &u.keys[self.signer], wrong)
+                }
+            }
+        }
+    }
+
+    // --- The model ---------------------------------------------------------------------------
+
+    #[derive(Debug, Clone)]
+    struct MKey {
+        owner: usize,
+        role: Role,
+        added_at: u64,
+        added_by: usize,
+        revoked_at: Option<u64>,
+    }
+
+    #[derive(Debug, Clone)]
+    struct MRelease {
+        index: u64,
+        signer: usize,
+        digest: usize,
+        revoked_at: Option<u64>,
+        attesters: Vec<(usize, u64)>,
+    }
+
+    /// An independent model of the rules in the design document, over universe indices.
+    #[derive(Debug, Clone, Default)]
+    struct Model {
+        size: u64,
+        known: BTreeSet<usize>,
+        keys: BTreeMap<usize, MKey>,
+        releases: BTreeMap<(usize, usize, usize), MRelease>,
+    }
+
+    fn pick<T: Copy>(items: &[T], n: u8) -> Option<T> {
+        (!items.is_empty()).then(|| items[usize::from(n) % items.len()])
+    }
+
+    impl Model {
+        /// `k` is an unrevoked key of supplier `s` (with `role`, if given).
+        fn current(&self, s: usize, k: usize, role: Option<Role>) -> bool {
+            self.keys.get(&k).is_some_and(|r| {
+                r.owner == s && r.revoked_at.is_none() && role.is_none_or(|role| r.role == role)
+            })
+        }
+        fn current_keys(&self, s: usize, role: Option<Role>) -> Vec<usize> {
+            (0..N_KEYS).filter(|k| self.current(s, *k, role)).collect()
+        }
+        fn unregistered(&self) -> Vec<usize> {
+            (0..N_KEYS).filter(|k| !self.keys.contains_key(k)).collect()
+        }
+
+        fn decide(&self, st: &Step) -> Result<(), Refusal> {
+            let u = &*U;
+            let s = st.supplier;
+            let supplier = u.suppliers[s].clone();
+            let signer = u.pubs[st.signer];
+            if st.forge != Forge::No {
+                return Err(Refusal::BadSignature(signer));
+            }
+            if !self.known.contains(&s) {
+                return match st.ev {
+                    Ev::Master(k) if k != st.signer => {
+                        Err(Refusal::FirstKeyNotSelfSigned(supplier))
+                    }
+                    Ev::Master(k) if self.keys.contains_key(&k) => {
+                        Err(Refusal::KeyAlreadyRegistered(u.pubs[k]))
+                    }
+                    Ev::Master(_) => Ok(()),
+                    _ => Err(Refusal::UnknownSupplier(supplier)),
+                };
+            }
+            let release_ref = |s: usize, pkg: usize, ver: usize| {
+                (
+                    u.suppliers[s].clone(),
+                    u.packages[pkg].clone(),
+                    u.versions[ver].clone(),
+                )
+            };
+            match st.ev {
+                Ev::Master(k) | Ev::Signing(k) => {
+                    if !self.current(s, st.signer, Some(Role::Master)) {
+                        return Err(Refusal::NotCurrentMaster { supplier, signer });
+                    }
+                    if self.keys.contains_key(&k) {
+                        return Err(Refusal::KeyAlreadyRegistered(u.pubs[k]));
+                    }
+                    Ok(())
+                }
+                Ev::RevokeKey(k) => {
+                    if !self.current(s, st.signer, Some(Role::Master)) {
+                        return Err(Refusal::NotCurrentMaster { supplier, signer });
+                    }
+                    let Some(rec) = self.keys.get(&k).filter(|r| r.owner == s) else {
+                        return Err(Refusal::NotSupplierKey {
+                            supplier,
+                            key: u.pubs[k],
+                        });
+                    };
+                    if rec.revoked_at.is_some() {
+                        return Err(Refusal::KeyAlreadyRevoked(u.pubs[k]));
+                    }
+                    if k == st.signer {
+                        return Err(Refusal::SelfRevocation(u.pubs[k]));
+                    }
+                    let others = self
+                        .current_keys(s, Some(Role::Master))
+                        .into_iter()
+                        .filter(|m| *m != k)
+                        .count();
+                    if rec.role == Role::Master && others == 0 {
+                        return Err(Refusal::LastMasterKey(u.pubs[k]));
+                    }
+                    Ok(())
+                }
+                Ev::Release { pkg, ver, .. } => {
+                    if !self.current(s, st.signer, Some(Role::Signing)) {
+                        return Err(Refusal::NotCurrentSigningKey { supplier, signer });
+                    }
+                    if self.releases.contains_key(&(s, pkg, ver)) {
+                        let (supplier, package, version) = release_ref(s, pkg, ver);
+                        return Err(Refusal::ReleaseExists {
+                            supplier,
+                            package,
+                            version,
+                        });
+                    }
+                    Ok(())
+                }
+                Ev::RevokeRelease { pkg, ver } => {
+                    if !self.current(s, st.signer, None) {
+                        return Err(Refusal::NotCurrentKey { supplier, signer });
+                    }
+                    let (supplier, package, version) = release_ref(s, pkg, ver);
+                    match self.releases.get(&(s, pkg, ver)) {
+                        None => Err(Refusal::UnknownRelease {
+                            supplier,
+                            package,
+                            version,
+                        }),
+                        Some(r) if r.revoked_at.is_some() => Err(Refusal::ReleaseAlreadyRevoked {
+                            supplier,
+                            package,
+                            version,
+                        }),
+                        Some(_) => Ok(()),
+                    }
+                }
+                Ev::Attest {
+                    subject,
+                    pkg,
+                    ver,
+                    digest,
+                } => {
+                    if !self.current(s, st.signer, None) {
+                        return Err(Refusal::NotCurrentKey { supplier, signer });
+                    }
+                    let Some(rec) = self.releases.get(&(subject, pkg, ver)) else {
+                        let (supplier, package, version) = release_ref(subject, pkg, ver);
+                        return Err(Refusal::UnknownRelease {
+                            supplier,
+                            package,
+                            version,
+                        });
+                    };
+                    if rec.digest != digest {
+                        return Err(Refusal::AttestationDigestMismatch);
+                    }
+                    if rec.attesters.iter().any(|(a, _)| *a == s) {
+                        return Err(Refusal::DuplicateAttestation(supplier));
+                    }
+                    Ok(())
+                }
+            }
+        }
+
+        fn commit(&mut self, st: &Step) {
+            let i = self.size;
+            let s = st.supplier;
+            let mut add_key = |k: usize, role: Role| {
+                self.known.insert(s);
+                let previous = self.keys.insert(
+                    k,
+                    MKey {
+                        owner: s,
+                        role,
+                        added_at: i,
+                        added_by: st.signer,
+                        revoked_at: None,
+                    },
+                );
+                assert!(previous.is_none());
+            };
+            match st.ev {
+                Ev::Master(k) => add_key(k, Role::Master),
+                Ev::Signing(k) => add_key(k, Role::Signing),
+                Ev::RevokeKey(k) => self.keys.get_mut(&k).unwrap().revoked_at = Some(i),
+                Ev::Release { pkg, ver, digest } => {
+                    self.releases.insert(
+                        (s, pkg, ver),
+                        MRelease {
+                            index: i,
+                            signer: st.signer,
+                            digest,
+                            revoked_at: None,
+                            attesters: Vec::new(),
+                        },
+                    );
+                }
+                Ev::RevokeRelease { pkg, ver } => {
+                    self.releases.get_mut(&(s, pkg, ver)).unwrap().revoked_at = Some(i);
+                }
+                Ev::Attest {
+                    subject, pkg, ver, ..
+                } => {
+                    let r = self.releases.get_mut(&(subject, pkg, ver)).unwrap();
+                    r.attesters.push((s, i));
+                }
+            }
+            self.size += 1;
+        }
+
+        /// Turns raw random choices into a concrete event, biased towards plausible ones.
+        fn resolve(&self, op: &Op) -> Step {
+            let s = op.supplier;
+            let forge = match op.forge {
+                0 => Forge::OtherKey,
+                1 => Forge::WrongContext,
+                _ => Forge::No,
+            };
+            let step = |signer: usize, ev: Ev| Step {
+                supplier: s,
+                signer,
+                ev,
+                forge,
+            };
+            let any_a = usize::from(op.a) % N_KEYS;
+            let any_b = usize::from(op.b) % N_KEYS;
+            let digest = usize::from(!op.digest_ok);
+            if !op.plausible {
+                let ev = match op.kind {
+                    0..14 => Ev::Master(any_b),
+                    14..32 => Ev::Signing(any_b),
+                    32..47 => Ev::RevokeKey(any_b),
+                    47..75 => Ev::Release {
+                        pkg: op.pkg,
+                        ver: op.ver,
+                        digest,
+                    },
+                    75..87 => Ev::RevokeRelease {
+                        pkg: op.pkg,
+                        ver: op.ver,
+                    },
+                    _ => Ev::Attest {
+                        subject: op.subject,
+                        pkg: op.pkg,
+                        ver: op.ver,
+                        digest,
+                    },
+                };
+                return step(any_a, ev);
+            }
+            if !self.known.contains(&s) {
+                // Found the supplier: a self-signed first master key.
+                let k = pick(&self.unregistered(), op.a).unwrap_or(any_a);
+                return step(k, Ev::Master(k));
+            }
+            let masters = self.current_keys(s, Some(Role::Master));
+            let signers = self.current_keys(s, Some(Role::Signing));
+            let current = self.current_keys(s, None);
+            let master = pick(&masters, op.a).unwrap_or(any_a);
+            let fresh = pick(&self.unregistered(), op.b).unwrap_or(any_b);
+            let own: Vec<(usize, usize)> = self
+                .releases
+                .keys()
+                .filter(|(rs, _, _)| *rs == s)
+                .map(|(_, p, v)| (*p, *v))
+                .collect();
+            match op.kind {
+                0..14 => step(master, Ev::Master(fresh)),
+                14..32 => step(master, Ev::Signing(fresh)),
+                32..47 => {
+                    // Mostly current keys; sometimes any key of the supplier, revoked or not.
+                    let own_keys: Vec<usize> = (0..N_KEYS)
+                        .filter(|k| self.keys.get(k).is_some_and(|r| r.owner == s))
+                        .collect();
+                    let targets = if op.digest_ok { &current } else { &own_keys };
+                    step(master, Ev::RevokeKey(pick(targets, op.b).unwrap_or(any_b)))
+                }
+                47..75 => {
+                    // Mostly a version not released yet; sometimes any version.
+                    let unreleased: Vec<(usize, usize)> = (0..N_PACKAGES)
+                        .flat_map(|p| (0..N_VERSIONS).map(move |v| (p, v)))
+                        .filter(|pv| !op.digest_ok || !own.contains(pv))
+                        .collect();
+                    let (pkg, ver) = pick(&unreleased, op.b).unwrap_or((op.pkg, op.ver));
+                    let digest = usize::from(op.kind % 2);
+                    step(
+                        pick(&signers, op.a).unwrap_or(any_a),
+                        Ev::Release { pkg, ver, digest },
+                    )
+                }
+                75..87 => {
+                    let unrevoked: Vec<(usize, usize)> = own
+                        .iter()
+                        .copied()
+                        .filter(|(p, v)| self.releases[&(s, *p, *v)].revoked_at.is_none())
+                        .collect();
+                    let (pkg, ver) = pick(&unrevoked, op.b)
+                        .or_else(|| pick(&own, op.b))
+                        .unwrap_or((op.pkg, op.ver));
+                    step(
+                        pick(&current, op.a).unwrap_or(any_a),
+                        Ev::RevokeRelease { pkg, ver },
+                    )
+                }
+                _ => {
+                    let all: Vec<(usize, usize, usize)> = self.releases.keys().copied().collect();
+                    let (subject, pkg, ver) =
+                        pick(&all, op.b).unwrap_or((op.subject, op.pkg, op.ver));
+                    let digest = match self.releases.get(&(subject, pkg, ver)) {
+                        Some(r) if op.digest_ok => r.digest,
+                        Some(r) => 1 - r.digest,
+                        None => digest,
+                    };
+                    step(
+                        pick(&current, op.a).unwrap_or(any_a),
+                        Ev::Attest {
+                            subject,
+                            pkg,
+                            ver,
+                            digest,
+                        },
+                    )
+                }
+            }
+        }
+    }
+
+    /// Every observable record of `state` equals the model's.
+    fn assert_state_matches_model(state: &KeyState, m: &Model) {
+        let u = &*U;
+        assert_eq!(state.size(), m.size);
+        let names: BTreeSet<&SupplierName> = state.suppliers().map(|(n, _)| n).collect();
+        let known: BTreeSet<&SupplierName> = m.known.iter().map(|s| &u.suppliers[*s]).collect();
+        assert_eq!(names, known);
+        for k in 0..N_KEYS {
+            assert_eq!(
+                state.key_owner(&u.pubs[k]),
+                m.keys.get(&k).map(|r| &u.suppliers[r.owner]),
+                "owner of key {k}"
+            );
+        }
+        for s in 0..N_SUPPLIERS {
+            let Some(ss) = state.supplier(&u.suppliers[s]) else {
+                assert!(!m.known.contains(&s));
+                continue;
+            };
+            let model_keys: Vec<(usize, &MKey)> = m
+                .keys
+                .iter()
+                .filter(|(_, r)| r.owner == s)
+                .map(|(k, r)| (*k, r))
+                .collect();
+            assert_eq!(ss.keys.len(), model_keys.len(), "keys of supplier {s}");
+            for (k, mk) in model_keys {
+                let rec = &ss.keys[&u.pubs[k]];
+                assert_eq!(
+                    (rec.role, rec.added_at, rec.added_by, rec.revoked_at),
+                    (mk.role, mk.added_at, u.pubs[mk.added_by], mk.revoked_at),
+                    "record of key {k} of supplier {s}"
+                );
+            }
+            let count: usize = ss.releases.values().map(BTreeMap::len).sum();
+            let model_releases: Vec<(&(usize, usize, usize), &MRelease)> = m
+                .releases
+                .iter()
+                .filter(|((rs, _, _), _)| *rs == s)
+                .collect();
+            assert_eq!(count, model_releases.len(), "releases of supplier {s}");
+            for ((_, p, v), mr) in model_releases {
+                let rec = &ss.releases[&u.packages[*p]][&u.versions[*v]];
+                let attesters: Vec<(SupplierName, Claim, u64)> = mr
+                    .attesters
+                    .iter()
+                    .map(|(a, i)| (u.suppliers[*a].clone(), Claim::Reproduced, *i))
+                    .collect();
+                let d = digest_byte(mr.digest);
+                assert_eq!(
+                    (rec.index, rec.signer, rec.revoked_at, &rec.attestations),
+                    (mr.index, u.pubs[mr.signer], mr.revoked_at, &attesters)
+                );
+                assert_eq!(
+                    (rec.size, rec.digest, &rec.commit, rec.archive_signature),
+                    (1000 + u64::from(d), digest(d), &commit(), archive_sig(d))
+                );
+            }
+        }
+    }
+
+    // --- Invariants from the history of accepted entries alone -------------------------------
+
+    /// The accepted entries, in log order (position = log index).
+    struct History<'a>(&'a [Step]);
+
+    impl History<'_> {
+        fn first_of(&self, s: usize) -> Option<usize> {
+            self.0.iter().position(|st| st.supplier == s)
+        }
+        /// The accepted entry that added key `k` to supplier `s`: (index, role, signer).
+        fn added(&self, s: usize, k: usize) -> Option<(usize, Role, usize)> {
+            self.0.iter().enumerate().find_map(|(i, st)| match st.ev {
+                Ev::Master(x) if x == k && st.supplier == s => Some((i, Role::Master, st.signer)),
+                Ev::Signing(x) if x == k && st.supplier == s => Some((i, Role::Signing, st.signer)),
+                _ => None,
+            })
+        }
+        fn revoked(&self, s: usize, k: usize) -> Option<usize> {
+            self.0
+                .iter()
+                .position(|st| st.supplier == s && st.ev == Ev::RevokeKey(k))
+        }
+        /// `k` is a `role` key of `s` current at index `at` (added before it, not revoked
+        /// before it), reached by a chain of accepted key entries from the supplier's first,
+        /// self-signed master key, each signed by a master key current at its own index.
+        fn chain_ok(&self, s: usize, k: usize, role: Role, at: usize) -> bool {
+            let Some((j, r, signer)) = self.added(s, k) else {
+                return false;
+            };
+            if j >= at || r != role || self.revoked(s, k).is_some_and(|x| x < at) {
+                return false;
+            }
+            if signer == k {
+                return role == Role::Master && self.first_of(s) == Some(j);
+            }
+            self.chain_ok(s, signer, Role::Master, j)
+        }
+        fn release(&self, s: usize, pkg: usize, ver: usize) -> Option<(usize, usize, usize)> {
+            self.0.iter().enumerate().find_map(|(i, st)| match st.ev {
+                Ev::Release {
+                    pkg: p,
+                    ver: v,
+                    digest,
+                } if st.supplier == s && (p, v) == (pkg, ver) => Some((i, st.signer, digest)),
+                _ => None,
+            })
+        }
+        fn release_revoked(&self, s: usize, pkg: usize, ver: usize) -> bool {
+            self.0
+                .iter()
+                .any(|st| st.supplier == s && st.ev == Ev::RevokeRelease { pkg, ver })
+        }
+    }
+
+    /// Invariants about the newest accepted entry (earlier ones were checked when accepted,
+    /// and nothing later changes what they depended on).
+    fn check_newest_accepted(history: &History) {
+        let i = history.0.len() - 1;
+        let st = history.0[i];
+        let s = st.supplier;
+        assert_eq!(st.forge, Forge::No, "a forged entry was accepted: {st:?}");
+        if history.first_of(s) == Some(i) {
+            assert_eq!(
+                st.ev,
+                Ev::Master(st.signer),
+                "a supplier's first entry must be its self-signed master key"
+            );
+        } else {
+            let master = history.chain_ok(s, st.signer, Role::Master, i);
+            let signing = history.chain_ok(s, st.signer, Role::Signing, i);
+            let authorised = match st.ev {
+                Ev::Master(_) | Ev::Signing(_) | Ev::RevokeKey(_) => master,
+                Ev::Release { .. } => signing,
+                Ev::RevokeRelease { .. } | Ev::Attest { .. } => master || signing,
+            };
+            assert!(authorised, "entry {i} has no chain of authority: {st:?}");
+        }
+        // A revoked key authorises nothing after its revocation.
+        assert!(
+            !history.0[..i]
+                .iter()
+                .any(|e| e.ev == Ev::RevokeKey(st.signer)),
+            "entry {i} is signed by a key revoked earlier: {st:?}"
+        );
+        // A key is registered at most once, ever.
+        if let Ev::Master(k) | Ev::Signing(k) = st.ev {
+            let adds = history
+                .0
+                .iter()
+                .filter(|e| matches!(e.ev, Ev::Master(x) | Ev::Signing(x) if x == k))
+                .count();
+            assert_eq!(adds, 1, "key {k} registered twice");
+            if st.signer != k {
+                assert!(history.first_of(s) < Some(i));
+            }
+        }
+        if let Ev::RevokeKey(k) = st.ev {
+            assert_ne!(k, st.signer, "self-revocation accepted");
+        }
+    }
+
+    /// Invariants of the current state against the history.
+    fn check_state_invariants(state: &KeyState, history: &History, installable_seen: &mut usize) {
+        let u = &*U;
+        for s in 0..N_SUPPLIERS {
+            let name = &u.suppliers[s];
+            if history.first_of(s).is_none() {
+                assert!(state.supplier(name).is_none());
+                continue;
+            }
+            // Never without a current master key.
+            let current_masters = (0..N_KEYS)
+                .filter(|k| {
+                    history
+                        .added(s, *k)
+                        .is_some_and(|(_, r, _)| r == Role::Master)
+                        && history.revoked(s, *k).is_none()
+                })
+                .count();
+            assert!(current_masters >= 1, "supplier {s} has no current master");
+            assert_eq!(
+                state.supplier(name).unwrap().current_masters().count(),
+                current_masters
+            );
+
+            for p in 0..N_PACKAGES {
+                let mut expected_versions = Vec::new();
+                for v in 0..N_VERSIONS {
+                    let got = state.installable(name, &u.packages[p], &u.versions[v]);
+                    let rel = history.release(s, p, v);
+                    let expected = rel.is_some_and(|(_, signer, _)| {
+                        !history.release_revoked(s, p, v) && history.revoked(s, signer).is_none()
+                    });
+                    assert_eq!(got.is_some(), expected, "installable({s}, {p}, {v})");
+                    let Some(r) = got else { continue };
+                    *installable_seen += 1;
+                    let (j, signer, d) = rel.unwrap();
+                    assert!(
+                        !history.release_revoked(s, p, v),
+                        "revoked release installable"
+                    );
+                    assert!(
+                        history.revoked(s, signer).is_none(),
+                        "release of a revoked signer installable"
+                    );
+                    assert!(
+                        history.chain_ok(s, signer, Role::Signing, j),
+                        "installable release whose signer was not a current signing key"
+                    );
+                    assert_eq!(
+                        (r.supplier(), r.package(), r.version()),
+                        (name, &u.packages[p], &u.versions[v])
+                    );
+                    assert_eq!(r.index(), j as u64);
+                    assert_eq!(r.signer(), &u.pubs[signer]);
+                    assert_eq!(r.digest(), &digest(digest_byte(d)));
+                    expected_versions.push(u.versions[v].clone());
+                }
+                let listed: Vec<Version> = state
+                    .installable_versions(name, &u.packages[p])
+                    .iter()
+                    .map(|r| r.version().clone())
+                    .collect();
+                assert_eq!(listed, expected_versions, "installable_versions order");
+            }
+        }
+    }
+
+    // --- Driver ------------------------------------------------------------------------------
+
+    /// Raw random choices for one event; see [`Model::resolve`].
+    #[derive(Debug, Clone)]
+    struct Op {
+        kind: u8,
+        supplier: usize,
+        plausible: bool,
+        a: u8,
+        b: u8,
+        pkg: usize,
+        ver: usize,
+        subject: usize,
+        digest_ok: bool,
+        forge: u8,
+    }
+
+    fn op_strategy() -> impl Strategy<Value = Op> {
+        (
+            (
+                0u8..100,
+                0..N_SUPPLIERS,
+                proptest::bool::weighted(0.85),
+                any::<u8>(),
+                any::<u8>(),
+            ),
+            (
+                0..N_PACKAGES,
+                0..N_VERSIONS,
+                0..N_SUPPLIERS,
+                proptest::bool::weighted(0.8),
+                0u8..40,
+            ),
+        )
+            .prop_map(
+                |((kind, supplier, plausible, a, b), (pkg, ver, subject, digest_ok, forge))| Op {
+                    kind,
+                    supplier,
+                    plausible,
+                    a,
+                    b,
+                    pkg,
+                    ver,
+                    subject,
+                    digest_ok,
+                    forge,
+                },
+            )
+    }
+
+    fn ops_strategy() -> impl Strategy<Value = Vec<Op>> {
+        proptest::collection::vec(op_strategy(), 1..=60)
+    }
+
+    #[derive(Debug, Default)]
+    struct Stats {
+        events: usize,
+        accepted: BTreeMap<&'static str, usize>,
+        refused: BTreeMap<&'static str, usize>,
+        installable_seen: usize,
+    }
+
+    impl Stats {
+        fn merge(&mut self, other: Stats) {
+            self.events += other.events;
+            for (k, n) in other.accepted {
+                *self.accepted.entry(k).or_default() += n;
+            }
+            for (k, n) in other.refused {
+                *self.refused.entry(k).or_default() += n;
+            }
+            self.installable_seen += other.installable_seen;
+        }
+        fn accepted_total(&self) -> usize {
+            self.accepted.values().sum()
+        }
+    }
+
+    /// Applies the sequence step by step, checking everything; returns what happened.
+    fn run_sequence(ops: &[Op]) -> Stats {
+        let mut state = KeyState::new();
+        let mut model = Model::default();
+        let mut accepted: Vec<Step> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut snapshots: Vec<KeyState> = Vec::new();
+        let mut stats = Stats::default();
+        for (n, op) in ops.iter().enumerate() {
+            let step = model.resolve(op);
+            let entry = step.entry();
+            let expected = model.decide(&step);
+            let before = state.clone();
+            assert_eq!(state.check(&entry), expected, "check, event {n}: {step:?}");
+            assert_eq!(state, before, "check changed the state");
+            stats.events += 1;
+            match state.apply(&entry) {
+                Ok(applied) => {
+                    assert_eq!(expected, Ok(()), "event {n} accepted: {step:?}");
+                    assert_eq!(applied.index, model.size);
+                    assert_eq!(applied.kind, step.ev.kind());
+                    assert_eq!(applied.supplier, U.suppliers[step.supplier]);
+                    model.commit(&step);
+                    accepted.push(step);
+                    entries.push(entry);
+                    snapshots.push(state.clone());
+                    *stats.accepted.entry(step.ev.kind()).or_default() += 1;
+                    check_newest_accepted(&History(&accepted));
+                }
+                Err(refusal) => {
+                    assert_eq!(Err(refusal.clone()), expected, "event {n}: {step:?}");
+                    assert_eq!(state, before, "refused entry changed the state");
+                    *stats.refused.entry(refusal.rule()).or_default() += 1;
+                }
+            }
+            assert_state_matches_model(&state, &model);
+            check_state_invariants(&state, &History(&accepted), &mut stats.installable_seen);
+        }
+
+        // Determinism: replaying the accepted entries passes through the same states...
+        let mut replay = KeyState::new();
+        for (i, (entry, snapshot)) in entries.iter().zip(&snapshots).enumerate() {
+            assert_eq!(replay.apply(entry).map(|a| a.index), Ok(i as u64));
+            assert_eq!(&replay, snapshot, "replay diverged at index {i}");
+        }
+        assert_eq!(replay, state);
+        // ... and so does applying them as one batch.
+        let mut batch = KeyState::new();
+        let applied = batch.apply_all(&entries).expect("accepted entries replay");
+        let indices: Vec<u64> = applied.iter().map(|a| a.index).collect();
+        assert_eq!(indices, (0..entries.len() as u64).collect::<Vec<_>>());
+        assert_eq!(batch, state);
+        stats
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            // The default (next to lib.rs) does not exist for an integration test binary.
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+            )),
+            ..ProptestConfig::with_cases(256)
+        })]
+
+        #[test]
+        fn random_sequences_keep_the_invariants(ops in ops_strategy()) {
+            run_sequence(&ops);
+        }
+    }
+
+    /// The generator is worth something only if it reaches accepted entries of every kind and
+    /// a spread of refusals; checked on a fixed, deterministic sample.
+    #[test]
+    fn generator_reaches_acceptances_and_refusals() {
+        let mut runner = TestRunner::deterministic();
+        let strategy = ops_strategy();
+        let mut total = Stats::default();
+        for _ in 0..64 {
+            let ops = strategy.new_tree(&mut runner).unwrap().current();
+            total.merge(run_sequence(&ops));
+        }
+        eprintln!("{total:#?}");
+        for kind in KINDS {
+            let n = total.accepted.get(kind).copied().unwrap_or(0);
+            assert!(n >= 10, "only {n} accepted {kind} entries");
+        }
+        assert!(
+            total.accepted_total() * 4 >= total.events,
+            "less than a quarter accepted"
+        );
+        assert!(total.installable_seen > 100);
+        for rule in [
+            "bad_signature",
+            "unknown_supplier",
+            "first_key_not_self_signed",
+            "not_current_master",
+            "key_already_registered",
+            "not_supplier_key",
+            "key_already_revoked",
+            "self_revocation",
+            "not_current_signing_key",
+            "release_exists",
+            "unknown_release",
+            "release_already_revoked",
+            "not_current_key",
+            "attestation_digest_mismatch",
+            "duplicate_attestation",
+        ] {
+            assert!(
+                total.refused.contains_key(rule),
+                "never refused with {rule}"
+            );
+        }
+    }
+}
