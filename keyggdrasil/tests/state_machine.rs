@@ -2281,9 +2281,13 @@ mod properties {
         let mut entries: Vec<Entry> = Vec::new();
         let mut snapshots: Vec<KeyState> = Vec::new();
         let mut stats = Stats::default();
+        // Every generated entry in order, and the first refusal with its log index.
+        let mut generated: Vec<Entry> = Vec::new();
+        let mut first_refusal: Option<(u64, Refusal)> = None;
         for (n, op) in ops.iter().enumerate() {
             let step = model.resolve(op);
             let entry = step.entry();
+            generated.push(entry.clone());
             let expected = model.decide(&step);
             let before = state.clone();
             assert_eq!(state.check(&entry), expected, "check, event {n}: {step:?}");
@@ -2305,6 +2309,7 @@ mod properties {
                 Err(refusal) => {
                     assert_eq!(Err(refusal.clone()), expected, "event {n}: {step:?}");
                     assert_eq!(state, before, "refused entry changed the state");
+                    first_refusal.get_or_insert((state.size(), refusal.clone()));
                     *stats.refused.entry(refusal.rule()).or_default() += 1;
                 }
             }
@@ -2325,6 +2330,20 @@ mod properties {
         let indices: Vec<u64> = applied.iter().map(|a| a.index).collect();
         assert_eq!(indices, (0..entries.len() as u64).collect::<Vec<_>>());
         assert_eq!(batch, state);
+        // All or nothing: a batch of every generated entry fails at the first refused one,
+        // with its log index and refusal, and applies nothing.
+        let mut batch = KeyState::new();
+        let result = batch.apply_all(&generated);
+        match first_refusal {
+            Some(first) => {
+                assert_eq!(result, Err(first));
+                assert_eq!(batch, KeyState::new(), "a refused batch changed the state");
+            }
+            None => {
+                assert_eq!(result.map(|a| a.len()), Ok(generated.len()));
+                assert_eq!(batch, state);
+            }
+        }
         stats
     }
 
