@@ -614,6 +614,28 @@ mod refusals {
         );
     }
 
+    #[test]
+    fn not_current_master_self_signed_master_for_existing_supplier() {
+        // Proof of possession founds a supplier only once: a fresh key cannot join (take over)
+        // an existing supplier by signing its own master key entry, before or after rotation.
+        let f = Fx::new();
+        for mut state in [f.base(), f.rotated()] {
+            for target in [&f.acme, &f.bolt] {
+                let e = signed(target, &f.x1, ev_master(&f.x1));
+                assert_refused(
+                    &mut state,
+                    &e,
+                    Refusal::NotCurrentMaster {
+                        supplier: target.clone(),
+                        signer: f.x1.public(),
+                    },
+                    "not_current_master",
+                );
+            }
+            assert!(state.key_owner(&f.x1.public()).is_none());
+        }
+    }
+
     // --- KeyAlreadyRegistered ----------------------------------------------------------------
 
     #[test]
