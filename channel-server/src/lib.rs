@@ -1,0 +1,10 @@
+//! The channel server: appends verified key and release events to an append-only BLAKE2b Merkle
+//! log in SQLite and answers sites with signed, nonce-bound responses.
+//!
+//! Every decision about what may enter the log is made by [`keyggdrasil::state::KeyState`], the
+//! same code every site runs; this crate does the I/O around it: HTTP (axum), storage (SQLite in
+//! WAL mode), the separate signer process that holds the channel key, rate limits.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod signer;

@@ -1,0 +1,1 @@
+//! The signer process and its client (being built).
