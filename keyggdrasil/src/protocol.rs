@@ -97,6 +97,32 @@ pub fn verify(
     key.verify_strict(&signed_bytes(context, message), signature)
 }
 
+/// A message authentication code between a party's own processes (for example the channel's
+/// `serve` and `signer` processes): keyed BLAKE2b-256 with a 32-byte key from
+/// [`crate::kdf::Purpose::InternalMac`], over `context ‖ 0x00 ‖ message`.
+///
+/// BLAKE2b's keyed mode is a PRF designed to be used directly as a MAC (RFC 7693 §2.9); no HMAC
+/// wrapper is needed. Not for anything a third party verifies: use signatures for that.
+pub fn mac(key: &[u8; 32], context: Context, message: &[u8]) -> [u8; 32] {
+    let mut state = blake2b_simd::Params::new()
+        .hash_length(32)
+        .key(key)
+        .personal(b"keyggdrasil-mac")
+        .to_state();
+    state.update(context.as_str().as_bytes());
+    state.update(&[0]);
+    state.update(message);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(state.finalize().as_bytes());
+    out
+}
+
+/// Checks a [`mac`] in constant time.
+pub fn mac_verify(key: &[u8; 32], context: Context, message: &[u8], tag: &[u8; 32]) -> bool {
+    use subtle::ConstantTimeEq;
+    mac(key, context, message).ct_eq(tag).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +139,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn mac_is_keyed_and_bound_to_context() {
+        let k = [7u8; 32];
+        let t = mac(&k, Context::SignerRequest, b"m");
+        assert!(mac_verify(&k, Context::SignerRequest, b"m", &t));
+        assert!(!mac_verify(&[8; 32], Context::SignerRequest, b"m", &t));
+        assert!(!mac_verify(&k, Context::Bundle, b"m", &t));
+        assert!(!mac_verify(&k, Context::SignerRequest, b"n", &t));
     }
 
     #[test]
