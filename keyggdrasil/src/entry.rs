@@ -447,6 +447,36 @@ impl Entry {
     }
 }
 
+/// An entry whose signature verified strictly under its named signer, with its event's
+/// context. Says nothing about whether that key may sign this event: only
+/// [`crate::state::KeyState`] decides that. Exists so a server can verify signatures in parallel
+/// before its single writer applies the rules, without verifying twice; it can only be made by
+/// [`Entry::into_checked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedEntry(Entry);
+
+impl CheckedEntry {
+    /// The entry.
+    pub fn entry(&self) -> &Entry {
+        &self.0
+    }
+    /// Gives the entry back.
+    pub fn into_entry(self) -> Entry {
+        self.0
+    }
+}
+
+impl Entry {
+    /// Verifies the signature; on failure gives the entry back.
+    pub fn into_checked(self) -> Result<CheckedEntry, Entry> {
+        if self.signature_is_valid() {
+            Ok(CheckedEntry(self))
+        } else {
+            Err(self)
+        }
+    }
+}
+
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Entry")

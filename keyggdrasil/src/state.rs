@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
-use crate::entry::{Claim, Digest512, Entry, Event, GitCommit};
+use crate::entry::{CheckedEntry, Claim, Digest512, Entry, Event, GitCommit};
 use crate::keys::{PublicKey, Signature};
 use crate::names::{PackageName, SupplierName, Version};
 
@@ -333,13 +333,28 @@ impl KeyState {
 
     /// Checks `entry` against the rules as the next log entry, without changing anything.
     pub fn check(&self, entry: &Entry) -> Result<(), Refusal> {
-        self.plan(entry).map(|_| ())
+        self.plan(entry, false).map(|_| ())
+    }
+
+    /// Like [`KeyState::check`] for an entry whose signature was already verified.
+    pub fn check_checked(&self, entry: &CheckedEntry) -> Result<(), Refusal> {
+        self.plan(entry.entry(), true).map(|_| ())
+    }
+
+    /// Like [`KeyState::apply`] for an entry whose signature was already verified (the rules are
+    /// all checked; only the signature is not verified a second time).
+    pub fn apply_checked(&mut self, entry: &CheckedEntry) -> Result<Applied, Refusal> {
+        self.apply_inner(entry.entry(), true)
     }
 
     /// Checks `entry` and, if it is acceptable, applies it as the next log entry. On refusal
     /// nothing changes.
     pub fn apply(&mut self, entry: &Entry) -> Result<Applied, Refusal> {
-        let change = self.plan(entry)?;
+        self.apply_inner(entry, false)
+    }
+
+    fn apply_inner(&mut self, entry: &Entry, signature_checked: bool) -> Result<Applied, Refusal> {
+        let change = self.plan(entry, signature_checked)?;
         let index = self.size;
         self.commit(entry, change);
         self.size = index + 1;
@@ -422,7 +437,7 @@ impl KeyState {
     }
 
     /// Decides whether `entry` is acceptable; returns what to change. Pure.
-    fn plan(&self, entry: &Entry) -> Result<Change, Refusal> {
+    fn plan(&self, entry: &Entry, signature_checked: bool) -> Result<Change, Refusal> {
         if self.size == u64::MAX {
             return Err(Refusal::LogFull);
         }
@@ -430,7 +445,7 @@ impl KeyState {
         let signer = body.signer;
         let supplier = &body.supplier;
         // Signature first: nothing about an unsigned claim is worth reporting.
-        if !entry.signature_is_valid() {
+        if !signature_checked && !entry.signature_is_valid() {
             return Err(Refusal::BadSignature(signer));
         }
         let Some(state) = self.suppliers.get(supplier) else {
@@ -690,5 +705,49 @@ impl SupplierState {
             .filter(|(_, r)| r.revoked_at.is_some())
             .map(|(k, _)| *k)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::EntryBody;
+    use crate::keys::KeyPair;
+
+    #[test]
+    fn checked_entries_follow_the_same_rules() {
+        let kp = KeyPair::generate();
+        let acme = SupplierName::parse("acme").unwrap();
+        let first = Entry::sign(
+            EntryBody::new(
+                acme.clone(),
+                kp.public(),
+                Event::MasterKey {
+                    public_key: kp.public(),
+                    derivation: None,
+                },
+            ),
+            &kp,
+        )
+        .unwrap();
+        let mut a = KeyState::new();
+        let mut b = KeyState::new();
+        a.apply(&first).unwrap();
+        let checked = first.clone().into_checked().unwrap();
+        b.check_checked(&checked).unwrap();
+        b.apply_checked(&checked).unwrap();
+        assert_eq!(a, b);
+        // The rules still apply: a replay is refused.
+        assert!(matches!(
+            b.apply_checked(&checked),
+            Err(Refusal::KeyAlreadyRegistered(_))
+        ));
+        // A forged entry cannot become a CheckedEntry.
+        let other = KeyPair::generate();
+        let body = first.body().canonical_bytes();
+        let mut forged = body.clone();
+        forged.push(b'\n');
+        forged.extend_from_slice(other.sign_raw(&body).to_hex().as_bytes());
+        assert!(Entry::parse(&forged).unwrap().into_checked().is_err());
     }
 }
