@@ -467,12 +467,12 @@ impl CheckedEntry {
 }
 
 impl Entry {
-    /// Verifies the signature; on failure gives the entry back.
-    pub fn into_checked(self) -> Result<CheckedEntry, Entry> {
+    /// Verifies the signature strictly and wraps the entry as checked.
+    pub fn into_checked(self) -> Result<CheckedEntry, crate::keys::BadSignature> {
         if self.signature_is_valid() {
             Ok(CheckedEntry(self))
         } else {
-            Err(self)
+            Err(crate::keys::BadSignature)
         }
     }
 }
