@@ -7,4 +7,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod config;
 pub mod signer;
+pub mod store;
+pub mod writer;

@@ -1,0 +1,724 @@
+//! The HTTP API (version 1).
+//!
+//! Every answer is a [`keyggdrasil::wire::Envelope`]: `{"status":"ok","data":…}` or
+//! `{"status":"error","code":…,"message":…}`. Signed answers carry a
+//! [`keyggdrasil::wire::Signed`] value whose payload bytes are exactly what the channel's signer
+//! signed. Internal failures are logged with their details and answered with a generic message.
+//!
+//! | method and path | answer |
+//! |---|---|
+//! | `POST /v1/submit` (JSON [`SubmitRequest`]) | [`SubmitResponse`] |
+//! | `GET /v1/updates?since=N&nonce=HEX` | `Signed` [`UpdatePayload`] (context `channel-update`) |
+//! | `GET /v1/checkpoint` | `Signed` [`Checkpoint`] (context `checkpoint`) |
+//! | `GET /v1/proof/inclusion?index=I&size=N` | [`InclusionProofResponse`] |
+//! | `GET /v1/proof/consistency?old=M&new=N` | [`ConsistencyProofResponse`] |
+//! | `GET /v1/entries?start=S&end=E` | [`EntriesResponse`] |
+//! | `PUT /v1/archives/{supplier}/{package}/{version}` | the stored archive's size and digest |
+//! | `GET /v1/archives/{supplier}/{package}/{version}` | the archive bytes (`Content-Length`, ranges) |
+//! | `GET /v1/stats` | counts and uptime |
+//! | `GET /healthz` | liveness and the signer's state |
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use keyggdrasil::entry::{Entry, Event};
+use keyggdrasil::keys::{PublicKey, Signature};
+use keyggdrasil::merkle::{self, Blake2b256};
+use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::protocol::Context;
+use keyggdrasil::wire::{
+    ChannelName, Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope, InclusionProofResponse,
+    Nonce, Signed, SubmitRequest, SubmitResponse, TreeHash, UpdatePayload, WIRE_VERSION,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::{Paths, ServerLimits};
+use crate::store::{self, DbError, ReadPool, SqliteHashes};
+use crate::writer::{SubmitError, WriterHandle};
+
+/// The signer is unavailable (down, restarting, or timed out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the channel's signer is unavailable")]
+pub struct SignerDown;
+
+/// Something that signs payloads with the channel key. In production this is the client of the
+/// separate signer process ([`crate::signer`]); the server never holds the key itself.
+pub trait PayloadSigner: Send + Sync + 'static {
+    /// Signs `payload` under `context`.
+    fn sign(&self, context: Context, payload: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Signature, SignerDown>> + Send + '_>>;
+    /// True while the signer is believed to be up (for `/healthz`).
+    fn is_up(&self) -> bool;
+}
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// The single writer.
+    pub writer: WriterHandle,
+    /// Read connections.
+    pub reads: ReadPool,
+    /// The channel key's signer.
+    pub signer: Arc<dyn PayloadSigner>,
+    /// The channel's public key (to check what the signer returns, and for `/v1/stats`).
+    pub channel_key: PublicKey,
+    /// The log's origin.
+    pub origin: ChannelName,
+    /// Limits.
+    pub limits: ServerLimits,
+    /// File layout.
+    pub paths: Paths,
+    /// Start time, for uptime.
+    pub started: Instant,
+    checkpoint: Mutex<Option<(u64, u64, Signed)>>,
+    submit_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    read_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    uploads: tokio::sync::Semaphore,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(
+        writer: WriterHandle,
+        signer: Arc<dyn PayloadSigner>,
+        channel_key: PublicKey,
+        origin: ChannelName,
+        limits: ServerLimits,
+        paths: Paths,
+    ) -> Self {
+        let limiter = |per_minute: u32| {
+            NonZeroU32::new(per_minute).map(|n| {
+                let burst = NonZeroU32::new(limits.burst).unwrap_or(NonZeroU32::MIN);
+                RateLimiter::keyed(Quota::per_minute(n).allow_burst(burst))
+            })
+        };
+        Self {
+            reads: ReadPool::new(&paths.db),
+            submit_limiter: limiter(limits.submissions_per_minute),
+            read_limiter: limiter(limits.reads_per_minute),
+            uploads: tokio::sync::Semaphore::new(limits.max_concurrent_uploads.max(1)),
+            checkpoint: Mutex::new(None),
+            started: Instant::now(),
+            writer,
+            signer,
+            channel_key,
+            origin,
+            limits,
+            paths,
+        }
+    }
+
+    /// Forgets rate-limit keys not seen recently (call periodically to bound memory).
+    pub fn prune_rate_limits(&self) {
+        for l in [&self.submit_limiter, &self.read_limiter].into_iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+/// An error answer: HTTP status, stable code, message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    fn internal(context: &str, err: &dyn std::error::Error) -> Self {
+        // Details go to the operator's log, never to the client.
+        tracing::error!(error = %err, source = ?err.source(), "{context}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the operator has the details")
+    }
+    fn signer_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "signer_unavailable",
+            "the channel's signer is restarting; try again shortly",
+        )
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        ApiError::internal("database", &e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Envelope::<()>::Error {
+            code: self.code.to_owned(),
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn ok<T: Serialize>(data: T) -> Response {
+    (StatusCode::OK, Json(Envelope::Ok { data })).into_response()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The router with every route, limit and layer.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limits = state.limits.clone();
+    let reads = Router::new()
+        .route("/v1/updates", get(updates))
+        .route("/v1/checkpoint", get(checkpoint))
+        .route("/v1/proof/inclusion", get(inclusion))
+        .route("/v1/proof/consistency", get(consistency))
+        .route("/v1/entries", get(entries))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_reads));
+    let submit = Router::new()
+        .route("/v1/submit", post(submit))
+        .layer(DefaultBodyLimit::max(limits.max_submission_bytes as usize))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_submissions));
+    let quick = Router::new()
+        .merge(reads)
+        .merge(submit)
+        .route("/v1/stats", get(stats))
+        .route("/healthz", get(healthz))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_secs),
+        ));
+    let archives = Router::new()
+        .route("/v1/archives/{supplier}/{package}/{version}", get(download_archive).put(upload_archive))
+        .layer(DefaultBodyLimit::disable())
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_submissions))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.archive_timeout_secs),
+        ));
+    Router::new()
+        .merge(quick)
+        .merge(archives)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .with_state(state)
+}
+
+fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+async fn limit_reads(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(l) = &s.read_limiter
+        && l.check_key(&client_ip(&req)).is_err()
+    {
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down").into_response();
+    }
+    next.run(req).await
+}
+
+async fn limit_submissions(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(l) = &s.submit_limiter
+        && l.check_key(&client_ip(&req)).is_err()
+    {
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many submissions; slow down").into_response();
+    }
+    next.run(req).await
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::bad_request("bad_query", format!("bad query string: {}", e.body_text())))
+}
+
+async fn submit(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "submissions must be sent as Content-Type: application/json",
+        ));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("submission is larger than {} bytes", s.limits.max_submission_bytes),
+            )
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    })?;
+    let req: SubmitRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("malformed_json", format!("not a submission: {e}")))?;
+    let entry = Entry::parse(req.entry.as_bytes())
+        .map_err(|e| ApiError::bad_request("malformed_entry", e.to_string()))?;
+    let signer = entry.body().signer;
+    let checked = entry.into_checked().map_err(|_| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            format!("the entry's signature does not verify under its signer key {signer}"),
+        )
+    })?;
+    match s.writer.submit(checked, req.invite).await {
+        Ok(a) => Ok(ok(SubmitResponse {
+            index: a.index,
+            leaf_hash: TreeHash(a.leaf_hash),
+            size: a.size,
+            duplicate: a.duplicate,
+        })),
+        Err(SubmitError::Refused(r)) => Err(ApiError::new(StatusCode::FORBIDDEN, r.rule(), r.to_string())),
+        Err(e @ SubmitError::InviteRequired) => Err(ApiError::new(StatusCode::FORBIDDEN, "invite_required", e.to_string())),
+        Err(e @ SubmitError::InviteInvalid) => Err(ApiError::new(StatusCode::FORBIDDEN, "invite_invalid", e.to_string())),
+        Err(e @ SubmitError::Storage) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())),
+        Err(e @ SubmitError::Closed) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string())),
+    }
+}
+
+async fn sign_payload<T: Serialize>(s: &AppState, context: Context, value: &T) -> Result<Signed, ApiError> {
+    let payload = serde_json::to_string(value).map_err(|e| ApiError::internal("serialise payload", &e))?;
+    let signature = s
+        .signer
+        .sign(context, payload.clone().into_bytes())
+        .await
+        .map_err(|_| ApiError::signer_down())?;
+    Ok(Signed::from_parts(payload, signature))
+}
+
+/// Runs blocking database work off the async threads.
+async fn blocking<T: Send + 'static>(
+    s: &Arc<AppState>,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || s.reads.with(f))
+        .await
+        .map_err(|e| ApiError::internal("blocking task", &e))?
+        .map_err(ApiError::from)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdatesQuery {
+    since: u64,
+    nonce: String,
+}
+
+async fn updates(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<UpdatesQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let nonce = Nonce::from_hex(&q.nonce).map_err(|e| ApiError::bad_request("bad_nonce", e.to_string()))?;
+    let head = s.writer.head();
+    if q.since > head.size {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "since_beyond_log",
+            format!("the log has {} entries; you asked for entries after {}", head.size, q.since),
+        ));
+    }
+    let (size, root, entries) = if q.since == head.size {
+        (head.size, head.root, Vec::new())
+    } else {
+        let since = q.since;
+        let end = head.size.min(since.saturating_add(s.limits.max_entries_per_page.max(1)));
+        let (root, rows) = blocking(&s, move |c| Ok((store::root_at(c, end)?, store::entries(c, since, end)?))).await?;
+        let mut texts = Vec::with_capacity(rows.len());
+        for r in rows {
+            texts.push(String::from_utf8(r).map_err(|e| ApiError::internal("stored entry is not UTF-8", &e))?);
+        }
+        (end, root, texts)
+    };
+    let payload = UpdatePayload {
+        v: WIRE_VERSION,
+        origin: s.origin.clone(),
+        nonce,
+        time: now_secs(),
+        since: q.since,
+        size,
+        root: TreeHash(root),
+        tree_size: head.size,
+        entries,
+    };
+    Ok(ok(sign_payload(&s, Context::ChannelUpdate, &payload).await?))
+}
+
+/// How long a signed checkpoint is reused while the log does not grow.
+const CHECKPOINT_REUSE_SECS: u64 = 10;
+
+async fn checkpoint(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let head = s.writer.head();
+    let now = now_secs();
+    if let Ok(c) = s.checkpoint.lock()
+        && let Some((size, time, signed)) = c.as_ref()
+        && *size == head.size
+        && now.saturating_sub(*time) < CHECKPOINT_REUSE_SECS
+    {
+        return Ok(ok(signed.clone()));
+    }
+    let cp = Checkpoint {
+        v: WIRE_VERSION,
+        origin: s.origin.clone(),
+        size: head.size,
+        root: TreeHash(head.root),
+        time: now,
+    };
+    let signed = sign_payload(&s, Context::Checkpoint, &cp).await?;
+    if let Ok(mut c) = s.checkpoint.lock() {
+        *c = Some((head.size, now, signed.clone()));
+    }
+    Ok(ok(signed))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+async fn inclusion(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<InclusionQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let head = s.writer.head();
+    if q.size > head.size || q.index >= q.size {
+        return Err(ApiError::bad_request(
+            "bad_range",
+            format!("need index < size <= {} (the log's size)", head.size),
+        ));
+    }
+    let proof = blocking(&s, move |c| Ok(merkle::prove_inclusion(&Blake2b256, q.index, q.size, &SqliteHashes(c))?)).await?;
+    Ok(ok(InclusionProofResponse::from_proof(q.index, q.size, &proof)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    old: u64,
+    new: u64,
+}
+
+async fn consistency(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let head = s.writer.head();
+    if q.old == 0 || q.old > q.new || q.new > head.size {
+        return Err(ApiError::bad_request(
+            "bad_range",
+            format!("need 0 < old <= new <= {} (the log's size)", head.size),
+        ));
+    }
+    let proof = blocking(&s, move |c| Ok(merkle::prove_consistency(&Blake2b256, q.old, q.new, &SqliteHashes(c))?)).await?;
+    Ok(ok(ConsistencyProofResponse::from_proof(q.old, q.new, &proof)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntriesQuery {
+    start: u64,
+    end: u64,
+}
+
+async fn entries(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<EntriesQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let head = s.writer.head();
+    let page = s.limits.max_entries_per_page.max(1);
+    if q.start >= q.end || q.end > head.size || q.end - q.start > page {
+        return Err(ApiError::bad_request(
+            "bad_range",
+            format!("need start < end <= {} and at most {page} entries", head.size),
+        ));
+    }
+    let rows = blocking(&s, move |c| store::entries(c, q.start, q.end)).await?;
+    let mut texts = Vec::with_capacity(rows.len());
+    for r in rows {
+        texts.push(String::from_utf8(r).map_err(|e| ApiError::internal("stored entry is not UTF-8", &e))?);
+    }
+    Ok(ok(EntriesResponse {
+        start: q.start,
+        entries: texts,
+    }))
+}
+
+#[derive(Serialize)]
+struct Stats {
+    origin: ChannelName,
+    channel_key: PublicKey,
+    size: u64,
+    suppliers: u64,
+    releases: u64,
+    archives: u64,
+    uptime_secs: u64,
+}
+
+async fn stats(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let (size, suppliers, releases, archives) = blocking(&s, store::stats).await?;
+    Ok(ok(Stats {
+        origin: s.origin.clone(),
+        channel_key: s.channel_key,
+        size,
+        suppliers,
+        releases,
+        archives,
+        uptime_secs: s.started.elapsed().as_secs(),
+    }))
+}
+
+#[derive(Serialize)]
+struct Health {
+    size: u64,
+    signer: &'static str,
+}
+
+async fn healthz(State(s): State<Arc<AppState>>) -> Response {
+    let up = s.signer.is_up();
+    let body = Health {
+        size: s.writer.head().size,
+        signer: if up { "up" } else { "down" },
+    };
+    if up {
+        ok(body)
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(Envelope::Ok { data: body })).into_response()
+    }
+}
+
+/// The logged release named by a path, with what an archive upload must match.
+struct LoggedRelease {
+    size: u64,
+    digest: [u8; 64],
+    signer: PublicKey,
+    signature: Signature,
+}
+
+fn parse_names(supplier: &str, package: &str, version: &str) -> Result<(SupplierName, PackageName, Version), ApiError> {
+    Ok((
+        SupplierName::parse(supplier).map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
+        PackageName::parse(package).map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
+        Version::parse(version).map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
+    ))
+}
+
+async fn logged_release(s: &Arc<AppState>, supplier: SupplierName, package: PackageName, version: Version) -> Result<LoggedRelease, ApiError> {
+    let (sup, pkg, ver) = (supplier.clone(), package.clone(), version.clone());
+    let found = blocking(s, move |c| {
+        let Some((idx, size, digest)) = store::release(c, sup.as_str(), pkg.as_str(), ver.as_str())? else {
+            return Ok(None);
+        };
+        let bytes = store::entries(c, idx, idx + 1)?;
+        Ok(Some((size, digest, bytes)))
+    })
+    .await?;
+    let Some((size, digest, bytes)) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_release",
+            format!("{supplier}/{package} {version} is not in the log"),
+        ));
+    };
+    let entry = bytes
+        .first()
+        .and_then(|b| Entry::parse(b).ok())
+        .ok_or_else(|| ApiError::internal("stored release entry", &DbError::Inconsistent("unparsable".into())))?;
+    let Event::Release { signature, .. } = &entry.body().event else {
+        return Err(ApiError::internal("stored release entry", &DbError::Inconsistent("not a release".into())));
+    };
+    Ok(LoggedRelease {
+        size,
+        digest,
+        signer: entry.body().signer,
+        signature: *signature,
+    })
+}
+
+fn archive_path(paths: &Paths, digest: &[u8; 64]) -> PathBuf {
+    paths.archives.join(hex::encode(digest))
+}
+
+#[derive(Serialize)]
+struct Uploaded {
+    size: u64,
+    digest: String,
+    already_stored: bool,
+}
+
+async fn upload_archive(
+    State(s): State<Arc<AppState>>,
+    Path((supplier, package, version)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (supplier, package, version) = parse_names(&supplier, &package, &version)?;
+    let release = logged_release(&s, supplier, package, version).await?;
+    let limit = release.size.min(s.limits.max_archive_bytes);
+    if release.size > s.limits.max_archive_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the logged archive size {} is above this channel's limit {}", release.size, s.limits.max_archive_bytes),
+        ));
+    }
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len != release.size
+    {
+        return Err(ApiError::bad_request(
+            "archive_size_mismatch",
+            format!("the archive is {len} bytes but the logged release says {}", release.size),
+        ));
+    }
+    let final_path = archive_path(&s.paths, &release.digest);
+    let digest = release.digest;
+    if blocking(&s, move |c| store::has_archive(c, &digest)).await? {
+        return Ok(ok(Uploaded {
+            size: release.size,
+            digest: hex::encode(release.digest),
+            already_stored: true,
+        }));
+    }
+    let _permit = s.uploads.acquire().await.map_err(|_| ApiError::signer_down())?;
+    let tmp = s.paths.archives.join(format!(".upload-{}", hex::encode(keyggdrasil::random::bytes::<12>())));
+    let result = receive(&s, body, &tmp, limit, &release).await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return result;
+    }
+    tokio::fs::rename(&tmp, &final_path)
+        .await
+        .map_err(|e| ApiError::internal("store archive", &e))?;
+    let dir = s.paths.archives.clone();
+    let digest = release.digest;
+    let size = release.size;
+    blocking(&s, move |_c| {
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| DbError::Inconsistent(e.to_string()))?;
+        Ok(())
+    })
+    .await?;
+    let db = s.paths.db.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), DbError> {
+        let c = store::open(&db)?;
+        store::add_archive(&c, &digest, size)
+    })
+    .await
+    .map_err(|e| ApiError::internal("blocking task", &e))??;
+    result
+}
+
+async fn receive(s: &Arc<AppState>, body: Body, tmp: &std::path::Path, limit: u64, release: &LoggedRelease) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
+    let mut file = tokio::fs::File::create(tmp).await.map_err(|e| ApiError::internal("create upload file", &e))?;
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("upload_interrupted", format!("upload failed: {e}")))?;
+        received = received.saturating_add(chunk.len() as u64);
+        if received > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "archive_size_mismatch",
+                format!("the archive is larger than the logged size of {} bytes", release.size),
+            ));
+        }
+        file.write_all(&chunk).await.map_err(|e| ApiError::internal("write upload", &e))?;
+    }
+    file.sync_all().await.map_err(|e| ApiError::internal("sync upload", &e))?;
+    drop(file);
+    if received != release.size {
+        return Err(ApiError::bad_request(
+            "archive_size_mismatch",
+            format!("the archive is {received} bytes but the logged release says {}", release.size),
+        ));
+    }
+    let path = tmp.to_path_buf();
+    let signer = release.signer;
+    let (size, plain, keyed) = tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&path).and_then(|f| keyggdrasil::filesig::digest_both(&signer, f))
+    })
+    .await
+    .map_err(|e| ApiError::internal("blocking task", &e))?
+    .map_err(|e| ApiError::internal("hash upload", &e))?;
+    let _ = s;
+    if size != release.size || plain != release.digest {
+        return Err(ApiError::bad_request(
+            "archive_digest_mismatch",
+            "the archive's BLAKE2b-512 digest does not match the logged release",
+        ));
+    }
+    if keyggdrasil::filesig::verify_digest(&release.signer, &release.signature, &keyed).is_err() {
+        return Err(ApiError::bad_request(
+            "archive_signature_invalid",
+            "the logged archive signature does not verify over this archive",
+        ));
+    }
+    Ok(ok(Uploaded {
+        size: release.size,
+        digest: hex::encode(release.digest),
+        already_stored: false,
+    }))
+}
+
+async fn download_archive(
+    State(s): State<Arc<AppState>>,
+    Path((supplier, package, version)): Path<(String, String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (supplier, package, version) = parse_names(&supplier, &package, &version)?;
+    let release = logged_release(&s, supplier.clone(), package.clone(), version.clone()).await?;
+    let digest = release.digest;
+    if !blocking(&s, move |c| store::has_archive(c, &digest)).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "archive_not_uploaded",
+            format!("the archive of {supplier}/{package} {version} has not been uploaded yet"),
+        ));
+    }
+    let path = archive_path(&s.paths, &release.digest);
+    use tower::ServiceExt;
+    let svc = tower_http::services::ServeFile::new(path);
+    match svc.oneshot(req).await {
+        Ok(resp) => Ok(resp.map(Body::new)),
+        Err(e) => Err(ApiError::internal("serve archive", &e)),
+    }
+}

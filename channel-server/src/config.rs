@@ -1,0 +1,218 @@
+//! The channel's configuration file (TOML), with documented defaults for every limit.
+//!
+//! ```toml
+//! [channel]
+//! name = "plugins.example.org"   # the log's origin, in every signed statement
+//! policy = "open"                # or "invite"
+//!
+//! [server]
+//! listen = "127.0.0.1:8080"
+//! # data_dir defaults to the folder holding this file
+//!
+//! [limits]                       # every field optional; defaults shown in `Limits::default`
+//! max_submission_bytes = 65536
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use keyggdrasil::wire::ChannelName;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::writer::Policy;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("could not read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The channel itself.
+    pub channel: ChannelSection,
+    /// The HTTP server.
+    pub server: ServerSection,
+    /// Limits; every field has a default.
+    #[serde(default)]
+    pub limits: ServerLimits,
+}
+
+/// `[channel]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSection {
+    /// The log's origin name.
+    pub name: ChannelName,
+    /// Supplier registration policy.
+    pub policy: Policy,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Folder with `channel.db`, `archives/` and `local/`; defaults to the config file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `[limits]`: every limit of the server, with its default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerLimits {
+    /// Largest submission request body (default 64 KiB).
+    pub max_submission_bytes: u64,
+    /// Largest archive upload (default 512 MiB; a release may declare less, never more).
+    pub max_archive_bytes: u64,
+    /// Most entries per update answer or entries page (default 500).
+    pub max_entries_per_page: u64,
+    /// Whole-request timeout in seconds for everything but archive transfers (default 30).
+    pub request_timeout_secs: u64,
+    /// Timeout in seconds for an archive upload or download (default 600).
+    pub archive_timeout_secs: u64,
+    /// Submissions per minute per client IP (default 600; 0 = unlimited).
+    pub submissions_per_minute: u32,
+    /// Update, checkpoint, proof and entries requests per minute per client IP (default 6000;
+    /// 0 = unlimited).
+    pub reads_per_minute: u32,
+    /// Burst allowance of both rate limits (default 100).
+    pub burst: u32,
+    /// Most entries the writer commits in one transaction (default 2000).
+    pub max_batch: usize,
+    /// Submissions queued for the writer before clients wait (default 20000).
+    pub writer_queue: usize,
+    /// Concurrent archive uploads (default 4).
+    pub max_concurrent_uploads: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_submission_bytes: 64 << 10,
+            max_archive_bytes: 512 << 20,
+            max_entries_per_page: 500,
+            request_timeout_secs: 30,
+            archive_timeout_secs: 600,
+            submissions_per_minute: 600,
+            reads_per_minute: 6000,
+            burst: 100,
+            max_batch: 2000,
+            writer_queue: 20_000,
+            max_concurrent_uploads: 4,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        cfg.server.data_dir = Some(match cfg.server.data_dir.take() {
+            Some(d) if d.is_absolute() => d,
+            Some(d) => base.join(d),
+            None => base,
+        });
+        Ok(cfg)
+    }
+
+    /// The data folder (after [`Config::load`], always set).
+    pub fn data_dir(&self) -> PathBuf {
+        self.server.data_dir.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+/// Paths inside the data folder.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The SQLite database.
+    pub db: PathBuf,
+    /// Stored archives, by digest.
+    pub archives: PathBuf,
+    /// The private folder (0700).
+    pub local: PathBuf,
+    /// The channel key file (0600).
+    pub key_file: PathBuf,
+    /// The channel secret (0600), from which the signer MAC key is derived.
+    pub secret_file: PathBuf,
+    /// The signer's Unix socket.
+    pub socket: PathBuf,
+}
+
+impl Paths {
+    /// The standard layout under `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        let local = data_dir.join("local");
+        Self {
+            db: data_dir.join("channel.db"),
+            archives: data_dir.join("archives"),
+            key_file: local.join("channel-key.json"),
+            secret_file: local.join("channel-secret"),
+            socket: local.join("signer.sock"),
+            local,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("channel.toml");
+        std::fs::write(
+            &p,
+            "[channel]\nname = \"c.example\"\npolicy = \"invite\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.channel.policy, Policy::Invite);
+        assert_eq!(c.limits, ServerLimits::default());
+        assert_eq!(c.data_dir(), t.path());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("channel.toml");
+        std::fs::write(
+            &p,
+            "[channel]\nname = \"c\"\npolicy = \"open\"\n[server]\nlisten = \"127.0.0.1:0\"\nlisen = 1\n",
+        )
+        .unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
+    }
+}

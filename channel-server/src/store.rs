@@ -1,0 +1,279 @@
+//! The channel's SQLite database: entries, stored tree hashes, releases, invites, archives.
+//!
+//! One writer ([`crate::writer`]) appends; any number of readers answer requests from their own
+//! connections. WAL mode lets readers run while the writer commits, and `synchronous = FULL`
+//! makes a commit durable before the writer acknowledges it. Every table the writer fills is
+//! written in the same transaction as the entries, so after a crash the log, its tree hashes and
+//! the release index are always consistent with each other.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use keyggdrasil::entry::Entry;
+use keyggdrasil::merkle::{self, Blake2b256, Hash, HashStore, StoreError, StoredIndex, TreeHasher};
+use rusqlite::{Connection, OptionalExtension, params};
+use thiserror::Error;
+
+/// A storage failure. Details are for the operator's log; clients get a generic message.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// SQLite failed.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The stored tree does not match the stored entries.
+    #[error("database is inconsistent: {0}")]
+    Inconsistent(String),
+    /// A Merkle computation over stored hashes failed.
+    #[error("tree error")]
+    Merkle(#[from] merkle::MerkleError),
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS entries (
+    idx       INTEGER PRIMARY KEY,
+    leaf_hash BLOB NOT NULL UNIQUE,
+    supplier  TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    bytes     BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS tree_hashes (
+    pos  INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS releases (
+    supplier TEXT NOT NULL,
+    package  TEXT NOT NULL,
+    version  TEXT NOT NULL,
+    idx      INTEGER NOT NULL,
+    size     INTEGER NOT NULL,
+    digest   BLOB NOT NULL,
+    PRIMARY KEY (supplier, package, version)
+) STRICT;
+CREATE TABLE IF NOT EXISTS invites (
+    token_hash BLOB PRIMARY KEY,
+    supplier   TEXT NOT NULL,
+    created    INTEGER NOT NULL,
+    used_idx   INTEGER
+) STRICT;
+CREATE TABLE IF NOT EXISTS archives (
+    digest BLOB PRIMARY KEY,
+    size   INTEGER NOT NULL
+) STRICT;
+";
+
+/// Opens (and creates if needed) the database at `path` with the channel's pragmas and schema.
+pub fn open(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// The number of entries in the log.
+pub fn size(conn: &Connection) -> Result<u64, DbError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Entries `start .. end` (exact bytes), in order.
+pub fn entries(conn: &Connection, start: u64, end: u64) -> Result<Vec<Vec<u8>>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT idx, bytes FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")?;
+    let rows = stmt.query_map(params![start as i64, end as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = Vec::new();
+    for (i, row) in rows.enumerate() {
+        let (idx, bytes) = row?;
+        if idx as u64 != start + i as u64 {
+            return Err(DbError::Inconsistent(format!("entry {} missing", start + i as u64)));
+        }
+        out.push(bytes);
+    }
+    Ok(out)
+}
+
+/// The index of the entry with this leaf hash, if it is in the log.
+pub fn index_of_leaf(conn: &Connection, leaf_hash: &Hash) -> Result<Option<u64>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT idx FROM entries WHERE leaf_hash = ?1")?
+        .query_row([&leaf_hash[..]], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|i| i as u64))
+}
+
+/// The stored tree hashes, read through a connection (inside or outside a transaction).
+pub struct SqliteHashes<'c>(pub &'c Connection);
+
+impl HashStore for SqliteHashes<'_> {
+    fn get(&self, index: StoredIndex) -> Result<Hash, StoreError> {
+        let pos = i64::try_from(index.get()).map_err(|_| StoreError::Missing { index: index.get() })?;
+        let blob: Option<Vec<u8>> = self
+            .0
+            .prepare_cached("SELECT hash FROM tree_hashes WHERE pos = ?1")
+            .and_then(|mut s| s.query_row([pos], |r| r.get(0)).optional())
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let blob = blob.ok_or(StoreError::Missing { index: index.get() })?;
+        blob.as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Backend("stored hash is not 32 bytes".into()))
+    }
+}
+
+/// The root of the stored tree at `size`.
+pub fn root_at(conn: &Connection, size: u64) -> Result<Hash, DbError> {
+    Ok(merkle::root_at(&Blake2b256, size, &SqliteHashes(conn))?)
+}
+
+/// Release lookup for archive upload and download: `(log index, size, digest)`.
+pub fn release(
+    conn: &Connection,
+    supplier: &str,
+    package: &str,
+    version: &str,
+) -> Result<Option<(u64, u64, [u8; 64])>, DbError> {
+    let row = conn
+        .prepare_cached("SELECT idx, size, digest FROM releases WHERE supplier = ?1 AND package = ?2 AND version = ?3")?
+        .query_row(params![supplier, package, version], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+        })
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some((idx, size, digest)) => {
+            let digest: [u8; 64] = digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| DbError::Inconsistent("stored digest is not 64 bytes".into()))?;
+            Ok(Some((idx as u64, size as u64, digest)))
+        }
+    }
+}
+
+/// Whether the archive with this digest is stored.
+pub fn has_archive(conn: &Connection, digest: &[u8; 64]) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM archives WHERE digest = ?1")?
+        .query_row([&digest[..]], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Records a stored archive (after the file was renamed into place).
+pub fn add_archive(conn: &Connection, digest: &[u8; 64], size: u64) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO archives (digest, size) VALUES (?1, ?2)",
+        params![&digest[..], size as i64],
+    )?;
+    Ok(())
+}
+
+/// Counts for `/v1/stats`: `(entries, suppliers, releases, archives)`.
+pub fn stats(conn: &Connection) -> Result<(u64, u64, u64, u64), DbError> {
+    let q = |sql: &str| -> Result<u64, DbError> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+    Ok((
+        q("SELECT COUNT(*) FROM entries")?,
+        q("SELECT COUNT(DISTINCT supplier) FROM entries")?,
+        q("SELECT COUNT(*) FROM releases")?,
+        q("SELECT COUNT(*) FROM archives")?,
+    ))
+}
+
+/// Stores the hash of a one-time invite token for `supplier`.
+pub fn add_invite(conn: &Connection, token_hash: &[u8; 32], supplier: &str, now: u64) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO invites (token_hash, supplier, created) VALUES (?1, ?2, ?3)",
+        params![&token_hash[..], supplier, now as i64],
+    )?;
+    Ok(())
+}
+
+/// Reads every entry and recomputes the whole tree from scratch, comparing it with the stored
+/// hashes: the check behind "the stored tree matches a recomputation". O(n); for tests and
+/// `channel-server check`.
+pub fn verify_stored_tree(conn: &Connection) -> Result<(u64, Hash), DbError> {
+    let n = size(conn)?;
+    let mut mem = merkle::MemoryStore::new();
+    let mut stmt = conn.prepare("SELECT idx, leaf_hash, bytes FROM entries ORDER BY idx")?;
+    let mut rows = stmt.query([])?;
+    let mut expect = 0u64;
+    while let Some(row) = rows.next()? {
+        let idx: i64 = row.get(0)?;
+        let leaf: Vec<u8> = row.get(1)?;
+        let bytes: Vec<u8> = row.get(2)?;
+        if idx as u64 != expect {
+            return Err(DbError::Inconsistent(format!("entry {expect} missing")));
+        }
+        Entry::parse(&bytes).map_err(|e| DbError::Inconsistent(format!("entry {idx}: {e}")))?;
+        let computed = Blake2b256.hash_leaf(&bytes);
+        mem.append_leaf_hash(&Blake2b256, computed)?;
+        if computed[..] != leaf[..] {
+            return Err(DbError::Inconsistent(format!("leaf hash of entry {idx} differs")));
+        }
+        expect += 1;
+    }
+    let stored: i64 = conn.query_row("SELECT COUNT(*) FROM tree_hashes", [], |r| r.get(0))?;
+    if stored as u64 != merkle::stored_hash_count(n)? {
+        return Err(DbError::Inconsistent(format!(
+            "{stored} stored tree hashes for {n} entries"
+        )));
+    }
+    let mut stmt = conn.prepare("SELECT pos, hash FROM tree_hashes ORDER BY pos")?;
+    let mut rows = stmt.query([])?;
+    let all = mem.stored_hashes();
+    let mut i = 0usize;
+    while let Some(row) = rows.next()? {
+        let pos: i64 = row.get(0)?;
+        let hash: Vec<u8> = row.get(1)?;
+        if pos as usize != i || all.get(i).map(|h| &h[..]) != Some(&hash[..]) {
+            return Err(DbError::Inconsistent(format!("stored tree hash {pos} differs from a recomputation")));
+        }
+        i += 1;
+    }
+    let root = mem.root(&Blake2b256)?;
+    Ok((n, root))
+}
+
+/// A small pool of read connections, so request handlers never wait on each other for SQLite.
+pub struct ReadPool {
+    path: std::path::PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    /// A pool over the database at `path`.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` with a read connection (opened on demand, returned to the pool afterwards).
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
+        let conn = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        if let Ok(mut v) = self.idle.lock()
+            && v.len() < 16
+        {
+            v.push(conn);
+        }
+        out
+    }
+}
