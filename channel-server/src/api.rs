@@ -41,8 +41,9 @@ use keyggdrasil::merkle::{self, Blake2b256};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    ChannelName, Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope, InclusionProofResponse,
-    Nonce, Signed, SubmitRequest, SubmitResponse, TreeHash, UpdatePayload, WIRE_VERSION,
+    ChannelName, Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope,
+    InclusionProofResponse, Nonce, Signed, SubmitRequest, SubmitResponse, TreeHash, UpdatePayload,
+    WIRE_VERSION,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
@@ -61,7 +62,11 @@ pub struct SignerDown;
 /// separate signer process ([`crate::signer`]); the server never holds the key itself.
 pub trait PayloadSigner: Send + Sync + 'static {
     /// Signs `payload` under `context`.
-    fn sign(&self, context: Context, payload: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Signature, SignerDown>> + Send + '_>>;
+    fn sign(
+        &self,
+        context: Context,
+        payload: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Result<Signature, SignerDown>> + Send + '_>>;
     /// True while the signer is believed to be up (for `/healthz`).
     fn is_up(&self) -> bool;
 }
@@ -124,7 +129,10 @@ impl AppState {
 
     /// Forgets rate-limit keys not seen recently (call periodically to bound memory).
     pub fn prune_rate_limits(&self) {
-        for l in [&self.submit_limiter, &self.read_limiter].into_iter().flatten() {
+        for l in [&self.submit_limiter, &self.read_limiter]
+            .into_iter()
+            .flatten()
+        {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -153,7 +161,11 @@ impl ApiError {
     fn internal(context: &str, err: &dyn std::error::Error) -> Self {
         // Details go to the operator's log, never to the client.
         tracing::error!(error = %err, source = ?err.source(), "{context}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the operator has the details")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the operator has the details",
+        )
     }
     fn signer_down() -> Self {
         Self::new(
@@ -185,7 +197,10 @@ fn ok<T: Serialize>(data: T) -> Response {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The router with every route, limit and layer.
@@ -201,7 +216,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     let submit = Router::new()
         .route("/v1/submit", post(submit))
         .layer(DefaultBodyLimit::max(limits.max_submission_bytes as usize))
-        .route_layer(middleware::from_fn_with_state(state.clone(), limit_submissions));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_submissions,
+        ));
     let quick = Router::new()
         .merge(reads)
         .merge(submit)
@@ -212,9 +230,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             Duration::from_secs(limits.request_timeout_secs),
         ));
     let archives = Router::new()
-        .route("/v1/archives/{supplier}/{package}/{version}", get(download_archive).put(upload_archive))
+        .route(
+            "/v1/archives/{supplier}/{package}/{version}",
+            get(download_archive).put(upload_archive),
+        )
         .layer(DefaultBodyLimit::disable())
-        .route_layer(middleware::from_fn_with_state(state.clone(), limit_submissions))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_submissions,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(limits.archive_timeout_secs),
@@ -222,7 +246,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(quick)
         .merge(archives)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
         .with_state(state)
 }
 
@@ -237,7 +263,12 @@ async fn limit_reads(State(s): State<Arc<AppState>>, req: Request, next: Next) -
     if let Some(l) = &s.read_limiter
         && l.check_key(&client_ip(&req)).is_err()
     {
-        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down").into_response();
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; slow down",
+        )
+        .into_response();
     }
     next.run(req).await
 }
@@ -246,14 +277,20 @@ async fn limit_submissions(State(s): State<Arc<AppState>>, req: Request, next: N
     if let Some(l) = &s.submit_limiter
         && l.check_key(&client_ip(&req)).is_err()
     {
-        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many submissions; slow down").into_response();
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many submissions; slow down",
+        )
+        .into_response();
     }
     next.run(req).await
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(t)| t)
-        .map_err(|e| ApiError::bad_request("bad_query", format!("bad query string: {}", e.body_text())))
+    q.map(|Query(t)| t).map_err(|e| {
+        ApiError::bad_request("bad_query", format!("bad query string: {}", e.body_text()))
+    })
 }
 
 async fn submit(
@@ -264,7 +301,11 @@ async fn submit(
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
     if !json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -277,14 +318,17 @@ async fn submit(
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                format!("submission is larger than {} bytes", s.limits.max_submission_bytes),
+                format!(
+                    "submission is larger than {} bytes",
+                    s.limits.max_submission_bytes
+                ),
             )
         } else {
             ApiError::bad_request("bad_body", e.body_text())
         }
     })?;
-    let req: SubmitRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("malformed_json", format!("not a submission: {e}")))?;
+    let req: SubmitRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("not a submission: {e}")))?;
     let entry = Entry::parse(req.entry.as_bytes())
         .map_err(|e| ApiError::bad_request("malformed_entry", e.to_string()))?;
     let signer = entry.body().signer;
@@ -302,16 +346,41 @@ async fn submit(
             size: a.size,
             duplicate: a.duplicate,
         })),
-        Err(SubmitError::Refused(r)) => Err(ApiError::new(StatusCode::FORBIDDEN, r.rule(), r.to_string())),
-        Err(e @ SubmitError::InviteRequired) => Err(ApiError::new(StatusCode::FORBIDDEN, "invite_required", e.to_string())),
-        Err(e @ SubmitError::InviteInvalid) => Err(ApiError::new(StatusCode::FORBIDDEN, "invite_invalid", e.to_string())),
-        Err(e @ SubmitError::Storage) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())),
-        Err(e @ SubmitError::Closed) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string())),
+        Err(SubmitError::Refused(r)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            r.rule(),
+            r.to_string(),
+        )),
+        Err(e @ SubmitError::InviteRequired) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invite_required",
+            e.to_string(),
+        )),
+        Err(e @ SubmitError::InviteInvalid) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invite_invalid",
+            e.to_string(),
+        )),
+        Err(e @ SubmitError::Storage) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage",
+            e.to_string(),
+        )),
+        Err(e @ SubmitError::Closed) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            e.to_string(),
+        )),
     }
 }
 
-async fn sign_payload<T: Serialize>(s: &AppState, context: Context, value: &T) -> Result<Signed, ApiError> {
-    let payload = serde_json::to_string(value).map_err(|e| ApiError::internal("serialise payload", &e))?;
+async fn sign_payload<T: Serialize>(
+    s: &AppState,
+    context: Context,
+    value: &T,
+) -> Result<Signed, ApiError> {
+    let payload =
+        serde_json::to_string(value).map_err(|e| ApiError::internal("serialise payload", &e))?;
     let signature = s
         .signer
         .sign(context, payload.clone().into_bytes())
@@ -344,24 +413,36 @@ async fn updates(
     q: Result<Query<UpdatesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let nonce = Nonce::from_hex(&q.nonce).map_err(|e| ApiError::bad_request("bad_nonce", e.to_string()))?;
+    let nonce =
+        Nonce::from_hex(&q.nonce).map_err(|e| ApiError::bad_request("bad_nonce", e.to_string()))?;
     let head = s.writer.head();
     if q.since > head.size {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "since_beyond_log",
-            format!("the log has {} entries; you asked for entries after {}", head.size, q.since),
+            format!(
+                "the log has {} entries; you asked for entries after {}",
+                head.size, q.since
+            ),
         ));
     }
     let (size, root, entries) = if q.since == head.size {
         (head.size, head.root, Vec::new())
     } else {
         let since = q.since;
-        let end = head.size.min(since.saturating_add(s.limits.max_entries_per_page.max(1)));
-        let (root, rows) = blocking(&s, move |c| Ok((store::root_at(c, end)?, store::entries(c, since, end)?))).await?;
+        let end = head
+            .size
+            .min(since.saturating_add(s.limits.max_entries_per_page.max(1)));
+        let (root, rows) = blocking(&s, move |c| {
+            Ok((store::root_at(c, end)?, store::entries(c, since, end)?))
+        })
+        .await?;
         let mut texts = Vec::with_capacity(rows.len());
         for r in rows {
-            texts.push(String::from_utf8(r).map_err(|e| ApiError::internal("stored entry is not UTF-8", &e))?);
+            texts.push(
+                String::from_utf8(r)
+                    .map_err(|e| ApiError::internal("stored entry is not UTF-8", &e))?,
+            );
         }
         (end, root, texts)
     };
@@ -425,8 +506,18 @@ async fn inclusion(
             format!("need index < size <= {} (the log's size)", head.size),
         ));
     }
-    let proof = blocking(&s, move |c| Ok(merkle::prove_inclusion(&Blake2b256, q.index, q.size, &SqliteHashes(c))?)).await?;
-    Ok(ok(InclusionProofResponse::from_proof(q.index, q.size, &proof)))
+    let proof = blocking(&s, move |c| {
+        Ok(merkle::prove_inclusion(
+            &Blake2b256,
+            q.index,
+            q.size,
+            &SqliteHashes(c),
+        )?)
+    })
+    .await?;
+    Ok(ok(InclusionProofResponse::from_proof(
+        q.index, q.size, &proof,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -448,8 +539,18 @@ async fn consistency(
             format!("need 0 < old <= new <= {} (the log's size)", head.size),
         ));
     }
-    let proof = blocking(&s, move |c| Ok(merkle::prove_consistency(&Blake2b256, q.old, q.new, &SqliteHashes(c))?)).await?;
-    Ok(ok(ConsistencyProofResponse::from_proof(q.old, q.new, &proof)))
+    let proof = blocking(&s, move |c| {
+        Ok(merkle::prove_consistency(
+            &Blake2b256,
+            q.old,
+            q.new,
+            &SqliteHashes(c),
+        )?)
+    })
+    .await?;
+    Ok(ok(ConsistencyProofResponse::from_proof(
+        q.old, q.new, &proof,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -469,13 +570,19 @@ async fn entries(
     if q.start >= q.end || q.end > head.size || q.end - q.start > page {
         return Err(ApiError::bad_request(
             "bad_range",
-            format!("need start < end <= {} and at most {page} entries", head.size),
+            format!(
+                "need start < end <= {} and at most {page} entries",
+                head.size
+            ),
         ));
     }
     let rows = blocking(&s, move |c| store::entries(c, q.start, q.end)).await?;
     let mut texts = Vec::with_capacity(rows.len());
     for r in rows {
-        texts.push(String::from_utf8(r).map_err(|e| ApiError::internal("stored entry is not UTF-8", &e))?);
+        texts.push(
+            String::from_utf8(r)
+                .map_err(|e| ApiError::internal("stored entry is not UTF-8", &e))?,
+        );
     }
     Ok(ok(EntriesResponse {
         start: q.start,
@@ -522,7 +629,11 @@ async fn healthz(State(s): State<Arc<AppState>>) -> Response {
     if up {
         ok(body)
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(Envelope::Ok { data: body })).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Envelope::Ok { data: body }),
+        )
+            .into_response()
     }
 }
 
@@ -534,18 +645,31 @@ struct LoggedRelease {
     signature: Signature,
 }
 
-fn parse_names(supplier: &str, package: &str, version: &str) -> Result<(SupplierName, PackageName, Version), ApiError> {
+fn parse_names(
+    supplier: &str,
+    package: &str,
+    version: &str,
+) -> Result<(SupplierName, PackageName, Version), ApiError> {
     Ok((
-        SupplierName::parse(supplier).map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
-        PackageName::parse(package).map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
+        SupplierName::parse(supplier)
+            .map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
+        PackageName::parse(package)
+            .map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
         Version::parse(version).map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
     ))
 }
 
-async fn logged_release(s: &Arc<AppState>, supplier: SupplierName, package: PackageName, version: Version) -> Result<LoggedRelease, ApiError> {
+async fn logged_release(
+    s: &Arc<AppState>,
+    supplier: SupplierName,
+    package: PackageName,
+    version: Version,
+) -> Result<LoggedRelease, ApiError> {
     let (sup, pkg, ver) = (supplier.clone(), package.clone(), version.clone());
     let found = blocking(s, move |c| {
-        let Some((idx, size, digest)) = store::release(c, sup.as_str(), pkg.as_str(), ver.as_str())? else {
+        let Some((idx, size, digest)) =
+            store::release(c, sup.as_str(), pkg.as_str(), ver.as_str())?
+        else {
             return Ok(None);
         };
         let bytes = store::entries(c, idx, idx + 1)?;
@@ -562,9 +686,17 @@ async fn logged_release(s: &Arc<AppState>, supplier: SupplierName, package: Pack
     let entry = bytes
         .first()
         .and_then(|b| Entry::parse(b).ok())
-        .ok_or_else(|| ApiError::internal("stored release entry", &DbError::Inconsistent("unparsable".into())))?;
+        .ok_or_else(|| {
+            ApiError::internal(
+                "stored release entry",
+                &DbError::Inconsistent("unparsable".into()),
+            )
+        })?;
     let Event::Release { signature, .. } = &entry.body().event else {
-        return Err(ApiError::internal("stored release entry", &DbError::Inconsistent("not a release".into())));
+        return Err(ApiError::internal(
+            "stored release entry",
+            &DbError::Inconsistent("not a release".into()),
+        ));
     };
     Ok(LoggedRelease {
         size,
@@ -598,15 +730,24 @@ async fn upload_archive(
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("the logged archive size {} is above this channel's limit {}", release.size, s.limits.max_archive_bytes),
+            format!(
+                "the logged archive size {} is above this channel's limit {}",
+                release.size, s.limits.max_archive_bytes
+            ),
         ));
     }
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
         && len != release.size
     {
         return Err(ApiError::bad_request(
             "archive_size_mismatch",
-            format!("the archive is {len} bytes but the logged release says {}", release.size),
+            format!(
+                "the archive is {len} bytes but the logged release says {}",
+                release.size
+            ),
         ));
     }
     let final_path = archive_path(&s.paths, &release.digest);
@@ -618,8 +759,15 @@ async fn upload_archive(
             already_stored: true,
         }));
     }
-    let _permit = s.uploads.acquire().await.map_err(|_| ApiError::signer_down())?;
-    let tmp = s.paths.archives.join(format!(".upload-{}", hex::encode(keyggdrasil::random::bytes::<12>())));
+    let _permit = s
+        .uploads
+        .acquire()
+        .await
+        .map_err(|_| ApiError::signer_down())?;
+    let tmp = s.paths.archives.join(format!(
+        ".upload-{}",
+        hex::encode(keyggdrasil::random::bytes::<12>())
+    ));
     let result = receive(&s, body, &tmp, limit, &release).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
@@ -632,7 +780,9 @@ async fn upload_archive(
     let digest = release.digest;
     let size = release.size;
     blocking(&s, move |_c| {
-        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| DbError::Inconsistent(e.to_string()))?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| DbError::Inconsistent(e.to_string()))?;
         Ok(())
     })
     .await?;
@@ -646,29 +796,49 @@ async fn upload_archive(
     result
 }
 
-async fn receive(s: &Arc<AppState>, body: Body, tmp: &std::path::Path, limit: u64, release: &LoggedRelease) -> Result<Response, ApiError> {
+async fn receive(
+    s: &Arc<AppState>,
+    body: Body,
+    tmp: &std::path::Path,
+    limit: u64,
+    release: &LoggedRelease,
+) -> Result<Response, ApiError> {
     use futures_util::StreamExt;
-    let mut file = tokio::fs::File::create(tmp).await.map_err(|e| ApiError::internal("create upload file", &e))?;
+    let mut file = tokio::fs::File::create(tmp)
+        .await
+        .map_err(|e| ApiError::internal("create upload file", &e))?;
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("upload_interrupted", format!("upload failed: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("upload_interrupted", format!("upload failed: {e}"))
+        })?;
         received = received.saturating_add(chunk.len() as u64);
         if received > limit {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "archive_size_mismatch",
-                format!("the archive is larger than the logged size of {} bytes", release.size),
+                format!(
+                    "the archive is larger than the logged size of {} bytes",
+                    release.size
+                ),
             ));
         }
-        file.write_all(&chunk).await.map_err(|e| ApiError::internal("write upload", &e))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal("write upload", &e))?;
     }
-    file.sync_all().await.map_err(|e| ApiError::internal("sync upload", &e))?;
+    file.sync_all()
+        .await
+        .map_err(|e| ApiError::internal("sync upload", &e))?;
     drop(file);
     if received != release.size {
         return Err(ApiError::bad_request(
             "archive_size_mismatch",
-            format!("the archive is {received} bytes but the logged release says {}", release.size),
+            format!(
+                "the archive is {received} bytes but the logged release says {}",
+                release.size
+            ),
         ));
     }
     let path = tmp.to_path_buf();

@@ -137,7 +137,10 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         cfg.server.data_dir = Some(match cfg.server.data_dir.take() {
             Some(d) if d.is_absolute() => d,
             Some(d) => base.join(d),
@@ -148,7 +151,10 @@ impl Config {
 
     /// The data folder (after [`Config::load`], always set).
     pub fn data_dir(&self) -> PathBuf {
-        self.server.data_dir.clone().unwrap_or_else(|| PathBuf::from("."))
+        self.server
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 }
 

@@ -1,26 +1,167 @@
-//! `channel-server`: The channel: an HTTP server that logs verified key and release events in an append-only Merkle log.
+//! `channel-server`: the channel of the secure auto-update system.
 //!
-//! Not built yet. This binary is a placeholder so the workspace has its final shape; it parses
-//! `--help`/`--version` and otherwise says plainly that it does nothing yet, exiting with code 2.
-#![forbid(unsafe_code)]
+//! `main` only parses the command line, runs the command and maps errors to exit codes
+//! (0 success, 1 failure, 2 usage); everything else lives in the library.
+#![deny(unsafe_code)]
 
-use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// The channel: an HTTP server that logs verified key and release events in an append-only Merkle log.
-///
-/// Not built yet: every invocation other than --help/--version exits with code 2.
+use channel_server::config::Config;
+use channel_server::server;
+use channel_server::writer::Policy;
+use clap::{Parser, Subcommand};
+use keyggdrasil::names::SupplierName;
+use keyggdrasil::wire::ChannelName;
+
+/// The channel: logs verified key and release events in an append-only Merkle log and answers
+/// sites with signed, nonce-bound responses.
 #[derive(Debug, Parser)]
-#[command(name = "channel-server", version, about)]
+#[command(name = "channel-server", version, about, long_about = None)]
 struct Cli {
-    /// Arguments for the commands that will exist; none are accepted yet.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn main() -> std::process::ExitCode {
-    let _cli = Cli::parse();
-    eprintln!("channel-server: not built yet; see the open issues and README.md");
-    std::process::ExitCode::from(2)
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a channel's data folder: config, database, channel key and secret under local/.
+    ///
+    /// Example: channel-server init --dir /var/lib/channel --name plugins.example.org
+    Init {
+        /// The folder to create (must not hold a channel yet).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The channel's name (the log's origin), e.g. plugins.example.org.
+        #[arg(long, default_value = "channel.localhost")]
+        name: String,
+        /// Supplier registration: `open` (first use) or `invite` (one-time tokens).
+        #[arg(long, default_value = "open", value_parser = parse_policy)]
+        policy: Policy,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run the channel (starts the signer process as a child).
+    ///
+    /// Example: channel-server serve --config /var/lib/channel/channel.toml
+    Serve {
+        /// The config file written by `init`.
+        #[arg(long)]
+        config: PathBuf,
+        /// Listen here instead of the configured address (e.g. 127.0.0.1:0 in tests).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Issue a one-time invite token for a new supplier (policy `invite`).
+    ///
+    /// Example: channel-server invite acme --config /var/lib/channel/channel.toml
+    Invite {
+        /// The supplier the token is for.
+        supplier: String,
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Recompute the whole tree from the stored entries and replay every key rule.
+    ///
+    /// Example: channel-server check --config /var/lib/channel/channel.toml
+    Check {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    match s {
+        "open" => Ok(Policy::Open),
+        "invite" => Ok(Policy::Invite),
+        _ => Err("expected `open` or `invite`".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("channel-server: error: {e}");
+            let mut source = std::error::Error::source(&*e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Init {
+            dir,
+            name,
+            policy,
+            listen,
+        } => {
+            let name = ChannelName::parse(&name)?;
+            let done = server::init(&dir, name.clone(), policy, listen)?;
+            println!("Created channel {} in {}", name.as_str(), dir.display());
+            println!(
+                "Channel public key (sites pin this): {}",
+                done.channel_key.to_hex()
+            );
+            println!("Fingerprint: {}", done.channel_key.fingerprint());
+            println!(
+                "Secrets are in {}/local (mode 0700); back it up offline.",
+                dir.display()
+            );
+            println!(
+                "Next: channel-server serve --config {}",
+                done.config.display()
+            );
+            Ok(())
+        }
+        Command::Serve { config, listen } => {
+            let cfg = Config::load(&config)?;
+            serve(cfg, listen)
+        }
+        Command::Invite { supplier, config } => {
+            let cfg = Config::load(&config)?;
+            let supplier = SupplierName::parse(&supplier)?;
+            let token = server::invite(&cfg, &supplier, now())?;
+            println!("{token}");
+            eprintln!(
+                "One-time invite for supplier {supplier}: give this token to them over a trusted channel."
+            );
+            Ok(())
+        }
+        Command::Check { config } => {
+            let cfg = Config::load(&config)?;
+            let (size, root) = server::check(&cfg)?;
+            println!("ok: {size} entries, root {}", hex::encode(root));
+            Ok(())
+        }
+    }
+}
+
+fn serve(_cfg: Config, _listen: Option<SocketAddr>) -> Result<(), Box<dyn std::error::Error>> {
+    Err("serve needs the signer process, which is being wired in".into())
 }
 
 #[cfg(test)]

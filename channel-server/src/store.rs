@@ -85,13 +85,20 @@ pub fn size(conn: &Connection) -> Result<u64, DbError> {
 
 /// Entries `start .. end` (exact bytes), in order.
 pub fn entries(conn: &Connection, start: u64, end: u64) -> Result<Vec<Vec<u8>>, DbError> {
-    let mut stmt = conn.prepare_cached("SELECT idx, bytes FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")?;
-    let rows = stmt.query_map(params![start as i64, end as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx, bytes FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map(params![start as i64, end as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
     let mut out = Vec::new();
     for (i, row) in rows.enumerate() {
         let (idx, bytes) = row?;
         if idx as u64 != start + i as u64 {
-            return Err(DbError::Inconsistent(format!("entry {} missing", start + i as u64)));
+            return Err(DbError::Inconsistent(format!(
+                "entry {} missing",
+                start + i as u64
+            )));
         }
         out.push(bytes);
     }
@@ -112,7 +119,8 @@ pub struct SqliteHashes<'c>(pub &'c Connection);
 
 impl HashStore for SqliteHashes<'_> {
     fn get(&self, index: StoredIndex) -> Result<Hash, StoreError> {
-        let pos = i64::try_from(index.get()).map_err(|_| StoreError::Missing { index: index.get() })?;
+        let pos =
+            i64::try_from(index.get()).map_err(|_| StoreError::Missing { index: index.get() })?;
         let blob: Option<Vec<u8>> = self
             .0
             .prepare_cached("SELECT hash FROM tree_hashes WHERE pos = ?1")
@@ -175,7 +183,9 @@ pub fn add_archive(conn: &Connection, digest: &[u8; 64], size: u64) -> Result<()
 
 /// Counts for `/v1/stats`: `(entries, suppliers, releases, archives)`.
 pub fn stats(conn: &Connection) -> Result<(u64, u64, u64, u64), DbError> {
-    let q = |sql: &str| -> Result<u64, DbError> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+    let q = |sql: &str| -> Result<u64, DbError> {
+        Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+    };
     Ok((
         q("SELECT COUNT(*) FROM entries")?,
         q("SELECT COUNT(DISTINCT supplier) FROM entries")?,
@@ -185,7 +195,12 @@ pub fn stats(conn: &Connection) -> Result<(u64, u64, u64, u64), DbError> {
 }
 
 /// Stores the hash of a one-time invite token for `supplier`.
-pub fn add_invite(conn: &Connection, token_hash: &[u8; 32], supplier: &str, now: u64) -> Result<(), DbError> {
+pub fn add_invite(
+    conn: &Connection,
+    token_hash: &[u8; 32],
+    supplier: &str,
+    now: u64,
+) -> Result<(), DbError> {
     conn.execute(
         "INSERT INTO invites (token_hash, supplier, created) VALUES (?1, ?2, ?3)",
         params![&token_hash[..], supplier, now as i64],
@@ -213,7 +228,9 @@ pub fn verify_stored_tree(conn: &Connection) -> Result<(u64, Hash), DbError> {
         let computed = Blake2b256.hash_leaf(&bytes);
         mem.append_leaf_hash(&Blake2b256, computed)?;
         if computed[..] != leaf[..] {
-            return Err(DbError::Inconsistent(format!("leaf hash of entry {idx} differs")));
+            return Err(DbError::Inconsistent(format!(
+                "leaf hash of entry {idx} differs"
+            )));
         }
         expect += 1;
     }
@@ -231,7 +248,9 @@ pub fn verify_stored_tree(conn: &Connection) -> Result<(u64, Hash), DbError> {
         let pos: i64 = row.get(0)?;
         let hash: Vec<u8> = row.get(1)?;
         if pos as usize != i || all.get(i).map(|h| &h[..]) != Some(&hash[..]) {
-            return Err(DbError::Inconsistent(format!("stored tree hash {pos} differs from a recomputation")));
+            return Err(DbError::Inconsistent(format!(
+                "stored tree hash {pos} differs from a recomputation"
+            )));
         }
         i += 1;
     }
@@ -262,7 +281,8 @@ impl ReadPool {
             None => {
                 let c = Connection::open_with_flags(
                     &self.path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 c.busy_timeout(std::time::Duration::from_secs(10))?;
                 c

@@ -61,7 +61,9 @@ pub enum SubmitError {
     #[error(transparent)]
     Refused(#[from] Refusal),
     /// The policy is `invite` and no token was given for a new supplier.
-    #[error("this channel registers new suppliers by invitation only: submit the first master key with the invite token the operator gave you")]
+    #[error(
+        "this channel registers new suppliers by invitation only: submit the first master key with the invite token the operator gave you"
+    )]
     InviteRequired,
     /// The token is unknown, used, or for another supplier.
     #[error("the invite token is unknown, already used, or issued for another supplier")]
@@ -89,10 +91,18 @@ pub struct WriterHandle {
 
 impl WriterHandle {
     /// Queues a signature-checked entry and waits until it is durably appended or refused.
-    pub async fn submit(&self, entry: CheckedEntry, invite: Option<String>) -> Result<Appended, SubmitError> {
+    pub async fn submit(
+        &self,
+        entry: CheckedEntry,
+        invite: Option<String>,
+    ) -> Result<Appended, SubmitError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Submission { entry, invite, reply })
+            .send(Submission {
+                entry,
+                invite,
+                reply,
+            })
             .await
             .map_err(|_| SubmitError::Closed)?;
         rx.await.map_err(|_| SubmitError::Closed)?
@@ -125,13 +135,15 @@ pub fn load_state(conn: &Connection) -> Result<(KeyState, Head), DbError> {
         let bytes: Vec<u8> = row.get(1)?;
         let entry = keyggdrasil::entry::Entry::parse(&bytes)
             .map_err(|e| DbError::Inconsistent(format!("stored entry {idx}: {e}")))?;
-        state
-            .apply(&entry)
-            .map_err(|e| DbError::Inconsistent(format!("stored entry {idx} is refused on replay: {e}")))?;
+        state.apply(&entry).map_err(|e| {
+            DbError::Inconsistent(format!("stored entry {idx} is refused on replay: {e}"))
+        })?;
     }
     let stored: i64 = conn.query_row("SELECT COUNT(*) FROM tree_hashes", [], |r| r.get(0))?;
     if stored as u64 != merkle::stored_hash_count(size)? {
-        return Err(DbError::Inconsistent(format!("{stored} tree hashes for {size} entries")));
+        return Err(DbError::Inconsistent(format!(
+            "{stored} tree hashes for {size} entries"
+        )));
     }
     let root = store::root_at(conn, size)?;
     Ok((state, Head { size, root }))
@@ -277,7 +289,8 @@ fn append_batch(
                 entry.as_bytes()
             ])?;
         {
-            let mut ins = tx.prepare_cached("INSERT INTO tree_hashes (pos, hash) VALUES (?1, ?2)")?;
+            let mut ins =
+                tx.prepare_cached("INSERT INTO tree_hashes (pos, hash) VALUES (?1, ?2)")?;
             for (pos, hash) in new.iter() {
                 ins.execute(params![pos.get() as i64, &hash[..]])?;
             }
@@ -325,7 +338,9 @@ fn append_batch(
 fn invite_usable(conn: &Connection, token: &str, supplier: &str) -> Result<bool, DbError> {
     let row: Option<(String, Option<i64>)> = conn
         .prepare_cached("SELECT supplier, used_idx FROM invites WHERE token_hash = ?1")?
-        .query_row([&invite_token_hash(token)[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([&invite_token_hash(token)[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     Ok(matches!(row, Some((s, None)) if s == supplier))
 }

@@ -1,0 +1,202 @@
+//! Setting up and running a channel: `init`, `serve`, `invite`, `check`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyggdrasil::kdf::SiteSecret;
+use keyggdrasil::keyfile::{KeyFile, KeyRole};
+use keyggdrasil::keys::{KeyPair, PublicKey};
+use keyggdrasil::secretfile;
+use keyggdrasil::wire::ChannelName;
+
+use crate::api::{self, AppState, PayloadSigner};
+use crate::config::{ChannelSection, Config, Paths, ServerLimits, ServerSection};
+use crate::store;
+use crate::writer::{self, Policy};
+
+/// A failure of a channel command, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Configuration problem.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Database problem.
+    #[error(transparent)]
+    Db(#[from] store::DbError),
+    /// Secret file problem.
+    #[error(transparent)]
+    Secret(#[from] secretfile::SecretFileError),
+    /// Key file problem.
+    #[error(transparent)]
+    KeyFile(#[from] keyggdrasil::keyfile::KeyFileError),
+    /// I/O with a path.
+    #[error("{action} {path}")]
+    Io {
+        /// What failed.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, said plainly.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> ServerError + 'p {
+    move |source| ServerError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What `init` created.
+#[derive(Debug)]
+pub struct Initialised {
+    /// The config file.
+    pub config: PathBuf,
+    /// The channel's public key (sites pin it).
+    pub channel_key: PublicKey,
+}
+
+/// Creates a channel's data folder: config file, database, archives folder, and under `local/`
+/// (0700) the channel key and the channel secret (0600). Refuses an existing config.
+pub fn init(
+    dir: &Path,
+    name: ChannelName,
+    policy: Policy,
+    listen: SocketAddr,
+) -> Result<Initialised, ServerError> {
+    let config_path = dir.join("channel.toml");
+    if config_path.exists() {
+        return Err(ServerError::Other(format!(
+            "{} already exists; refusing to overwrite a channel",
+            config_path.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(io("could not create", dir))?;
+    let paths = Paths::new(dir);
+    secretfile::ensure_private_dir(&paths.local)?;
+    std::fs::create_dir_all(&paths.archives).map_err(io("could not create", &paths.archives))?;
+    let key = KeyPair::generate();
+    secretfile::write_secret_file(
+        &paths.key_file,
+        &KeyFile::plain(KeyRole::Channel, None, &key).to_bytes(),
+        false,
+    )?;
+    let secret = SiteSecret::generate();
+    let text = zeroize::Zeroizing::new(format!("{}\n", hex::encode(secret.expose())));
+    secretfile::write_secret_file(&paths.secret_file, text.as_bytes(), false)?;
+    store::open(&paths.db)?;
+    let cfg = Config {
+        channel: ChannelSection { name, policy },
+        server: ServerSection {
+            listen,
+            data_dir: None,
+        },
+        limits: ServerLimits::default(),
+    };
+    let text = toml::to_string_pretty(&cfg).map_err(|e| ServerError::Other(e.to_string()))?;
+    std::fs::write(&config_path, text).map_err(io("could not write", &config_path))?;
+    Ok(Initialised {
+        config: config_path,
+        channel_key: key.public(),
+    })
+}
+
+/// Reads the channel's public key from its key file (the secret is unlocked only to check the
+/// file; the serving process never keeps it).
+pub fn channel_public_key(paths: &Paths) -> Result<PublicKey, ServerError> {
+    let bytes =
+        secretfile::read_secret_file(&paths.key_file, keyggdrasil::keyfile::MAX_KEY_FILE_BYTES)?;
+    let file = KeyFile::parse(&bytes)?;
+    Ok(file.public_key)
+}
+
+/// Reads the 32-byte channel secret (hex text).
+pub fn read_channel_secret(paths: &Paths) -> Result<SiteSecret, ServerError> {
+    let bytes = secretfile::read_secret_file(&paths.secret_file, 128)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ServerError::Other("channel secret is not text".into()))?;
+    let arr = keyggdrasil::encoding::from_hex_array::<32>(text.trim_end(), "the channel secret")
+        .map_err(|e| ServerError::Other(e.to_string()))?;
+    Ok(SiteSecret::from_bytes(zeroize::Zeroizing::new(arr)))
+}
+
+/// Issues a one-time invite token for `supplier` and returns it (only its hash is stored).
+pub fn invite(
+    config: &Config,
+    supplier: &keyggdrasil::names::SupplierName,
+    now: u64,
+) -> Result<String, ServerError> {
+    let paths = Paths::new(&config.data_dir());
+    let conn = store::open(&paths.db)?;
+    let token = hex::encode(keyggdrasil::random::bytes::<24>());
+    store::add_invite(
+        &conn,
+        &writer::invite_token_hash(&token),
+        supplier.as_str(),
+        now,
+    )?;
+    Ok(token)
+}
+
+/// Recomputes the whole tree from the stored entries and replays the key rules: the check that
+/// the database is intact. Returns `(size, root)`.
+pub fn check(config: &Config) -> Result<(u64, [u8; 32]), ServerError> {
+    let paths = Paths::new(&config.data_dir());
+    let conn = store::open(&paths.db)?;
+    let (size, root) = store::verify_stored_tree(&conn)?;
+    let (_, head) = writer::load_state(&conn)?;
+    if head.size != size || head.root != root {
+        return Err(ServerError::Other(
+            "stored root differs from the recomputed one".into(),
+        ));
+    }
+    Ok((size, root))
+}
+
+/// Runs the HTTP server until `shutdown` resolves. The signer must already be running.
+pub async fn serve(
+    config: Config,
+    signer: Arc<dyn PayloadSigner>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let paths = Paths::new(&config.data_dir());
+    std::fs::create_dir_all(&paths.archives).map_err(io("could not create", &paths.archives))?;
+    let channel_key = channel_public_key(&paths)?;
+    let (writer, _thread) = writer::start(
+        paths.db.clone(),
+        config.channel.policy,
+        config.limits.max_batch,
+        config.limits.writer_queue,
+    )?;
+    let state = Arc::new(AppState::new(
+        writer,
+        signer,
+        channel_key,
+        config.channel.name.clone(),
+        config.limits.clone(),
+        paths,
+    ));
+    let pruner = state.clone();
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            t.tick().await;
+            pruner.prune_rate_limits();
+        }
+    });
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| ServerError::Other(format!("server failed: {e}")))
+}
