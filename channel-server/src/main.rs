@@ -54,6 +54,9 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Run the signer process (started by `serve`; not meant to be run by hand).
+    #[command(hide = true)]
+    Signer(channel_server::signer::SignerArgs),
     /// Issue a one-time invite token for a new supplier (policy `invite`).
     ///
     /// Example: channel-server invite acme --config /var/lib/channel/channel.toml
@@ -139,8 +142,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Serve { config, listen } => {
             let cfg = Config::load(&config)?;
-            serve(cfg, listen)
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(server::run(cfg, listen))?;
+            Ok(())
         }
+        Command::Signer(args) => Ok(channel_server::signer::run_signer(args)?),
         Command::Invite { supplier, config } => {
             let cfg = Config::load(&config)?;
             let supplier = SupplierName::parse(&supplier)?;
@@ -158,10 +164,6 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     }
-}
-
-fn serve(_cfg: Config, _listen: Option<SocketAddr>) -> Result<(), Box<dyn std::error::Error>> {
-    Err("serve needs the signer process, which is being wired in".into())
 }
 
 #[cfg(test)]

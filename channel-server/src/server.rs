@@ -90,9 +90,9 @@ pub fn init(
         &KeyFile::plain(KeyRole::Channel, None, &key).to_bytes(),
         false,
     )?;
+    // 32 raw random bytes: the signer derives the request MAC key from them (HKDF).
     let secret = SiteSecret::generate();
-    let text = zeroize::Zeroizing::new(format!("{}\n", hex::encode(secret.expose())));
-    secretfile::write_secret_file(&paths.secret_file, text.as_bytes(), false)?;
+    secretfile::write_secret_file(&paths.secret_file, secret.expose(), false)?;
     store::open(&paths.db)?;
     let cfg = Config {
         channel: ChannelSection { name, policy },
@@ -117,16 +117,6 @@ pub fn channel_public_key(paths: &Paths) -> Result<PublicKey, ServerError> {
         secretfile::read_secret_file(&paths.key_file, keyggdrasil::keyfile::MAX_KEY_FILE_BYTES)?;
     let file = KeyFile::parse(&bytes)?;
     Ok(file.public_key)
-}
-
-/// Reads the 32-byte channel secret (hex text).
-pub fn read_channel_secret(paths: &Paths) -> Result<SiteSecret, ServerError> {
-    let bytes = secretfile::read_secret_file(&paths.secret_file, 128)?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ServerError::Other("channel secret is not text".into()))?;
-    let arr = keyggdrasil::encoding::from_hex_array::<32>(text.trim_end(), "the channel secret")
-        .map_err(|e| ServerError::Other(e.to_string()))?;
-    Ok(SiteSecret::from_bytes(zeroize::Zeroizing::new(arr)))
 }
 
 /// Issues a one-time invite token for `supplier` and returns it (only its hash is stored).
@@ -160,6 +150,103 @@ pub fn check(config: &Config) -> Result<(u64, [u8; 32]), ServerError> {
         ));
     }
     Ok((size, root))
+}
+
+impl PayloadSigner for crate::signer::SignerSupervisor {
+    fn sign(
+        &self,
+        context: keyggdrasil::protocol::Context,
+        payload: Vec<u8>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<keyggdrasil::keys::Signature, api::SignerDown>>
+                + Send
+                + '_,
+        >,
+    > {
+        Box::pin(async move {
+            crate::signer::SignerSupervisor::sign(self, context, payload)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "signer unavailable");
+                    api::SignerDown
+                })
+        })
+    }
+    fn is_up(&self) -> bool {
+        self.is_ready()
+    }
+}
+
+/// The signer's file layout for a channel's data folder.
+pub fn signer_paths(paths: &Paths) -> crate::signer::SignerPaths {
+    crate::signer::SignerPaths {
+        key_file: paths.key_file.clone(),
+        secret_file: paths.secret_file.clone(),
+        socket: paths.socket.clone(),
+    }
+}
+
+/// Runs a channel: starts the signer child, binds, prints `listening on http://ADDR` on standard
+/// output, and serves until SIGINT or SIGTERM.
+pub async fn run(config: Config, listen: Option<SocketAddr>) -> Result<(), ServerError> {
+    let paths = Paths::new(&config.data_dir());
+    let channel_key = channel_public_key(&paths)?;
+    let supervisor = crate::signer::SignerSupervisor::start(
+        &signer_paths(&paths),
+        channel_key,
+        crate::signer::SupervisorOptions::default(),
+    )
+    .map_err(|e| ServerError::Other(format!("could not start the signer process: {e}")))?;
+    if !supervisor.wait_ready(Duration::from_secs(15)).await {
+        tracing::error!("the signer process is not ready after 15 s; answering 503 until it is");
+    }
+    let addr = listen.unwrap_or(config.server.listen);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Io {
+            action: "could not listen on",
+            path: PathBuf::from(addr.to_string()),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::Other(e.to_string()))?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{local}");
+        let _ = out.flush();
+    }
+    tracing::info!(%local, origin = config.channel.name.as_str(), "channel serving");
+    let supervisor = Arc::new(supervisor);
+    let result = serve(config, supervisor.clone(), listener, shutdown_signal()).await;
+    if let Ok(s) = Arc::try_unwrap(supervisor) {
+        s.shutdown().await;
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
 }
 
 /// Runs the HTTP server until `shutdown` resolves. The signer must already be running.

@@ -3,8 +3,8 @@
 //! keyggdrasil only.
 
 mod server {
-    pub mod harness;
     mod api;
     mod durability;
+    pub mod harness;
     mod refusals;
 }

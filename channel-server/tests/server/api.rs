@@ -6,14 +6,17 @@ use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{self, Blake2b256, MemoryStore, TreeHasher};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    Checkpoint, ConsistencyProofResponse, EntriesResponse, InclusionProofResponse, Nonce, UpdateRequest,
-    verify_update,
+    Checkpoint, ConsistencyProofResponse, EntriesResponse, InclusionProofResponse, Nonce,
+    UpdateRequest, verify_update,
 };
 
 use super::harness::{Channel, Supplier, agent};
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[test]
@@ -37,9 +40,20 @@ fn publish_and_audit_a_release() {
     assert_eq!((again.index, again.duplicate), (2, true));
 
     // Updates from 0: all three entries, root recomputed locally.
-    let req = UpdateRequest { since: 0, nonce: Nonce::generate() };
+    let req = UpdateRequest {
+        since: 0,
+        nonce: Nonce::generate(),
+    };
     let signed = ch.get_signed(&format!("/v1/updates?since=0&nonce={}", req.nonce.to_hex()));
-    let up = verify_update(&signed, &ch.key, &ch.origin(), &req, now(), &Limits::default()).unwrap();
+    let up = verify_update(
+        &signed,
+        &ch.key,
+        &ch.origin(),
+        &req,
+        now(),
+        &Limits::default(),
+    )
+    .unwrap();
     assert_eq!(up.entries.len(), 3);
     assert_eq!(up.entries[2].as_bytes(), release.as_bytes());
     let mut log = MemoryStore::new();
@@ -49,13 +63,37 @@ fn publish_and_audit_a_release() {
     assert_eq!(log.root(&Blake2b256).unwrap(), up.payload.root.0);
 
     // No updates: signed, nonce-bound, same root.
-    let req2 = UpdateRequest { since: 3, nonce: Nonce::generate() };
-    let signed = ch.get_signed(&format!("/v1/updates?since=3&nonce={}", req2.nonce.to_hex()));
-    let none = verify_update(&signed, &ch.key, &ch.origin(), &req2, now(), &Limits::default()).unwrap();
+    let req2 = UpdateRequest {
+        since: 3,
+        nonce: Nonce::generate(),
+    };
+    let signed = ch.get_signed(&format!(
+        "/v1/updates?since=3&nonce={}",
+        req2.nonce.to_hex()
+    ));
+    let none = verify_update(
+        &signed,
+        &ch.key,
+        &ch.origin(),
+        &req2,
+        now(),
+        &Limits::default(),
+    )
+    .unwrap();
     assert!(none.entries.is_empty());
     assert_eq!((none.payload.size, none.payload.root), (3, up.payload.root));
     // The same answer does not verify for another nonce (replay).
-    assert!(verify_update(&signed, &ch.key, &ch.origin(), &req, now(), &Limits::default()).is_err());
+    assert!(
+        verify_update(
+            &signed,
+            &ch.key,
+            &ch.origin(),
+            &req,
+            now(),
+            &Limits::default()
+        )
+        .is_err()
+    );
 
     // Checkpoint.
     let cp: Checkpoint = ch
@@ -77,8 +115,15 @@ fn publish_and_audit_a_release() {
     .unwrap();
     let c: ConsistencyProofResponse = ch.get("/v1/proof/consistency?old=1&new=3").unwrap();
     let old_root = merkle::root_at(&Blake2b256, 1, &log).unwrap();
-    merkle::verify_consistency(&Blake2b256, 1, 3, &old_root, &cp.root.0, &c.to_proof(&Limits::default()).unwrap())
-        .unwrap();
+    merkle::verify_consistency(
+        &Blake2b256,
+        1,
+        3,
+        &old_root,
+        &cp.root.0,
+        &c.to_proof(&Limits::default()).unwrap(),
+    )
+    .unwrap();
 
     // Raw entries.
     let e: EntriesResponse = ch.get("/v1/entries?start=1&end=3").unwrap();
@@ -100,7 +145,11 @@ fn publish_and_audit_a_release() {
     let mut got = Vec::new();
     r.into_body().into_reader().read_to_end(&mut got).unwrap();
     assert_eq!(got, archive);
-    let r = agent().get(&url).header("Range", "bytes=100000-").call().unwrap();
+    let r = agent()
+        .get(&url)
+        .header("Range", "bytes=100000-")
+        .call()
+        .unwrap();
     assert_eq!(r.status(), 206);
     let mut tail = Vec::new();
     r.into_body().into_reader().read_to_end(&mut tail).unwrap();
@@ -123,14 +172,29 @@ fn publish_and_audit_a_release() {
 fn updates_are_paged() {
     let ch = Channel::start_with("open", "max_entries_per_page = 2");
     for i in 0..5 {
-        ch.submit(&Supplier::new(&format!("s{i}")).master_entry()).unwrap();
+        ch.submit(&Supplier::new(&format!("s{i}")).master_entry())
+            .unwrap();
     }
     let mut since = 0;
     let mut pages = 0;
     while since < 5 {
-        let req = UpdateRequest { since, nonce: Nonce::generate() };
-        let signed = ch.get_signed(&format!("/v1/updates?since={since}&nonce={}", req.nonce.to_hex()));
-        let up = verify_update(&signed, &ch.key, &ch.origin(), &req, now(), &Limits::default()).unwrap();
+        let req = UpdateRequest {
+            since,
+            nonce: Nonce::generate(),
+        };
+        let signed = ch.get_signed(&format!(
+            "/v1/updates?since={since}&nonce={}",
+            req.nonce.to_hex()
+        ));
+        let up = verify_update(
+            &signed,
+            &ch.key,
+            &ch.origin(),
+            &req,
+            now(),
+            &Limits::default(),
+        )
+        .unwrap();
         assert!(up.entries.len() <= 2);
         assert_eq!(up.payload.tree_size, 5);
         since = up.payload.size;
@@ -143,7 +207,10 @@ fn updates_are_paged() {
 fn invite_policy() {
     let ch = Channel::start("invite");
     let acme = Supplier::new("acme");
-    assert_eq!(ch.submit(&acme.master_entry()).unwrap_err(), (403, "invite_required".into()));
+    assert_eq!(
+        ch.submit(&acme.master_entry()).unwrap_err(),
+        (403, "invite_required".into())
+    );
     let out = std::process::Command::new(super::harness::BIN)
         .args(["invite", "acme", "--config"])
         .arg(&ch.config)
@@ -154,20 +221,24 @@ fn invite_policy() {
     // A token for acme does not register someone else.
     let other = Supplier::new("other");
     assert_eq!(
-        ch.submit_invite(&other.master_entry(), Some(&token)).unwrap_err(),
+        ch.submit_invite(&other.master_entry(), Some(&token))
+            .unwrap_err(),
         (403, "invite_invalid".into())
     );
     assert_eq!(
-        ch.submit_invite(&acme.master_entry(), Some("00")).unwrap_err(),
+        ch.submit_invite(&acme.master_entry(), Some("00"))
+            .unwrap_err(),
         (403, "invite_invalid".into())
     );
-    ch.submit_invite(&acme.master_entry(), Some(&token)).unwrap();
+    ch.submit_invite(&acme.master_entry(), Some(&token))
+        .unwrap();
     // Later entries of a registered supplier need no token.
     ch.submit(&acme.signing_entry()).unwrap();
     // The token works once, for its supplier only.
     let acme2 = Supplier::new("acme2");
     assert_eq!(
-        ch.submit_invite(&acme2.master_entry(), Some(&token)).unwrap_err(),
+        ch.submit_invite(&acme2.master_entry(), Some(&token))
+            .unwrap_err(),
         (403, "invite_invalid".into())
     );
 }

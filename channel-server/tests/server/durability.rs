@@ -52,7 +52,11 @@ fn acknowledged_entries_survive_kill_9() {
         let db = Connection::open(ch.db()).unwrap();
         for (idx, bytes) in acked.lock().unwrap().iter() {
             let stored: Vec<u8> = db
-                .query_row("SELECT bytes FROM entries WHERE idx = ?1", [*idx as i64], |r| r.get(0))
+                .query_row(
+                    "SELECT bytes FROM entries WHERE idx = ?1",
+                    [*idx as i64],
+                    |r| r.get(0),
+                )
                 .unwrap_or_else(|e| panic!("acknowledged entry {idx} lost: {e}"));
             assert_eq!(&stored, bytes, "entry {idx} differs");
         }
@@ -61,5 +65,8 @@ fn acknowledged_entries_survive_kill_9() {
         assert!(ch.check().starts_with("ok: "));
         ch.spawn();
     }
-    assert!(acked.lock().unwrap().len() > 10, "too few submissions got through to test anything");
+    assert!(
+        acked.lock().unwrap().len() > 10,
+        "too few submissions got through to test anything"
+    );
 }

@@ -35,10 +35,21 @@ impl Channel {
         let out = Command::new(BIN)
             .args(["init", "--dir"])
             .arg(&data)
-            .args(["--name", ORIGIN, "--policy", policy, "--listen", "127.0.0.1:0"])
+            .args([
+                "--name",
+                ORIGIN,
+                "--policy",
+                policy,
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         let key_line = stdout
             .lines()
@@ -48,7 +59,15 @@ impl Channel {
         let config = data.join("channel.toml");
         if !extra_limits.is_empty() {
             let mut text = std::fs::read_to_string(&config).unwrap();
-            text = text.replace("[limits]\n", &format!("[limits]\n{extra_limits}\n"));
+            for line in extra_limits.lines() {
+                let key = line.split('=').next().unwrap().trim();
+                let old = text
+                    .lines()
+                    .find(|l| l.split('=').next().unwrap().trim() == key)
+                    .unwrap_or_else(|| panic!("no limit {key} in the config"))
+                    .to_owned();
+                text = text.replace(&old, line);
+            }
             std::fs::write(&config, text).unwrap();
         }
         let mut c = Channel {
@@ -133,17 +152,25 @@ impl Channel {
         self.submit_invite(entry, None)
     }
 
-    pub fn submit_invite(&self, entry: &Entry, invite: Option<&str>) -> Result<SubmitResponse, (u16, String)> {
+    pub fn submit_invite(
+        &self,
+        entry: &Entry,
+        invite: Option<&str>,
+    ) -> Result<SubmitResponse, (u16, String)> {
         let req = SubmitRequest {
             entry: String::from_utf8(entry.as_bytes().to_vec()).unwrap(),
             invite: invite.map(str::to_owned),
         };
-        let (status, body) = self.submit_raw(&serde_json::to_string(&req).unwrap(), "application/json");
+        let (status, body) =
+            self.submit_raw(&serde_json::to_string(&req).unwrap(), "application/json");
         match Envelope::<SubmitResponse>::open(&body, 1 << 20) {
             Ok(r) if status == 200 => Ok(r),
             Ok(_) => panic!("ok envelope with status {status}"),
             Err(keyggdrasil::wire::WireError::Remote { code, .. }) => Err((status, code)),
-            Err(e) => panic!("bad answer {status}: {e}: {}", String::from_utf8_lossy(&body)),
+            Err(e) => panic!(
+                "bad answer {status}: {e}: {}",
+                String::from_utf8_lossy(&body)
+            ),
         }
     }
 
@@ -156,7 +183,10 @@ impl Channel {
         match Envelope::<T>::open(&buf, 16 << 20) {
             Ok(d) => Ok(d),
             Err(keyggdrasil::wire::WireError::Remote { code, .. }) => Err((status, code)),
-            Err(e) => panic!("bad answer {status}: {e}: {}", String::from_utf8_lossy(&buf)),
+            Err(e) => panic!(
+                "bad answer {status}: {e}: {}",
+                String::from_utf8_lossy(&buf)
+            ),
         }
     }
 
@@ -175,7 +205,11 @@ impl Channel {
             .arg(&self.config)
             .output()
             .unwrap();
-        assert!(out.status.success(), "check failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "check failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 }

@@ -32,7 +32,13 @@ fn key_rules() {
     let stranger = KeyPair::generate();
     refused(
         &ch,
-        &acme.sign(&stranger, Event::MasterKey { public_key: acme.master.public(), derivation: None }),
+        &acme.sign(
+            &stranger,
+            Event::MasterKey {
+                public_key: acme.master.public(),
+                derivation: None,
+            },
+        ),
         "first_key_not_self_signed",
     );
     acme.register(&ch);
@@ -41,28 +47,70 @@ fn key_rules() {
     let newkey = KeyPair::generate();
     refused(
         &ch,
-        &acme.sign(&acme.signing, Event::SigningKey { public_key: newkey.public(), derivation: None }),
+        &acme.sign(
+            &acme.signing,
+            Event::SigningKey {
+                public_key: newkey.public(),
+                derivation: None,
+            },
+        ),
         "not_current_master",
     );
     refused(
         &ch,
-        &acme.sign(&stranger, Event::MasterKey { public_key: stranger.public(), derivation: None }),
+        &acme.sign(
+            &stranger,
+            Event::MasterKey {
+                public_key: stranger.public(),
+                derivation: None,
+            },
+        ),
         "not_current_master",
     );
     // A master key revoking itself, i.e. the last master key.
-    refused(&ch, &acme.revoke(&acme.master, &acme.master.public()), "self_revocation");
+    refused(
+        &ch,
+        &acme.revoke(&acme.master, &acme.master.public()),
+        "self_revocation",
+    );
 
     // Release by a foreign key (another supplier's signing key).
     let other = Supplier::new("other");
     other.register(&ch);
-    refused(&ch, &acme.release(&other.signing, "hello", "1.0.0", b"zip"), "not_current_signing_key");
+    refused(
+        &ch,
+        &acme.release(&other.signing, "hello", "1.0.0", b"zip"),
+        "not_current_signing_key",
+    );
     // Release by a master key.
-    refused(&ch, &acme.release(&acme.master, "hello", "1.0.0", b"zip"), "not_current_signing_key");
+    refused(
+        &ch,
+        &acme.release(&acme.master, "hello", "1.0.0", b"zip"),
+        "not_current_signing_key",
+    );
     // Release by a revoked key.
-    ch.submit(&acme.revoke(&acme.master, &acme.signing.public())).unwrap();
-    refused(&ch, &acme.release(&acme.signing, "hello", "1.0.0", b"zip"), "not_current_signing_key");
-    // A revoked key cannot come back.
-    refused(&ch, &acme.signing_entry(), "key_already_registered");
+    ch.submit(&acme.revoke(&acme.master, &acme.signing.public()))
+        .unwrap();
+    refused(
+        &ch,
+        &acme.release(&acme.signing, "hello", "1.0.0", b"zip"),
+        "not_current_signing_key",
+    );
+    // A revoked key cannot come back (in another role: the identical entry would just be a
+    // duplicate of the one already logged, answered idempotently).
+    refused(
+        &ch,
+        &acme.sign(
+            &acme.master,
+            Event::MasterKey {
+                public_key: acme.signing.public(),
+                derivation: None,
+            },
+        ),
+        "key_already_registered",
+    );
+    let dup = ch.submit(&acme.signing_entry()).unwrap();
+    assert!(dup.duplicate);
 }
 
 #[test]
@@ -70,7 +118,9 @@ fn bad_requests() {
     let ch = Channel::start("open");
     let acme = Supplier::new("acme");
     let entry = acme.master_entry();
-    let body = serde_json::json!({ "entry": String::from_utf8(entry.as_bytes().to_vec()).unwrap() }).to_string();
+    let body =
+        serde_json::json!({ "entry": String::from_utf8(entry.as_bytes().to_vec()).unwrap() })
+            .to_string();
 
     // Wrong content type.
     let (status, b) = ch.submit_raw(&body, "text/plain");
@@ -88,8 +138,15 @@ fn bad_requests() {
     assert!(String::from_utf8_lossy(&b).contains("malformed_entry"));
     // Forged signature.
     let text = String::from_utf8(entry.as_bytes().to_vec()).unwrap();
-    let forged = format!("{}{}", &text[..text.len() - 1], if text.ends_with('0') { "1" } else { "0" });
-    let (status, b) = ch.submit_raw(&serde_json::json!({ "entry": forged }).to_string(), "application/json");
+    let forged = format!(
+        "{}{}",
+        &text[..text.len() - 1],
+        if text.ends_with('0') { "1" } else { "0" }
+    );
+    let (status, b) = ch.submit_raw(
+        &serde_json::json!({ "entry": forged }).to_string(),
+        "application/json",
+    );
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&b).contains("bad_signature"));
     // Oversize body.
@@ -97,16 +154,45 @@ fn bad_requests() {
     let (status, b) = ch.submit_raw(&huge, "application/json");
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&b));
     // Bad queries.
-    assert_eq!(ch.get::<serde_json::Value>("/v1/updates?since=0&nonce=XYZ").unwrap_err().1, "bad_nonce");
-    assert_eq!(ch.get::<serde_json::Value>("/v1/updates?since=x").unwrap_err().1, "bad_query");
     assert_eq!(
-        ch.get::<serde_json::Value>(&format!("/v1/updates?since=5&nonce={}", "0".repeat(64))).unwrap_err(),
+        ch.get::<serde_json::Value>("/v1/updates?since=0&nonce=XYZ")
+            .unwrap_err()
+            .1,
+        "bad_nonce"
+    );
+    assert_eq!(
+        ch.get::<serde_json::Value>("/v1/updates?since=x")
+            .unwrap_err()
+            .1,
+        "bad_query"
+    );
+    assert_eq!(
+        ch.get::<serde_json::Value>(&format!("/v1/updates?since=5&nonce={}", "0".repeat(64)))
+            .unwrap_err(),
         (409, "since_beyond_log".into())
     );
-    assert_eq!(ch.get::<serde_json::Value>("/v1/proof/inclusion?index=0&size=1").unwrap_err().1, "bad_range");
-    assert_eq!(ch.get::<serde_json::Value>("/v1/proof/consistency?old=0&new=0").unwrap_err().1, "bad_range");
-    assert_eq!(ch.get::<serde_json::Value>("/v1/entries?start=0&end=1").unwrap_err().1, "bad_range");
-    assert_eq!(ch.get::<serde_json::Value>("/nope").unwrap_err(), (404, "not_found".into()));
+    assert_eq!(
+        ch.get::<serde_json::Value>("/v1/proof/inclusion?index=0&size=1")
+            .unwrap_err()
+            .1,
+        "bad_range"
+    );
+    assert_eq!(
+        ch.get::<serde_json::Value>("/v1/proof/consistency?old=0&new=0")
+            .unwrap_err()
+            .1,
+        "bad_range"
+    );
+    assert_eq!(
+        ch.get::<serde_json::Value>("/v1/entries?start=0&end=1")
+            .unwrap_err()
+            .1,
+        "bad_range"
+    );
+    assert_eq!(
+        ch.get::<serde_json::Value>("/nope").unwrap_err(),
+        (404, "not_found".into())
+    );
     // Nothing was appended by any of this.
     assert_eq!(size(&ch), 0);
 }
@@ -117,7 +203,8 @@ fn archive_must_match_the_log() {
     let acme = Supplier::new("acme");
     acme.register(&ch);
     let archive = vec![1u8; 5000];
-    ch.submit(&acme.release(&acme.signing, "hello", "1.0.0", &archive)).unwrap();
+    ch.submit(&acme.release(&acme.signing, "hello", "1.0.0", &archive))
+        .unwrap();
     let url = ch.url("/v1/archives/acme/hello/1.0.0");
     let put = |body: &[u8]| {
         let r = agent().put(&url).send(body).unwrap();
@@ -140,18 +227,28 @@ fn archive_must_match_the_log() {
     assert!(b.contains("archive_digest_mismatch"));
     // Nothing stored: download says not uploaded.
     assert_eq!(
-        ch.get::<serde_json::Value>("/v1/archives/acme/hello/1.0.0").unwrap_err(),
+        ch.get::<serde_json::Value>("/v1/archives/acme/hello/1.0.0")
+            .unwrap_err(),
         (404, "archive_not_uploaded".into())
     );
     // Unknown release and bad names.
-    let r = agent().put(&ch.url("/v1/archives/acme/hello/2.0.0")).send(&archive[..]).unwrap();
+    let r = agent()
+        .put(&ch.url("/v1/archives/acme/hello/2.0.0"))
+        .send(&archive[..])
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = agent().put(&ch.url("/v1/archives/acme/hello/..%2f..")).send(&archive[..]).unwrap();
+    let r = agent()
+        .put(&ch.url("/v1/archives/acme/hello/..%2f.."))
+        .send(&archive[..])
+        .unwrap();
     assert_eq!(r.status(), 400);
     // The right one is accepted; no temporary files are left behind.
     let (s, b) = put(&archive);
     assert_eq!(s, 200, "{b}");
     let dir = ch.config.parent().unwrap().join("archives");
-    let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }
