@@ -7,10 +7,13 @@ use rusqlite::Connection;
 
 use super::harness::{Channel, Supplier};
 
+/// (log index, entry bytes) of every acknowledged submission.
+type Acked = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
 #[test]
 fn acknowledged_entries_survive_kill_9() {
     let mut ch = Channel::start_with("open", "submissions_per_minute = 0");
-    let acked: Arc<Mutex<Vec<(u64, Vec<u8>)>>> = Arc::default();
+    let acked: Acked = Arc::default();
     for round in 0..3 {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut threads = Vec::new();
