@@ -7,4 +7,5 @@ mod server {
     mod durability;
     pub mod harness;
     mod refusals;
+    mod resilience;
 }

@@ -119,6 +119,11 @@ impl Channel {
         panic!("channel did not become healthy");
     }
 
+    /// The serve process's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
     /// `kill -9`.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
