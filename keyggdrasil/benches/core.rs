@@ -81,7 +81,7 @@ fn file_signatures(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
+        .measurement_time(Duration::from_secs(8))
         .throughput(Throughput::Bytes(size));
     g.bench_function("sign", |b| {
         b.iter(|| filesig::sign(&kp, open()).expect("sign"));
@@ -102,7 +102,7 @@ fn argon2i_moderate(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(8));
+        .measurement_time(Duration::from_secs(12));
     g.bench_function("moderate", |b| {
         b.iter(|| {
             d.derive_keypair(black_box(b"correct horse battery staple"))
