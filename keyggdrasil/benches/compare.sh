@@ -7,17 +7,25 @@
 #   Ed25519 batch verification      >= 1.8 x faster per signature than verify_strict one by one
 #   peak RSS signing 256 MiB        about equal to signing 16 MiB (within 10 %)
 #
+# Two kinds of figures:
+#   wall  criterion medians for ours; references timed before AND after the criterion run
+#         (median of all runs), so both sample the same stretch of machine load.
+#   cpu   user + system CPU time of one whole run, best of several interleaved runs
+#         (sign_file vs b2sum, derive_moderate vs libsodium). On a busy machine this is the
+#         steadier figure: it does not count time spent waiting for a CPU.
+#
 # Usage (from anywhere in the repository):
 #   CARGO_TARGET_DIR=... keyggdrasil/benches/compare.sh
 # Needs: cargo, b2sum (coreutils), python3 with PyNaCl, GNU time at /usr/bin/time.
-# Environment: B2SUM_RUNS (default 5), SODIUM_RUNS (default 5), KEEP_BENCH_DIR=1 keeps the files.
+# Environment: REF_RUNS (wall runs per reference, before and after criterion; default 5),
+#   CPU_RUNS (interleaved CPU-time runs; default 5), KEEP_BENCH_DIR=1 keeps the test files.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-b2sum_runs=${B2SUM_RUNS:-5}
-sodium_runs=${SODIUM_RUNS:-5}
+ref_runs=${REF_RUNS:-5}
+cpu_runs=${CPU_RUNS:-5}
 cd "$root"
 
 for tool in cargo b2sum python3 /usr/bin/time; do
@@ -34,10 +42,11 @@ grep -qw avx2 /proc/cpuinfo && echo "avx2: yes" || echo "avx2: no"
 echo "load average at start: $(load)"
 
 # Build everything first so no compilation overlaps a measurement.
-echo "== build (bench profile and release example)"
+echo "== build (bench profile, release examples)"
 cargo bench -p keyggdrasil --bench core --no-run 2>&1 | tail -n 2
-cargo build --release -p keyggdrasil --example sign_file 2>&1 | tail -n 1
+cargo build --release -p keyggdrasil --example sign_file --example derive_moderate 2>&1 | tail -n 1
 sign_file=$target/release/examples/sign_file
+derive_moderate=$target/release/examples/derive_moderate
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kg-bench.XXXXXX")
 if [[ -z ${KEEP_BENCH_DIR:-} ]]; then trap 'rm -rf "$work"' EXIT; fi
@@ -47,105 +56,160 @@ head -c $((256 * 1024 * 1024)) /dev/urandom >"$big"
 head -c $((16 * 1024 * 1024)) /dev/urandom >"$small"
 cat "$big" "$small" >/dev/null # warm the page cache
 
-# ---- reference 1: b2sum (BLAKE2b-512, unkeyed) on the same file
-echo "== b2sum, $b2sum_runs runs on 256 MiB (load $(load))"
-b2sum "$big" >/dev/null # warm-up
-b2sum_times=()
-for _ in $(seq "$b2sum_runs"); do
-    t0=$(date +%s%N)
-    b2sum "$big" >/dev/null
-    t1=$(date +%s%N)
-    b2sum_times+=("$(((t1 - t0) / 1000))") # microseconds
-done
-echo "b2sum times (us): ${b2sum_times[*]}"
-load_b2sum=$(load)
-
-# ---- reference 2: libsodium Argon2i moderate through PyNaCl
-echo "== libsodium argon2i moderate, $sodium_runs runs (load $(load))"
-sodium_times=$(
-    python3 - "$sodium_runs" <<'EOF'
-import sys, time
-import nacl.pwhash
+# libsodium Argon2i moderate via PyNaCl: prints "wall cpu" seconds per run, and the public key
+# of the derived seed on stderr (checked against ours below).
+sodium() {
+    python3 - "$1" <<'EOF'
+import resource, sys, time
+import nacl.pwhash, nacl.signing
 runs = int(sys.argv[1])
 pw, salt = b"correct horse battery staple", bytes([7] * 16)
-out = []
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 for _ in range(runs):
-    t0 = time.perf_counter()
-    nacl.pwhash.argon2i.kdf(32, pw, salt, opslimit=6, memlimit=128 * 1024 * 1024)
-    out.append(time.perf_counter() - t0)
-print(" ".join(f"{t:.6f}" for t in out))
+    c0, t0 = cpu(), time.perf_counter()
+    seed = nacl.pwhash.argon2i.kdf(32, pw, salt, opslimit=6, memlimit=128 * 1024 * 1024)
+    print(f"{time.perf_counter() - t0:.6f} {cpu() - c0:.6f}")
+print(nacl.signing.SigningKey(seed).verify_key.encode().hex(), file=sys.stderr)
 EOF
-)
-echo "libsodium times (s): $sodium_times"
-load_sodium=$(load)
+}
 
-# ---- ours: criterion, reading the same 256 MiB file
+# Wall-clock reference runs; appends to b2sum_wall (seconds) and sodium_wall / sodium_cpu.
+b2sum_wall=() sodium_wall=() sodium_cpu=()
+references() {
+    echo "== references, pass $1: b2sum x$ref_runs, libsodium x$ref_runs (load $(load))"
+    b2sum "$big" >/dev/null # warm-up
+    local t0 t1 wall cpu
+    for _ in $(seq "$ref_runs"); do
+        t0=$(date +%s%N)
+        b2sum "$big" >/dev/null
+        t1=$(date +%s%N)
+        b2sum_wall+=("$(((t1 - t0) / 1000))e-6")
+    done
+    while read -r wall cpu; do
+        sodium_wall+=("$wall") sodium_cpu+=("$cpu")
+    done < <(sodium "$ref_runs" 2>"$work/sodium-pk")
+    echo "b2sum wall (s): ${b2sum_wall[*]}"
+    echo "libsodium wall (s): ${sodium_wall[*]}"
+}
+
+references 1
+load_ref1=$(load)
+
 echo "== cargo bench -p keyggdrasil --bench core (load $(load))"
 KG_BENCH_FILE=$big cargo bench -p keyggdrasil --bench core 2>&1 |
     grep -Ev '^\s*$|^Benchmarking .*: (Warming up|Collecting|Analyzing)' || true
 load_criterion=$(load)
 
-# ---- memory: peak RSS signing 16 MiB vs 256 MiB
-echo "== peak RSS of sign_file (load $(load))"
-rss() {
-    /usr/bin/time -v "$sign_file" "$1" 2>&1 >/dev/null |
-        sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p'
-}
-rss_small=$(rss "$small")
-rss_big=$(rss "$big")
-echo "16 MiB: $rss_small KiB, 256 MiB: $rss_big KiB"
+references 2
+load_ref2=$(load)
+
+# CPU time, interleaved: "user sys maxrss_kib" per run.
+cpu_of() { /usr/bin/time -f '%U %S %M' "$@" 2>&1 >/dev/null | tail -n 1; }
+echo "== CPU time, $cpu_runs interleaved runs (load $(load))"
+sign_cpu=() b2sum_cpu=() derive_cpu=() rss_small=() rss_big=()
+for _ in $(seq "$cpu_runs"); do
+    read -r u s m < <(cpu_of "$sign_file" "$big")
+    sign_cpu+=("$u+$s") rss_big+=("$m")
+    read -r u s _ < <(cpu_of b2sum "$big")
+    b2sum_cpu+=("$u+$s")
+    read -r u s m < <(cpu_of "$sign_file" "$small")
+    rss_small+=("$m")
+done
+for _ in $(seq 3); do
+    read -r u s _ < <(cpu_of "$derive_moderate")
+    derive_cpu+=("$u+$s")
+    read -r _ c < <(sodium 1 2>/dev/null)
+    sodium_cpu+=("$c")
+done
+ours_pk=$("$derive_moderate")
+sodium_pk=$(cat "$work/sodium-pk")
+if [[ $ours_pk != "$sodium_pk" ]]; then
+    echo "compare.sh: derived keys differ (ours $ours_pk, libsodium $sodium_pk)" >&2
+    exit 1
+fi
+echo "derived public key equals libsodium's: $ours_pk"
+echo "sign_file 256 MiB cpu (s): ${sign_cpu[*]}; b2sum cpu (s): ${b2sum_cpu[*]}"
+echo "derive_moderate cpu (s): ${derive_cpu[*]}; libsodium cpu (s): ${sodium_cpu[*]}"
+echo "peak RSS sign_file (KiB): 16 MiB: ${rss_small[*]}; 256 MiB: ${rss_big[*]}"
 load_end=$(load)
 
 # ---- table
-python3 - "$target/criterion" "${b2sum_times[*]}" "$sodium_times" "$rss_small" "$rss_big" \
-    "$load_b2sum" "$load_sodium" "$load_criterion" "$load_end" <<'EOF'
+python3 - "$target/criterion" "${b2sum_wall[*]}" "${sodium_wall[*]}" "${sign_cpu[*]}" \
+    "${b2sum_cpu[*]}" "${derive_cpu[*]}" "${sodium_cpu[*]}" "${rss_small[*]}" "${rss_big[*]}" \
+    "$load_ref1 | $load_criterion | $load_ref2 | $load_end" <<'EOF'
 import json, os, statistics, sys
-crit, b2, na, rss_s, rss_b, l_b2, l_na, l_cr, l_end = sys.argv[1:]
+crit = sys.argv[1]
+nums = lambda s: [eval(x) for x in s.split()]  # "0.53+0.04" -> 0.57
+b2_wall, na_wall, sign_cpu, b2_cpu, der_cpu, na_cpu, rss_s, rss_b = map(nums, sys.argv[2:10])
+loads = sys.argv[10]
 MIB = 1024 * 1024
 SIZE = 256 * MIB
 
-def est(path):
+def crit_median(path):
     with open(os.path.join(crit, path, "new", "estimates.json")) as f:
-        e = json.load(f)
-    return e["median"]["point_estimate"] * 1e-9  # seconds
+        return json.load(f)["median"]["point_estimate"] * 1e-9
 
-b2 = [int(x) * 1e-6 for x in b2.split()]
-na = [float(x) for x in na.split()]
-b2_best, b2_med = min(b2), statistics.median(b2)
-na_med = statistics.median(na)
-sign, verify, both = (est(f"filesig_256MiB/{n}") for n in ("sign", "verify", "digest_both"))
-argon = est("argon2i/moderate")
-each = est("ed25519_256/verify_strict_each") / 256
-batch = est("ed25519_256/verify_batch") / 256
-rss_s, rss_b = int(rss_s), int(rss_b)
+def crit_best(path):
+    with open(os.path.join(crit, path, "new", "sample.json")) as f:
+        s = json.load(f)
+    return min(t / i for t, i in zip(s["times"], s["iters"])) * 1e-9
 
 mibs = lambda t: SIZE / MIB / t
+med = statistics.median
 rows = []
 def row(what, ours, ref, ratio, goal, ok):
     rows.append((what, ours, ref, f"{ratio:.2f}x", goal, "met" if ok else "MISSED"))
 
-r_sign = mibs(sign) / mibs(b2_best)
-row("digest+sign 256 MiB", f"{mibs(sign):.0f} MiB/s", f"b2sum {mibs(b2_best):.0f} MiB/s (best)",
-    r_sign, ">= 1.50x", r_sign >= 1.5)
-r_argon = argon / na_med
-row("Argon2i moderate", f"{argon:.3f} s", f"libsodium {na_med:.3f} s (median)",
-    r_argon, "<= 1.20x", r_argon <= 1.2)
-r_batch = each / batch
-row("Ed25519 per signature", f"batch {batch * 1e6:.1f} us", f"one by one {each * 1e6:.1f} us",
-    r_batch, ">= 1.80x", r_batch >= 1.8)
-r_rss = rss_b / rss_s
-row("peak RSS sign_file", f"256 MiB: {rss_b} KiB", f"16 MiB: {rss_s} KiB",
-    r_rss, "<= 1.10x", r_rss <= 1.1)
+sign_m, sign_b = crit_median("filesig_256MiB/sign"), crit_best("filesig_256MiB/sign")
+r = mibs(sign_m) / mibs(med(b2_wall))
+row("digest+sign, wall median", f"{mibs(sign_m):.0f} MiB/s", f"b2sum {mibs(med(b2_wall)):.0f} MiB/s",
+    r, ">= 1.50x", r >= 1.5)
+r = mibs(sign_b) / mibs(min(b2_wall))
+row("digest+sign, wall best", f"{mibs(sign_b):.0f} MiB/s", f"b2sum {mibs(min(b2_wall)):.0f} MiB/s",
+    r, ">= 1.50x", r >= 1.5)
+r = mibs(min(sign_cpu)) / mibs(min(b2_cpu))
+row("digest+sign, CPU best", f"{mibs(min(sign_cpu)):.0f} MiB/s", f"b2sum {mibs(min(b2_cpu)):.0f} MiB/s",
+    r, ">= 1.50x", r >= 1.5)
 
-w = [max(len(str(r[i])) for r in rows + [("what", "ours", "reference", "ratio", "goal", "")])
-     for i in range(6)]
+ar_m, ar_b = crit_median("argon2i/moderate"), crit_best("argon2i/moderate")
+r = ar_m / med(na_wall)
+row("Argon2i moderate, wall median", f"{ar_m:.3f} s", f"libsodium {med(na_wall):.3f} s", r,
+    "<= 1.20x", r <= 1.2)
+r = ar_b / min(na_wall)
+row("Argon2i moderate, wall best", f"{ar_b:.3f} s", f"libsodium {min(na_wall):.3f} s", r,
+    "<= 1.20x", r <= 1.2)
+r = min(der_cpu) / min(na_cpu)
+row("Argon2i moderate, CPU best", f"{min(der_cpu):.3f} s", f"libsodium {min(na_cpu):.3f} s", r,
+    "<= 1.20x", r <= 1.2)
+
+each = crit_median("ed25519_256/verify_strict_each") / 256
+batch = crit_median("ed25519_256/verify_batch") / 256
+r = each / batch
+row("Ed25519 per signature, median", f"batch {batch * 1e6:.1f} us", f"one by one {each * 1e6:.1f} us",
+    r, ">= 1.80x", r >= 1.8)
+each_b = crit_best("ed25519_256/verify_strict_each") / 256
+batch_b = crit_best("ed25519_256/verify_batch") / 256
+r = each_b / batch_b
+row("Ed25519 per signature, best", f"batch {batch_b * 1e6:.1f} us", f"one by one {each_b * 1e6:.1f} us",
+    r, ">= 1.80x", r >= 1.8)
+
+r = max(rss_b) / max(rss_s)
+row("peak RSS sign_file (max)", f"256 MiB: {max(rss_b)} KiB", f"16 MiB: {max(rss_s)} KiB", r,
+    "<= 1.10x", r <= 1.1)
+
+head = ("what", "ours", "reference", "ratio", "goal", "")
+w = [max(len(str(x[i])) for x in rows + [head]) for i in range(6)]
 print()
-print("== results (criterion medians)")
-for r in [("what", "ours", "reference", "ratio", "goal", "")] + rows:
-    print("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)))
+print("== results")
+for x in [head] + rows:
+    print("  ".join(str(c).ljust(w[i]) for i, c in enumerate(x)).rstrip())
 print()
-print(f"also: verify 256 MiB {mibs(verify):.0f} MiB/s, digest_both 256 MiB {mibs(both):.0f} MiB/s, "
-      f"b2sum median {mibs(b2_med):.0f} MiB/s, libsodium best {min(na):.3f} s")
-print(f"load average (1/5/15 min): after b2sum {l_b2}; after libsodium {l_na}; "
-      f"after criterion {l_cr}; at end {l_end}")
+verify_m = crit_median("filesig_256MiB/verify")
+both_m = crit_median("filesig_256MiB/digest_both")
+print(f"also (wall medians): verify 256 MiB {mibs(verify_m):.0f} MiB/s, "
+      f"digest_both 256 MiB {mibs(both_m):.0f} MiB/s")
+print(f"load average (1/5/15 min) after references 1 | after criterion | after references 2 | "
+      f"at end: {loads}")
 EOF
