@@ -130,7 +130,7 @@ fn ed25519_batch(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("ed25519_{N_SIGS}"));
     g.sample_size(20)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
+        .measurement_time(Duration::from_secs(6))
         .throughput(Throughput::Elements(N_SIGS as u64));
     g.bench_function("verify_strict_each", |b| {
         b.iter(|| {
