@@ -33,12 +33,16 @@ fn signer_death_gives_503_then_recovers() {
     // signer refuses. Then kill it without warning.
     let key_file = ch.config.parent().unwrap().join("local/channel-key.json");
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::process::Command::new("kill").args(["-9", &signer.to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &signer.to_string()])
+        .status()
+        .unwrap();
 
     // Every signed endpoint now answers 503, and health says so; serve never signs itself.
     let mut saw_503 = false;
     for _ in 0..100 {
-        match ch.get::<serde_json::Value>(&format!("/v1/updates?since=0&nonce={}", "ab".repeat(32))) {
+        match ch.get::<serde_json::Value>(&format!("/v1/updates?since=0&nonce={}", "ab".repeat(32)))
+        {
             Err((503, code)) => {
                 assert_eq!(code, "signer_unavailable");
                 saw_503 = true;
@@ -51,7 +55,10 @@ fn signer_death_gives_503_then_recovers() {
         }
     }
     assert!(saw_503, "no 503 while the signer was down");
-    let r = super::harness::agent().get(&ch.url("/healthz")).call().unwrap();
+    let r = super::harness::agent()
+        .get(&ch.url("/healthz"))
+        .call()
+        .unwrap();
     assert_eq!(r.status(), 503);
 
     // Fix the file: the supervisor restarts the signer and signed answers come back.
@@ -88,6 +95,9 @@ fn reads_are_rate_limited_per_client() {
     assert!(codes.iter().take(5).all(|c| *c == 200), "{codes:?}");
     assert!(codes.contains(&429), "{codes:?}");
     // Health is not rate limited.
-    let r = super::harness::agent().get(&ch.url("/healthz")).call().unwrap();
+    let r = super::harness::agent()
+        .get(&ch.url("/healthz"))
+        .call()
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
