@@ -1,0 +1,424 @@
+//! The site's configuration file (`continuum.toml`).
+//!
+//! ```toml
+//! [site]
+//! notary_listen = "127.0.0.1:9000"      # optional: where `continuum notary serve` listens
+//!
+//! [[channel]]
+//! name = "plugins.example.org"          # the log's origin (checked in every signed answer)
+//! key = "<64 hex>"                      # the pinned channel key
+//! mirrors = ["https://plugins.example.org", "http://example.onion"]   # tried in order
+//!
+//! [[peer]]
+//! url = "http://peer.example.net:9000"
+//! key = "<64 hex>"                      # the peer's notary key
+//!
+//! [[package]]
+//! supplier = "acme"
+//! name = "hello"
+//! channel = "plugins.example.org"
+//! policy = "all"                        # "all", "minor", "patch", or "=1.2.3"
+//!
+//! [transport]
+//! proxy = "socks5h://127.0.0.1:9050"    # optional, remote DNS (Tor)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use keyggdrasil::keys::PublicKey;
+use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::wire::ChannelName;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use thiserror::Error;
+
+/// Why the configuration could not be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Reading failed.
+    #[error("could not read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing failed.
+    #[error("could not write config file {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration.
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Site-wide settings.
+    #[serde(default)]
+    pub site: SiteSection,
+    /// Channels, each with its pinned key and mirrors.
+    #[serde(default, rename = "channel")]
+    pub channels: Vec<ChannelConfig>,
+    /// Trusted peer notaries.
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<PeerConfig>,
+    /// Tracked packages.
+    #[serde(default, rename = "package")]
+    pub packages: Vec<PackageConfig>,
+    /// HTTP transport.
+    #[serde(default)]
+    pub transport: TransportConfig,
+}
+
+/// `[site]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteSection {
+    /// Where the notary endpoint listens, if this site runs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notary_listen: Option<SocketAddr>,
+    /// Oldest channel answer accepted, seconds (default 86 400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_response_age_secs: Option<u64>,
+    /// Trust the channel alone when no peers are configured (loud; default false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_no_peers: bool,
+    /// Peers asked at once (default 16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_concurrency: Option<usize>,
+    /// Per-peer timeout in seconds (default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_timeout_secs: Option<u64>,
+}
+
+/// `[[channel]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// The log's origin name.
+    pub name: ChannelName,
+    /// The pinned channel key.
+    pub key: PublicKey,
+    /// Base URLs, tried in order.
+    pub mirrors: Vec<String>,
+}
+
+/// `[[peer]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The peer's notary base URL.
+    pub url: String,
+    /// The peer's notary key.
+    pub key: PublicKey,
+}
+
+/// Which newer releases a tracked package may move to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdatePolicy {
+    /// Any newer version.
+    All,
+    /// Same major version.
+    Minor,
+    /// Same major and minor version.
+    Patch,
+    /// Exactly this version.
+    Pinned(Version),
+}
+
+impl UpdatePolicy {
+    /// Whether a site on `current` (if any) may install `candidate`.
+    pub fn allows(&self, current: Option<&Version>, candidate: &Version) -> bool {
+        let c = candidate.semver();
+        if let UpdatePolicy::Pinned(v) = self {
+            return v == candidate;
+        }
+        // Pre-releases are installed only when pinned.
+        if !c.pre.is_empty() {
+            return false;
+        }
+        let Some(cur) = current else {
+            return true;
+        };
+        let cur = cur.semver();
+        if c <= cur {
+            return false;
+        }
+        match self {
+            UpdatePolicy::All => true,
+            UpdatePolicy::Minor => c.major == cur.major,
+            UpdatePolicy::Patch => c.major == cur.major && c.minor == cur.minor,
+            UpdatePolicy::Pinned(_) => false,
+        }
+    }
+}
+
+impl Serialize for UpdatePolicy {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UpdatePolicy::All => s.serialize_str("all"),
+            UpdatePolicy::Minor => s.serialize_str("minor"),
+            UpdatePolicy::Patch => s.serialize_str("patch"),
+            UpdatePolicy::Pinned(v) => s.serialize_str(&format!("={v}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdatePolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = String::deserialize(d)?;
+        match t.as_str() {
+            "all" => Ok(UpdatePolicy::All),
+            "minor" => Ok(UpdatePolicy::Minor),
+            "patch" => Ok(UpdatePolicy::Patch),
+            other => match other.strip_prefix('=') {
+                Some(v) => Version::parse(v)
+                    .map(UpdatePolicy::Pinned)
+                    .map_err(serde::de::Error::custom),
+                None => Err(serde::de::Error::custom(
+                    "policy must be \"all\", \"minor\", \"patch\" or \"=VERSION\"",
+                )),
+            },
+        }
+    }
+}
+
+fn default_policy() -> UpdatePolicy {
+    UpdatePolicy::All
+}
+
+/// `[[package]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageConfig {
+    /// The supplier.
+    pub supplier: SupplierName,
+    /// The package.
+    pub name: PackageName,
+    /// The channel it comes from.
+    pub channel: ChannelName,
+    /// Update policy (default `all`).
+    #[serde(default = "default_policy")]
+    pub policy: UpdatePolicy,
+}
+
+/// `[transport]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransportConfig {
+    /// `socks5h://host:port` (remote DNS, for Tor) or `socks5://…`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// Connect timeout in seconds (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_secs: Option<u64>,
+    /// Whole-request timeout in seconds for API calls (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// Timeout in seconds for an archive download (default 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_timeout_secs: Option<u64>,
+}
+
+impl Config {
+    /// Reads and validates the config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Writes the config file (atomically: temporary file and rename).
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|source| ConfigError::Write {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for c in &self.channels {
+            if c.mirrors.is_empty() {
+                return Err(format!("channel {} has no mirrors", c.name.as_str()));
+            }
+            for m in &c.mirrors {
+                check_url(m)?;
+            }
+        }
+        for p in &self.peers {
+            check_url(&p.url)?;
+        }
+        for p in &self.packages {
+            if self.channel(&p.channel).is_none() {
+                return Err(format!(
+                    "package {}/{} names channel {}, which is not configured",
+                    p.supplier,
+                    p.name,
+                    p.channel.as_str()
+                ));
+            }
+        }
+        if let Some(proxy) = &self.transport.proxy
+            && !(proxy.starts_with("socks5h://") || proxy.starts_with("socks5://"))
+        {
+            return Err(
+                "transport.proxy must be a socks5h:// (remote DNS) or socks5:// URL".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The channel with this name.
+    pub fn channel(&self, name: &ChannelName) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|c| &c.name == name)
+    }
+}
+
+fn check_url(u: &str) -> Result<(), String> {
+    if (u.starts_with("http://") || u.starts_with("https://")) && !u.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(format!("{u:?} is not an http:// or https:// URL"))
+    }
+}
+
+/// Paths inside a site folder.
+#[derive(Debug, Clone)]
+pub struct SitePaths {
+    /// The site folder.
+    pub root: PathBuf,
+    /// `continuum.toml`.
+    pub config: PathBuf,
+    /// `site.db`.
+    pub db: PathBuf,
+    /// `local/` (0700).
+    pub local: PathBuf,
+    /// `local/site-secret` (0600).
+    pub secret: PathBuf,
+    /// `continuum.log`: one line per run.
+    pub log: PathBuf,
+    /// `update.lock`.
+    pub lock: PathBuf,
+    /// `packages/`: installed packages.
+    pub packages: PathBuf,
+    /// `staging/`: downloads and extractions in progress.
+    pub staging: PathBuf,
+}
+
+impl SitePaths {
+    /// The layout of a site folder.
+    pub fn new(root: &Path) -> Self {
+        let local = root.join("local");
+        Self {
+            root: root.to_path_buf(),
+            config: root.join("continuum.toml"),
+            db: root.join("site.db"),
+            secret: local.join("site-secret"),
+            local,
+            log: root.join("continuum.log"),
+            lock: root.join("update.lock"),
+            packages: root.join("packages"),
+            staging: root.join("staging"),
+        }
+    }
+
+    /// The layout for a config file path (its folder is the site folder).
+    pub fn for_config(config: &Path) -> Self {
+        let root = config
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut p = Self::new(&root);
+        p.config = config.to_path_buf();
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn policies() {
+        let cur = v("1.2.3");
+        assert!(UpdatePolicy::All.allows(Some(&cur), &v("2.0.0")));
+        assert!(!UpdatePolicy::All.allows(Some(&cur), &v("1.2.3")));
+        assert!(!UpdatePolicy::All.allows(Some(&cur), &v("1.2.2")));
+        assert!(UpdatePolicy::Minor.allows(Some(&cur), &v("1.9.0")));
+        assert!(!UpdatePolicy::Minor.allows(Some(&cur), &v("2.0.0")));
+        assert!(UpdatePolicy::Patch.allows(Some(&cur), &v("1.2.9")));
+        assert!(!UpdatePolicy::Patch.allows(Some(&cur), &v("1.3.0")));
+        assert!(!UpdatePolicy::All.allows(Some(&cur), &v("1.3.0-rc.1")));
+        assert!(UpdatePolicy::Pinned(v("1.0.0")).allows(Some(&cur), &v("1.0.0")));
+        assert!(!UpdatePolicy::Pinned(v("1.0.0")).allows(Some(&cur), &v("1.2.4")));
+        assert!(UpdatePolicy::All.allows(None, &v("0.1.0")));
+    }
+
+    #[test]
+    fn round_trip_and_validation() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("continuum.toml");
+        let key = keyggdrasil::keys::KeyPair::generate().public();
+        std::fs::write(
+            &p,
+            format!(
+                "[[channel]]\nname = \"c\"\nkey = \"{key}\"\nmirrors = [\"http://127.0.0.1:1\"]\n\
+                 [[package]]\nsupplier = \"acme\"\nname = \"hello\"\nchannel = \"c\"\npolicy = \"=1.0.0\"\n"
+            ),
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.packages[0].policy, UpdatePolicy::Pinned(v("1.0.0")));
+        c.save(&p).unwrap();
+        assert_eq!(Config::load(&p).unwrap(), c);
+        std::fs::write(
+            &p,
+            "[[package]]\nsupplier = \"acme\"\nname = \"hello\"\nchannel = \"nope\"\n",
+        )
+        .unwrap();
+        assert!(
+            Config::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("not configured")
+        );
+        std::fs::write(&p, "[transport]\nproxy = \"http://x\"\n").unwrap();
+        assert!(Config::load(&p).is_err());
+    }
+}

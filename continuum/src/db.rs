@@ -1,0 +1,281 @@
+//! The site's SQLite database.
+//!
+//! Two logs per channel are kept apart on purpose:
+//! - the **accepted** log (`log_entries`): entries that passed the channel checks, the peer
+//!   check and the key rules, and were applied. Installs are decided from it alone.
+//! - the **observed** log (`observed_entries`, `observed_statements`, `fork_evidence`): what the
+//!   channel has shown this site with a valid channel signature, a recomputed root and
+//!   append-only consistency; the notary endpoint vouches for it. A fork seen there stops
+//!   updates from that channel.
+//!
+//! Plus installed packages and a record of every run.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A database failure (details for the operator).
+#[derive(Debug, thiserror::Error)]
+#[error("site database error: {0}")]
+pub struct DbError(#[from] pub rusqlite::Error);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS log_entries (
+    channel TEXT NOT NULL,
+    idx     INTEGER NOT NULL,
+    bytes   BLOB NOT NULL,
+    PRIMARY KEY (channel, idx)
+) STRICT;
+CREATE TABLE IF NOT EXISTS observed_entries (
+    channel TEXT NOT NULL,
+    idx     INTEGER NOT NULL,
+    leaf_hash BLOB NOT NULL,
+    PRIMARY KEY (channel, idx)
+) STRICT;
+CREATE TABLE IF NOT EXISTS observed_statements (
+    channel   TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    root      BLOB NOT NULL,
+    statement TEXT NOT NULL,
+    PRIMARY KEY (channel, size)
+) STRICT;
+CREATE TABLE IF NOT EXISTS fork_evidence (
+    channel     TEXT PRIMARY KEY,
+    detected_at INTEGER NOT NULL,
+    evidence    TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS installed (
+    supplier     TEXT NOT NULL,
+    package      TEXT NOT NULL,
+    channel      TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    digest       TEXT NOT NULL,
+    previous     TEXT,
+    installed_at INTEGER NOT NULL,
+    PRIMARY KEY (supplier, package)
+) STRICT;
+CREATE TABLE IF NOT EXISTS runs (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    started  INTEGER NOT NULL,
+    finished INTEGER NOT NULL,
+    command  TEXT NOT NULL,
+    outcome  TEXT NOT NULL,
+    exit_code INTEGER NOT NULL,
+    message  TEXT NOT NULL
+) STRICT;
+";
+
+/// Opens (creating if needed) the site database: WAL, durable commits.
+pub fn open(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// The accepted entries of a channel, in order.
+pub fn accepted_entries(conn: &Connection, channel: &str) -> Result<Vec<Vec<u8>>, DbError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT bytes FROM log_entries WHERE channel = ?1 ORDER BY idx")?;
+    let rows = stmt.query_map([channel], |r| r.get::<_, Vec<u8>>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Appends accepted entries starting at `start` (inside the caller's transaction).
+pub fn append_accepted(
+    conn: &Connection,
+    channel: &str,
+    start: u64,
+    entries: &[&[u8]],
+) -> Result<(), DbError> {
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO log_entries (channel, idx, bytes) VALUES (?1, ?2, ?3)")?;
+    for (i, e) in entries.iter().enumerate() {
+        stmt.execute(params![channel, (start + i as u64) as i64, e])?;
+    }
+    Ok(())
+}
+
+/// One installed package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// Supplier.
+    pub supplier: String,
+    /// Package.
+    pub package: String,
+    /// Channel it came from.
+    pub channel: String,
+    /// Installed version.
+    pub version: String,
+    /// Archive digest (hex).
+    pub digest: String,
+    /// The version before it, kept for rollback.
+    pub previous: Option<String>,
+    /// When (Unix seconds).
+    pub installed_at: u64,
+}
+
+/// Every installed package.
+pub fn installed(conn: &Connection) -> Result<Vec<Installed>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT supplier, package, channel, version, digest, previous, installed_at FROM installed ORDER BY supplier, package",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Installed {
+            supplier: r.get(0)?,
+            package: r.get(1)?,
+            channel: r.get(2)?,
+            version: r.get(3)?,
+            digest: r.get(4)?,
+            previous: r.get(5)?,
+            installed_at: r.get::<_, i64>(6)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The installed version of one package.
+pub fn installed_one(
+    conn: &Connection,
+    supplier: &str,
+    package: &str,
+) -> Result<Option<Installed>, DbError> {
+    Ok(installed(conn)?
+        .into_iter()
+        .find(|i| i.supplier == supplier && i.package == package))
+}
+
+/// Records an install (replacing the previous record).
+pub fn set_installed(conn: &Connection, i: &Installed) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO installed (supplier, package, channel, version, digest, previous, installed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (supplier, package) DO UPDATE SET channel = ?3, version = ?4, digest = ?5, previous = ?6, installed_at = ?7",
+        params![i.supplier, i.package, i.channel, i.version, i.digest, i.previous, i.installed_at as i64],
+    )?;
+    Ok(())
+}
+
+/// A recorded run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Start (Unix seconds).
+    pub started: u64,
+    /// End (Unix seconds).
+    pub finished: u64,
+    /// The command (`update`, `install`, ...).
+    pub command: String,
+    /// `ok`, `verification_failed`, `unreachable`, `local_error`, `busy`.
+    pub outcome: String,
+    /// The exit code.
+    pub exit_code: i32,
+    /// What happened, in one line.
+    pub message: String,
+}
+
+/// Records a run.
+pub fn record_run(conn: &Connection, r: &Run) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO runs (started, finished, command, outcome, exit_code, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![r.started as i64, r.finished as i64, r.command, r.outcome, r.exit_code, r.message],
+    )?;
+    Ok(())
+}
+
+/// The last successful run and the failed runs after it.
+pub fn runs_since_success(conn: &Connection) -> Result<(Option<Run>, Vec<Run>), DbError> {
+    let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Run> {
+        Ok(Run {
+            started: r.get::<_, i64>(0)? as u64,
+            finished: r.get::<_, i64>(1)? as u64,
+            command: r.get(2)?,
+            outcome: r.get(3)?,
+            exit_code: r.get(4)?,
+            message: r.get(5)?,
+        })
+    };
+    let last_ok: Option<(i64, Run)> = conn
+        .query_row(
+            "SELECT id, started, finished, command, outcome, exit_code, message FROM runs WHERE outcome = 'ok' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| {
+                let id: i64 = r.get(0)?;
+                Ok((
+                    id,
+                    Run {
+                        started: r.get::<_, i64>(1)? as u64,
+                        finished: r.get::<_, i64>(2)? as u64,
+                        command: r.get(3)?,
+                        outcome: r.get(4)?,
+                        exit_code: r.get(5)?,
+                        message: r.get(6)?,
+                    },
+                ))
+            },
+        )
+        .optional()?;
+    let after = last_ok.as_ref().map(|(id, _)| *id).unwrap_or(0);
+    let mut stmt = conn.prepare(
+        "SELECT started, finished, command, outcome, exit_code, message FROM runs WHERE id > ?1 AND outcome != 'ok' ORDER BY id",
+    )?;
+    let failures = stmt.query_map([after], map)?.collect::<Result<_, _>>()?;
+    Ok((last_ok.map(|(_, r)| r), failures))
+}
+
+/// The fork evidence recorded for a channel, if any.
+pub fn fork_evidence(conn: &Connection, channel: &str) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT evidence FROM fork_evidence WHERE channel = ?1",
+            [channel],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_and_installs() {
+        let t = tempfile::tempdir().unwrap();
+        let c = open(&t.path().join("site.db")).unwrap();
+        let run = |outcome: &str| Run {
+            started: 1,
+            finished: 2,
+            command: "update".into(),
+            outcome: outcome.into(),
+            exit_code: i32::from(outcome != "ok"),
+            message: String::new(),
+        };
+        record_run(&c, &run("unreachable")).unwrap();
+        record_run(&c, &run("ok")).unwrap();
+        record_run(&c, &run("verification_failed")).unwrap();
+        record_run(&c, &run("unreachable")).unwrap();
+        let (ok, fails) = runs_since_success(&c).unwrap();
+        assert!(ok.is_some());
+        assert_eq!(fails.len(), 2);
+        let i = Installed {
+            supplier: "acme".into(),
+            package: "hello".into(),
+            channel: "c".into(),
+            version: "1.0.0".into(),
+            digest: "00".into(),
+            previous: None,
+            installed_at: 5,
+        };
+        set_installed(&c, &i).unwrap();
+        let mut j = i.clone();
+        j.version = "1.1.0".into();
+        j.previous = Some("1.0.0".into());
+        set_installed(&c, &j).unwrap();
+        assert_eq!(installed(&c).unwrap(), vec![j]);
+    }
+}
