@@ -753,6 +753,9 @@ async fn upload_archive(
     let final_path = archive_path(&s.paths, &release.digest);
     let digest = release.digest;
     if blocking(&s, move |c| store::has_archive(c, &digest)).await? {
+        // Read (and discard) the body first: answering before the client finished sending makes
+        // many clients report a broken pipe instead of this success.
+        drain(body, limit).await;
         return Ok(ok(Uploaded {
             size: release.size,
             digest: hex::encode(release.digest),
@@ -794,6 +797,19 @@ async fn upload_archive(
     .await
     .map_err(|e| ApiError::internal("blocking task", &e))??;
     result
+}
+
+/// Reads and discards up to `limit + 1` bytes of a request body.
+async fn drain(body: Body, limit: u64) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen = seen.saturating_add(chunk.len() as u64);
+        if seen > limit {
+            break;
+        }
+    }
 }
 
 async fn receive(

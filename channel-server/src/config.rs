@@ -4,6 +4,7 @@
 //! [channel]
 //! name = "plugins.example.org"   # the log's origin, in every signed statement
 //! policy = "open"                # or "invite"
+//! key = "<64 hex>"               # the channel's public key (written by `init`)
 //!
 //! [server]
 //! listen = "127.0.0.1:8080"
@@ -66,6 +67,9 @@ pub struct ChannelSection {
     pub name: ChannelName,
     /// Supplier registration policy.
     pub policy: Policy,
+    /// The channel's public key. `serve` takes it from here and never reads the key file,
+    /// which only the signer process opens.
+    pub key: keyggdrasil::keys::PublicKey,
 }
 
 /// `[server]`.
@@ -200,7 +204,10 @@ mod tests {
         let p = t.path().join("channel.toml");
         std::fs::write(
             &p,
-            "[channel]\nname = \"c.example\"\npolicy = \"invite\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+            format!(
+                "[channel]\nname = \"c.example\"\npolicy = \"invite\"\nkey = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+                keyggdrasil::keys::KeyPair::generate().public()
+            ),
         )
         .unwrap();
         let c = Config::load(&p).unwrap();
@@ -215,7 +222,10 @@ mod tests {
         let p = t.path().join("channel.toml");
         std::fs::write(
             &p,
-            "[channel]\nname = \"c\"\npolicy = \"open\"\n[server]\nlisten = \"127.0.0.1:0\"\nlisen = 1\n",
+            format!(
+                "[channel]\nname = \"c\"\npolicy = \"open\"\nkey = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\nlisen = 1\n",
+                keyggdrasil::keys::KeyPair::generate().public()
+            ),
         )
         .unwrap();
         let e = Config::load(&p).unwrap_err().to_string();

@@ -95,7 +95,11 @@ pub fn init(
     secretfile::write_secret_file(&paths.secret_file, secret.expose(), false)?;
     store::open(&paths.db)?;
     let cfg = Config {
-        channel: ChannelSection { name, policy },
+        channel: ChannelSection {
+            name,
+            policy,
+            key: key.public(),
+        },
         server: ServerSection {
             listen,
             data_dir: None,
@@ -108,15 +112,6 @@ pub fn init(
         config: config_path,
         channel_key: key.public(),
     })
-}
-
-/// Reads the channel's public key from its key file (the secret is unlocked only to check the
-/// file; the serving process never keeps it).
-pub fn channel_public_key(paths: &Paths) -> Result<PublicKey, ServerError> {
-    let bytes =
-        secretfile::read_secret_file(&paths.key_file, keyggdrasil::keyfile::MAX_KEY_FILE_BYTES)?;
-    let file = KeyFile::parse(&bytes)?;
-    Ok(file.public_key)
 }
 
 /// Issues a one-time invite token for `supplier` and returns it (only its hash is stored).
@@ -191,7 +186,7 @@ pub fn signer_paths(paths: &Paths) -> crate::signer::SignerPaths {
 /// output, and serves until SIGINT or SIGTERM.
 pub async fn run(config: Config, listen: Option<SocketAddr>) -> Result<(), ServerError> {
     let paths = Paths::new(&config.data_dir());
-    let channel_key = channel_public_key(&paths)?;
+    let channel_key = config.channel.key;
     let supervisor = crate::signer::SignerSupervisor::start(
         &signer_paths(&paths),
         channel_key,
@@ -258,7 +253,7 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let paths = Paths::new(&config.data_dir());
     std::fs::create_dir_all(&paths.archives).map_err(io("could not create", &paths.archives))?;
-    let channel_key = channel_public_key(&paths)?;
+    let channel_key = config.channel.key;
     let (writer, _thread) = writer::start(
         paths.db.clone(),
         config.channel.policy,

@@ -118,6 +118,14 @@ impl<'a> ChannelClient<'a> {
             match self.http.get(&url, limit) {
                 Ok(resp) => match Envelope::<T>::open(&resp.body, limit) {
                     Ok(v) => return Ok(v),
+                    Err(WireError::Remote { code, message }) if code == "since_beyond_log" => {
+                        // The channel says it has fewer entries than we already accepted from
+                        // it: a rollback (or a different log). Never just "unreachable".
+                        return Err(ChannelError::Verification {
+                            channel: self.cfg.name.as_str().to_owned(),
+                            source: WireError::Remote { code, message },
+                        });
+                    }
                     Err(WireError::Remote { code, message }) => {
                         errors.push(format!("{mirror}: HTTP {} {code}: {message}", resp.status));
                     }

@@ -1,5 +1,445 @@
-//! Whole-system tests over loopback with the real binaries.
+//! Whole-system test harness: real `channel-server`, `continuum` sites and notaries, each a
+//! separate process on loopback, each in its own temporary folder.
 //!
-//! Not built yet: the channel server, continuum and barge do not exist yet, so this crate only holds
-//! the place in the workspace. The system tests arrive with the whole-system issue.
+//! The binaries are found next to the test executable (`target/<profile>/`), where
+//! `cargo test --workspace` builds them before running any test. Running this crate's tests
+//! alone (`cargo test -p system-tests`) needs `cargo build --workspace --bins` first; the harness
+//! says so if a binary is missing.
 #![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use keyggdrasil::entry::{Digest512, Entry, EntryBody, Event, GitCommit, Reason};
+use keyggdrasil::keys::{KeyPair, PublicKey};
+use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::wire::{Envelope, SubmitRequest, SubmitResponse};
+
+/// The channel name every test channel uses.
+pub const ORIGIN: &str = "test.channel";
+
+/// Path of a workspace binary built next to the running test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins` first)",
+        path.display()
+    );
+    path
+}
+
+/// An HTTP agent that does not turn 4xx/5xx into errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// Spawns `cmd`, waits for its first stdout line `listening on http://ADDR`, returns the child
+/// and the base URL, and keeps draining its stdout.
+fn spawn_listening(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read first line");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    (child, base)
+}
+
+/// A running channel server.
+pub struct Channel {
+    _dir: tempfile::TempDir,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Its public key.
+    pub key: PublicKey,
+    /// Its base URL.
+    pub base: String,
+    child: Option<Child>,
+}
+
+impl Channel {
+    /// Initialises and starts a channel with policy `open` and rate limits off.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("channel");
+        let out = Command::new(bin("channel-server"))
+            .args(["init", "--dir"])
+            .arg(&data)
+            .args([
+                "--name",
+                ORIGIN,
+                "--policy",
+                "open",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .output()
+            .expect("channel-server init");
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let key = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Channel public key (sites pin this): "))
+            .and_then(|k| PublicKey::from_hex(k.trim()).ok())
+            .expect("channel key in init output");
+        let config = data.join("channel.toml");
+        let text = std::fs::read_to_string(&config).expect("config");
+        let text = text
+            .lines()
+            .map(|l| match l.split('=').next().map(str::trim) {
+                Some("submissions_per_minute") => "submissions_per_minute = 0".to_owned(),
+                Some("reads_per_minute") => "reads_per_minute = 0".to_owned(),
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&config, text).expect("write config");
+        let mut c = Channel {
+            _dir: dir,
+            config,
+            key,
+            base: String::new(),
+            child: None,
+        };
+        c.spawn();
+        c
+    }
+
+    /// Starts (or restarts) the server process.
+    pub fn spawn(&mut self) {
+        let mut cmd = Command::new(bin("channel-server"));
+        cmd.args(["serve", "--config"]).arg(&self.config);
+        let (child, base) = spawn_listening(cmd);
+        self.child = Some(child);
+        self.base = base;
+    }
+
+    /// Kills the server (`kill -9`).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Submits an entry; panics unless accepted.
+    pub fn submit(&self, entry: &Entry) -> SubmitResponse {
+        let req = SubmitRequest {
+            entry: String::from_utf8(entry.as_bytes().to_vec()).expect("ascii entry"),
+            invite: None,
+        };
+        let r = agent()
+            .post(&format!("{}/v1/submit", self.base))
+            .header("Content-Type", "application/json")
+            .send(&serde_json::to_vec(&req).expect("json"))
+            .expect("submit");
+        let mut body = Vec::new();
+        r.into_body()
+            .into_reader()
+            .read_to_end(&mut body)
+            .expect("body");
+        Envelope::<SubmitResponse>::open(&body, 1 << 20)
+            .unwrap_or_else(|e| panic!("submission refused: {e}"))
+    }
+
+    /// Uploads an archive for a logged release; panics unless accepted.
+    pub fn upload(&self, supplier: &str, package: &str, version: &str, archive: &[u8]) {
+        let r = agent()
+            .put(&format!(
+                "{}/v1/archives/{supplier}/{package}/{version}",
+                self.base
+            ))
+            .send(archive)
+            .expect("upload");
+        assert_eq!(r.status(), 200, "upload refused");
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A continuum site folder (and optionally its running notary).
+pub struct Site {
+    _dir: tempfile::TempDir,
+    /// The site folder.
+    pub root: PathBuf,
+    /// The notary's public key.
+    pub notary_key: PublicKey,
+    /// The notary's base URL, once started.
+    pub notary_url: Option<String>,
+    notary: Option<Child>,
+}
+
+impl Site {
+    /// `continuum init` against `channel`.
+    pub fn init(channel: &Channel) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("site");
+        let out = Command::new(bin("continuum"))
+            .args(["init", "--dir"])
+            .arg(&root)
+            .args([
+                "--channel",
+                &channel.base,
+                "--channel-key",
+                &channel.key.to_hex(),
+            ])
+            .output()
+            .expect("continuum init");
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let notary_key = stdout
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Notary public key (give it to sites that peer with you): ")
+            })
+            .and_then(|k| PublicKey::from_hex(k.trim()).ok())
+            .expect("notary key in init output");
+        Site {
+            _dir: dir,
+            root,
+            notary_key,
+            notary_url: None,
+            notary: None,
+        }
+    }
+
+    /// Runs `continuum --site ROOT <args>`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(bin("continuum"))
+            .arg("--site")
+            .arg(&self.root)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run continuum")
+    }
+
+    /// Starts `continuum notary serve` on a free loopback port.
+    pub fn start_notary(&mut self) -> String {
+        let mut cmd = Command::new(bin("continuum"));
+        cmd.arg("--site")
+            .arg(&self.root)
+            .args(["notary", "serve", "--listen", "127.0.0.1:0"]);
+        let (child, base) = spawn_listening(cmd);
+        self.notary = Some(child);
+        self.notary_url = Some(base.clone());
+        base
+    }
+
+    /// Stops the notary.
+    pub fn stop_notary(&mut self) {
+        if let Some(mut c) = self.notary.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Adds `other`'s notary as a peer.
+    pub fn add_peer(&self, url: &str, key: &PublicKey) {
+        let out = self.run(&["peers", "add", url, &key.to_hex()]);
+        assert!(
+            out.status.success(),
+            "peers add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Everything that must not change when an update fails: every file under the site folder
+    /// except the run log, and the contents of the tables that matter.
+    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(&self.root.join("packages"), &self.root, &mut out);
+        let db = rusqlite::Connection::open(self.root.join("site.db")).expect("db");
+        for table in ["log_entries", "installed"] {
+            let mut stmt = db
+                .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+                .expect("query");
+            let cols = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    let mut s = String::new();
+                    for i in 0..cols {
+                        let v: rusqlite::types::Value = r.get(i)?;
+                        s.push_str(&format!("{v:?}|"));
+                    }
+                    Ok(s)
+                })
+                .expect("rows")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("rows");
+            out.push((table.to_owned(), rows.join("\n").into_bytes()));
+        }
+        out
+    }
+}
+
+fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let name = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+        let meta = std::fs::symlink_metadata(&p).expect("meta");
+        if meta.file_type().is_symlink() {
+            out.push((
+                name,
+                std::fs::read_link(&p)
+                    .expect("link")
+                    .display()
+                    .to_string()
+                    .into_bytes(),
+            ));
+        } else if meta.is_dir() {
+            walk(&p, root, out);
+        } else {
+            out.push((name, std::fs::read(&p).expect("read")));
+        }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.stop_notary();
+    }
+}
+
+/// A supplier with a master key and a signing key.
+pub struct Supplier {
+    /// The name.
+    pub name: SupplierName,
+    /// Master key.
+    pub master: KeyPair,
+    /// Signing key.
+    pub signing: KeyPair,
+}
+
+impl Supplier {
+    /// A supplier with fresh keys.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: SupplierName::parse(name).expect("name"),
+            master: KeyPair::generate(),
+            signing: KeyPair::generate(),
+        }
+    }
+
+    /// Signs an event for this supplier with `by`.
+    pub fn sign(&self, by: &KeyPair, event: Event) -> Entry {
+        Entry::sign(EntryBody::new(self.name.clone(), by.public(), event), by).expect("sign")
+    }
+
+    /// Registers master and signing key on `ch`.
+    pub fn register(&self, ch: &Channel) {
+        ch.submit(&self.sign(
+            &self.master,
+            Event::MasterKey {
+                public_key: self.master.public(),
+                derivation: None,
+            },
+        ));
+        ch.submit(&self.sign(
+            &self.master,
+            Event::SigningKey {
+                public_key: self.signing.public(),
+                derivation: None,
+            },
+        ));
+    }
+
+    /// A release entry for `archive`, signed by `key`.
+    pub fn release(&self, key: &KeyPair, package: &str, version: &str, archive: &[u8]) -> Entry {
+        let (size, digest) = keyggdrasil::filesig::archive_digest(archive).expect("digest");
+        self.sign(
+            key,
+            Event::Release {
+                package: PackageName::parse(package).expect("package"),
+                version: Version::parse(version).expect("version"),
+                size,
+                digest: Digest512(digest),
+                commit: GitCommit::parse(&"a".repeat(40)).expect("commit"),
+                signature: keyggdrasil::filesig::sign(key, archive).expect("sign"),
+            },
+        )
+    }
+
+    /// Publishes a release of `archive` (entry and upload).
+    pub fn publish(&self, ch: &Channel, package: &str, version: &str, archive: &[u8]) {
+        ch.submit(&self.release(&self.signing, package, version, archive));
+        ch.upload(self.name.as_str(), package, version, archive);
+    }
+
+    /// A revocation of `key` signed by `by`.
+    pub fn revoke(&self, by: &KeyPair, key: &PublicKey) -> Entry {
+        self.sign(
+            by,
+            Event::KeyRevocation {
+                public_key: *key,
+                reason: Reason::parse("test").expect("reason"),
+            },
+        )
+    }
+}
+
+/// Builds a real archive (keyggdrasil's reproducible format) of a small plugin tree.
+pub fn plugin_archive(package: &str, version: &str, marker: &str) -> Vec<u8> {
+    let src = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        src.path().join("plugin.php"),
+        format!("<?php // {package} {version} {marker}\n"),
+    )
+    .expect("write");
+    std::fs::create_dir_all(src.path().join("lib")).expect("mkdir");
+    std::fs::write(
+        src.path().join("lib/util.php"),
+        "<?php function util() {}\n",
+    )
+    .expect("write");
+    let manifest =
+        keyggdrasil::archive::Manifest::new(package, version, "a".repeat(40)).expect("manifest");
+    let mut out = std::io::Cursor::new(Vec::new());
+    keyggdrasil::archive::build_archive(
+        src.path(),
+        &manifest,
+        &mut out,
+        &keyggdrasil::archive::ArchiveLimits::default(),
+    )
+    .expect("build archive");
+    out.into_inner()
+}
