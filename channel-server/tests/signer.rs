@@ -905,6 +905,38 @@ fn process_exists(pid: u32) -> bool {
         .success()
 }
 
+/// The real signer process has core files disabled and, where the memory-lock limit allows
+/// it, its two key pages locked (Linux `/proc`).
+fn assert_hardened(pid: u32) {
+    let Ok(limits) = std::fs::read_to_string(format!("/proc/{pid}/limits")) else {
+        return;
+    };
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+    assert_eq!(core.split_whitespace().nth(5), Some("0"), "{core}");
+    let memlock = limits
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))
+        .unwrap();
+    let soft = memlock.split_whitespace().nth(3).unwrap();
+    if soft == "unlimited" || soft.parse::<u64>().unwrap() >= 64 * 1024 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let locked_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmLck:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(locked_kb >= 8, "VmLck {locked_kb} kB");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervisor_restarts_a_killed_signer_and_reports_503_meanwhile() {
     let f = fixture();
@@ -924,6 +956,7 @@ async fn supervisor_restarts_a_killed_signer_and_reports_503_meanwhile() {
     let p = payload(1);
     let sig = sup.sign(Context::Checkpoint, p.clone()).await.unwrap();
     protocol::verify(&f.public, Context::Checkpoint, &p, &sig).unwrap();
+    assert_hardened(pid);
 
     // kill -9 the signer.
     let mut states = sup.subscribe();
