@@ -582,6 +582,76 @@ async fn refuses_unsafe_or_wrong_key_material() {
     assert!(Signer::load(&paths).is_err());
 }
 
+const FOREIGN_ENV: &str = "CHANNEL_SERVER_TEST_FOREIGN_CLIENT";
+
+/// Not a test on its own: re-executed as another user by
+/// [`connections_from_another_user_are_closed`], it sends a valid request and exits with 0 if
+/// the signer closed the connection without answering, 3 if it answered, 4 if it could not
+/// connect.
+#[test]
+fn foreign_client_process() {
+    use std::io::{Read, Write};
+    let Ok(spec) = std::env::var(FOREIGN_ENV) else {
+        return;
+    };
+    let (socket, key) = spec.split_once('\n').unwrap();
+    let key: [u8; 32] = hex::decode(key).unwrap().try_into().unwrap();
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        std::process::exit(4);
+    };
+    let _ = s.write_all(&frame::encode_public_key_request(&key, 1));
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) | Err(_) => std::process::exit(0),
+        Ok(_) => std::process::exit(3),
+    }
+}
+
+/// Runs [`foreign_client_process`] as `uid` (or as ourselves); its exit code.
+fn run_client(spec: String, uid: Option<u32>) -> Option<i32> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["foreign_client_process", "--exact", "--test-threads=1"])
+        .env(FOREIGN_ENV, spec)
+        .stdout(std::process::Stdio::null());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    cmd.status().unwrap().code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_from_another_user_are_closed() {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        eprintln!("skipped: running a client as another user needs root");
+        return;
+    }
+    let f = fixture();
+    let signer = start(&f.paths).await;
+    // Open the way for user 65534 (the signer checks its folder only at startup).
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(f.local.parent().unwrap(), 0o711).unwrap();
+    mode(&f.local, 0o711).unwrap();
+    mode(&f.paths.socket, 0o666).unwrap();
+    let spec = format!("{}\n{}", f.paths.socket.display(), hex::encode(f.mac_key));
+    let s1 = spec.clone();
+    let foreign = tokio::task::spawn_blocking(move || run_client(s1, Some(65534)))
+        .await
+        .unwrap();
+    if foreign == Some(126) || foreign == Some(4) {
+        eprintln!("skipped: user 65534 cannot run this test binary or reach the socket");
+    } else {
+        assert_eq!(foreign, Some(0), "a foreign user got an answer");
+    }
+    // The same client as our own user is answered.
+    let own = tokio::task::spawn_blocking(move || run_client(spec, None))
+        .await
+        .unwrap();
+    assert_eq!(own, Some(3));
+    signer.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The client: pipelining, timeouts, reconnection, and a signer that lies
 // ---------------------------------------------------------------------------------------------
@@ -905,6 +975,38 @@ fn process_exists(pid: u32) -> bool {
         .success()
 }
 
+/// The real signer process has core files disabled and, where the memory-lock limit allows
+/// it, its two key pages locked (Linux `/proc`).
+fn assert_hardened(pid: u32) {
+    let Ok(limits) = std::fs::read_to_string(format!("/proc/{pid}/limits")) else {
+        return;
+    };
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+    assert_eq!(core.split_whitespace().nth(5), Some("0"), "{core}");
+    let memlock = limits
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))
+        .unwrap();
+    let soft = memlock.split_whitespace().nth(3).unwrap();
+    if soft == "unlimited" || soft.parse::<u64>().unwrap() >= 64 * 1024 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let locked_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmLck:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(locked_kb >= 8, "VmLck {locked_kb} kB");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervisor_restarts_a_killed_signer_and_reports_503_meanwhile() {
     let f = fixture();
@@ -924,6 +1026,7 @@ async fn supervisor_restarts_a_killed_signer_and_reports_503_meanwhile() {
     let p = payload(1);
     let sig = sup.sign(Context::Checkpoint, p.clone()).await.unwrap();
     protocol::verify(&f.public, Context::Checkpoint, &p, &sig).unwrap();
+    assert_hardened(pid);
 
     // kill -9 the signer.
     let mut states = sup.subscribe();

@@ -217,8 +217,17 @@ mod tests {
         assert_eq!(*b, [7u8; 32]);
         b[0] = 1;
         assert_eq!(b[0], 1);
-        // Either locked, or it says why not.
+        // Either locked, or it says why not (no CAP_IPC_LOCK and RLIMIT_MEMLOCK used up).
         assert_eq!(b.is_locked(), b.lock_error().is_none());
+        if let Some(e) = b.lock_error() {
+            assert!(
+                matches!(
+                    e.raw_os_error(),
+                    Some(libc::EPERM | libc::ENOMEM | libc::EAGAIN)
+                ),
+                "{e}"
+            );
+        }
         let addr = &*b as *const [u8; 32] as usize;
         assert_eq!(addr % page_size(), 0, "the value starts on its own page");
     }
