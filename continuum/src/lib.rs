@@ -13,4 +13,5 @@ pub mod channel;
 pub mod config;
 pub mod db;
 pub mod notary;
+pub mod peers;
 pub mod transport;
