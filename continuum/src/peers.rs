@@ -22,8 +22,6 @@
 //! The report has one line per peer for the run log: its URL (with any `user:password@`
 //! removed), what it answered, and why. Nothing secret is in it.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -282,59 +280,68 @@ pub fn verify_with_peers(
 
     let mut order: Vec<usize> = (0..peers.len()).collect();
     keyggdrasil::random::shuffle(&mut order);
-    let queue = Arc::new(Mutex::new(order.iter().copied().collect::<VecDeque<_>>()));
-    let started: Arc<Vec<AtomicBool>> =
-        Arc::new(peers.iter().map(|_| AtomicBool::new(false)).collect());
-    let stop = Arc::new(AtomicBool::new(false));
+    // The decision loop hands out one peer per free worker, and a new one only after it has
+    // recorded an answer that left the decision pending: at most `workers` requests are in
+    // flight, and none is started once the tally has decided.
     let shared = Arc::new((peers.to_vec(), channel.clone(), limits.clone(), *root));
-    let (tx, rx) = mpsc::channel::<(usize, PeerAnswer, String)>();
-
+    let (job_tx, job_rx) = mpsc::channel::<usize>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (answer_tx, answer_rx) = mpsc::channel::<(usize, PeerAnswer, String)>();
     let workers = concurrency.max(1).min(peers.len());
+    let mut spawned = 0;
     for _ in 0..workers {
-        let (queue, started, stop, shared, tx, http) = (
-            queue.clone(),
-            started.clone(),
-            stop.clone(),
+        let (job_rx, answer_tx, shared, http) = (
+            job_rx.clone(),
+            answer_tx.clone(),
             shared.clone(),
-            tx.clone(),
             http.clone(),
         );
-        let spawned = std::thread::Builder::new()
+        let started = std::thread::Builder::new()
             .name("peer-ask".into())
             .spawn(move || {
                 loop {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                    let Some(i) = next else { return };
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    if let Some(s) = started.get(i) {
-                        s.store(true, Ordering::SeqCst);
-                    }
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(i) = job else { return };
                     let (peers, channel, limits, root) = &*shared;
                     let Some(peer) = peers.get(i) else { return };
                     let (answer, detail) = ask(&http, peer, channel, size, root, now, limits);
-                    if tx.send((i, answer, detail)).is_err() {
+                    if answer_tx.send((i, answer, detail)).is_err() {
                         return;
                     }
                 }
             });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "could not start a peer request thread");
+        match started {
+            Ok(_) => spawned += 1,
+            Err(e) => tracing::warn!(error = %e, "could not start a peer request thread"),
         }
     }
-    drop(tx);
+    drop(answer_tx);
 
+    let mut next = order.iter().copied();
+    let mut dispatched = vec![false; peers.len()];
+    let mut dispatch = |dispatched: &mut Vec<bool>| -> bool {
+        let Some(i) = next.next() else { return false };
+        if let Some(d) = dispatched.get_mut(i) {
+            *d = true;
+        }
+        job_tx.send(i).is_ok()
+    };
+    let mut in_flight = 0usize;
+    for _ in 0..spawned {
+        if dispatch(&mut dispatched) {
+            in_flight += 1;
+        }
+    }
     let mut lines = Vec::with_capacity(peers.len());
     let mut answered = vec![false; peers.len()];
-    // Ends when the tally decides, or every worker is done (all peers asked).
-    while tally.decision() == Decision::Pending {
-        let Ok((i, answer, detail)) = rx.recv() else {
+    while tally.decision() == Decision::Pending && in_flight > 0 {
+        let Ok((i, answer, detail)) = answer_rx.recv() else {
             break;
         };
+        in_flight -= 1;
         if let Some(a) = answered.get_mut(i) {
             *a = true;
         }
@@ -345,18 +352,20 @@ pub fn verify_with_peers(
             outcome: answer.into(),
             detail,
         });
-        tally.record(answer);
+        if tally.record(answer) == Decision::Pending && dispatch(&mut dispatched) {
+            in_flight += 1;
+        }
     }
-    stop.store(true, Ordering::SeqCst);
+    // Idle workers see the closed job queue and end; busy ones end after their request.
+    drop(job_tx);
 
     for &i in &order {
         if answered.get(i).copied().unwrap_or(true) {
             continue;
         }
-        let was_started = started.get(i).is_some_and(|s| s.load(Ordering::SeqCst));
         lines.push(PeerLine {
             url: peers.get(i).map(|p| redact_url(&p.url)).unwrap_or_default(),
-            outcome: if was_started {
+            outcome: if dispatched.get(i).copied().unwrap_or(false) {
                 PeerLineOutcome::Abandoned
             } else {
                 PeerLineOutcome::NotAsked
