@@ -595,6 +595,46 @@ fn notary_is_behind_when_the_channel_is_down() {
 }
 
 #[test]
+fn on_demand_fetches_are_rate_limited() {
+    let ch = Channel::start(500);
+    let mut log = ch.grow(1);
+    let site = Site::new(ch.config());
+    let notaries = Notaries::new();
+    let peer = notaries.start_with(
+        &site,
+        Some(NotaryOptions {
+            fetches_per_second: 1,
+            fetch_burst: 1,
+            fetch_wait: Duration::ZERO,
+            ..NotaryOptions::default()
+        }),
+    );
+    assert_eq!(
+        ask(&peer, 1),
+        NotaryStatus::Ok {
+            root: TreeHash(root_of(&log))
+        }
+    );
+    log.extend(ch.grow(1));
+    // The one permit is spent: no second fetch right away, so the notary is behind ...
+    assert_eq!(ask(&peer, 2), NotaryStatus::Behind { observed: 1 });
+    // ... but what it observed is still answered, and a second later it fetches again.
+    assert_eq!(
+        ask(&peer, 1),
+        NotaryStatus::Ok {
+            root: TreeHash(root_of(&log[..1]))
+        }
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        ask(&peer, 2),
+        NotaryStatus::Ok {
+            root: TreeHash(root_of(&log))
+        }
+    );
+}
+
+#[test]
 fn notary_refuses_bad_requests_and_rate_limits() {
     let ch = Channel::start(500);
     ch.grow(1);

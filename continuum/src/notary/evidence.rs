@@ -180,6 +180,11 @@ pub fn parse_statement(
 /// kinds). Costs one hash per carried entry plus one root computation per statement covered
 /// from index 0.
 pub fn find_contradiction(statements: &[Statement]) -> Option<Contradiction> {
+    contradiction_among(&statements.iter().collect::<Vec<_>>())
+}
+
+/// [`find_contradiction`] over borrowed statements.
+pub(super) fn contradiction_among(statements: &[&Statement]) -> Option<Contradiction> {
     for (i, a) in statements.iter().enumerate() {
         for b in statements.iter().skip(i + 1) {
             if a.size == b.size && a.root != b.root {
@@ -188,7 +193,7 @@ pub fn find_contradiction(statements: &[Statement]) -> Option<Contradiction> {
         }
     }
     let mut known: BTreeMap<u64, Hash> = BTreeMap::new();
-    for s in statements {
+    for s in statements.iter() {
         for (offset, leaf) in s.leaves.iter().enumerate() {
             let index = s.since + offset as u64;
             match known.get(&index) {

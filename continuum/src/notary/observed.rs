@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::evidence::{self, Contradiction, Statement, StatementKind, find_contradiction};
+use super::evidence::{self, Contradiction, Statement, StatementKind, contradiction_among};
 use crate::config::ChannelConfig;
 use crate::db::DbError;
 
@@ -482,11 +482,11 @@ fn record_fork(
     reason: String,
 ) -> Result<ForkRecord, ObserveError> {
     let mut statements = vec![new.signed.clone()];
-    let mut proof: Option<Contradiction> = find_contradiction(std::slice::from_ref(new));
+    let mut proof: Option<Contradiction> = contradiction_among(&[new]);
     if proof.is_none() {
         let stored = stored_statements(conn, channel, new)?;
         for old in &stored {
-            if let Some(c) = find_contradiction(&[old.clone(), new.clone()]) {
+            if let Some(c) = contradiction_among(&[old, new]) {
                 proof = Some(c);
                 statements = vec![old.signed.clone(), new.signed.clone()];
                 break;

@@ -379,6 +379,14 @@ async fn root(
         status,
     };
     let signed = Signed::sign(&n.keypair, Context::NotaryAnswer, &payload);
+    if signed.payload.len() as u64 > n.limits.max_small_response_bytes {
+        // Only fork evidence carrying large update pages gets here.
+        tracing::warn!(
+            bytes = signed.payload.len(),
+            limit = n.limits.max_small_response_bytes,
+            "this answer is larger than peers accept; they will count it as no answer"
+        );
+    }
     Ok((StatusCode::OK, Json(Envelope::Ok { data: signed })).into_response())
 }
 
