@@ -984,3 +984,42 @@ fn peers_are_asked_with_bounded_concurrency() {
     // 6 answers at 3 at a time take two rounds of 300 ms; one at a time would take six.
     assert!(took < Duration::from_millis(6 * 300), "took {took:?}");
 }
+
+/// Timing of one peer verification against 100 notaries on loopback (run with `--ignored
+/// --nocapture`). Each notary has observed nothing and fetches on demand when asked, as a
+/// fresh release's first asker finds them.
+#[test]
+#[ignore = "timing, not a check; run by hand"]
+fn hundred_notaries_timing() {
+    let ch = Channel::start(500);
+    let log = ch.grow(5);
+    let root = root_of(&log);
+    let notaries = Notaries::new();
+    let sites: Vec<Site> = (0..100).map(|_| Site::new(ch.config())).collect();
+    let peers: Vec<PeerConfig> = sites.iter().map(|s| notaries.start(s)).collect();
+    for round in ["cold (notaries fetch on demand)", "warm (already observed)"] {
+        if round.starts_with("warm") {
+            for p in &peers {
+                assert!(matches!(ask(p, 5), NotaryStatus::Ok { .. }));
+            }
+        }
+        let started = std::time::Instant::now();
+        let report = verify_with_peers(
+            &http(),
+            &peers,
+            &ch.config(),
+            5,
+            &root,
+            now(),
+            &Limits::default(),
+            16,
+            NoPeers::Refuse,
+        );
+        let took = started.elapsed();
+        assert_eq!(report.outcome, PeerOutcome::Accepted);
+        eprintln!(
+            "100 notaries, {round}: {took:?} ({} answers, {} agreed)",
+            report.answered, report.agreed
+        );
+    }
+}
