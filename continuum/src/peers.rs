@@ -1,11 +1,14 @@
 //! Asking peer notaries whether they saw the same root (update cycle, step 3).
 //!
-//! [`verify_with_peers`] shuffles the trusted peers with the OS CSPRNG, asks them concurrently
-//! (at most `concurrency` requests in flight, each with a fresh nonce and the short timeouts
-//! of the [`Http`] client it is given), classifies every answer, and feeds keyggdrasil's
-//! [`PeerTally`](keyggdrasil::peers::PeerTally) in the order answers arrive. It stops asking as soon as the tally decides:
-//! requests still in flight are abandoned (their threads finish on their own, bounded by the
-//! client's timeouts) and their answers are ignored.
+//! [`verify_with_peers`] shuffles the trusted peers with the OS CSPRNG and asks them from a
+//! pool of at most `concurrency` threads, each request with a fresh nonce and the short
+//! timeouts of the [`Http`] client it is given. It classifies every answer and feeds
+//! keyggdrasil's [`PeerTally`](keyggdrasil::peers::PeerTally) in the order answers arrive. The
+//! deciding loop hands out the next peer only after it recorded an answer that left the
+//! decision pending, so at most `concurrency` requests are in flight and none starts once the
+//! tally has decided. Requests still in flight then are abandoned: their threads finish on their
+//! own (bounded by the client's timeouts, and they may overlap the next call for a few
+//! seconds) and their answers are ignored.
 //!
 //! Classification of one peer's answer:
 //! - a signed `ok` (signature with the peer's pinned key, channel, size, nonce and time
