@@ -12,4 +12,6 @@
 pub mod channel;
 pub mod config;
 pub mod db;
+pub mod notary;
+pub mod peers;
 pub mod transport;
