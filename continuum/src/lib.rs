@@ -12,4 +12,5 @@
 pub mod channel;
 pub mod config;
 pub mod db;
+pub mod install;
 pub mod transport;
