@@ -279,3 +279,100 @@ mod tests {
         assert_eq!(installed(&c).unwrap(), vec![j]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stored versions: what `crate::install` keeps on disk under `packages/<supplier>/<package>/
+// versions/<version>/`, so that a rollback, or a repair after a crash, knows the digest and
+// channel of a version folder. The table is created on first use by `ensure_install_tables`.
+
+const INSTALL_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS stored_versions (
+    supplier  TEXT NOT NULL,
+    package   TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    channel   TEXT NOT NULL,
+    digest    TEXT NOT NULL,
+    stored_at INTEGER NOT NULL,
+    PRIMARY KEY (supplier, package, version)
+) STRICT;
+";
+
+/// Creates the tables of [`crate::install`] if they do not exist yet (idempotent).
+pub fn ensure_install_tables(conn: &Connection) -> Result<(), DbError> {
+    conn.execute_batch(INSTALL_SCHEMA)?;
+    Ok(())
+}
+
+/// One extracted, verified version folder kept on disk (the current one or the previous one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    /// Supplier.
+    pub supplier: String,
+    /// Package.
+    pub package: String,
+    /// Version (the folder name under `versions/`).
+    pub version: String,
+    /// Channel it came from.
+    pub channel: String,
+    /// Archive digest (hex).
+    pub digest: String,
+    /// When it was stored (Unix seconds).
+    pub stored_at: u64,
+}
+
+/// Records a stored version (replacing an earlier record of the same version).
+pub fn record_stored_version(conn: &Connection, v: &StoredVersion) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO stored_versions (supplier, package, version, channel, digest, stored_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (supplier, package, version) DO UPDATE SET channel = ?4, digest = ?5, stored_at = ?6",
+        params![v.supplier, v.package, v.version, v.channel, v.digest, v.stored_at as i64],
+    )?;
+    Ok(())
+}
+
+/// The stored versions of one package, by version text.
+pub fn stored_versions(
+    conn: &Connection,
+    supplier: &str,
+    package: &str,
+) -> Result<Vec<StoredVersion>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT supplier, package, version, channel, digest, stored_at FROM stored_versions
+         WHERE supplier = ?1 AND package = ?2 ORDER BY version",
+    )?;
+    let rows = stmt.query_map([supplier, package], |r| {
+        Ok(StoredVersion {
+            supplier: r.get(0)?,
+            package: r.get(1)?,
+            version: r.get(2)?,
+            channel: r.get(3)?,
+            digest: r.get(4)?,
+            stored_at: r.get::<_, i64>(5)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Forgets a stored version (its folder was removed).
+pub fn forget_stored_version(
+    conn: &Connection,
+    supplier: &str,
+    package: &str,
+    version: &str,
+) -> Result<(), DbError> {
+    conn.execute(
+        "DELETE FROM stored_versions WHERE supplier = ?1 AND package = ?2 AND version = ?3",
+        [supplier, package, version],
+    )?;
+    Ok(())
+}
+
+/// Removes the install record of a package (it is no longer on disk).
+pub fn remove_installed(conn: &Connection, supplier: &str, package: &str) -> Result<(), DbError> {
+    conn.execute(
+        "DELETE FROM installed WHERE supplier = ?1 AND package = ?2",
+        [supplier, package],
+    )?;
+    Ok(())
+}

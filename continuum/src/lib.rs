@@ -12,6 +12,7 @@
 pub mod channel;
 pub mod config;
 pub mod db;
+pub mod install;
 pub mod notary;
 pub mod peers;
 pub mod transport;
