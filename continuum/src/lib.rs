@@ -15,4 +15,6 @@ pub mod db;
 pub mod install;
 pub mod notary;
 pub mod peers;
+pub mod site;
 pub mod transport;
+pub mod update;

@@ -417,7 +417,8 @@ impl Supplier {
     }
 }
 
-/// Builds a real archive (keyggdrasil's reproducible format) of a small plugin tree.
+/// Builds a real archive (keyggdrasil's reproducible format) of a small plugin tree;
+/// `package` is `supplier/package`, as the manifest names it.
 pub fn plugin_archive(package: &str, version: &str, marker: &str) -> Vec<u8> {
     let src = tempfile::tempdir().expect("tempdir");
     std::fs::write(
