@@ -271,6 +271,12 @@ pub fn update_log(
     }
     let take = (target - start) as usize;
     report.dropped = new_entries.len() as u64 - take as u64;
+    if report.dropped > 0 {
+        report.notes.push(format!(
+            "channel {name}: WARNING: the {} newest entries could not be confirmed by peers and were not applied; they will be checked again next run",
+            report.dropped
+        ));
+    }
 
     // Step 5: apply to the key state, all or nothing, and store in one transaction.
     let confirmed = &new_entries[..take];
