@@ -327,6 +327,20 @@ pub fn install_packages(
         let current = installed
             .as_ref()
             .and_then(|i| keyggdrasil::names::Version::parse(&i.version).ok());
+        if let Some(v) = &current
+            && accepted
+                .state
+                .installable(&pkg.supplier, &pkg.name, v)
+                .is_none()
+        {
+            // Revoked (or its signing key was) after it was installed: say so loudly; the
+            // newest allowed release below replaces it if there is one.
+            report.notes.push(format!(
+                "{}/{}: WARNING: the installed version {v} is no longer trusted (the release or its signing key was revoked); update or roll back",
+                pkg.supplier, pkg.name
+            ));
+            tracing::warn!(package = %pkg.name, version = %v, "installed release was revoked");
+        }
         let best = accepted
             .state
             .installable_versions(&pkg.supplier, &pkg.name)
