@@ -32,7 +32,8 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins` first)",
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins` first; \
+         for benchmarks, `cargo build --release --workspace --bins`)",
         path.display()
     );
     path
