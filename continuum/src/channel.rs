@@ -71,8 +71,24 @@ impl<'a> ChannelClient<'a> {
             nonce: Nonce::generate(),
         };
         let path = format!("/v1/updates?since={since}&nonce={}", request.nonce.to_hex());
-        let signed =
-            self.get_envelope::<Signed>(&path, self.limits.max_update_response_bytes + 4096)?;
+        let signed = self
+            .get_envelope::<Signed>(&path, self.limits.max_update_response_bytes + 4096)
+            .map_err(|e| match e {
+                // Say what it means: the server's own words name only its error code.
+                ChannelError::Verification {
+                    channel,
+                    source: WireError::Remote { code, message },
+                } if code == "since_beyond_log" => ChannelError::Verification {
+                    channel,
+                    source: WireError::Remote {
+                        code,
+                        message: format!(
+                            "{message} (the log is shorter than the {since} entries this site already has from this channel: a rollback)"
+                        ),
+                    },
+                },
+                other => other,
+            })?;
         wire::verify_update(
             &signed,
             &self.cfg.key,

@@ -15,7 +15,11 @@ use std::time::Duration;
 use keyggdrasil::entry::{Digest512, Entry, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::keys::{KeyPair, PublicKey};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
-use keyggdrasil::wire::{Envelope, SubmitRequest, SubmitResponse};
+use keyggdrasil::protocol::Context;
+use keyggdrasil::wire::{
+    ChannelName, Envelope, Nonce, NotaryPayload, NotaryRequest, NotaryStatus, Signed,
+    SubmitRequest, SubmitResponse,
+};
 
 /// The channel name every test channel uses.
 pub const ORIGIN: &str = "test.channel";
@@ -28,7 +32,8 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins` first)",
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins` first; \
+         for benchmarks, `cargo build --release --workspace --bins`)",
         path.display()
     );
     path
@@ -140,12 +145,80 @@ impl Channel {
         self.base = base;
     }
 
-    /// Kills the server (`kill -9`).
+    /// Kills the server (`kill -9`), then waits (at most 10 s) until its signer child, which
+    /// exits when the server's end of its standard input closes, has let go of its socket, so
+    /// the data folder can be copied or served again at once.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            let socket = self.data_dir().join("local/signer.sock");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while socket.exists()
+                && std::os::unix::net::UnixStream::connect(&socket).is_ok()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
+    }
+
+    /// The data folder: `channel.toml`, `channel.db` (with its WAL files), `local/`,
+    /// `archives/`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.config
+            .parent()
+            .expect("config file in a folder")
+            .to_path_buf()
+    }
+
+    /// The channel's signing key, from `local/channel-key.json`: for tests that play a channel
+    /// (or a man in the middle holding its key) signing what the real server never would.
+    pub fn signing_key(&self) -> KeyPair {
+        let bytes =
+            std::fs::read(self.data_dir().join("local/channel-key.json")).expect("key file");
+        keyggdrasil::keyfile::KeyFile::parse(&bytes)
+            .expect("parse key file")
+            .unlock(None)
+            .expect("unlock channel key")
+    }
+
+    /// Stops the server and copies its whole data folder (database and WAL files, `local/`
+    /// with its modes, `archives/`, `channel.toml`; the signer's socket is left out). The
+    /// server stays stopped: call [`Channel::spawn`] to restart it (on a new port).
+    pub fn save_copy(&mut self) -> DataCopy {
+        self.kill();
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_tree(&self.data_dir(), &dir.path().join("channel"));
+        DataCopy { dir }
+    }
+
+    /// Stops the server, replaces its data folder with `copy` (an earlier state of it, as an
+    /// operator restoring a backup would), and restarts it (on a new port).
+    pub fn restore(&mut self, copy: &DataCopy) {
+        self.kill();
+        let data = self.data_dir();
+        std::fs::remove_dir_all(&data).expect("remove data folder");
+        copy_tree(&copy.dir.path().join("channel"), &data);
+        self.spawn();
+    }
+
+    /// A split view: stops this channel, copies its data folder, restarts it (on a new port)
+    /// and starts a second channel over the copy. Both have the same key, the same name and,
+    /// so far, the same log; whatever is submitted to each from now on diverges. The copy's
+    /// config listens on 127.0.0.1:0 too, so it binds elsewhere.
+    pub fn fork_copy(&mut self) -> Channel {
+        let copy = self.save_copy();
+        self.spawn();
+        let mut other = Channel {
+            config: copy.dir.path().join("channel/channel.toml"),
+            _dir: copy.dir,
+            key: self.key,
+            base: String::new(),
+            child: None,
+        };
+        other.spawn();
+        other
     }
 
     /// Submits an entry; panics unless accepted.
@@ -179,6 +252,29 @@ impl Channel {
             .expect("upload");
         assert_eq!(r.status(), 200, "upload refused");
     }
+}
+
+/// A copy of a channel's data folder (see [`Channel::save_copy`]).
+pub struct DataCopy {
+    dir: tempfile::TempDir,
+}
+
+/// Copies the folder `from` to `to` (which must not exist): files with their permissions,
+/// folders with their modes; sockets and other special files are skipped.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    let meta = std::fs::metadata(from).expect("meta");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("dir entry");
+        let ft = e.file_type().expect("file type");
+        let dest = to.join(e.file_name());
+        if ft.is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), &dest).expect("copy");
+        }
+    }
+    std::fs::set_permissions(to, meta.permissions()).expect("chmod");
 }
 
 impl Drop for Channel {
@@ -266,6 +362,63 @@ impl Site {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Points the site's (first) channel at `url` alone: edits the mirrors in continuum.toml,
+    /// as an operator moving to another mirror would. A running notary keeps the config it
+    /// started with until it is restarted.
+    pub fn set_mirror(&self, url: &str) {
+        let path = self.root.join("continuum.toml");
+        let text = std::fs::read_to_string(&path).expect("read config");
+        let mut cfg: toml::Table = text.parse().expect("parse config");
+        let channel = cfg
+            .get_mut("channel")
+            .and_then(|c| c.as_array_mut())
+            .and_then(|a| a.first_mut())
+            .and_then(|c| c.as_table_mut())
+            .expect("a [[channel]] in the config");
+        channel.insert(
+            "mirrors".into(),
+            toml::Value::Array(vec![toml::Value::String(url.to_owned())]),
+        );
+        std::fs::write(&path, toml::to_string(&cfg).expect("toml")).expect("write config");
+    }
+
+    /// Removes the peer with this URL.
+    pub fn remove_peer(&self, url: &str) {
+        let out = self.run(&["peers", "remove", url]);
+        assert!(
+            out.status.success(),
+            "peers remove: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Asks this site's running notary for its root of [`ORIGIN`] at `size`, as a peer
+    /// would, and checks the answer's signature with the notary key.
+    pub fn ask_notary(&self, size: u64) -> NotaryStatus {
+        let url = self.notary_url.as_deref().expect("notary running");
+        let req = NotaryRequest {
+            channel: ChannelName::parse(ORIGIN).expect("name"),
+            size,
+            nonce: Nonce::generate(),
+        };
+        let r = agent()
+            .post(&format!("{url}/v1/notary/root"))
+            .header("Content-Type", "application/json")
+            .send(&serde_json::to_vec(&req).expect("json"))
+            .expect("notary request");
+        let mut body = Vec::new();
+        r.into_body()
+            .into_reader()
+            .read_to_end(&mut body)
+            .expect("body");
+        let signed: Signed = Envelope::open(&body, 1 << 20).expect("notary answer");
+        let payload: NotaryPayload = signed
+            .open(&self.notary_key, Context::NotaryAnswer, 1 << 20)
+            .expect("notary signature");
+        assert_eq!((payload.size, payload.nonce), (size, req.nonce));
+        payload.status
     }
 
     /// Adds `other`'s notary as a peer.
