@@ -156,6 +156,11 @@ pub fn update_log(
                 Failure::new(FailureKind::Unreachable, e.to_string())
             }
         })?;
+        // What the channel showed us is also what our notary vouches for. Observed first, so
+        // an answer that contradicts what the channel showed before (a rewritten history) is
+        // kept as fork evidence, rather than only refused by the root check below.
+        crate::notary::observe(conn, channel, &up)
+            .map_err(|e| Failure::new(FailureKind::Verification, e.to_string()))?;
         for e in &up.entries {
             candidate
                 .append(&Blake2b256, e.as_bytes())
@@ -173,9 +178,6 @@ pub fn update_log(
                 ),
             ));
         }
-        // What the channel showed us is also what our notary vouches for.
-        crate::notary::observe(conn, channel, &up)
-            .map_err(|e| Failure::new(FailureKind::Verification, e.to_string()))?;
         let more = up.payload.size < up.payload.tree_size;
         new_entries.extend(up.entries);
         if !more {

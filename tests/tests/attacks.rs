@@ -120,7 +120,8 @@ fn channel_with_release() -> (Channel, Supplier) {
 /// served the common prefix is pointed at B, while its notaries follow A: at B's size 5 they
 /// are behind, at size 4 they disagree; pop-off stops at the site's size and nothing is
 /// applied. A second site that already accepted A's 4th entry is pointed at B: B's root at 5
-/// is not an extension of the site's log (history rewritten).
+/// is not an extension of what A showed it (history rewritten), so it keeps both signed
+/// statements as fork evidence and stops updating from the channel.
 #[test]
 fn split_view_is_refused_and_rewritten_history_detected() {
     let (mut a, acme) = channel_with_release();
@@ -160,15 +161,23 @@ fn split_view_is_refused_and_rewritten_history_detected() {
     assert_eq!(accepted_size(&site), 3);
     assert!(installed_file(&site).contains("1.0.0 common"));
 
-    // The other site accepted A's entry 3; B's entry 3 differs.
+    // The other site accepted A's entry 3; B's entry 3 differs. Both statements are signed
+    // with the channel's key: the site keeps them as fork evidence and stops updating.
     other.set_mirror(&b.base);
     assert_refused(
         &other,
         EXIT_VERIFICATION,
-        &["signed root", "history was rewritten"],
+        &[
+            "FORK: channel test.channel showed this site two inconsistent views",
+            "the signed root at size 5 does not extend the 4 entries the channel showed before",
+        ],
     );
     assert_eq!(accepted_size(&other), 4);
     assert!(installed_file(&other).contains("1.1.0 shown by A"));
+    let st = other.run(&["status"]);
+    assert_eq!(code(&st), EXIT_ATTENTION, "{}", text(&st));
+    assert!(text(&st).contains("FORK DETECTED"), "{}", text(&st));
+    assert_refused(&other, EXIT_VERIFICATION, &["FORK DETECTED"]);
 }
 
 /// B is A plus one entry that A does not have (yet). The notaries follow A, so asked about
@@ -293,7 +302,7 @@ fn notary_shown_a_fork_keeps_evidence_and_sites_refuse() {
 
 /// The operator restores a backup of the channel taken when the log had 2 entries; a site
 /// that accepted 3 refuses the shorter log (rollback). When the restored channel then logs
-/// another third entry, the same size now has another root: history rewritten.
+/// another third entry, the same size now has another root: history rewritten, a fork.
 #[test]
 fn shrinking_log_is_refused_as_a_rollback() {
     let mut a = Channel::start();
@@ -316,7 +325,11 @@ fn shrinking_log_is_refused_as_a_rollback() {
     );
 
     acme.publish(&a, "hello", "1.0.0", &archive("1.0.0", "substitute"));
-    assert_refused(&site, EXIT_VERIFICATION, &["history was rewritten"]);
+    assert_refused(
+        &site,
+        EXIT_VERIFICATION,
+        &["FORK", "the channel signed two different roots for size 3"],
+    );
     assert!(installed_file(&site).contains("1.0.0 original"));
 }
 
