@@ -277,8 +277,18 @@ impl Config {
                 check_url(m)?;
             }
         }
+        let mut keys = std::collections::BTreeSet::new();
+        let mut urls = std::collections::BTreeSet::new();
         for p in &self.peers {
             check_url(&p.url)?;
+            // Each peer counts once toward the quorum: a key or URL listed twice would let one
+            // notary vote twice.
+            if !keys.insert(p.key) {
+                return Err(format!("peer key {} is listed more than once", p.key));
+            }
+            if !urls.insert(p.url.trim_end_matches('/').to_owned()) {
+                return Err(format!("peer {} is listed more than once", p.url));
+            }
         }
         for p in &self.packages {
             if self.channel(&p.channel).is_none() {
@@ -420,5 +430,25 @@ mod tests {
         );
         std::fs::write(&p, "[transport]\nproxy = \"http://x\"\n").unwrap();
         assert!(Config::load(&p).is_err());
+        let peer = |url: &str, key: &keyggdrasil::keys::PublicKey| {
+            format!("[[peer]]\nurl = \"{url}\"\nkey = \"{key}\"\n")
+        };
+        let k2 = keyggdrasil::keys::KeyPair::generate().public();
+        std::fs::write(&p, peer("http://a:1", &key) + &peer("http://b:1", &key)).unwrap();
+        assert!(
+            Config::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("more than once")
+        );
+        std::fs::write(&p, peer("http://a:1", &key) + &peer("http://a:1/", &k2)).unwrap();
+        assert!(
+            Config::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("more than once")
+        );
+        std::fs::write(&p, peer("http://a:1", &key) + &peer("http://b:1", &k2)).unwrap();
+        assert_eq!(Config::load(&p).unwrap().peers.len(), 2);
     }
 }

@@ -329,6 +329,13 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
             match cmd {
                 PeersCommand::Add { url, key } => {
                     let key = PublicKey::from_hex(&key)?;
+                    if let Some(p) = cfg.peers.iter().find(|p| p.key == key && p.url != url) {
+                        return Err(format!(
+                            "that notary key is already configured for peer {}; each peer counts once",
+                            p.url
+                        )
+                        .into());
+                    }
                     cfg.peers.retain(|p| p.url != url);
                     cfg.peers.push(PeerConfig {
                         url: url.clone(),
