@@ -632,3 +632,96 @@ mod channel {
         ok(&o);
     }
 }
+
+/// `barge verify` and `barge key from-passphrase` against the libsodium vectors in `fixtures/`.
+mod libsodium_vectors {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/libsodium")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json")
+    }
+
+    #[test]
+    fn from_passphrase_matches_libsodium_for_the_cheap_cases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut checked = 0;
+        for c in fixture("argon2i.json")["cases"].as_array().expect("cases") {
+            let pass = c["passphrase"].as_str().expect("passphrase");
+            // The expensive levels are covered by keyggdrasil's own tests; a passphrase with a
+            // line break cannot travel as one line on stdin.
+            if c["mem_limit"].as_u64().expect("mem") > 65536 || pass.contains('\n') {
+                continue;
+            }
+            let o = barge(
+                dir.path(),
+                &[
+                    "key",
+                    "from-passphrase",
+                    "--salt",
+                    c["salt"].as_str().expect("salt"),
+                    "--ops-limit",
+                    &c["ops_limit"].to_string(),
+                    "--mem-limit",
+                    &c["mem_limit"].to_string(),
+                    "--passphrase-stdin",
+                ],
+                Some(&format!("{pass}\n")),
+            );
+            assert_eq!(
+                ok(&o).trim(),
+                c["public_key"].as_str().expect("pk"),
+                "case {}",
+                c["name"]
+            );
+            checked += 1;
+        }
+        assert!(checked >= 5, "only {checked} cases checked");
+    }
+
+    #[test]
+    fn verify_matches_libsodium() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("data");
+        for c in fixture("filesig.json")["cases"].as_array().expect("cases") {
+            let len = c["file"]["len"].as_u64().expect("len");
+            let mut data: Vec<u8> = (0..len).map(|i| ((i * 31 + 7) % 251) as u8).collect();
+            if let Some(m) = c["file"].get("mutation") {
+                match m["kind"].as_str().expect("kind") {
+                    "flip_bit" => {
+                        let b = m["byte"].as_u64().expect("byte") as usize;
+                        data[b] ^= 1 << m["bit"].as_u64().expect("bit");
+                    }
+                    "truncate" => data.truncate(m["new_len"].as_u64().expect("n") as usize),
+                    "append" => {
+                        data.extend(hex::decode(m["bytes"].as_str().expect("b")).expect("hex"))
+                    }
+                    other => panic!("unknown mutation {other}"),
+                }
+            }
+            std::fs::write(&file, &data).expect("write");
+            let o = barge(
+                dir.path(),
+                &[
+                    "verify",
+                    "--public-key",
+                    c["public_key"].as_str().expect("pk"),
+                    "--signature",
+                    c["signature"].as_str().expect("sig"),
+                    file.to_str().expect("utf8"),
+                ],
+                None,
+            );
+            let want = if c["expect"] == "valid" { 0 } else { 1 };
+            assert_eq!(
+                o.status.code(),
+                Some(want),
+                "case {}: {}",
+                c["name"],
+                stderr(&o)
+            );
+        }
+    }
+}
