@@ -1,26 +1,87 @@
-//! `barge`: Extension authors' CLI: supplier keys, reproducible builds, signed releases, publishing.
+//! `barge`: the extension authors' CLI: supplier keys, reproducible builds, signed releases and
+//! publishing to a channel.
 //!
-//! Not built yet. This binary is a placeholder so the workspace has its final shape; it parses
-//! `--help`/`--version` and otherwise says plainly that it does nothing yet, exiting with code 2.
+//! One module per subcommand (`barge release` → `release.rs`); the core (`keyggdrasil`) does the
+//! cryptography and formats, this binary does the I/O around it. Secrets are never printed: key
+//! files of passphrase-derived keys hold only the public key and the derivation record, and
+//! passphrases are read into zeroizing memory.
+//!
+//! What it does not do (yet): interactive passphrase prompts, `key revoke`, `revoke-release`,
+//! `verify-build`, and the air-gapped `prepare`/`publish` bundle flow.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+mod build;
+mod config;
+mod error;
+mod http;
+mod init;
+mod key;
+mod output;
+mod passphrase;
+mod release;
+mod sign;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use error::Error;
 
 /// Extension authors' CLI: supplier keys, reproducible builds, signed releases, publishing.
-///
-/// Not built yet: every invocation other than --help/--version exits with code 2.
 #[derive(Debug, Parser)]
 #[command(name = "barge", version, about)]
-struct Cli {
-    /// Arguments for the commands that will exist; none are accepted yet.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
+pub struct Cli {
+    /// The author folder holding `barge.toml` and `local/` (keys).
+    #[arg(long, global = true, default_value = ".")]
+    pub dir: PathBuf,
+    /// Print machine-readable JSON on stdout instead of sentences.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-fn main() -> std::process::ExitCode {
-    let _cli = Cli::parse();
-    eprintln!("barge: not built yet; see the open issues and README.md");
-    std::process::ExitCode::from(2)
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write `barge.toml` (channel URL, pinned channel key, supplier) and create `local/`.
+    Init(init::Args),
+    /// Manage supplier keys.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Build a reproducible archive of a git checkout.
+    Build(build::Args),
+    /// Sign a file with a key; writes `FILE.sig`.
+    Sign(sign::Args),
+    /// Check a file signature: exit 0 if valid, 1 if not, 2 on usage errors.
+    Verify(verify::Args),
+    /// Build, sign, submit and upload a release, then check that it is in the log.
+    Release(release::Args),
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let out = output::Output { json: cli.json };
+    match cli.command {
+        Command::Init(a) => init::run(&cli.dir, &out, a),
+        Command::Key(k) => key::run(&cli.dir, &out, k),
+        Command::Build(a) => build::run(&cli.dir, &out, a),
+        Command::Sign(a) => sign::run(&out, a),
+        Command::Verify(a) => verify::run(&out, a),
+        Command::Release(a) => release::run(&cli.dir, &out, a),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("barge: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 #[cfg(test)]
