@@ -93,6 +93,19 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The signer's exit code tells its supervisor whether a restart can help (78: fix the files).
+    let cli = match cli.command {
+        Command::Signer(args) => {
+            return match channel_server::signer::run_signer(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("channel-server signer: error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            };
+        }
+        command => Cli { command },
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -146,7 +159,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             rt.block_on(server::run(cfg, listen))?;
             Ok(())
         }
-        Command::Signer(args) => Ok(channel_server::signer::run_signer(args)?),
+        Command::Signer(_) => Err("the signer runs from main".into()),
         Command::Invite { supplier, config } => {
             let cfg = Config::load(&config)?;
             let supplier = SupplierName::parse(&supplier)?;
