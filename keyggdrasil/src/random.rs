@@ -29,7 +29,7 @@ pub fn fill(buf: &mut [u8]) {
     #[allow(clippy::expect_used)]
     rand::rngs::SysRng
         .try_fill_bytes(buf)
-        .expect("the operating system's random number generator failed");
+        .expect("the operating system's random number generator failed"); // ok: no safe fallback
 }
 
 /// A uniformly random index below `n` (n > 0), without modulo bias, from the OS CSPRNG.
