@@ -4,7 +4,7 @@
 //! Every decision about what may enter the log is made by [`keyggdrasil::state::KeyState`], the
 //! same code every site runs; this crate does the I/O around it: HTTP (axum), storage (SQLite in
 //! WAL mode), the separate signer process that holds the channel key, rate limits.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;

@@ -2,7 +2,7 @@
 //!
 //! `main` only parses the command line, runs the command and maps errors to exit codes
 //! (0 success, 1 failure, 2 usage); everything else lives in the library.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

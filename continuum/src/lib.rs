@@ -6,7 +6,7 @@
 //! confirm that root, applies the entries to the key state (all or nothing), and installs newer
 //! allowed releases after verifying their archives, atomically, keeping the previous version.
 //! Every decision about what is valid is made by [`keyggdrasil`]; this crate does the I/O.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod channel;

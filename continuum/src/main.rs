@@ -4,7 +4,7 @@
 //! maps the outcome to an exit code: 0 up to date or updated, 2 usage, 3 verification failed
 //! (site unchanged), 4 channel or peers unreachable (site unchanged), 5 local error, 6 another
 //! update is running; `status` exits 1 when something needs attention.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
