@@ -415,13 +415,12 @@ mod tests {
         assert!(!format!("{f:?}").contains(&seed_hex));
         let back = KeyFile::parse(&f.to_bytes()).unwrap();
         assert_eq!(back.unlock(None).unwrap().public(), kp.public());
-        // Corrupt the seed.
+        // Corrupt the seed (replace the whole seed hex, so nothing else in the file can match).
         let text = String::from_utf8(f.to_bytes().to_vec()).unwrap();
-        let flipped = text.replacen(
-            &seed_hex[..2],
-            if &seed_hex[..2] == "00" { "01" } else { "00" },
-            1,
-        );
+        let flipped_first = if seed_hex.starts_with('0') { "1" } else { "0" };
+        let corrupted = format!("{flipped_first}{}", &seed_hex[1..]);
+        let flipped = text.replacen(&seed_hex, &corrupted, 1);
+        assert_ne!(flipped, text);
         let bad = KeyFile::parse(flipped.as_bytes()).unwrap();
         assert!(matches!(bad.unlock(None), Err(KeyFileError::Corrupt(_))));
     }
