@@ -10,6 +10,35 @@ use serde_json::Value;
 use crate::Cli;
 use crate::procs::{self, World};
 
+/// Prints one paragraph, word-wrapped to [`WIDTH`] columns (explicit newlines kept).
+macro_rules! para {
+    ($($t:tt)*) => {
+        print_wrapped(&format!($($t)*))
+    };
+}
+
+/// Output width.
+const WIDTH: usize = 100;
+
+fn print_wrapped(text: &str) {
+    for line in text.lines() {
+        let mut col = 0;
+        for word in line.split(' ') {
+            let len = word.chars().count();
+            if col > 0 && col + 1 + len > WIDTH {
+                println!();
+                col = 0;
+            } else if col > 0 {
+                print!(" ");
+                col += 1;
+            }
+            print!("{word}");
+            col += len;
+        }
+        println!();
+    }
+}
+
 /// The channel's name.
 const CHANNEL: &str = "demo.channel";
 /// The supplier and package.
@@ -52,7 +81,8 @@ pub fn run(cli: &Cli) -> Result<(), String> {
 }
 
 fn say(text: &str) {
-    println!("\n{text}");
+    println!();
+    para!("{text}");
 }
 
 fn step(n: u32, title: &str) {
@@ -111,9 +141,9 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
         .args(["serve", "--config"])
         .arg(channel_dir.join("channel.toml"));
     let channel_url = w.start_server("channel", serve)?;
-    println!(
-        "Channel '{CHANNEL}' started at {channel_url} (SQLite log in {}, open registration).\n\
-         Its public key is {channel_key}: every site and the author pin it, and accept only\n\
+    para!(
+        "Channel '{CHANNEL}' started at {channel_url} (SQLite log in {}, open registration). \
+         Its public key is {channel_key}: every site and the author pin it, and accept only \
          answers signed with it.",
         channel_dir.join("channel.db").display()
     );
@@ -142,8 +172,8 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
             .arg(&dir)
             .args(["notary", "serve", "--listen", "127.0.0.1:0"]);
         let notary_url = w.start_server(&format!("notary-{name}"), cmd)?;
-        println!(
-            "{name}: initialised against the pinned channel key (it read and checked the\n  \
+        para!(
+            "{name}: initialised against the pinned channel key (it read and checked the \
              channel's signed checkpoint); notary at {notary_url}, notary key {}…",
             short(&notary_key)
         );
@@ -167,8 +197,8 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
             )?;
         }
     }
-    println!(
-        "Each site trusts the other two as peers (URL and notary key). A notary vouches only for\n\
+    para!(
+        "Each site trusts the other two as peers (URL and notary key). A notary vouches only for \
          what the channel has shown it, and signs its answer with its own key."
     );
     let a = &sites[0];
@@ -217,11 +247,11 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
     }
     let master = str_of(&keys[0].0, "public_key")?.to_owned();
     let signing = str_of(&keys[1].0, "public_key")?.to_owned();
-    println!(
-        "Supplier '{SUPPLIER}': master key {}…, signing key {}…, each derived from a passphrase\n\
-         with Argon2i ({}). DEMO ONLY: the keys use the fast 'interactive' cost (barge key new\n\
-         --level interactive) and passphrases printed here; real master keys default to\n\
-         'sensitive' (8 passes over 512 MiB) and real passphrases are never shown.\n\
+    para!(
+        "Supplier '{SUPPLIER}': master key {}…, signing key {}…, each derived from a passphrase \
+         with Argon2i ({}). DEMO ONLY: the keys use the fast 'interactive' cost (barge key new \
+         --level interactive) and passphrases printed here; real master keys default to \
+         'sensitive' (8 passes over 512 MiB) and real passphrases are never shown. \
          The key files in author/local/ hold the public key and the derivation record, no secret.",
         short(&master),
         short(&signing),
@@ -246,8 +276,8 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
     if str_of(&reg, "public_key")? != master || str_of(&add, "public_key")? != signing {
         return Err("the channel logged other keys than the author's".into());
     }
-    println!(
-        "The channel logged the master key (self-signed) at index {} and the signing key\n\
+    para!(
+        "The channel logged the master key (self-signed) at index {} and the signing key \
          (signed by the master key) at index {}.",
         u64_of(&reg, "index")?,
         u64_of(&add, "index")?
@@ -289,8 +319,8 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
     bytes[mid] ^= 0x55;
     std::fs::write(&stored, &bytes)
         .map_err(|e| format!("could not write {}: {e}", stored.display()))?;
-    println!(
-        "Flipped one byte (offset {mid} of {}) of the stored archive archives/{}…, as an attacker\n\
+    para!(
+        "Flipped one byte (offset {mid} of {}) of the stored archive archives/{}…, as an attacker \
          with the channel's disk (or a mirror) could. The logged entry is untouched.",
         bytes.len(),
         short(digest3)
@@ -311,7 +341,7 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
         ));
     }
     let reason = str_of(&report, "failure")?;
-    println!(
+    para!(
         "`continuum update` on site-a exited with code {code} (verification failed, site unchanged).\n\
          Its reason: {reason}"
     );
@@ -343,8 +373,8 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
         ));
     }
     check_installed_file(a, "1.1.0")?;
-    println!(
-        "`continuum status` on site-a: {SUPPLIER}/{PACKAGE} is still 1.1.0 (previous {}), and its\n\
+    para!(
+        "`continuum status` on site-a: {SUPPLIER}/{PACKAGE} is still 1.1.0 (previous {}), and its \
          files on disk still say 1.1.0. The failure is in site-a/continuum.log and site.db.",
         pkg["previous"].as_str().unwrap_or("none")
     );
@@ -393,7 +423,7 @@ fn bump(w: &World, src: &Path, version: &str, day: u32) -> Result<(), String> {
     }
     std::fs::write(&path, text).map_err(|e| format!("could not write {}: {e}", path.display()))?;
     git(w, src, &["commit", "-q", "-a", "-m", &format!("hello {version}")], day)?;
-    println!("Changed the version line of {MAIN_FILE} to {version} and committed.");
+    para!("Changed the version line of {MAIN_FILE} to {version} and committed.");
     Ok(())
 }
 
@@ -411,10 +441,10 @@ fn release(w: &World, author: &Path, src: &Path, version: &str) -> Result<Value,
     if r["included"] != true || r["version"] != version {
         return Err(format!("barge release did not confirm the release: {r}"));
     }
-    println!(
-        "barge built a reproducible archive of commit {} ({} bytes, BLAKE2b-512 {}…),\n\
-         signed it with the signing key, submitted the release entry (logged at index {}),\n\
-         uploaded the archive, and checked the inclusion proof of its entry against the\n\
+    para!(
+        "barge built a reproducible archive of commit {} ({} bytes, BLAKE2b-512 {}…), \
+         signed it with the signing key, submitted the release entry (logged at index {}), \
+         uploaded the archive, and checked the inclusion proof of its entry against the \
          channel-signed checkpoint (log size {}, root {}…).",
         short(str_of(&r, "commit")?),
         u64_of(&r, "size")?,
@@ -465,16 +495,21 @@ fn explain_update(site: &SiteInfo, v: &Value, release: &Value, signing: &str) ->
         u64_of(c, "peers_needed")?,
         u64_of(c, "peers_total")?,
     );
-    if after != u64_of(release, "checkpoint_size")? || agreed < needed || needed == 0 {
+    if after != u64_of(release, "checkpoint_size")?
+        || root != str_of(release, "root")?
+        || agreed < needed
+        || needed == 0
+    {
         return Err(format!(
             "the site did not accept the log up to the release: {v}"
         ));
     }
-    println!(
-        "{} verified the channel's signed answer (signature by the pinned key, bound to the fresh\n\
-         random nonce it sent), recomputed the Merkle root over its {before} accepted + {} new\n\
-         entries = {after} (root {}…), and {agreed} of its {total} peers confirmed the same root\n\
-         (needed: max(1, ⌈ln {total}⌉) = {needed}); it then replayed the key rules over the new entries.",
+    para!(
+        "{} verified the channel's signed answer (signature by the pinned key, bound to the fresh \
+         random nonce it sent), recomputed the Merkle root over its {before} accepted + {} new \
+         entries = {after} (root {}…, the root of the author's checkpoint), and {agreed} of its {total} peers, asked in random order, confirmed \
+         the same root (needed: max(1, ⌈ln {total}⌉) = {needed}; it stops asking once enough agree). It \
+         then replayed the key rules over the new entries and stored them, all or nothing.",
         site.name,
         after - before,
         short(root),
@@ -492,9 +527,9 @@ fn explain_update(site: &SiteInfo, v: &Value, release: &Value, signing: &str) ->
             "installed something other than the release just published: {inst}"
         ));
     }
-    println!(
-        "Installed {} {}: the downloaded archive has the logged size ({} bytes) and\n\
-         BLAKE2b-512 {}…, and its signature verifies with signing key {}…, which the log\n\
+    para!(
+        "Installed {} {}: the downloaded archive has the logged size ({} bytes) and \
+         BLAKE2b-512 {}…, and its signature verifies with signing key {}…, which the log \
          shows the master key added and nobody revoked{}.",
         str_of(inst, "package")?,
         str_of(inst, "version")?,

@@ -39,6 +39,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match demo::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e == procs::INTERRUPTED => {
+            eprintln!("\nquickstart: {e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("\nquickstart: error: {e}");
             ExitCode::FAILURE

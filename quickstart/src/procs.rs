@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,12 @@ use std::time::Duration;
 
 /// The binaries the demo drives.
 pub const BINARIES: [&str; 3] = ["channel-server", "continuum", "barge"];
+
+/// The error of a step cut short by Ctrl-C (`main` exits 130 on it).
+pub const INTERRUPTED: &str = "interrupted (Ctrl-C)";
+
+/// SIGINT's number on every Unix.
+const SIGINT: i32 = 2;
 
 /// How long a server may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -184,7 +191,7 @@ impl World {
     /// its exit code.
     pub fn output(&self, cmd: &mut Command, stdin: Option<&str>) -> Result<Output, String> {
         if self.stopping.load(Ordering::SeqCst) {
-            return Err("interrupted".into());
+            return Err(INTERRUPTED.into());
         }
         let what = describe(cmd);
         let mut child = cmd
@@ -200,9 +207,15 @@ impl World {
             }
             drop(input);
         }
-        child
+        let out = child
             .wait_with_output()
-            .map_err(|e| format!("{what}: {e}"))
+            .map_err(|e| format!("{what}: {e}"))?;
+        // A terminal's Ctrl-C reaches the whole process group: the child stopped because the
+        // user asked, not because a step misbehaved.
+        if out.status.signal() == Some(SIGINT) || self.stopping.load(Ordering::SeqCst) {
+            return Err(INTERRUPTED.into());
+        }
+        Ok(out)
     }
 
     /// Runs `cmd`; an error (with its standard error) unless it exits 0. Returns stdout.
@@ -232,7 +245,7 @@ impl World {
     /// standard error in `logs/NAME.log`; returns its base URL. It is stopped at the end.
     pub fn start_server(&self, name: &str, mut cmd: Command) -> Result<String, String> {
         if self.stopping.load(Ordering::SeqCst) {
-            return Err("interrupted".into());
+            return Err(INTERRUPTED.into());
         }
         let what = describe(&cmd);
         let log_path = self.root.join("logs").join(format!("{name}.log"));
@@ -273,6 +286,9 @@ impl World {
                 ));
             }
         };
+        if line.is_empty() && self.interrupted(name) {
+            return Err(INTERRUPTED.into());
+        }
         line.trim()
             .strip_prefix("listening on ")
             .map(str::to_owned)
@@ -283,6 +299,28 @@ impl World {
                     tail(&log_path)
                 )
             })
+    }
+
+    /// True if the server `name` closed its output because Ctrl-C stopped it (it is given a
+    /// second to exit after closing its output).
+    fn interrupted(&self, name: &str) -> bool {
+        for _ in 0..20 {
+            if self.stopping.load(Ordering::SeqCst) {
+                return true;
+            }
+            let mut cleanup = self.cleanup.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some((_, child)) = cleanup.children.iter_mut().find(|(n, _)| n == name) else {
+                return false;
+            };
+            match child.try_wait() {
+                Ok(Some(status)) => return status.signal() == Some(SIGINT),
+                Ok(None) => {}
+                Err(_) => return false,
+            }
+            drop(cleanup);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// Stops everything and removes the folder now (instead of at drop); returns the closing
@@ -324,7 +362,7 @@ fn install_ctrl_c(cleanup: Arc<Mutex<Cleanup>>, stopping: Arc<AtomicBool>) {
         });
         stopping.store(true, Ordering::SeqCst);
         let line = cleanup.lock().unwrap_or_else(PoisonError::into_inner).run();
-        eprintln!("\nquickstart: interrupted");
+        eprintln!("\nquickstart: {INTERRUPTED}");
         if let Some(line) = line {
             eprintln!("{line}");
         }
