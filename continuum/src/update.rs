@@ -391,7 +391,16 @@ pub fn install_packages(
             pkg.name.as_str(),
             release.version().as_str(),
         );
-        match crate::install::install_release(paths, conn, http, &urls, &release, channel.name.as_str(), limits, now) {
+        match crate::install::install_release(
+            paths,
+            conn,
+            http,
+            &urls,
+            &release,
+            channel.name.as_str(),
+            limits,
+            now,
+        ) {
             Ok(done) => {
                 report.installed.push(InstalledReport {
                     package: format!("{}/{}", pkg.supplier, pkg.name),
@@ -416,8 +425,22 @@ pub fn install_packages(
             ));
             }
             Err(e) => {
-                let kind = if e.is_verification() { FailureKind::Verification } else if e.is_unreachable() { FailureKind::Unreachable } else { FailureKind::Local };
-                let f = Failure::new(kind, format!("{}/{} {}: {e}; the installed version is unchanged", pkg.supplier, pkg.name, release.version()));
+                let kind = if e.is_verification() {
+                    FailureKind::Verification
+                } else if e.is_unreachable() {
+                    FailureKind::Unreachable
+                } else {
+                    FailureKind::Local
+                };
+                let f = Failure::new(
+                    kind,
+                    format!(
+                        "{}/{} {}: {e}; the installed version is unchanged",
+                        pkg.supplier,
+                        pkg.name,
+                        release.version()
+                    ),
+                );
                 report.notes.push(f.message.clone());
                 first_failure.get_or_insert(f);
             }

@@ -154,10 +154,12 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
     for name in ["site-a", "site-b", "site-c"] {
         let dir = w.root.join(name);
         let out = w.ok(
-            w.cmd("continuum")
-                .args(["init", "--dir"])
-                .arg(&dir)
-                .args(["--channel", &channel_url, "--channel-key", &channel_key]),
+            w.cmd("continuum").args(["init", "--dir"]).arg(&dir).args([
+                "--channel",
+                &channel_url,
+                "--channel-key",
+                &channel_key,
+            ]),
             None,
         )?;
         let notary_key = out
@@ -267,10 +269,12 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
         Some(&format!("{MASTER_PASS}\n")),
     )?;
     let add = w.json(
-        w.cmd("barge")
-            .arg("--dir")
-            .arg(&author)
-            .args(["--json", "key", "add", "--passphrase-stdin"]),
+        w.cmd("barge").arg("--dir").arg(&author).args([
+            "--json",
+            "key",
+            "add",
+            "--passphrase-stdin",
+        ]),
         Some(&format!("{MASTER_PASS}\n")),
     )?;
     if str_of(&reg, "public_key")? != master || str_of(&add, "public_key")? != signing {
@@ -284,7 +288,10 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
     );
 
     // 4. Version 1.0.0.
-    step(4, "Publish acme/hello 1.0.0 from a git checkout of the sample extension");
+    step(
+        4,
+        "Publish acme/hello 1.0.0 from a git checkout of the sample extension",
+    );
     let src = w.root.join("hello");
     copy_tree(fixture, &src)?;
     git(w, &src, &["init", "-q", "-b", "main"], 0)?;
@@ -308,13 +315,16 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
     check_installed_file(a, "1.1.0")?;
 
     // 7. A tampered archive.
-    step(7, "Publish 1.2.0, then tamper with its archive on the channel's disk");
+    step(
+        7,
+        "Publish 1.2.0, then tamper with its archive on the channel's disk",
+    );
     bump(w, &src, "1.2.0", 2)?;
     let r3 = release(w, &author, &src, "1.2.0")?;
     let digest3 = str_of(&r3, "digest")?;
     let stored = channel_dir.join("archives").join(digest3);
-    let mut bytes = std::fs::read(&stored)
-        .map_err(|e| format!("could not read {}: {e}", stored.display()))?;
+    let mut bytes =
+        std::fs::read(&stored).map_err(|e| format!("could not read {}: {e}", stored.display()))?;
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&stored, &bytes)
@@ -422,7 +432,12 @@ fn bump(w: &World, src: &Path, version: &str, day: u32) -> Result<(), String> {
         return Err(format!("{} has no ` * Version:` line", path.display()));
     }
     std::fs::write(&path, text).map_err(|e| format!("could not write {}: {e}", path.display()))?;
-    git(w, src, &["commit", "-q", "-a", "-m", &format!("hello {version}")], day)?;
+    git(
+        w,
+        src,
+        &["commit", "-q", "-a", "-m", &format!("hello {version}")],
+        day,
+    )?;
     para!("Changed the version line of {MAIN_FILE} to {version} and committed.");
     Ok(())
 }
@@ -435,7 +450,13 @@ fn release(w: &World, author: &Path, src: &Path, version: &str) -> Result<Value,
             .arg(author)
             .args(["--json", "release"])
             .arg(src)
-            .args(["--package", PACKAGE, "--version", version, "--passphrase-stdin"]),
+            .args([
+                "--package",
+                PACKAGE,
+                "--version",
+                version,
+                "--passphrase-stdin",
+            ]),
         Some(&format!("{SIGNING_PASS}\n")),
     )?;
     if r["included"] != true || r["version"] != version {
@@ -460,7 +481,10 @@ fn release(w: &World, author: &Path, src: &Path, version: &str) -> Result<Value,
 fn check_on_disk(channel_dir: &Path, r: &Value) -> Result<(), String> {
     let p = channel_dir.join("archives").join(str_of(r, "digest")?);
     if !p.is_file() {
-        return Err(format!("the channel did not store the archive at {}", p.display()));
+        return Err(format!(
+            "the channel did not store the archive at {}",
+            p.display()
+        ));
     }
     Ok(())
 }
@@ -482,7 +506,12 @@ fn update(w: &World, site: &SiteInfo, args: &[&str]) -> Result<Value, String> {
 }
 
 /// Prints what the site verified in one update, and checks it installed `release`.
-fn explain_update(site: &SiteInfo, v: &Value, release: &Value, signing: &str) -> Result<(), String> {
+fn explain_update(
+    site: &SiteInfo,
+    v: &Value,
+    release: &Value,
+    signing: &str,
+) -> Result<(), String> {
     let c = v["channels"]
         .as_array()
         .and_then(|c| c.first())
@@ -568,22 +597,24 @@ fn check_installed_file(site: &SiteInfo, version: &str) -> Result<(), String> {
 /// the sample has none).
 fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::create_dir_all(to).map_err(|e| format!("could not create {}: {e}", to.display()))?;
-    let rd = std::fs::read_dir(from).map_err(|e| format!("could not list {}: {e}", from.display()))?;
-    for e in rd {
-        let e = e.map_err(|e| format!("could not list {}: {e}", from.display()))?;
-        let ft = e
+    let rd =
+        std::fs::read_dir(from).map_err(|e| format!("could not list {}: {e}", from.display()))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| format!("could not list {}: {e}", from.display()))?;
+        let path = entry.path();
+        let ft = entry
             .file_type()
-            .map_err(|e| format!("could not stat {}: {e}", e.to_string()))?;
-        let dest = to.join(e.file_name());
+            .map_err(|e| format!("could not stat {}: {e}", path.display()))?;
+        let dest = to.join(entry.file_name());
         if ft.is_dir() {
-            copy_tree(&e.path(), &dest)?;
+            copy_tree(&path, &dest)?;
         } else if ft.is_file() {
-            std::fs::copy(e.path(), &dest)
-                .map_err(|err| format!("could not copy {}: {err}", e.path().display()))?;
+            std::fs::copy(&path, &dest)
+                .map_err(|e| format!("could not copy {}: {e}", path.display()))?;
         } else {
             return Err(format!(
                 "{} is neither a file nor a folder; the sample extension should hold only those",
-                e.path().display()
+                path.display()
             ));
         }
     }

@@ -37,7 +37,9 @@ pub fn find_binaries(bin_dir: Option<&Path>) -> Result<PathBuf, String> {
         .parent()
         .ok_or("this program's path has no folder")?
         .to_path_buf();
-    let target = dir.parent().ok_or("this program is not in a target folder")?;
+    let target = dir
+        .parent()
+        .ok_or("this program is not in a target folder")?;
     let profile = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -47,7 +49,9 @@ pub fn find_binaries(bin_dir: Option<&Path>) -> Result<PathBuf, String> {
     if !manifest.exists() || !Path::new(cargo).exists() {
         // Moved away from its workspace: use what is next to it, or say how to get it.
         check_present(&dir).map_err(|e| {
-            format!("{e}; the workspace this program was built from is gone, so it cannot build them")
+            format!(
+                "{e}; the workspace this program was built from is gone, so it cannot build them"
+            )
         })?;
         return Ok(dir);
     }
@@ -234,7 +238,11 @@ impl World {
     }
 
     /// Like [`World::ok`], and parses stdout as one JSON value.
-    pub fn json(&self, cmd: &mut Command, stdin: Option<&str>) -> Result<serde_json::Value, String> {
+    pub fn json(
+        &self,
+        cmd: &mut Command,
+        stdin: Option<&str>,
+    ) -> Result<serde_json::Value, String> {
         let what = describe(cmd);
         let text = self.ok(cmd, stdin)?;
         serde_json::from_str(text.trim())
@@ -352,7 +360,9 @@ fn install_ctrl_c(cleanup: Arc<Mutex<Cleanup>>, stopping: Arc<AtomicBool>) {
         return;
     };
     // Registered before the thread starts, so a Ctrl-C right after this returns is caught.
-    let signal = rt.block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) });
+    let signal = rt.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    });
     let Ok(mut signal) = signal else {
         return;
     };

@@ -181,7 +181,10 @@ fn a_step_that_does_not_behave_fails_the_demo_and_cleans_up() {
         "{text}"
     );
     assert!(!text.contains("Done: every step behaved"), "{text}");
-    assert!(text.contains("Stopped 4 server processes and removed"), "{text}");
+    assert!(
+        text.contains("Stopped 4 server processes and removed"),
+        "{text}"
+    );
     assert!(
         entries(tmp.path()).is_empty(),
         "the demo left {:?} behind",
