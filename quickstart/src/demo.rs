@@ -326,7 +326,10 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
     let mut bytes =
         std::fs::read(&stored).map_err(|e| format!("could not read {}: {e}", stored.display()))?;
     let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x55;
+    let Some(byte) = bytes.get_mut(mid) else {
+        return Err(format!("the stored archive {} is empty", stored.display()));
+    };
+    *byte ^= 0x55;
     std::fs::write(&stored, &bytes)
         .map_err(|e| format!("could not write {}: {e}", stored.display()))?;
     para!(
