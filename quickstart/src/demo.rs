@@ -358,8 +358,8 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
         "`continuum update` on site-a exited with code {code} (verification failed, site unchanged).\n\
          Its reason: {reason}"
     );
-    // `status` exits 1 when something needs attention (the failure since the last success is
-    // such a thing); its JSON is what we read either way.
+    // `status` exits 1 when something needs attention (no success for 2 days, a fork); its
+    // JSON is what we read either way.
     let out = w.output(
         w.cmd("continuum")
             .arg("--site")
@@ -386,9 +386,18 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
         ));
     }
     check_installed_file(a, "1.1.0")?;
+    let failures = status["failures_since_success"]
+        .as_array()
+        .map_or(0, Vec::len);
+    if failures != 1 {
+        return Err(format!(
+            "status should list the refused update as the one failure since the last success: {status}"
+        ));
+    }
     para!(
-        "`continuum status` on site-a: {SUPPLIER}/{PACKAGE} is still 1.1.0 (previous {}), and its \
-         files on disk still say 1.1.0. The failure is in site-a/continuum.log and site.db.",
+        "`continuum status` on site-a: {SUPPLIER}/{PACKAGE} is still 1.1.0 (previous {}), its \
+         files on disk still say 1.1.0, and it lists {failures} failed update since the last \
+         successful one (also in site-a/continuum.log).",
         pkg["previous"].as_str().unwrap_or("none")
     );
     Ok(())

@@ -82,6 +82,7 @@ fn demo_runs_every_step_and_cleans_up() {
         "exited with code 3 (verification failed, site unchanged)",
         "archive digest mismatch",
         "acme/hello is still 1.1.0 (previous 1.0.0)",
+        "lists 1 failed update since the last successful one",
         "Stopped 4 server processes and removed",
         "Done: every step behaved as it should.",
     ] {
