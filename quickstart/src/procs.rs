@@ -71,6 +71,28 @@ pub fn find_binaries(bin_dir: Option<&Path>) -> Result<PathBuf, String> {
     }
     cmd.arg("--manifest-path").arg(&manifest);
     cmd.arg("--target-dir").arg(target);
+    // `cargo run` gives this program the variables it gives crates (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_NAME, ...). Passed on, they would differ from a plain `cargo build`, and build
+    // scripts that track them (ring's tracks CARGO_MANIFEST_DIR) would rebuild half the
+    // dependency tree on every run, and again on the next plain build.
+    for (key, _) in std::env::vars_os() {
+        let Some(k) = key.to_str() else { continue };
+        if k.starts_with("CARGO_PKG_")
+            || matches!(
+                k,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(&key);
+        }
+    }
     println!(
         "Building channel-server, continuum and barge ({profile} profile) next to this program:\n  \
          cargo build{} -p channel-server -p continuum -p barge\n  \
