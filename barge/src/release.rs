@@ -56,10 +56,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         a.allow_dirty,
     )?;
     let path = default_out(dir, &built);
-    write_file(&path, &built.bytes)?;
     out.step(format!(
-        "   Built {} ({} bytes) from commit {}.",
-        path.display(),
+        "   Built {} bytes from commit {}.",
         built.bytes.len(),
         built.manifest.git_commit()
     ));
@@ -73,8 +71,15 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let (size, digest, keyed) = filesig::digest_both(&kp.public(), &built.bytes[..])
         .map_err(failed("could not hash the archive"))?;
     let signature = filesig::sign_digest(&kp, &keyed);
+    // Written only once the key unlocked, so a wrong passphrase leaves nothing behind.
+    write_file(&path, &built.bytes)?;
     let sig_path = PathBuf::from(format!("{}.sig", path.display()));
     write_file(&sig_path, filesig::signature_text(&signature).as_bytes())?;
+    out.step(format!(
+        "   Wrote {} and {}.",
+        path.display(),
+        sig_path.display()
+    ));
     let commit = GitCommit::parse(built.manifest.git_commit())
         .map_err(failed("the commit is not a valid git commit"))?;
     let event = Event::Release {
