@@ -328,9 +328,7 @@ impl Client {
                 .open_raw(&url, r, limit)?
                 .map_err(|e| refused(&url, e))?;
             let wanted = end - start;
-            if resp.start != start
-                || resp.entries.is_empty()
-                || resp.entries.len() as u64 > wanted
+            if resp.start != start || resp.entries.is_empty() || resp.entries.len() as u64 > wanted
             {
                 return Err(Error::Failed(format!(
                     "the channel answered {} entries from {} when asked for entries {start}..{end}",
@@ -348,9 +346,9 @@ impl Client {
                         "the channel's log entry {index} breaks the key rules: {e}"
                     ))
                 })?;
-                range.push_entry(&Blake2b256, entry.as_bytes()).map_err(|e| {
-                    Error::Failed(format!("the channel's log is too large: {e}"))
-                })?;
+                range
+                    .push_entry(&Blake2b256, entry.as_bytes())
+                    .map_err(|e| Error::Failed(format!("the channel's log is too large: {e}")))?;
             }
             start = state.size();
         }

@@ -81,8 +81,11 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         version: version.clone(),
         reason: reason.clone(),
     };
-    let entry = Entry::sign(EntryBody::new(cfg.supplier.clone(), kp.public(), event), &kp)
-        .map_err(failed("could not sign the release revocation"))?;
+    let entry = Entry::sign(
+        EntryBody::new(cfg.supplier.clone(), kp.public(), event),
+        &kp,
+    )
+    .map_err(failed("could not sign the release revocation"))?;
     drop(kp);
 
     let client = Client::new(&cfg);

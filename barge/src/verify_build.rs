@@ -220,7 +220,13 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     ));
     let built = {
         let wt = TempWorktree::add(&a.source, &commit)?;
-        build_tree(&subject, &wt.path, package.clone(), version.clone(), commit.clone())?
+        build_tree(
+            &subject,
+            &wt.path,
+            package.clone(),
+            version.clone(),
+            commit.clone(),
+        )?
     };
     let (size, digest) = keyggdrasil::filesig::archive_digest(&built.bytes[..])
         .map_err(failed("could not hash the rebuilt archive"))?;
@@ -287,8 +293,11 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             digest: Digest512(digest),
             claim: Claim::Reproduced,
         };
-        let entry = Entry::sign(EntryBody::new(cfg.supplier.clone(), kp.public(), event), &kp)
-            .map_err(failed("could not sign the attestation"))?;
+        let entry = Entry::sign(
+            EntryBody::new(cfg.supplier.clone(), kp.public(), event),
+            &kp,
+        )
+        .map_err(failed("could not sign the attestation"))?;
         drop(kp);
         let resp = client.submit(&entry, None)?;
         let checkpoint = client.confirm_inclusion(&entry, &resp)?;

@@ -84,7 +84,11 @@ fn refused(o: &Output, code: i32, needle: &str) {
         String::from_utf8_lossy(&o.stdout),
         stderr(o)
     );
-    assert!(stderr(o).contains(needle), "wanted {needle:?} in: {}", stderr(o));
+    assert!(
+        stderr(o).contains(needle),
+        "wanted {needle:?} in: {}",
+        stderr(o)
+    );
     assert!(stderr(o).contains("barge: error: "), "{}", stderr(o));
 }
 
@@ -164,7 +168,14 @@ mod key_revoke {
 
         // The master key with itself: refused before the passphrase is even read.
         let o = revoke(
-            &[&master, "--reason", "x", "--by", &master, "--passphrase-stdin"],
+            &[
+                &master,
+                "--reason",
+                "x",
+                "--by",
+                &master,
+                "--passphrase-stdin",
+            ],
             "",
         );
         refused(&o, 2, "with itself");
@@ -173,7 +184,14 @@ mod key_revoke {
         refused(&o, 2, "cannot revoke itself");
         // A signing key cannot sign a revocation.
         let o = revoke(
-            &[&master, "--reason", "x", "--by", &signing, "--passphrase-stdin"],
+            &[
+                &master,
+                "--reason",
+                "x",
+                "--by",
+                &signing,
+                "--passphrase-stdin",
+            ],
             &pass(),
         );
         refused(&o, 2, "only a master key");
@@ -181,13 +199,19 @@ mod key_revoke {
         let o = revoke(&[SOME_KEY, "--reason", "x", "--passphrase-stdin"], &pass());
         refused(&o, 1, "not_supplier_key");
         // A name that matches no local key file.
-        let o = revoke(&["nosuchkey", "--reason", "x", "--passphrase-stdin"], &pass());
+        let o = revoke(
+            &["nosuchkey", "--reason", "x", "--passphrase-stdin"],
+            &pass(),
+        );
         refused(&o, 2, "no key in");
         // A wrong passphrase.
         let o = revoke(&[&signing, "--reason", "x", "--passphrase-stdin"], "nope\n");
         refused(&o, 1, "wrong passphrase");
         // A reason with a control character.
-        let o = revoke(&[&signing, "--reason", "a\u{7}b", "--passphrase-stdin"], &pass());
+        let o = revoke(
+            &[&signing, "--reason", "a\u{7}b", "--passphrase-stdin"],
+            &pass(),
+        );
         refused(&o, 2, "--reason");
         assert_eq!(log_size(&r.ch.base), 2);
     }
@@ -399,7 +423,13 @@ mod verify_build {
         // The plain-text report.
         let text = ok(&barge(
             a,
-            &["verify-build", "acme/hello", "1.0.1", "--source", s(src.path())],
+            &[
+                "verify-build",
+                "acme/hello",
+                "1.0.1",
+                "--source",
+                s(src.path()),
+            ],
             None,
         ));
         assert!(text.contains("Reproduced acme/hello 1.0.1"), "{text}");
@@ -412,7 +442,13 @@ mod verify_build {
         let src = source_repo();
         // Released from a dirty tree: the logged commit does not hold these bytes.
         std::fs::write(src.path().join("README"), "changed after the commit\n").expect("write");
-        ok(&release(a, src.path(), "1.0.0", &["--allow-dirty"], &pass()));
+        ok(&release(
+            a,
+            src.path(),
+            "1.0.0",
+            &["--allow-dirty"],
+            &pass(),
+        ));
         assert_eq!(log_size(&r.ch.base), 3);
         let o = barge(
             a,
@@ -455,7 +491,11 @@ mod verify_build {
                 None,
             )
         };
-        refused(&run("acme/hello", "2.0.0", src.path()), 1, "not in the channel's log");
+        refused(
+            &run("acme/hello", "2.0.0", src.path()),
+            1,
+            "not in the channel's log",
+        );
         refused(&run("acme", "1.0.0", src.path()), 2, "SUPPLIER/PACKAGE");
         refused(&run("acme/Hello!", "1.0.0", src.path()), 2, "package name");
         // A repository without the logged commit.
@@ -895,5 +935,44 @@ mod json_output {
         let list: Value = serde_json::from_str(ok(&o).trim()).expect("json");
         assert_eq!(list.as_array().expect("array").len(), 2);
         assert_eq!(log_size(&ch.base), 6);
+    }
+}
+
+/// Invite tokens go to the channel only when its policy asks for one.
+mod invites {
+    use super::*;
+
+    #[test]
+    fn an_invite_channel_needs_a_valid_token_for_the_first_master_key_only() {
+        let ch = start_with_policy("invite");
+        let dir = author(&ch.base, &ch.key);
+        let a = dir.path();
+        new_key(a, "--master");
+        new_key(a, "--signing");
+        let register = |extra: &[&str]| {
+            let mut args = vec!["--json", "key", "register", "--passphrase-stdin"];
+            args.extend_from_slice(extra);
+            barge(a, &args, Some(&pass()))
+        };
+        refused(&register(&[]), 1, "pass --invite TOKEN");
+        let other = invite(&ch, "someone-else");
+        refused(&register(&["--invite", &other]), 1, "invite_invalid");
+        refused(&register(&["--invite", "not-a-token"]), 1, "invite_invalid");
+        assert_eq!(log_size(&ch.base), 0);
+        let token = invite(&ch, "acme");
+        let v = json(&register(&["--invite", &token]));
+        assert_eq!(v["index"], 0);
+        // A resubmission is answered as a duplicate (barge first tries without the token), and
+        // later entries of a known supplier need no token.
+        let v = json(&register(&["--invite", &token]));
+        assert_eq!(v["duplicate"], true);
+        ok(&barge(
+            a,
+            &["key", "add", "--passphrase-stdin"],
+            Some(&pass()),
+        ));
+        let src = source_repo();
+        ok(&release(a, src.path(), "1.0.0", &[], &pass()));
+        assert_eq!(log_size(&ch.base), 3);
     }
 }

@@ -129,6 +129,11 @@ pub fn channel_server() -> PathBuf {
 /// Initialises and starts a channel with policy `open` and rate limits off (as the system
 /// tests' `Channel::start` does).
 pub fn start() -> Server {
+    start_with_policy("open")
+}
+
+/// Like [`start`] with the supplier registration policy `policy` (`open` or `invite`).
+pub fn start_with_policy(policy: &str) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("channel");
     let out = Command::new(channel_server())
@@ -138,7 +143,7 @@ pub fn start() -> Server {
             "--name",
             "test.channel",
             "--policy",
-            "open",
+            policy,
             "--listen",
             "127.0.0.1:0",
         ])
@@ -228,7 +233,6 @@ pub fn logged_entries(base: &str) -> Vec<Value> {
         .collect()
 }
 
-
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -287,4 +291,15 @@ pub fn submit_raw(base: &str, entry: &[u8]) -> Value {
         .read_to_string()
         .expect("body");
     serde_json::from_str(&text).expect("json")
+}
+
+/// A one-time invite token for `supplier` from `channel-server invite`.
+pub fn invite(server: &Server, supplier: &str) -> String {
+    let out = Command::new(channel_server())
+        .args(["invite", supplier, "--config"])
+        .arg(server._dir.path().join("channel/channel.toml"))
+        .output()
+        .expect("channel-server invite");
+    assert!(out.status.success(), "invite: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
