@@ -261,9 +261,23 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             record.digest.to_hex()
         )));
     }
+    // The key rules cannot check the archive signature in the entry (they never see the
+    // archive); with the rebuilt bytes in hand, we can.
+    let signed =
+        keyggdrasil::filesig::verify(&record.signer, &record.archive_signature, &built.bytes[..])
+            .is_ok();
+    report["signature_valid"] = serde_json::Value::Bool(signed);
+    if !signed {
+        out.json(report);
+        return Err(Error::Invalid(format!(
+            "the rebuilt archive of {name} has the logged digest, but the archive signature in              the release entry does not verify over it with the release's signing key {}; do not              attest it",
+            record.signer.fingerprint()
+        )));
+    }
     out.step(format!(
-        "   Reproduced: {size} bytes, digest {} as logged.",
-        hex::encode(digest)
+        "   Reproduced: {size} bytes, digest {} as logged, signed by {}.",
+        hex::encode(digest),
+        record.signer.fingerprint()
     ));
 
     if let Some((path, file, kp)) = signer {

@@ -389,6 +389,7 @@ mod verify_build {
         assert_eq!(v["rebuilt_digest"], rel["digest"]);
         assert_eq!(v["commit"], rel["commit"]);
         assert_eq!(v["attestation"], Value::Null);
+        assert_eq!(v["signature_valid"], true);
         // No attestation without --attest; the user's checkout is left as it was.
         assert_eq!(log_size(&r.ch.base), 4);
         assert_eq!(worktrees(src.path()), 1);
@@ -479,6 +480,68 @@ mod verify_build {
     }
 
     #[test]
+    fn a_logged_archive_signature_that_does_not_match_is_reported() {
+        let r = registered();
+        let a = r.author.path();
+        let src = source_repo();
+        let built = json(&barge(
+            a,
+            &[
+                "--json",
+                "build",
+                s(src.path()),
+                "--package",
+                "hello",
+                "--version",
+                "1.0.0",
+            ],
+            None,
+        ));
+        // A release entry with the right digest but an archive signature over other bytes: the
+        // key rules accept it (they never see the archive), verify-build must not.
+        let kp = unlock_key(r.signing["file"].as_str().expect("file"));
+        let wrong = keyggdrasil::filesig::sign(&kp, &b"other bytes"[..]).expect("sign");
+        let event = keyggdrasil::entry::Event::Release {
+            package: keyggdrasil::names::PackageName::parse("hello").expect("name"),
+            version: keyggdrasil::names::Version::parse("1.0.0").expect("version"),
+            size: built["size"].as_u64().expect("size"),
+            digest: keyggdrasil::entry::Digest512::from_hex(built["digest"].as_str().expect("d"))
+                .expect("digest"),
+            commit: keyggdrasil::entry::GitCommit::parse(built["commit"].as_str().expect("c"))
+                .expect("commit"),
+            signature: wrong,
+        };
+        let body = keyggdrasil::entry::EntryBody::new(
+            keyggdrasil::names::SupplierName::parse("acme").expect("name"),
+            kp.public(),
+            event,
+        );
+        let entry = keyggdrasil::entry::Entry::sign(body, &kp).expect("sign");
+        let answer = submit_raw(&r.ch.base, entry.as_bytes());
+        assert_eq!(answer["status"], "ok", "{answer}");
+        let o = barge(
+            a,
+            &[
+                "--json",
+                "verify-build",
+                "acme/hello",
+                "1.0.0",
+                "--source",
+                s(src.path()),
+                "--attest",
+                "--passphrase-stdin",
+            ],
+            Some(&pass()),
+        );
+        refused(&o, 1, "archive signature");
+        let v: Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).expect("json");
+        assert_eq!(v["reproduced"], true);
+        assert_eq!(v["signature_valid"], false);
+        assert_eq!(log_size(&r.ch.base), 3);
+    }
+
+    #[test]
     fn bad_targets_are_clear_errors() {
         let r = registered();
         let a = r.author.path();
@@ -513,6 +576,20 @@ mod verify_build {
             2,
             "not a git repository",
         );
+        // An author folder that pinned another channel key trusts nothing this channel says.
+        let stranger = author(&r.ch.base, SOME_KEY);
+        let o = barge(
+            stranger.path(),
+            &[
+                "verify-build",
+                "acme/hello",
+                "1.0.0",
+                "--source",
+                s(src.path()),
+            ],
+            None,
+        );
+        refused(&o, 1, "does not verify with the pinned channel key");
         assert_eq!(log_size(&r.ch.base), 3);
     }
 }
