@@ -6,7 +6,9 @@
 //! a checkpoint signed by the pinned channel key ([`crate::http::Client::verified_log`]), so a
 //! channel cannot show a release entry it did not log. The commit is checked out into a
 //! temporary git worktree (hooks off) that is removed afterwards; the user's checkout is never
-//! touched. The rebuild is exactly `barge build`'s. The checkout uses the local git's settings
+//! touched. The rebuild is exactly `barge build`'s; the release entry's archive signature is then
+//! checked over the rebuilt bytes (the key rules never see archives, so nothing else checked it
+//! before the upload). The checkout uses the local git's settings
 //! (e.g. `core.autocrlf`), as the author's own checkout did.
 //!
 //! The key rules let any current key (master or signing) of the attesting supplier attest any
