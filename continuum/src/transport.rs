@@ -176,8 +176,9 @@ impl Http {
                     return Err(TransportError::Request {
                         url: url.to_owned(),
                         message: format!(
-                            "download interrupted after {} bytes: {e}",
-                            start + written
+                            "download interrupted after {} bytes: {}",
+                            start + written,
+                            describe_io(&e)
                         ),
                     });
                 }
@@ -200,10 +201,39 @@ impl Http {
 }
 
 fn req_err(url: &str, e: ureq::Error) -> TransportError {
+    let message = match &e {
+        ureq::Error::Timeout(which) => timed_out(which),
+        ureq::Error::Io(io) => describe_io(io),
+        other => other.to_string(),
+    };
     TransportError::Request {
         url: url.to_owned(),
-        message: e.to_string(),
+        message,
     }
+}
+
+/// Says "timed out" in plain words: ureq's own "timeout: global" does not tell an operator
+/// that the server was too slow (slow retrieval) rather than refusing.
+fn timed_out(which: &dyn std::fmt::Display) -> String {
+    format!(
+        "timed out ({which} timeout): the server did not answer in time (too slow or not answering); see [transport] timeouts in continuum.toml"
+    )
+}
+
+/// An I/O error from reading a response body; ureq wraps its own timeouts in one.
+fn describe_io(e: &std::io::Error) -> String {
+    if let Some(ureq::Error::Timeout(which)) =
+        e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>())
+    {
+        return timed_out(which);
+    }
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) {
+        return timed_out(&"read");
+    }
+    e.to_string()
 }
 
 fn read_limited(

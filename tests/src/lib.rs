@@ -491,6 +491,8 @@ impl Site {
         let before = self.snapshot();
         let out = self.run(&["update"]);
         let t = assert_says(&out, code, says);
+        // Shown with --nocapture, to read what an operator would see.
+        println!("refused as expected (exit {code}):\n{t}");
         assert!(t.contains("the site was left as it was"), "{t}");
         assert!(
             self.snapshot() == before,

@@ -84,7 +84,6 @@ impl World {
 
     fn refused(&self, code: i32, says: &[&str]) -> String {
         let t = self.site.assert_update_refused(code, says);
-        println!("{t}");
         assert!(installed_file(&self.site).contains("1.0.0 genuine"), "{t}");
         assert_eq!(
             self.site.installed_version("acme", "hello").as_deref(),
