@@ -251,8 +251,16 @@ pub fn update_log(
                 last_reason = Some((
                     kind,
                     format!(
-                        "peers did not confirm the channel's log: {reason} ({})",
-                        outcome.summary()
+                        "peers did not confirm the channel's log: {reason} ({}; {})",
+                        outcome.summary(),
+                        // Each peer's answer: "behind", "no answer", "DISAGREE" say what
+                        // happened where the counts alone do not.
+                        outcome
+                            .lines
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     ),
                 ));
                 target -= 1;
