@@ -304,8 +304,9 @@ pub struct DataCopy {
 }
 
 /// Copies the folder `from` to `to` (which must not exist): files with their permissions,
-/// folders with their modes; sockets and other special files are skipped.
-fn copy_tree(from: &Path, to: &Path) {
+/// folders with their modes, symbolic links as links (same target); sockets and other special
+/// files are skipped.
+pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     let meta = std::fs::metadata(from).expect("meta");
     for e in std::fs::read_dir(from).expect("read_dir") {
@@ -316,6 +317,9 @@ fn copy_tree(from: &Path, to: &Path) {
             copy_tree(&e.path(), &dest);
         } else if ft.is_file() {
             std::fs::copy(e.path(), &dest).expect("copy");
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(e.path()).expect("read link");
+            std::os::unix::fs::symlink(target, &dest).expect("symlink");
         }
     }
     std::fs::set_permissions(to, meta.permissions()).expect("chmod");
