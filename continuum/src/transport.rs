@@ -271,8 +271,9 @@ fn timed_out(which: &dyn std::fmt::Display) -> String {
 
 /// An I/O error from reading a response body; ureq wraps its own timeouts in one.
 fn describe_io(e: &std::io::Error) -> String {
-    if let Some(ureq::Error::Timeout(which)) =
-        e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>())
+    if let Some(ureq::Error::Timeout(which)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
     {
         return timed_out(which);
     }

@@ -101,7 +101,8 @@ fn craft(f: impl FnOnce(&mut zip::ZipWriter<Cursor<Vec<u8>>>)) -> Vec<u8> {
     zip.start_file(MANIFEST_NAME, options()).unwrap();
     zip.write_all(&manifest.to_canonical_json()).unwrap();
     zip.start_file("plugin.php", options()).unwrap();
-    zip.write_all(b"<?php // acme/hello 2.0.0 hostile\n").unwrap();
+    zip.write_all(b"<?php // acme/hello 2.0.0 hostile\n")
+        .unwrap();
     f(&mut zip);
     zip.finish().unwrap().into_inner()
 }
@@ -162,7 +163,10 @@ fn truncated_archive_is_refused_then_resumed() {
     w.refused(
         exit::UNREACHABLE,
         &[
-            &format!("download incomplete, {half} of {} bytes (kept to resume)", full.len()),
+            &format!(
+                "download incomplete, {half} of {} bytes (kept to resume)",
+                full.len()
+            ),
             &format!("connection closed after {half} of {} bytes", full.len()),
         ],
     );
@@ -205,7 +209,9 @@ fn endless_archive_is_cut_at_the_logged_size() {
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(
-        staging.iter().all(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) <= full.len() as u64),
+        staging
+            .iter()
+            .all(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) <= full.len() as u64),
         "a download larger than the logged size was kept: {staging:?}"
     );
 }

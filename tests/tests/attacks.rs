@@ -768,7 +768,11 @@ fn peers_behind_confirm_nothing() {
     let t = assert_refused(
         &site,
         EXIT_UNREACHABLE,
-        &["peers did not confirm size 4", "behind", "nothing was applied"],
+        &[
+            "peers did not confirm size 4",
+            "behind",
+            "nothing was applied",
+        ],
     );
     assert!(
         !t.contains("size 3"),

@@ -37,7 +37,12 @@ fn source(version: &str) -> tempfile::TempDir {
         let sub = dir.path().join(format!("lib/part{}", i % 8));
         std::fs::create_dir_all(&sub).unwrap();
         let body: String = (0..64)
-            .map(|line| format!("<?php // {version} file {i} line {line} {}\n", "x".repeat(40)))
+            .map(|line| {
+                format!(
+                    "<?php // {version} file {i} line {line} {}\n",
+                    "x".repeat(40)
+                )
+            })
             .collect();
         std::fs::write(sub.join(format!("f{i}.php")), body).unwrap();
     }
@@ -203,7 +208,11 @@ fn kill_9_during_apply_leaves_old_or_new_never_a_mix() {
         } else if after == new {
             ended_new += 1;
         } else {
-            let only_old: Vec<_> = after.keys().filter(|k| old.contains_key(*k)).take(3).collect();
+            let only_old: Vec<_> = after
+                .keys()
+                .filter(|k| old.contains_key(*k))
+                .take(3)
+                .collect();
             panic!(
                 "trial {trial} (seed {seed}, killed after {delay:?}): the served tree is neither 1.0.0 nor 2.0.0 ({} files; e.g. {only_old:?})",
                 after.len()
@@ -228,7 +237,11 @@ fn kill_9_during_apply_leaves_old_or_new_never_a_mix() {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(previous.as_deref(), Some("1.0.0"), "trial {trial} (seed {seed})");
+        assert_eq!(
+            previous.as_deref(),
+            Some("1.0.0"),
+            "trial {trial} (seed {seed})"
+        );
     }
     println!(
         "crash test: {ended_old} trials left 1.0.0, {ended_new} left 2.0.0 ({finished} of those runs had exited before the kill); every next run completed 2.0.0; {:?} in all",

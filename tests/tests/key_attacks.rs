@@ -63,7 +63,11 @@ fn evil() -> Evil {
     site.set_mirror(&front.url);
     site.add_peer(notary.notary_url.as_deref().unwrap(), &notary.notary_key);
     let out = site.run(&["install", "acme/hello"]);
-    assert_says(&out, exit::OK, &["installed 1.0.0", "confirmed by 1 of 1 peers"]);
+    assert_says(
+        &out,
+        exit::OK,
+        &["installed 1.0.0", "confirmed by 1 of 1 peers"],
+    );
     assert!(installed_file(&site).contains("1.0.0 genuine"));
     Evil {
         channel,
@@ -88,7 +92,12 @@ impl Evil {
         let size = self.site.accepted_size();
         let t = self.site.assert_update_refused(
             exit::VERIFICATION,
-            &["confirmed by 1 of 1 peers", "which breaks the key rules", rule, "nothing was applied"],
+            &[
+                "confirmed by 1 of 1 peers",
+                "which breaks the key rules",
+                rule,
+                "nothing was applied",
+            ],
         );
         assert_eq!(self.site.accepted_size(), size);
         assert!(installed_file(&self.site).contains("1.0.0 genuine"));
@@ -196,13 +205,23 @@ fn release_signed_by_a_revoked_key_is_refused() {
 fn release_signed_by_another_suppliers_key_is_refused() {
     let bytes = archive("6.6.6", "by bob");
     let w = evil();
-    w.serve_extra(vec![w.acme.release(&w.bob.signing, "hello", "6.6.6", &bytes)]);
+    w.serve_extra(vec![w.acme.release(
+        &w.bob.signing,
+        "hello",
+        "6.6.6",
+        &bytes,
+    )]);
     w.refuses(&format!(
         "key {} is not a current signing key of supplier acme",
         w.bob.signing.public()
     ));
     let w = evil();
-    w.serve_extra(vec![w.acme.release(&w.acme.master, "hello", "6.6.6", &bytes)]);
+    w.serve_extra(vec![w.acme.release(
+        &w.acme.master,
+        "hello",
+        "6.6.6",
+        &bytes,
+    )]);
     w.refuses(&format!(
         "key {} is not a current signing key of supplier acme",
         w.acme.master.public()
@@ -225,14 +244,13 @@ fn forged_log_shown_once_is_kept_as_fork_evidence() {
     w.serve_extra(Vec::new());
     w.acme
         .publish(&w.channel, "hello", "1.1.0", &archive("1.1.0", "honest"));
-    w.site
-        .assert_update_refused(
-            exit::VERIFICATION,
-            &[
-                "FORK: channel test.channel showed this site two inconsistent views",
-                "differs from the entry the channel showed before at that index",
-            ],
-        );
+    w.site.assert_update_refused(
+        exit::VERIFICATION,
+        &[
+            "FORK: channel test.channel showed this site two inconsistent views",
+            "differs from the entry the channel showed before at that index",
+        ],
+    );
     let st = w.site.run(&["status"]);
     assert_says(&st, exit::ATTENTION, &["FORK DETECTED"]);
 }
@@ -281,11 +299,17 @@ fn key_rotation_installs_new_releases_and_retires_the_old_key() {
             "applied 3 new entries",
             "the installed version 1.1.0 is no longer trusted",
             "installed 2.0.0",
-            &format!("signature by {} verified", new_signing.public().fingerprint()),
+            &format!(
+                "signature by {} verified",
+                new_signing.public().fingerprint()
+            ),
         ],
     );
     assert!(installed_file(&site).contains("2.0.0 new key"), "{t}");
-    assert_eq!(site.installed_version("acme", "hello").as_deref(), Some("2.0.0"));
+    assert_eq!(
+        site.installed_version("acme", "hello").as_deref(),
+        Some("2.0.0")
+    );
 
     let pinned = Site::init(&channel);
     pinned.set_option("site", "allow_no_peers", true);

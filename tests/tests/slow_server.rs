@@ -119,7 +119,10 @@ fn slow_archive_download_times_out() {
     site.set_mirror(&channel.base);
     site.assert_update_refused(
         exit::VERIFICATION,
-        &["acme/hello 1.1.0: archive digest mismatch", "the download was deleted"],
+        &[
+            "acme/hello 1.1.0: archive digest mismatch",
+            "the download was deleted",
+        ],
     );
     assert_says(&site.run(&["update"]), exit::OK, &["installed 1.1.0"]);
     assert!(installed_file(&site).contains("1.1.0 second"));

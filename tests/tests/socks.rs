@@ -47,7 +47,10 @@ impl Socks {
             .ok()?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "microsocks did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "microsocks did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(Self {
@@ -83,7 +86,9 @@ fn microsocks_or_skip() -> Option<Socks> {
     match Socks::start() {
         Some(s) => Some(s),
         None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("microsocks is not installed (apt-get install -y microsocks); CI must run this test")
+            panic!(
+                "microsocks is not installed (apt-get install -y microsocks); CI must run this test"
+            )
         }
         None => {
             eprintln!(
@@ -96,7 +101,9 @@ fn microsocks_or_skip() -> Option<Socks> {
 
 /// `http://127.0.0.1:PORT` → (`http://localhost:PORT`, `localhost:PORT`).
 fn by_name(url: &str) -> (String, String) {
-    let host_port = url.strip_prefix("http://127.0.0.1:").expect("a loopback URL");
+    let host_port = url
+        .strip_prefix("http://127.0.0.1:")
+        .expect("a loopback URL");
     (
         format!("http://localhost:{host_port}"),
         format!("localhost:{host_port}"),
@@ -161,7 +168,8 @@ fn update_through_socks5h_proxy() {
     let log = socks.log();
     let new_lines = &log[before..];
     assert!(
-        new_lines.contains("connected to 127.0.0.1:") && !new_lines.contains("connected to localhost"),
+        new_lines.contains("connected to 127.0.0.1:")
+            && !new_lines.contains("connected to localhost"),
         "with socks5:// the site should resolve names itself:\n{new_lines}"
     );
 
