@@ -265,7 +265,7 @@ fn req_err(url: &str, e: ureq::Error) -> TransportError {
 /// that the server was too slow (slow retrieval) rather than refusing.
 fn timed_out(which: &dyn std::fmt::Display) -> String {
     format!(
-        "timed out ({which} timeout): the server did not answer in time (too slow or not answering); see [transport] timeouts in continuum.toml"
+        "timed out ({which} timeout): the server did not answer in time (too slow or not answering); see the timeouts in continuum.toml ([transport], and [site] peer_timeout_secs for peers)"
     )
 }
 

@@ -8,7 +8,8 @@
 //! one and the same log). Only the site's own checks stand between such a log and the site.
 //!
 //! One thread per connection, one request per connection (`Connection: close`). It does not
-//! parse request bodies: sites and notaries only `GET` from a channel.
+//! parse request bodies: sites and notaries only `GET` from a channel; a rule may answer a
+//! `POST` itself (it is then not forwarded).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -170,10 +171,13 @@ fn handle(
     if let Ok(mut s) = seen.lock() {
         s.push(format!("{method} {path}"));
     }
-    if method != "GET" {
+    let answer = rule(&path);
+    // Only GETs are forwarded (sites and notaries only GET from a channel); a rule may still
+    // answer a POST itself (a slow notary, say) without reading its body.
+    if method != "GET" && matches!(answer, Answer::Pass) {
         return respond(&mut conn, 405, "text/plain", b"GET only");
     }
-    match rule(&path) {
+    match answer {
         Answer::Pass => {
             let (status, ct, body) = forward(upstream, &path, range.as_deref());
             respond(&mut conn, status, &ct, &body)

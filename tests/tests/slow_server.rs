@@ -127,3 +127,44 @@ fn slow_archive_download_times_out() {
     assert_says(&site.run(&["update"]), exit::OK, &["installed 1.1.0"]);
     assert!(installed_file(&site).contains("1.1.0 second"));
 }
+
+/// The site's only peer accepts the connection and drips its answer: with
+/// `[site] peer_timeout_secs = 1` the request times out, counts as no answer, and with no
+/// other peer the update fails as unreachable, saying the peer timed out.
+#[test]
+fn slow_peer_times_out_and_counts_as_no_answer() {
+    let (channel, _acme, site) = world();
+    let slow_peer = Front::start(&channel.base, |path| {
+        if path.starts_with("/v1/notary/") {
+            drip()
+        } else {
+            Answer::Pass
+        }
+    });
+    site.set_option("site", "allow_no_peers", false);
+    site.set_option("site", "peer_timeout_secs", 1);
+    site.add_peer(
+        &slow_peer.url,
+        &keyggdrasil::keys::KeyPair::generate().public(),
+    );
+    let started = Instant::now();
+    let t = site.assert_update_refused(
+        exit::UNREACHABLE,
+        &[
+            "peers did not confirm the channel's log",
+            &format!("{}: no answer", slow_peer.url),
+            "timed out",
+            "nothing was applied",
+        ],
+    );
+    assert!(started.elapsed() < HANG, "{t}");
+    assert!(
+        slow_peer
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with("POST /v1/notary/")),
+        "the site never asked the slow peer"
+    );
+}
