@@ -6,8 +6,8 @@
 //! files of passphrase-derived keys hold only the public key and the derivation record, and
 //! passphrases are read into zeroizing memory.
 //!
-//! What it does not do (yet): interactive passphrase prompts, `key revoke`, `revoke-release`,
-//! `verify-build`, and the air-gapped `prepare`/`publish` bundle flow.
+//! What it does not do (yet): interactive passphrase prompts and the air-gapped
+//! `prepare`/`publish` bundle flow.
 #![forbid(unsafe_code)]
 
 mod build;
@@ -16,11 +16,14 @@ mod error;
 mod http;
 mod init;
 mod key;
+mod key_revoke;
 mod output;
 mod passphrase;
 mod release;
+mod revoke_release;
 mod sign;
 mod verify;
+mod verify_build;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +62,10 @@ pub enum Command {
     Verify(verify::Args),
     /// Build, sign, submit and upload a release, then check that it is in the log.
     Release(release::Args),
+    /// Revoke a release of yours: sites stop installing it.
+    RevokeRelease(revoke_release::Args),
+    /// Rebuild a logged release from its git commit and compare digests; optionally attest.
+    VerifyBuild(verify_build::Args),
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
@@ -70,6 +77,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Sign(a) => sign::run(&out, a),
         Command::Verify(a) => verify::run(&out, a),
         Command::Release(a) => release::run(&cli.dir, &out, a),
+        Command::RevokeRelease(a) => revoke_release::run(&cli.dir, &out, a),
+        Command::VerifyBuild(a) => verify_build::run(&cli.dir, &out, a),
     }
 }
 
