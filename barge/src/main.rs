@@ -6,8 +6,8 @@
 //! files of passphrase-derived keys hold only the public key and the derivation record, and
 //! passphrases are read into zeroizing memory.
 //!
-//! What it does not do (yet): interactive passphrase prompts, `key revoke`, `revoke-release`,
-//! `verify-build`, and the air-gapped `prepare`/`publish` bundle flow.
+//! What it does not do (yet): `key revoke`, `revoke-release` and `verify-build` directly (the
+//! air-gapped `prepare`/`publish` bundle flow covers revocations).
 #![forbid(unsafe_code)]
 
 mod build;
@@ -18,6 +18,8 @@ mod init;
 mod key;
 mod output;
 mod passphrase;
+mod prepare;
+mod publish;
 mod release;
 mod sign;
 mod verify;
@@ -59,6 +61,11 @@ pub enum Command {
     Verify(verify::Args),
     /// Build, sign, submit and upload a release, then check that it is in the log.
     Release(release::Args),
+    /// Write an unsigned request bundle for `hangar sign` on an air-gapped machine.
+    #[command(subcommand)]
+    Prepare(prepare::PrepareCommand),
+    /// Submit a bundle signed by `hangar sign` (and upload its archive), then check inclusion.
+    Publish(publish::Args),
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
@@ -70,6 +77,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Sign(a) => sign::run(&out, a),
         Command::Verify(a) => verify::run(&out, a),
         Command::Release(a) => release::run(&cli.dir, &out, a),
+        Command::Prepare(c) => prepare::run(&cli.dir, &out, c),
+        Command::Publish(a) => publish::run(&cli.dir, &out, a),
     }
 }
 
