@@ -68,14 +68,17 @@ fn find_signer(dir: &Path, b: &Bundle, explicit: Option<&Path>) -> Result<(PathB
             signer.fingerprint()
         )));
     }
-    let role_ok = match b.request().kind {
-        Kind::Release => file.role == KeyRole::Signing,
-        Kind::KeyAdd | Kind::KeyRevoke => file.role == KeyRole::Master,
-        Kind::ReleaseRevoke => matches!(file.role, KeyRole::Master | KeyRole::Signing),
+    let (role_ok, wanted) = match b.request().kind {
+        Kind::Release => (file.role == KeyRole::Signing, "a signing key"),
+        Kind::KeyAdd | Kind::KeyRevoke => (file.role == KeyRole::Master, "a master key"),
+        Kind::ReleaseRevoke => (
+            matches!(file.role, KeyRole::Master | KeyRole::Signing),
+            "a master or signing key",
+        ),
     };
     if !role_ok {
         return Err(Error::Usage(format!(
-            "a {} bundle cannot be signed by a {} key",
+            "a {} bundle must be signed by {wanted}, not by a {} key",
             b.request().kind.as_str(),
             role_name(file.role)
         )));
