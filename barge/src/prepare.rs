@@ -207,14 +207,21 @@ fn release(dir: &Path, out: &Output, a: ReleaseArgs) -> Result<(), Error> {
     let signer = match &a.signer {
         Some(hex) => PublicKey::from_hex(hex)
             .map_err(|e| Error::Usage(format!("--signer is not a public key: {e}")))?,
-        None => find_key(dir, KeyRole::Signing, a.key.as_deref())?.1.public_key,
+        None => {
+            find_key(dir, KeyRole::Signing, a.key.as_deref())?
+                .1
+                .public_key
+        }
     };
     let package = PackageName::parse(&a.package)
         .map_err(|e| Error::Usage(format!("package name {:?}: {e}", a.package)))?;
     let version = Version::parse(&a.version)
         .map_err(|e| Error::Usage(format!("version {:?}: {e}", a.version)))?;
     let path = a.out.clone().unwrap_or_else(|| {
-        dist(dir, format!("{}-{}.bundle", package.as_str(), version.as_str()))
+        dist(
+            dir,
+            format!("{}-{}.bundle", package.as_str(), version.as_str()),
+        )
     });
     refuse_existing(&path)?;
     let origin = origin(&cfg, out)?;
@@ -302,7 +309,10 @@ fn key_add(dir: &Path, out: &Output, a: KeyAddArgs) -> Result<(), Error> {
         }
     };
     let path = a.out.clone().unwrap_or_else(|| {
-        dist(dir, format!("key-add-{}.bundle", key.public_key.fingerprint()))
+        dist(
+            dir,
+            format!("key-add-{}.bundle", key.public_key.fingerprint()),
+        )
     });
     refuse_existing(&path)?;
     let origin = origin(&cfg, out)?;

@@ -37,8 +37,12 @@ pub struct Args {
 }
 
 fn read_archive(path: &Path, size: u64) -> Result<Vec<u8>, Error> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| Error::Usage(format!("could not open the archive {}: {e}", path.display())))?;
+    let f = std::fs::File::open(path).map_err(|e| {
+        Error::Usage(format!(
+            "could not open the archive {}: {e}",
+            path.display()
+        ))
+    })?;
     let mut bytes = Vec::new();
     f.take(size.saturating_add(1))
         .read_to_end(&mut bytes)

@@ -86,7 +86,11 @@ fn stderr(o: &Output) -> String {
 
 fn refused(o: &Output, code: i32, needle: &str) {
     assert_eq!(o.status.code(), Some(code), "stderr: {}", stderr(o));
-    assert!(stderr(o).contains(needle), "expected {needle:?} in {}", stderr(o));
+    assert!(
+        stderr(o).contains(needle),
+        "expected {needle:?} in {}",
+        stderr(o)
+    );
 }
 
 struct Server {
@@ -374,7 +378,10 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     assert_eq!(r["package"], "hello");
     assert_eq!(r["version"], "1.0.0");
     let events = logged_events(&ch.base);
-    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().expect("type")).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
     assert_eq!(kinds, ["master_key", "signing_key", "release"]);
     assert_eq!(events[0]["public_key"], a.master["public_key"]);
     assert_eq!(events[1]["public_key"], a.signing["public_key"]);
@@ -445,11 +452,7 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     // The entry ends with its 128-hex signature, which needs no JSON escaping.
     let sig = &entry[entry.len() - 128..];
     let last = sig.chars().last().expect("char");
-    let flipped = format!(
-        "{}{}",
-        &sig[..127],
-        if last == '0' { '1' } else { '0' }
-    );
+    let flipped = format!("{}{}", &sig[..127], if last == '0' { '1' } else { '0' });
     assert!(lines[1].contains(sig));
     let forged_line = lines[1].replace(sig, &flipped);
     let forged = keyggdrasil::bundle::append_checksum(
@@ -462,9 +465,8 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     // A request this machine did not prepare (a different version), correctly checksummed and
     // signed by nobody: refused for having no record.
     let other_req = lines[0].replace("1.0.1", "9.9.9");
-    let other = keyggdrasil::bundle::append_checksum(
-        format!("{other_req}\n{}\n", lines[1]).into_bytes(),
-    );
+    let other =
+        keyggdrasil::bundle::append_checksum(format!("{other_req}\n{}\n", lines[1]).into_bytes());
     let other_path = a.online.path().join("dist/other.signed");
     std::fs::write(&other_path, other).expect("write");
     refused(&publish(&a, &other_path), 1, "not prepared here");
@@ -475,7 +477,11 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     refused(&publish(&a, &signed), 1, "does not match");
     std::fs::write(&archive, &original).expect("restore");
 
-    assert_eq!(logged_events(&ch.base).len(), before, "a refused bundle reached the log");
+    assert_eq!(
+        logged_events(&ch.base).len(),
+        before,
+        "a refused bundle reached the log"
+    );
 
     // The untouched signed bundle still publishes.
     ok(&publish(&a, &signed));
@@ -496,10 +502,19 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
     ok(&publish(&a, &signed));
     let events = logged_events(&ch.base);
-    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().expect("type")).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
     assert_eq!(
         kinds,
-        ["master_key", "signing_key", "release", "release", "release_revocation"]
+        [
+            "master_key",
+            "signing_key",
+            "release",
+            "release",
+            "release_revocation"
+        ]
     );
     assert_eq!(events[4]["reason"], "broken build");
 }

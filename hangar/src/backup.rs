@@ -122,10 +122,15 @@ fn split(out: &Output, a: SplitArgs) -> Result<(), Error> {
     drop(kp);
     let split_id: [u8; 4] = keyggdrasil::random::bytes();
     let mut shares = Vec::with_capacity(usize::from(a.shares));
-    for s in Sharks(a.threshold).dealer(&seed[..]).take(usize::from(a.shares)) {
+    for s in Sharks(a.threshold)
+        .dealer(&seed[..])
+        .take(usize::from(a.shares))
+    {
         let mut value = Zeroizing::new([0u8; 32]);
         if s.y.len() != 32 {
-            return Err(Error::Failed("the secret sharing gave a share of the wrong size".into()));
+            return Err(Error::Failed(
+                "the secret sharing gave a share of the wrong size".into(),
+            ));
         }
         for (v, y) in value.iter_mut().zip(s.y.iter()) {
             *v = y.0;
@@ -248,10 +253,15 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
         shares.push(s);
     }
     let first = shares.first().ok_or_else(|| {
-        Error::Usage("no shares given: write them on stdin, one per line, or name share files".into())
+        Error::Usage(
+            "no shares given: write them on stdin, one per line, or name share files".into(),
+        )
     })?;
     let (split_id, threshold) = (first.split_id, first.threshold);
-    if shares.iter().any(|s| s.split_id != split_id || s.threshold != threshold) {
+    if shares
+        .iter()
+        .any(|s| s.split_id != split_id || s.threshold != threshold)
+    {
         return Err(Error::Invalid(
             "these shares come from different splits (their split ids or thresholds differ); use \
              shares of one split only; nothing was written"
@@ -289,12 +299,15 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
     drop(sharks);
     let mut seed = LockedBox::new([0u8; 32]);
     if recovered.len() != 32 {
-        return Err(Error::Invalid("the recovered seed has the wrong length".into()));
+        return Err(Error::Invalid(
+            "the recovered seed has the wrong length".into(),
+        ));
     }
     seed.copy_from_slice(&recovered);
     drop(recovered);
     let kp = crate::lock_keypair(
-        KeyPair::from_seed(&seed).map_err(|e| Error::Invalid(format!("bad recovered seed: {e}")))?,
+        KeyPair::from_seed(&seed)
+            .map_err(|e| Error::Invalid(format!("bad recovered seed: {e}")))?,
     );
     drop(seed);
     if kp.public() != expect {

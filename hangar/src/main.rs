@@ -123,7 +123,9 @@ pub fn lock_keypair(
 ) -> keyggdrasil::lockmem::LockedBox<keyggdrasil::keys::KeyPair> {
     let boxed = keyggdrasil::lockmem::LockedBox::new(kp);
     if !boxed.is_locked() {
-        warn_loudly("could not lock the key in memory (RLIMIT_MEMLOCK?); it may be swapped to disk");
+        warn_loudly(
+            "could not lock the key in memory (RLIMIT_MEMLOCK?); it may be swapped to disk",
+        );
     }
     boxed
 }

@@ -110,7 +110,10 @@ impl Share {
             return Err("checksum mismatch (a word is mistyped or missing)".into());
         }
         if bytes[0] != SHARE_VERSION {
-            return Err(format!("share format version {} is not supported", bytes[0]));
+            return Err(format!(
+                "share format version {} is not supported",
+                bytes[0]
+            ));
         }
         let mut split_id = [0u8; 4];
         split_id.copy_from_slice(&bytes[1..5]);
@@ -146,7 +149,11 @@ mod tests {
         );
         assert_eq!(*back.value, [0xa5; 32]);
         let mut words: Vec<&str> = w.split(' ').collect();
-        words[5] = if words[5] == "abandon" { "ability" } else { "abandon" };
+        words[5] = if words[5] == "abandon" {
+            "ability"
+        } else {
+            "abandon"
+        };
         assert!(Share::from_words(&words.join(" ")).is_err());
         assert!(Share::from_words(&words[..31].join(" ")).is_err());
         assert!(Share::from_words("").is_err());

@@ -44,7 +44,11 @@ pub struct Args {
     pub passphrase_stdin: bool,
 }
 
-fn find_signer(dir: &Path, b: &Bundle, explicit: Option<&Path>) -> Result<(PathBuf, KeyFile), Error> {
+fn find_signer(
+    dir: &Path,
+    b: &Bundle,
+    explicit: Option<&Path>,
+) -> Result<(PathBuf, KeyFile), Error> {
     let signer = b.request().signer;
     let (path, file) = match explicit {
         Some(p) => (p.to_path_buf(), read_key_file(p)?),
@@ -121,9 +125,7 @@ fn describe(b: &Bundle) -> Result<(Vec<String>, serde_json::Value), Error> {
         json["digest"] = rel.digest.to_hex().into();
         json["commit"] = rel.commit.as_str().into();
     }
-    let body = r
-        .parsed_body()
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let body = r.parsed_body().map_err(|e| Error::Invalid(e.to_string()))?;
     if let Some(body) = body {
         match &body.event {
             Event::MasterKey { public_key, .. } => {
@@ -194,7 +196,12 @@ fn check_archive(bundle_path: &Path, b: &Bundle, explicit: Option<&Path>) -> Res
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
             return Ok(false);
         }
-        Err(e) => return Err(Error::Usage(format!("could not open {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(Error::Usage(format!(
+                "could not open {}: {e}",
+                path.display()
+            )));
+        }
     };
     let (size, digest, keyed) = filesig::digest_both(&b.request().signer, f)
         .map_err(failed(format!("could not read {}", path.display())))?;
@@ -262,7 +269,9 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             ));
         }
         if !confirm()? {
-            return Err(Error::Usage("not signed: declined; nothing was written".to_owned()));
+            return Err(Error::Usage(
+                "not signed: declined; nothing was written".to_owned(),
+            ));
         }
     }
     let kp = crate::lock_keypair(unlock(&kfile, a.passphrase_stdin)?);

@@ -136,11 +136,18 @@ mod keys {
         let a = args(&salt);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         let o = hangar(d.path(), &a, Some(&format!("{PASS}\n")));
-        assert_eq!(ok(&o), format!("{}\n", k["public_key"].as_str().expect("pk")));
+        assert_eq!(
+            ok(&o),
+            format!("{}\n", k["public_key"].as_str().expect("pk"))
+        );
         // Wrong passphrase or wrong salt: another key.
         let o = hangar(d.path(), &a, Some("wrong\n"));
         assert_ne!(ok(&o).trim(), k["public_key"].as_str().expect("pk"));
-        let other_salt = format!("{}{}", if salt.starts_with('0') { "1" } else { "0" }, &salt[1..]);
+        let other_salt = format!(
+            "{}{}",
+            if salt.starts_with('0') { "1" } else { "0" },
+            &salt[1..]
+        );
         let b = args(&other_salt);
         let b: Vec<&str> = b.iter().map(String::as_str).collect();
         let o = hangar(d.path(), &b, Some(&format!("{PASS}\n")));
@@ -164,7 +171,14 @@ mod keys {
         let d = tempfile::tempdir().expect("tempdir");
         let o = hangar(
             d.path(),
-            &["--json", "key", "new", "--signing", "--generate-words", "12"],
+            &[
+                "--json",
+                "key",
+                "new",
+                "--signing",
+                "--generate-words",
+                "12",
+            ],
             None,
         );
         let v = json(&o);
@@ -269,7 +283,11 @@ mod sign {
         assert_eq!(entry.body().signer, pk(&s));
         // Signing the signed bundle again is refused.
         let again = d.path().join("release.bundle.signed");
-        refused(&sign(d.path(), &again, PASS, &["--yes"]), 2, "already signed");
+        refused(
+            &sign(d.path(), &again, PASS, &["--yes"]),
+            2,
+            "already signed",
+        );
     }
 
     #[test]
@@ -307,10 +325,18 @@ mod sign {
         let first = text.lines().next().expect("line");
         let v: Value = serde_json::from_str(first).expect("json");
         let digest = v["release"]["digest"].as_str().expect("digest");
-        let forged_digest = format!("{}{}", if digest.starts_with('0') { "1" } else { "0" }, &digest[1..]);
+        let forged_digest = format!(
+            "{}{}",
+            if digest.starts_with('0') { "1" } else { "0" },
+            &digest[1..]
+        );
         let forged = first.replace(digest, &forged_digest);
         std::fs::write(&b, append_checksum(format!("{forged}\n").into_bytes())).expect("write");
-        refused(&sign(d.path(), &b, PASS, &["--yes"]), 1, "does not match the bundle");
+        refused(
+            &sign(d.path(), &b, PASS, &["--yes"]),
+            1,
+            "does not match the bundle",
+        );
         assert!(!d.path().join("release.bundle.signed").exists());
     }
 
@@ -332,7 +358,11 @@ mod sign {
         let m = new_key(d.path(), "--master");
         let signed = d.path().join("release.bundle.signed");
         let b = write_request(d.path(), &pk(&s), Kind::Release);
-        refused(&sign(d.path(), &b, "nope", &["--yes"]), 1, "wrong passphrase");
+        refused(
+            &sign(d.path(), &b, "nope", &["--yes"]),
+            1,
+            "wrong passphrase",
+        );
         assert!(!signed.exists());
         // Without --yes and without a terminal, hangar asks for --yes.
         refused(&sign(d.path(), &b, PASS, &[]), 2, "--yes");
@@ -381,7 +411,15 @@ mod backup {
     fn combine(d: &Path, expect: &str, shares: &[&str]) -> Output {
         hangar(
             d,
-            &["--json", "backup", "combine", "--expect", expect, "--supplier", "acme"],
+            &[
+                "--json",
+                "backup",
+                "combine",
+                "--expect",
+                expect,
+                "--supplier",
+                "acme",
+            ],
             Some(&(shares.join("\n") + "\n")),
         )
     }
@@ -434,7 +472,11 @@ mod backup {
         let t = tempfile::tempdir().expect("tempdir");
 
         // Shares from two different splits of the same key.
-        refused(&combine(t.path(), expect, &[&a[0], &b[1]]), 1, "different splits");
+        refused(
+            &combine(t.path(), expect, &[&a[0], &b[1]]),
+            1,
+            "different splits",
+        );
         // One word changed.
         let mut words: Vec<&str> = a[1].split(' ').collect();
         words[10] = if words[10] == "zoo" { "zone" } else { "zoo" };
@@ -447,7 +489,11 @@ mod backup {
         refused(&combine(t.path(), expect, &[&a[0], &a[0]]), 2, "twice");
         // Good shares, wrong expected key.
         let other = KeyPair::generate().public().to_hex();
-        refused(&combine(t.path(), &other, &[&a[0], &a[2]]), 1, "not the expected");
+        refused(
+            &combine(t.path(), &other, &[&a[0], &a[2]]),
+            1,
+            "not the expected",
+        );
         assert!(files_in(&t.path().join("local")).is_empty());
         // No shares at all.
         refused(&combine(t.path(), expect, &[]), 2, "no shares");
@@ -510,7 +556,17 @@ mod backup {
 fn no_network_crate_in_the_dependency_tree() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let o = Command::new(env!("CARGO"))
-        .args(["tree", "-p", "hangar", "-e", "normal", "--prefix", "none", "--offline", "--manifest-path"])
+        .args([
+            "tree",
+            "-p",
+            "hangar",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .output()
         .expect("cargo tree");
@@ -520,12 +576,35 @@ fn no_network_crate_in_the_dependency_tree() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert!(names.contains(&"hangar") && names.contains(&"keyggdrasil"), "{text}");
+    assert!(
+        names.contains(&"hangar") && names.contains(&"keyggdrasil"),
+        "{text}"
+    );
     let forbidden = [
-        "ureq", "hyper", "reqwest", "rustls", "tokio", "mio", "axum", "h2", "socket2",
-        "trust-dns-resolver", "trust-dns-proto", "hickory-resolver", "hickory-proto",
-        "native-tls", "openssl", "openssl-sys", "curl", "curl-sys", "http", "httparse",
-        "tower", "async-std", "smol", "ring",
+        "ureq",
+        "hyper",
+        "reqwest",
+        "rustls",
+        "tokio",
+        "mio",
+        "axum",
+        "h2",
+        "socket2",
+        "trust-dns-resolver",
+        "trust-dns-proto",
+        "hickory-resolver",
+        "hickory-proto",
+        "native-tls",
+        "openssl",
+        "openssl-sys",
+        "curl",
+        "curl-sys",
+        "http",
+        "httparse",
+        "tower",
+        "async-std",
+        "smol",
+        "ring",
     ];
     for name in names {
         assert!(

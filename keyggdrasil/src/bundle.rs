@@ -76,7 +76,9 @@ pub enum BundleError {
     #[error("the bundle's {0} line is not in canonical form")]
     NonCanonical(&'static str),
     /// Unknown format or version.
-    #[error("unsupported bundle format {format:?} version {version} (expected {BUNDLE_FORMAT:?} version {BUNDLE_VERSION})")]
+    #[error(
+        "unsupported bundle format {format:?} version {version} (expected {BUNDLE_FORMAT:?} version {BUNDLE_VERSION})"
+    )]
     Version {
         /// The format string found (truncated).
         format: String,
@@ -131,8 +133,10 @@ impl Kind {
     fn admits(self, event: &Event) -> bool {
         matches!(
             (self, event),
-            (Kind::KeyAdd, Event::MasterKey { .. } | Event::SigningKey { .. })
-                | (Kind::KeyRevoke, Event::KeyRevocation { .. })
+            (
+                Kind::KeyAdd,
+                Event::MasterKey { .. } | Event::SigningKey { .. }
+            ) | (Kind::KeyRevoke, Event::KeyRevocation { .. })
                 | (Kind::ReleaseRevoke, Event::ReleaseRevocation { .. })
         )
     }
@@ -251,8 +255,9 @@ impl Request {
         let Some(text) = &self.body else {
             return Ok(None);
         };
-        let body: EntryBody = serde_json::from_str(text)
-            .map_err(|e| BundleError::Inconsistent(format!("the body is not an entry body: {e}")))?;
+        let body: EntryBody = serde_json::from_str(text).map_err(|e| {
+            BundleError::Inconsistent(format!("the body is not an entry body: {e}"))
+        })?;
         if body.canonical_bytes() != text.as_bytes() {
             return Err(BundleError::Inconsistent(
                 "the body is not in canonical entry form".into(),
@@ -375,7 +380,9 @@ impl Bundle {
         };
         let sum = sum_line
             .strip_prefix("checksum ")
-            .ok_or(BundleError::Framing("the last line must be `checksum <hex>`"))?;
+            .ok_or(BundleError::Framing(
+                "the last line must be `checksum <hex>`",
+            ))?;
         let covered_len = bytes.len() - sum_line.len() - 1;
         let covered = bytes
             .get(..covered_len)
@@ -525,9 +532,9 @@ impl Bundle {
                 }
             }
             (None, Some(r), Event::Release { signature, .. }) => {
-                let expected = req.release_body(*signature).ok_or(BundleError::Inconsistent(
-                    "no release fields".into(),
-                ))?;
+                let expected = req
+                    .release_body(*signature)
+                    .ok_or(BundleError::Inconsistent("no release fields".into()))?;
                 if &expected != body {
                     return Err(BundleError::EntryMismatch(
                         "the release entry's fields differ from the request".into(),

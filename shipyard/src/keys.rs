@@ -182,7 +182,9 @@ pub fn unlock(file: &KeyFile, passphrase_stdin: bool) -> Result<KeyPair, Error> 
         return Ok(kp);
     }
     file.unlock(Some(&pass)).map_err(|e| match e {
-        KeyFileError::WrongPassphrase(_) | KeyFileError::Corrupt(_) => Error::Invalid(e.to_string()),
+        KeyFileError::WrongPassphrase(_) | KeyFileError::Corrupt(_) => {
+            Error::Invalid(e.to_string())
+        }
         other => Error::Failed(other.to_string()),
     })
 }
@@ -208,8 +210,7 @@ pub fn new_key(
     let local = local_dir(dir);
     ensure_private_dir(&local).map_err(|e| Error::Failed(e.to_string()))?;
 
-    let (pass, generated) =
-        passphrase::for_new(a.passphrase_stdin, a.generate_words.as_deref())?;
+    let (pass, generated) = passphrase::for_new(a.passphrase_stdin, a.generate_words.as_deref())?;
     let derivation = passphrase::new_derivation(tool, level);
     eprintln!(
         "Deriving the {} key (Argon2i, {} passes over {} MiB); this can take a while...",
