@@ -376,6 +376,22 @@ mod sign {
         let b3 = write_request(d.path(), &stranger, Kind::KeyRevoke);
         refused(&sign(d.path(), &b3, PASS, &["--yes"]), 2, "no key file");
         assert!(!d.path().join("key-revoke.bundle.signed").exists());
+        // The signing key file readable by others: refused.
+        let file = PathBuf::from(s["file"].as_str().expect("file"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        refused(&sign(d.path(), &b, PASS, &["--yes"]), 1, "chmod 600");
+        assert!(!signed.exists());
+        // A corrupt key file given explicitly: refused.
+        let bad = d.path().join("local/bad.json");
+        std::fs::write(&bad, b"not json").expect("write");
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let bad = bad.to_str().expect("utf8").to_owned();
+        refused(
+            &sign(d.path(), &b, PASS, &["--yes", "--key", &bad]),
+            1,
+            "key file",
+        );
+        assert!(!signed.exists());
     }
 }
 

@@ -294,3 +294,57 @@ pub fn from_passphrase(out: &Output, a: FromPassphraseArgs) -> Result<(), Error>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyggdrasil::keyfile::KeyFile;
+    use std::os::unix::fs::PermissionsExt;
+
+    const TOOL: Tool = Tool {
+        name: "tool",
+        test_kdf_env: "SHIPYARD_TEST_KDF_UNUSED",
+    };
+
+    fn write_key(dir: &Path, role: KeyRole) -> (PathBuf, KeyPair) {
+        let local = local_dir(dir);
+        ensure_private_dir(&local).unwrap();
+        let kp = KeyPair::generate();
+        let file = KeyFile::plain(role, None, &kp);
+        let path = local.join(format!(
+            "{}-{}.json",
+            role_name(role),
+            kp.public().fingerprint()
+        ));
+        write_secret_file(&path, &file.to_bytes(), false).unwrap();
+        (path, kp)
+    }
+
+    #[test]
+    fn find_key_picks_the_only_key_of_a_role_and_names_the_tool_when_none() {
+        let d = tempfile::tempdir().unwrap();
+        let e = find_key(&TOOL, d.path(), KeyRole::Master, None).unwrap_err();
+        assert!(e.to_string().contains("`tool key new --master`"), "{e}");
+        let (p, kp) = write_key(d.path(), KeyRole::Master);
+        let (found, file) = find_key(&TOOL, d.path(), KeyRole::Master, None).unwrap();
+        assert_eq!(found, p);
+        assert_eq!(file.public_key, kp.public());
+        // A signing key asked for, a master key given explicitly: usage error.
+        let e = find_key(&TOOL, d.path(), KeyRole::Signing, Some(&p)).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        write_key(d.path(), KeyRole::Master);
+        let e = find_key(&TOOL, d.path(), KeyRole::Master, None).unwrap_err();
+        assert!(e.to_string().contains("2 master keys"), "{e}");
+    }
+
+    #[test]
+    fn unlock_of_a_plain_key_needs_no_passphrase_and_exposed_files_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let (p, kp) = write_key(d.path(), KeyRole::Signing);
+        let file = read_key_file(&p).unwrap();
+        assert_eq!(unlock(&file, false).unwrap().public(), kp.public());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(read_key_file(&p).is_err());
+        assert!(all_keys(d.path()).is_err());
+    }
+}

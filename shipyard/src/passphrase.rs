@@ -199,3 +199,44 @@ pub fn derive_with_progress(d: &Derivation, pass: &[u8]) -> Result<KeyPair, Erro
         Err(_) => Err(Error::Failed("the key derivation thread failed".to_owned())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salts_must_be_16_bytes_of_hex() {
+        assert_eq!(parse_salt(&"ab".repeat(16)).unwrap(), [0xab; 16]);
+        assert_eq!(parse_salt("abc").unwrap_err().exit_code(), 2);
+        assert_eq!(parse_salt(&"ab".repeat(15)).unwrap_err().exit_code(), 2);
+        assert!(parse_salt(&"zz".repeat(16)).is_err());
+    }
+
+    #[test]
+    fn generated_passphrases_have_the_asked_number_of_words() {
+        let (p, generated) = for_new(false, Some("12")).unwrap();
+        assert!(generated);
+        assert_eq!(String::from_utf8_lossy(&p).split(' ').count(), 12);
+        let (p, _) = for_new(false, Some("24")).unwrap();
+        assert_eq!(String::from_utf8_lossy(&p).split(' ').count(), 24);
+        assert!(for_new(false, Some("13")).is_err());
+    }
+
+    #[test]
+    fn cheap_test_derivation_only_with_the_variable() {
+        let tool = Tool {
+            name: "t",
+            test_kdf_env: "SHIPYARD_TEST_KDF_NEVER_SET",
+        };
+        let d = new_derivation(&tool, Level::Moderate);
+        assert_eq!((d.ops_limit, d.mem_limit), Level::Moderate.limits());
+    }
+
+    #[test]
+    fn slow_derivations_without_a_terminal_still_derive() {
+        let d = Derivation::with_salt([3; 16], 3, 8192);
+        let a = derive_with_progress(&d, b"pw").unwrap();
+        let b = d.derive_keypair(b"pw").unwrap();
+        assert_eq!(a.public(), b.public());
+    }
+}
