@@ -66,12 +66,11 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         .join(format!("{fp}.request"));
     let prepared = match read_secret_file(&record, keyggdrasil::bundle::MAX_BUNDLE_BYTES as u64) {
         Ok(b) => b,
-        Err(_) => {
+        Err(e) => {
             return Err(Error::Invalid(format!(
-                "the request in {} (fingerprint {fp}) was not prepared here (no record in {}): \
-                 refusing to publish what this machine did not ask for",
-                a.bundle.display(),
-                record.display()
+                "the request in {} (fingerprint {fp}) was not prepared here ({e}): refusing to \
+                 publish what this machine did not ask for",
+                a.bundle.display()
             )));
         }
     };
