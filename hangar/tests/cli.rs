@@ -341,6 +341,27 @@ mod sign {
     }
 
     #[test]
+    fn a_key_of_another_supplier_is_refused() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let k = json(&hangar(
+            d.path(),
+            &[
+                "--json",
+                "key",
+                "new",
+                "--signing",
+                "--supplier",
+                "globex",
+                "--passphrase-stdin",
+            ],
+            Some(&format!("{PASS}\n")),
+        ));
+        let b = write_request(d.path(), &pk(&k), Kind::Release);
+        refused(&sign(d.path(), &b, PASS, &["--yes"]), 2, "supplier globex");
+        assert!(!d.path().join("release.bundle.signed").exists());
+    }
+
+    #[test]
     fn missing_archive_is_signed_with_a_loud_warning() {
         let d = tempfile::tempdir().expect("tempdir");
         let s = new_key(d.path(), "--signing");
