@@ -29,6 +29,8 @@ pub enum KeyCommand {
     Register(RegisterArgs),
     /// Submit a signing key, signed by the master key, to the channel.
     Add(AddArgs),
+    /// Revoke a master or signing key with an entry signed by another current master key.
+    Revoke(crate::key_revoke::Args),
 }
 
 // `LevelArg` stays importable from here for other subcommands.
@@ -71,6 +73,7 @@ pub fn run(dir: &Path, out: &Output, cmd: KeyCommand) -> Result<(), Error> {
         KeyCommand::FromPassphrase(a) => from_passphrase(out, a),
         KeyCommand::Register(a) => register(dir, out, a),
         KeyCommand::Add(a) => add(dir, out, a),
+        KeyCommand::Revoke(a) => crate::key_revoke::run(dir, out, a),
     }
 }
 

@@ -5,8 +5,8 @@
 //! here (`local/prepared/`), one whose signatures do not verify (entry, bundle, and for releases
 //! the archive signature), one for another supplier or channel origin, and for releases an
 //! archive whose size or digests differ from the request. Then it submits the entry, uploads
-//! the archive (releases) and checks inclusion under a signed checkpoint, as `barge release`
-//! does (the same code).
+//! the archive (releases) and checks inclusion under a signed checkpoint with the same client
+//! calls as `barge release` (`Client::submit`, `upload`, `confirm_inclusion`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,11 +17,10 @@ use shipyard::bundlefile::read_bundle;
 
 use crate::config::{self, local_dir};
 use crate::error::{Error, failed};
-use crate::http::Client;
+use crate::http::{Client, show_progress};
 use crate::key::from_shipyard;
 use crate::output::Output;
 use crate::prepare::PREPARED_DIR;
-use crate::release::{check_inclusion, submit_checked};
 
 /// Arguments of `barge publish`.
 #[derive(Debug, clap::Args)]
@@ -141,7 +140,17 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         req.kind.as_str(),
         cfg.channel
     ));
-    let (resp, leaf) = submit_checked(&client, out, entry, a.invite)?;
+    let resp = client.submit(entry, a.invite)?;
+    out.step(format!(
+        "   Logged at index {} (log size {}){}.",
+        resp.index,
+        resp.size,
+        if resp.duplicate {
+            "; it was already there"
+        } else {
+            ""
+        }
+    ));
     if let (Some((path, bytes)), Some(rel)) = (&archive, &req.release) {
         out.step(format!(
             "2. Uploading the archive {} ({} bytes)...",
@@ -153,6 +162,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             rel.package.as_str(),
             rel.version.as_str(),
             bytes,
+            show_progress(out.json),
         )?;
         if up.size != rel.size || up.digest != rel.digest.to_hex() {
             return Err(Error::Failed(
@@ -161,7 +171,14 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         }
     }
     out.step("3. Checking that the entry is in the log...");
-    let checkpoint = check_inclusion(&client, out, &cfg, &resp, &leaf)?;
+    let checkpoint = client.confirm_inclusion(entry, &resp)?;
+    out.step(format!(
+        "   Included: entry {} is in the log of size {} under root {} signed by the channel key {}.",
+        resp.index,
+        checkpoint.size,
+        hex::encode(checkpoint.root.0),
+        cfg.channel_key.fingerprint()
+    ));
     out.say(format!(
         "Published the {} bundle {fp} at index {}.",
         req.kind.as_str(),

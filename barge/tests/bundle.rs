@@ -3,14 +3,15 @@
 //! `channel-server` next to the `barge` binary: `cargo test --workspace` builds them (or
 //! `cargo build -p hangar -p channel-server` first).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
+use common::*;
 use serde_json::Value;
-
-const PASS: &str = "correct horse battery staple";
 
 fn sibling_binary(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_barge"))
@@ -45,16 +46,6 @@ fn run(bin: &Path, env: (&str, &str), dir: &Path, args: &[&str], stdin: Option<&
     child.wait_with_output().expect("output")
 }
 
-fn barge(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    run(
-        Path::new(env!("CARGO_BIN_EXE_barge")),
-        ("BARGE_TEST_KDF", "cheap"),
-        dir,
-        args,
-        stdin,
-    )
-}
-
 fn hangar(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     run(
         &sibling_binary("hangar"),
@@ -65,25 +56,6 @@ fn hangar(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     )
 }
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed ({:?}):\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_str(ok(o).trim()).expect("json output")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn refused(o: &Output, code: i32, needle: &str) {
     assert_eq!(o.status.code(), Some(code), "stderr: {}", stderr(o));
     assert!(
@@ -91,141 +63,6 @@ fn refused(o: &Output, code: i32, needle: &str) {
         "expected {needle:?} in {}",
         stderr(o)
     );
-}
-
-struct Server {
-    _dir: tempfile::TempDir,
-    child: Child,
-    base: String,
-    key: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Initialises and starts a channel with policy `open` and rate limits off.
-fn start() -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("channel");
-    let out = Command::new(sibling_binary("channel-server"))
-        .args(["init", "--dir"])
-        .arg(&data)
-        .args([
-            "--name",
-            "test.channel",
-            "--policy",
-            "open",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .expect("channel-server init");
-    assert!(out.status.success(), "init: {}", stderr(&out));
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("Channel public key (sites pin this): "))
-        .expect("channel key in init output")
-        .trim()
-        .to_owned();
-    let config = data.join("channel.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    let text = text
-        .lines()
-        .map(|l| match l.split('=').next().map(str::trim) {
-            Some("submissions_per_minute") => "submissions_per_minute = 0".to_owned(),
-            Some("reads_per_minute") => "reads_per_minute = 0".to_owned(),
-            _ => l.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&config, text).expect("write config");
-    let mut child = Command::new(sibling_binary("channel-server"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn channel-server");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("first line");
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = reader.read_to_end(&mut sink);
-    });
-    Server {
-        _dir: dir,
-        child,
-        base,
-        key,
-    }
-}
-
-fn logged_events(base: &str) -> Vec<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let stats = agent
-        .get(&format!("{base}/v1/stats"))
-        .call()
-        .expect("stats")
-        .into_body()
-        .read_to_string()
-        .expect("body");
-    let stats: Value = serde_json::from_str(&stats).expect("json");
-    let size = stats["data"]["size"].as_u64().expect("size");
-    if size == 0 {
-        return Vec::new();
-    }
-    let page = agent
-        .get(&format!("{base}/v1/entries?start=0&end={size}"))
-        .call()
-        .expect("entries")
-        .into_body()
-        .read_to_string()
-        .expect("body");
-    let page: Value = serde_json::from_str(&page).expect("json");
-    page["data"]["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| {
-            let entry = keyggdrasil::entry::Entry::parse(e.as_str().expect("text").as_bytes())
-                .expect("entry");
-            serde_json::to_value(&entry.body().event).expect("event json")
-        })
-        .collect()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let s = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=T", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(s.status.success(), "git {args:?}: {}", stderr(&s));
-}
-
-fn source_repo() -> tempfile::TempDir {
-    let d = tempfile::tempdir().expect("tempdir");
-    std::fs::write(d.path().join("plugin.php"), "<?php echo 'hi';\n").expect("write");
-    git(d.path(), &["init", "-q"]);
-    git(d.path(), &["add", "."]);
-    git(d.path(), &["commit", "-q", "-m", "initial"]);
-    d
 }
 
 /// The online author folder and the air-gapped one, with the same (public-only) key files.
@@ -377,7 +214,7 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     let r = json(&publish(&a, &signed));
     assert_eq!(r["package"], "hello");
     assert_eq!(r["version"], "1.0.0");
-    let events = logged_events(&ch.base);
+    let events = logged_entries(&ch.base);
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| e["type"].as_str().expect("type"))
@@ -438,7 +275,7 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
 
     let signed = sign_on_airgap(&a, &bundle, Some(&archive));
     let good = std::fs::read_to_string(&signed).expect("read");
-    let before = logged_events(&ch.base).len();
+    let before = logged_entries(&ch.base).len();
 
     // Tampered after signing, naively: the checksum catches it.
     let naive = a.online.path().join("dist/naive.signed");
@@ -478,7 +315,7 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     std::fs::write(&archive, &original).expect("restore");
 
     assert_eq!(
-        logged_events(&ch.base).len(),
+        logged_entries(&ch.base).len(),
         before,
         "a refused bundle reached the log"
     );
@@ -501,7 +338,7 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     );
     let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
     ok(&publish(&a, &signed));
-    let events = logged_events(&ch.base);
+    let events = logged_entries(&ch.base);
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| e["type"].as_str().expect("type"))

@@ -251,8 +251,16 @@ pub fn update_log(
                 last_reason = Some((
                     kind,
                     format!(
-                        "peers did not confirm the channel's log: {reason} ({})",
-                        outcome.summary()
+                        "peers did not confirm the channel's log: {reason} ({}; {})",
+                        outcome.summary(),
+                        // Each peer's answer: "behind", "no answer", "DISAGREE" say what
+                        // happened where the counts alone do not.
+                        outcome
+                            .lines
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     ),
                 ));
                 target -= 1;
@@ -379,7 +387,12 @@ pub fn install_packages(
             )),
             Err(e) => {
                 let kind = if e.is_verification() { FailureKind::Verification } else if e.is_unreachable() { FailureKind::Unreachable } else { FailureKind::Local };
-                let f = Failure::new(kind, format!("{}/{} {}: {e}; the installed version is unchanged", pkg.supplier, pkg.name, release.version()));
+                // The whole chain: "could not be extracted" alone would not say why (a path
+                // escaping the folder, a symlink, a limit).
+                let release_name = format!("{}/{} {}", pkg.supplier, pkg.name, release.version());
+                let why = error_chain(&e);
+                let why = why.strip_prefix(&format!("{release_name}: ")).unwrap_or(&why);
+                let f = Failure::new(kind, format!("{release_name}: {why}; the installed version is unchanged"));
                 report.notes.push(f.message.clone());
                 first_failure.get_or_insert(f);
             }
@@ -389,4 +402,20 @@ pub fn install_packages(
         Some(f) => Err(f),
         None => Ok(()),
     }
+}
+
+/// An error and its sources, joined with ": ".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        // `#[error(transparent)]` wrappers repeat their inner error's text.
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
