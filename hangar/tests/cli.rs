@@ -445,20 +445,34 @@ mod backup {
             .collect()
     }
 
+    /// The passphrase that seals recovered key files in these tests.
+    const NEW_PASS: &str = "a brand new passphrase for the recovered key";
+
+    /// `backup combine` with the shares on stdin after `NEW_PASS` (`--passphrase-stdin`).
     fn combine(d: &Path, expect: &str, shares: &[&str]) -> Output {
-        hangar(
-            d,
-            &[
-                "--json",
-                "backup",
-                "combine",
-                "--expect",
-                expect,
-                "--supplier",
-                "acme",
-            ],
-            Some(&(shares.join("\n") + "\n")),
-        )
+        combine_with(d, expect, shares, &["--passphrase-stdin"], Some(NEW_PASS))
+    }
+
+    fn combine_with(
+        d: &Path,
+        expect: &str,
+        shares: &[&str],
+        extra: &[&str],
+        pass: Option<&str>,
+    ) -> Output {
+        let mut args = vec![
+            "--json",
+            "backup",
+            "combine",
+            "--expect",
+            expect,
+            "--supplier",
+            "acme",
+        ];
+        args.extend_from_slice(extra);
+        let mut input = pass.map(|p| format!("{p}\n")).unwrap_or_default();
+        input.push_str(&(shares.join("\n") + "\n"));
+        hangar(d, &args, Some(&input))
     }
 
     #[test]
@@ -479,7 +493,7 @@ mod backup {
         refused(&o, 1, "too few shares: 3 needed, 2 given");
         assert!(!target.path().join("local").exists());
 
-        // Any three: the key comes back, as a plain 0600 key file in a 0700 local/.
+        // Any three: the key comes back, as a 0600 key file sealed under the new passphrase.
         for pick in [[0usize, 1, 2], [4, 2, 0], [1, 3, 4]] {
             let t = tempfile::tempdir().expect("tempdir");
             let picked: Vec<&str> = pick.iter().map(|i| shares[*i].as_str()).collect();
@@ -490,12 +504,115 @@ mod backup {
                 std::fs::metadata(&f).expect("meta").permissions().mode() & 0o777,
                 0o600
             );
-            // The recovered key signs without a passphrase and is the same key.
-            let kf: Value =
-                serde_json::from_str(&std::fs::read_to_string(&f).expect("read")).expect("json");
+            // The same key, its seed encrypted: the file does not hold it in the clear.
+            let text = std::fs::read_to_string(&f).expect("read");
+            let kf: Value = serde_json::from_str(&text).expect("json");
             assert_eq!(kf["public_key"], expect);
-            assert_eq!(kf["secret"]["kind"], "plain");
+            assert_eq!(kf["secret"]["kind"], "encrypted");
+            assert!(!text.contains("\"seed\""), "{text}");
+            assert_eq!(r["sealed"], true);
         }
+    }
+
+    #[test]
+    fn a_recovered_key_is_sealed_and_signs_only_with_its_new_passphrase() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = new_key(d.path(), "--signing");
+        let key = s["file"].as_str().expect("file");
+        let expect = s["public_key"].as_str().expect("pk");
+        let shares = shares_of(&json(&split(d.path(), key, "2", "3", PASS, &[])));
+
+        // Recovered on another machine, as a signing key sealed under NEW_PASS.
+        let t = tempfile::tempdir().expect("tempdir");
+        let r = json(&combine_with(
+            t.path(),
+            expect,
+            &[&shares[0], &shares[2]],
+            &["--passphrase-stdin", "--role", "signing"],
+            Some(NEW_PASS),
+        ));
+        assert_eq!(r["role"], "signing");
+        let b = write_request(t.path(), &pk(&s), Kind::Release);
+        let signed = t.path().join("release.bundle.signed");
+        let sign = |pass: &str| {
+            hangar(
+                t.path(),
+                &[
+                    "--json",
+                    "sign",
+                    b.to_str().expect("utf8"),
+                    "--passphrase-stdin",
+                    "--yes",
+                ],
+                Some(&format!("{pass}\n")),
+            )
+        };
+        // The old passphrase (the derived key's) and a wrong one do not open it.
+        refused(&sign(PASS), 1, "wrong passphrase");
+        refused(&sign("nope"), 1, "wrong passphrase");
+        assert!(!signed.exists());
+        // The new one does, and the signed bundle verifies under the original public key.
+        json(&sign(NEW_PASS));
+        let signed = Bundle::parse(&std::fs::read(&signed).expect("signed")).expect("parse");
+        let entry = signed.verify_signed().expect("verifies");
+        assert_eq!(entry.body().signer, pk(&s));
+    }
+
+    #[test]
+    fn plain_is_an_explicit_loud_opt_out_and_no_terminal_means_no_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let m = new_key(d.path(), "--master");
+        let key = m["file"].as_str().expect("file");
+        let expect = m["public_key"].as_str().expect("pk");
+        let shares = shares_of(&json(&split(d.path(), key, "2", "2", PASS, &[])));
+        let picked = [shares[0].as_str(), shares[1].as_str()];
+
+        // Neither --passphrase-stdin nor --plain, and no terminal: refused, nothing written.
+        let t = tempfile::tempdir().expect("tempdir");
+        refused(
+            &combine_with(t.path(), expect, &picked, &[], None),
+            2,
+            "--passphrase-stdin",
+        );
+        assert!(files_in(&t.path().join("local")).is_empty());
+        // Both at once: a usage error.
+        let o = combine_with(
+            t.path(),
+            expect,
+            &picked,
+            &["--plain", "--passphrase-stdin"],
+            Some(NEW_PASS),
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(files_in(&t.path().join("local")).is_empty());
+        // An empty new passphrase: refused.
+        refused(
+            &combine_with(t.path(), expect, &picked, &["--passphrase-stdin"], Some("")),
+            2,
+            "empty",
+        );
+        assert!(files_in(&t.path().join("local")).is_empty());
+
+        // --plain: the seed in the clear, with a warning, and it signs with no passphrase.
+        let o = combine_with(t.path(), expect, &picked, &["--plain"], None);
+        let r = json(&o);
+        assert_eq!(r["sealed"], false);
+        assert!(stderr(&o).contains("IN THE CLEAR"), "{}", stderr(&o));
+        let f = PathBuf::from(r["file"].as_str().expect("file"));
+        assert_eq!(
+            std::fs::metadata(&f).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        let kf: Value =
+            serde_json::from_str(&std::fs::read_to_string(&f).expect("read")).expect("json");
+        assert_eq!(kf["secret"]["kind"], "plain");
+        let b = write_request(t.path(), &pk(&m), Kind::KeyRevoke);
+        json(&hangar(
+            t.path(),
+            &["--json", "sign", b.to_str().expect("utf8"), "--yes"],
+            None,
+        ));
+        assert!(t.path().join("key-revoke.bundle.signed").exists());
     }
 
     #[test]
@@ -579,10 +696,11 @@ mod backup {
                 "combine",
                 "--expect",
                 m["public_key"].as_str().expect("pk"),
+                "--passphrase-stdin",
                 files[0].to_str().expect("utf8"),
                 files[2].to_str().expect("utf8"),
             ],
-            None,
+            Some("a new passphrase\n"),
         ));
         assert_eq!(r["public_key"], m["public_key"]);
     }
