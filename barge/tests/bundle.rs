@@ -5,50 +5,27 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::*;
 use serde_json::Value;
 
-fn sibling_binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_barge"))
-        .parent()
-        .expect("target dir")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p {name}` first)",
-        path.display()
-    );
-    path
-}
-
 fn run(bin: &Path, env: (&str, &str), dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(bin)
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env(env.0, env.1)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(s) = stdin {
-        // The program may refuse before reading; a broken pipe is not a test failure.
-        let _ = input.write_all(s.as_bytes());
-    }
-    drop(input);
-    child.wait_with_output().expect("output")
+    run_with_stdin(
+        Command::new(bin)
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .env(env.0, env.1),
+        stdin,
+    )
 }
 
 fn hangar(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     run(
-        &sibling_binary("hangar"),
+        &bin("hangar"),
         ("HANGAR_TEST_KDF", "cheap"),
         dir,
         args,
@@ -82,7 +59,7 @@ fn author(ch: &Server) -> Author {
             "--channel",
             &ch.base,
             "--channel-key",
-            &ch.key,
+            &ch.key.to_hex(),
             "--supplier",
             "acme",
         ],

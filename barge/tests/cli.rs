@@ -341,7 +341,7 @@ mod channel {
     #[test]
     fn register_add_release_and_the_release_is_logged() {
         let ch = start();
-        let a = author(&ch.base, &ch.key);
+        let a = author(&ch.base, &ch.key.to_hex());
         let master = new_key(a.path(), "--master");
         let signing = new_key(a.path(), "--signing");
         let pass = format!("{PASS}\n");

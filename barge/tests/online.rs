@@ -27,7 +27,7 @@ fn pass() -> String {
 
 fn registered() -> Registered {
     let ch = start();
-    let author = author(&ch.base, &ch.key);
+    let author = author(&ch.base, &ch.key.to_hex());
     let master = new_key(author.path(), "--master");
     let signing = new_key(author.path(), "--signing");
     ok(&barge(
@@ -880,7 +880,7 @@ mod json_output {
                 "--channel",
                 &ch.base,
                 "--channel-key",
-                &ch.key,
+                &ch.key.to_hex(),
                 "--supplier",
                 "acme",
             ],
@@ -1022,7 +1022,7 @@ mod invites {
     #[test]
     fn an_invite_channel_needs_a_valid_token_for_the_first_master_key_only() {
         let ch = start_with_policy("invite");
-        let dir = author(&ch.base, &ch.key);
+        let dir = author(&ch.base, &ch.key.to_hex());
         let a = dir.path();
         new_key(a, "--master");
         new_key(a, "--signing");
