@@ -2,10 +2,9 @@
 //! (smallest Argon2i costs) so the tests stay fast. Every refusal asserts a clear error and that
 //! nothing was written.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use keyggdrasil::bundle::{Bundle, Kind, ReleaseRequest, Request, append_checksum};
 use keyggdrasil::entry::{Digest512, EntryBody, Event, GitCommit, Reason};
@@ -14,42 +13,27 @@ use keyggdrasil::keys::{KeyPair, PublicKey};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::wire::ChannelName;
 use serde_json::Value;
+use system_tests::{run_with_stdin, stdout_json, stdout_ok};
 
 const PASS: &str = "correct horse battery staple";
 
 fn hangar(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hangar"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env("HANGAR_TEST_KDF", "cheap")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hangar");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(s) = stdin {
-        // hangar may exit before reading (a refusal); a broken pipe here is not a failure.
-        let _ = input.write_all(s.as_bytes());
-    }
-    drop(input);
-    child.wait_with_output().expect("hangar output")
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_hangar"))
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .env("HANGAR_TEST_KDF", "cheap"),
+        stdin,
+    )
 }
 
 fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "hangar failed ({:?}):\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    stdout_ok(o)
 }
 
 fn json(o: &Output) -> Value {
-    serde_json::from_str(ok(o).trim()).expect("json output")
+    stdout_json(o)
 }
 
 fn stderr(o: &Output) -> String {
