@@ -103,6 +103,63 @@ pub fn stdout_json(o: &Output) -> serde_json::Value {
     serde_json::from_str(stdout_ok(o).trim()).expect("json output")
 }
 
+/// Checks a CLI's `key from-passphrase` against the libsodium Argon2i vectors in
+/// `fixtures/libsodium/argon2i.json`: `run(args, stdin)` runs the CLI (barge or hangar). Skips
+/// the costly cases (over 64 KiB, covered by keyggdrasil's own tests) and passphrases with a line
+/// break (they cannot travel as one line on stdin); asserts at least five cases were checked.
+pub fn assert_from_passphrase_matches_libsodium(run: impl Fn(&[&str], &str) -> Output) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/libsodium/argon2i.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json");
+    let mut checked = 0;
+    for c in fixture["cases"].as_array().expect("cases") {
+        let pass = c["passphrase"].as_str().expect("passphrase");
+        if c["mem_limit"].as_u64().expect("mem") > 65536 || pass.contains('\n') {
+            continue;
+        }
+        let o = run(
+            &[
+                "key",
+                "from-passphrase",
+                "--salt",
+                c["salt"].as_str().expect("salt"),
+                "--ops-limit",
+                &c["ops_limit"].to_string(),
+                "--mem-limit",
+                &c["mem_limit"].to_string(),
+                "--passphrase-stdin",
+            ],
+            &format!("{pass}\n"),
+        );
+        assert_eq!(
+            stdout_ok(&o).trim(),
+            c["public_key"].as_str().expect("pk"),
+            "case {}",
+            c["name"]
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} cases checked");
+}
+
+/// Runs an `init` command, panics unless it succeeds, and returns the public key it prints
+/// after `prefix`.
+fn init_and_read_key(cmd: &mut Command, prefix: &str) -> PublicKey {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{:?} init: {e}", cmd.get_program()));
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|k| PublicKey::from_hex(k.trim()).ok())
+        .unwrap_or_else(|| panic!("no {prefix:?} line in the init output"))
+}
+
 /// The channel name every test channel uses.
 pub const ORIGIN: &str = "test.channel";
 
@@ -189,30 +246,20 @@ impl Channel {
     pub fn start_with(policy: &str, config_lines: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("channel");
-        let out = Command::new(bin("channel-server"))
-            .args(["init", "--dir"])
-            .arg(&data)
-            .args([
-                "--name",
-                ORIGIN,
-                "--policy",
-                policy,
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .output()
-            .expect("channel-server init");
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let key = init_and_read_key(
+            Command::new(bin("channel-server"))
+                .args(["init", "--dir"])
+                .arg(&data)
+                .args([
+                    "--name",
+                    ORIGIN,
+                    "--policy",
+                    policy,
+                    "--listen",
+                    "127.0.0.1:0",
+                ]),
+            "Channel public key (sites pin this): ",
         );
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let key = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("Channel public key (sites pin this): "))
-            .and_then(|k| PublicKey::from_hex(k.trim()).ok())
-            .expect("channel key in init output");
         let config = data.join("channel.toml");
         let mut text = std::fs::read_to_string(&config).expect("config");
         for line in config_lines.lines().filter(|l| !l.trim().is_empty()) {
@@ -540,30 +587,18 @@ impl Site {
     pub fn init(channel: &Channel) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("site");
-        let out = Command::new(bin("continuum"))
-            .args(["init", "--dir"])
-            .arg(&root)
-            .args([
-                "--channel",
-                &channel.base,
-                "--channel-key",
-                &channel.key.to_hex(),
-            ])
-            .output()
-            .expect("continuum init");
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let notary_key = init_and_read_key(
+            Command::new(bin("continuum"))
+                .args(["init", "--dir"])
+                .arg(&root)
+                .args([
+                    "--channel",
+                    &channel.base,
+                    "--channel-key",
+                    &channel.key.to_hex(),
+                ]),
+            "Notary public key (give it to sites that peer with you): ",
         );
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let notary_key = stdout
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Notary public key (give it to sites that peer with you): ")
-            })
-            .and_then(|k| PublicKey::from_hex(k.trim()).ok())
-            .expect("notary key in init output");
         Site {
             _dir: dir,
             root,
