@@ -405,3 +405,68 @@ fn prepare_refuses_bad_input_and_writes_nothing() {
     assert_eq!(v["reason"], "retired");
     assert_eq!(v["fingerprint"], p["fingerprint"]);
 }
+
+#[test]
+fn a_key_revocation_signed_on_the_airgap_reaches_the_log() {
+    let ch = start();
+    let a = author(&ch);
+    let master_file = a.master["file"].as_str().expect("file");
+    // Register the master key, then the signing key, through the bundle flow.
+    let p = prepare(
+        &a,
+        &["key-add", "--key", master_file, "--master-key", master_file],
+    );
+    let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
+    ok(&publish(&a, &signed));
+    let p = prepare(&a, &["key-add"]);
+    let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
+    ok(&publish(&a, &signed));
+
+    // The master key revokes the signing key: prepared online, signed in hangar, published.
+    let p = prepare(
+        &a,
+        &[
+            "revoke",
+            a.signing["public_key"].as_str().expect("pk"),
+            "--reason",
+            "laptop stolen",
+        ],
+    );
+    assert_eq!(p["kind"], "key-revoke");
+    let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
+    let r = json(&publish(&a, &signed));
+    assert_eq!(r["fingerprint"], p["fingerprint"]);
+    assert_eq!(r["included"], true);
+
+    let bodies = logged_bodies(&ch.base);
+    let kinds: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["event"]["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(kinds, ["master_key", "signing_key", "key_revocation"]);
+    let revocation = &bodies[2];
+    assert_eq!(revocation["signer"], a.master["public_key"]);
+    assert_eq!(revocation["supplier"], "acme");
+    assert_eq!(revocation["event"]["public_key"], a.signing["public_key"]);
+    assert_eq!(revocation["event"]["reason"], "laptop stolen");
+
+    // A release signed in hangar by the revoked key is refused by the channel: nothing logged.
+    let src = source_repo();
+    let p = prepare(
+        &a,
+        &[
+            "release",
+            src.path().to_str().expect("utf8"),
+            "--package",
+            "hello",
+            "--version",
+            "1.0.0",
+        ],
+    );
+    let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
+    let archive = PathBuf::from(p["archive"].as_str().expect("archive"));
+    let signed = sign_on_airgap(&a, &bundle, Some(&archive));
+    let o = publish(&a, &signed);
+    refused(&o, 1, "not_current_signing_key");
+    assert_eq!(log_size(&ch.base), 3);
+}

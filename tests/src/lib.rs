@@ -76,10 +76,10 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&str>) -> Output {
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
     let mut input = child.stdin.take().expect("stdin was piped above");
-    if let Some(s) = stdin {
-        if let Err(e) = input.write_all(s.as_bytes()) {
-            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
-        }
+    if let Some(s) = stdin
+        && let Err(e) = input.write_all(s.as_bytes())
+    {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
     }
     drop(input);
     child.wait_with_output().expect("command output")
