@@ -18,12 +18,10 @@ use continuum::notary::{
 };
 use continuum::peers::{PeerLineOutcome, PeerOutcome, PeerReport, verify_with_peers};
 use continuum::transport::Http;
-use keyggdrasil::entry::{Entry, EntryBody, Event};
 use keyggdrasil::kdf::SiteSecret;
 use keyggdrasil::keys::{KeyPair, PublicKey};
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
-use keyggdrasil::names::SupplierName;
 use keyggdrasil::peers::{NoPeers, RejectReason};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
@@ -117,21 +115,10 @@ impl Channel {
     }
 }
 
+/// A fresh supplier's self-signed master key entry, as text.
 fn master_entry() -> String {
-    let kp = KeyPair::generate();
     let name = format!("s{}", hex::encode(keyggdrasil::random::bytes::<6>()));
-    let e = Entry::sign(
-        EntryBody::new(
-            SupplierName::parse(&name).unwrap(),
-            kp.public(),
-            Event::MasterKey {
-                public_key: kp.public(),
-                derivation: None,
-            },
-        ),
-        &kp,
-    )
-    .unwrap();
+    let e = system_tests::Supplier::new(&name).master_entry();
     String::from_utf8(e.as_bytes().to_vec()).unwrap()
 }
 
