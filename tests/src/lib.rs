@@ -916,6 +916,16 @@ impl Supplier {
         ch.upload(self.name.as_str(), package, version, archive);
     }
 
+    /// Publishes `package` `version` of this supplier as a [`plugin_archive`] carrying `marker`.
+    pub fn publish_plugin(&self, ch: &Channel, package: &str, version: &str, marker: &str) {
+        let archive = plugin_archive(
+            &format!("{}/{package}", self.name.as_str()),
+            version,
+            marker,
+        );
+        self.publish(ch, package, version, &archive);
+    }
+
     /// A revocation of `key` signed by `by`.
     pub fn revoke(&self, by: &KeyPair, key: &PublicKey) -> Entry {
         self.sign(
