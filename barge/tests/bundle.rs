@@ -140,6 +140,49 @@ fn publish(a: &Author, signed: &Path) -> Output {
     )
 }
 
+/// `barge prepare release SRC --package hello --version VERSION`: the answer, the bundle and
+/// the archive.
+fn prepare_release(a: &Author, src: &Path, version: &str) -> (Value, PathBuf, PathBuf) {
+    let p = prepare(
+        a,
+        &[
+            "release",
+            src.to_str().expect("utf8"),
+            "--package",
+            "hello",
+            "--version",
+            version,
+        ],
+    );
+    let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
+    let archive = PathBuf::from(p["archive"].as_str().expect("archive"));
+    (p, bundle, archive)
+}
+
+/// `barge prepare revoke KEY --reason REASON` for the author's signing key.
+fn prepare_revoke_signing(a: &Author, reason: &str) -> Value {
+    let p = prepare(
+        a,
+        &[
+            "revoke",
+            a.signing["public_key"].as_str().expect("pk"),
+            "--reason",
+            reason,
+        ],
+    );
+    assert_eq!(p["kind"], "key-revoke");
+    p
+}
+
+/// `barge prepare key-add` of the master key, signed by itself (its registration).
+fn prepare_master_key_add(a: &Author) -> Value {
+    let master_file = a.master["file"].as_str().expect("file");
+    prepare(
+        a,
+        &["key-add", "--key", master_file, "--master-key", master_file],
+    )
+}
+
 fn prepare(a: &Author, args: &[&str]) -> Value {
     let mut all = vec!["--json", "prepare"];
     all.extend_from_slice(args);
@@ -150,13 +193,9 @@ fn prepare(a: &Author, args: &[&str]) -> Value {
 fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     let ch = start();
     let a = author(&ch);
-    let master_file = a.master["file"].as_str().expect("file");
 
     // 1. The master key registers itself (self-signed key-add).
-    let p = prepare(
-        &a,
-        &["key-add", "--key", master_file, "--master-key", master_file],
-    );
+    let p = prepare_master_key_add(&a);
     assert_eq!(p["kind"], "key-add");
     let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
     // An unsigned bundle cannot be published.
@@ -173,20 +212,8 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
 
     // 3. A release.
     let src = source_repo();
-    let p = prepare(
-        &a,
-        &[
-            "release",
-            src.path().to_str().expect("utf8"),
-            "--package",
-            "hello",
-            "--version",
-            "1.0.0",
-        ],
-    );
+    let (p, bundle, archive) = prepare_release(&a, src.path(), "1.0.0");
     assert_eq!(p["signer"], a.signing["public_key"]);
-    let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
-    let archive = PathBuf::from(p["archive"].as_str().expect("archive"));
     let signed = sign_on_airgap(&a, &bundle, Some(&archive));
     let r = json(&publish(&a, &signed));
     assert_eq!(r["package"], "hello");
@@ -217,19 +244,7 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
 
     // 4. Tampering, on a second release.
     git(src.path(), &["commit", "-q", "--allow-empty", "-m", "two"]);
-    let p = prepare(
-        &a,
-        &[
-            "release",
-            src.path().to_str().expect("utf8"),
-            "--package",
-            "hello",
-            "--version",
-            "1.0.1",
-        ],
-    );
-    let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
-    let archive = PathBuf::from(p["archive"].as_str().expect("archive"));
+    let (_, bundle, archive) = prepare_release(&a, src.path(), "1.0.1");
 
     // Tampered before signing: hangar refuses and writes nothing.
     let carried = carry(&[&bundle, &archive], a.airgap.path());
@@ -376,16 +391,7 @@ fn prepare_refuses_bad_input_and_writes_nothing() {
     refused(&o, 2, "version");
     assert!(!dist.exists() || std::fs::read_dir(&dist).expect("dist").next().is_none());
     // A revocation of another (signing) key prepares fine and hangar shows it.
-    let p = prepare(
-        &a,
-        &[
-            "revoke",
-            a.signing["public_key"].as_str().expect("pk"),
-            "--reason",
-            "retired",
-        ],
-    );
-    assert_eq!(p["kind"], "key-revoke");
+    let p = prepare_revoke_signing(&a, "retired");
     let carried = carry(
         &[Path::new(p["bundle"].as_str().expect("b"))],
         a.airgap.path(),
@@ -410,12 +416,8 @@ fn prepare_refuses_bad_input_and_writes_nothing() {
 fn a_key_revocation_signed_on_the_airgap_reaches_the_log() {
     let ch = start();
     let a = author(&ch);
-    let master_file = a.master["file"].as_str().expect("file");
     // Register the master key, then the signing key, through the bundle flow.
-    let p = prepare(
-        &a,
-        &["key-add", "--key", master_file, "--master-key", master_file],
-    );
+    let p = prepare_master_key_add(&a);
     let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
     ok(&publish(&a, &signed));
     let p = prepare(&a, &["key-add"]);
@@ -423,16 +425,7 @@ fn a_key_revocation_signed_on_the_airgap_reaches_the_log() {
     ok(&publish(&a, &signed));
 
     // The master key revokes the signing key: prepared online, signed in hangar, published.
-    let p = prepare(
-        &a,
-        &[
-            "revoke",
-            a.signing["public_key"].as_str().expect("pk"),
-            "--reason",
-            "laptop stolen",
-        ],
-    );
-    assert_eq!(p["kind"], "key-revoke");
+    let p = prepare_revoke_signing(&a, "laptop stolen");
     let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
     let r = json(&publish(&a, &signed));
     assert_eq!(r["fingerprint"], p["fingerprint"]);
@@ -452,19 +445,7 @@ fn a_key_revocation_signed_on_the_airgap_reaches_the_log() {
 
     // A release signed in hangar by the revoked key is refused by the channel: nothing logged.
     let src = source_repo();
-    let p = prepare(
-        &a,
-        &[
-            "release",
-            src.path().to_str().expect("utf8"),
-            "--package",
-            "hello",
-            "--version",
-            "1.0.0",
-        ],
-    );
-    let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
-    let archive = PathBuf::from(p["archive"].as_str().expect("archive"));
+    let (_, bundle, archive) = prepare_release(&a, src.path(), "1.0.0");
     let signed = sign_on_airgap(&a, &bundle, Some(&archive));
     let o = publish(&a, &signed);
     refused(&o, 1, "not_current_signing_key");

@@ -326,35 +326,31 @@ impl Channel {
         self.data_dir().join("channel.db")
     }
 
-    /// Runs `channel-server check` on this channel's config; panics unless it succeeds;
-    /// returns its stdout.
-    pub fn check(&self) -> String {
+    /// Runs `channel-server ARGS --config CONFIG`; panics unless it succeeds; returns its stdout.
+    fn admin(&self, args: &[&str]) -> String {
         let out = Command::new(bin("channel-server"))
-            .args(["check", "--config"])
+            .args(args)
+            .arg("--config")
             .arg(&self.config)
             .output()
-            .expect("channel-server check");
+            .expect("run channel-server");
         assert!(
             out.status.success(),
-            "check failed: {}",
+            "channel-server {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs `channel-server check` on this channel's config; panics unless it succeeds;
+    /// returns its stdout.
+    pub fn check(&self) -> String {
+        self.admin(&["check"])
+    }
+
     /// A one-time invite token for `supplier`, from `channel-server invite`.
     pub fn invite(&self, supplier: &str) -> String {
-        let out = Command::new(bin("channel-server"))
-            .args(["invite", supplier, "--config"])
-            .arg(&self.config)
-            .output()
-            .expect("channel-server invite");
-        assert!(
-            out.status.success(),
-            "invite: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        self.admin(&["invite", supplier]).trim().to_owned()
     }
 
     /// Kills the server (`kill -9`), then waits (at most 10 s) until its signer child, which
