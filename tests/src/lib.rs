@@ -4,7 +4,14 @@
 //! The binaries are found next to the test executable (`target/<profile>/`), where
 //! `cargo test --workspace` builds them before running any test. Running this crate's tests
 //! alone (`cargo test -p system-tests`) needs `cargo build --workspace --bins` first; the harness
-//! says so if a binary is missing.
+//! says so if a binary is missing; `<NAME>_BIN` (e.g. `CHANNEL_SERVER_BIN`) points at another
+//! build.
+//!
+//! The same harness serves the other crates' tests (a dev-dependency of `channel-server`,
+//! `continuum`, `barge` and `hangar`): [`Channel`] (start with a policy and config overrides,
+//! kill, restart, copy, submit with or without invite, read envelopes), [`Supplier`],
+//! [`spawn_listening`], [`run_with_stdin`], [`agent`], [`bin`] and [`copy_tree`]. It is test code:
+//! it panics on anything unexpected rather than returning errors.
 #![forbid(unsafe_code)]
 
 pub mod front;
