@@ -451,3 +451,95 @@ fn a_key_revocation_signed_on_the_airgap_reaches_the_log() {
     refused(&o, 1, "not_current_signing_key");
     assert_eq!(log_size(&ch.base), 3);
 }
+
+#[test]
+fn barge_signs_with_a_key_file_recovered_and_sealed_by_hangar() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let k = json(&hangar(
+        d.path(),
+        &[
+            "--json",
+            "key",
+            "new",
+            "--signing",
+            "--supplier",
+            "acme",
+            "--passphrase-stdin",
+        ],
+        Some(&format!("{PASS}\n")),
+    ));
+    let split = json(&hangar(
+        d.path(),
+        &[
+            "--json",
+            "backup",
+            "split",
+            "--key",
+            k["file"].as_str().expect("file"),
+            "--threshold",
+            "2",
+            "--shares",
+            "2",
+            "--passphrase-stdin",
+        ],
+        Some(&format!("{PASS}\n")),
+    ));
+    let shares: Vec<&str> = split["shares"]
+        .as_array()
+        .expect("shares")
+        .iter()
+        .map(|s| s["words"].as_str().expect("words"))
+        .collect();
+    let new_pass = "sealed after recovery";
+    let recovered = tempfile::tempdir().expect("tempdir");
+    let r = json(&hangar(
+        recovered.path(),
+        &[
+            "--json",
+            "backup",
+            "combine",
+            "--expect",
+            k["public_key"].as_str().expect("pk"),
+            "--role",
+            "signing",
+            "--supplier",
+            "acme",
+            "--passphrase-stdin",
+        ],
+        Some(&format!("{new_pass}\n{}\n", shares.join("\n"))),
+    ));
+    let key_file = r["file"].as_str().expect("file");
+    let file = recovered.path().join("data.txt");
+    std::fs::write(&file, b"signed with a recovered key\n").expect("write");
+    let sign = |pass: &str| {
+        barge(
+            recovered.path(),
+            &[
+                "--json",
+                "sign",
+                file.to_str().expect("utf8"),
+                "--key",
+                key_file,
+                "--passphrase-stdin",
+            ],
+            Some(&format!("{pass}\n")),
+        )
+    };
+    // The old passphrase no longer opens it; the new one does, as the same key.
+    refused(&sign(PASS), 1, "wrong passphrase");
+    let v = json(&sign(new_pass));
+    assert_eq!(v["public_key"], k["public_key"]);
+    let sig = v["signature"].as_str().expect("sig");
+    ok(&barge(
+        recovered.path(),
+        &[
+            "verify",
+            "--public-key",
+            k["public_key"].as_str().expect("pk"),
+            "--signature",
+            sig,
+            file.to_str().expect("utf8"),
+        ],
+        None,
+    ));
+}
