@@ -454,20 +454,9 @@ fn a_key_revocation_signed_on_the_airgap_reaches_the_log() {
 
 #[test]
 fn barge_signs_with_a_key_file_recovered_and_sealed_by_hangar() {
-    let d = tempfile::tempdir().expect("tempdir");
-    let k = json(&hangar(
-        d.path(),
-        &[
-            "--json",
-            "key",
-            "new",
-            "--signing",
-            "--supplier",
-            "acme",
-            "--passphrase-stdin",
-        ],
-        Some(&format!("{PASS}\n")),
-    ));
+    // A key made by barge (the channel is never contacted here).
+    let d = common::author("http://127.0.0.1:9", SOME_KEY);
+    let k = new_key(d.path(), "--signing");
     let split = json(&hangar(
         d.path(),
         &[
