@@ -20,12 +20,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use blahaj::{Share as SharkShare, Sharks};
+use keyggdrasil::kdf::Level;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::{KeyPair, PublicKey};
 use keyggdrasil::lockmem::LockedBox;
 use keyggdrasil::names::SupplierName;
 use keyggdrasil::secretfile::{ensure_private_dir, write_secret_file};
-use shipyard::keys::{local_dir, read_key_file, role_name, unlock};
+use shipyard::keys::{LevelArg, local_dir, read_key_file, role_name, unlock};
 use shipyard::output::{Output, warn_loudly};
 use shipyard::passphrase;
 use shipyard::{Error, failed};
@@ -87,6 +88,10 @@ pub struct CombineArgs {
     /// (the shares, if not given as files, follow on the next lines).
     #[arg(long, conflicts_with = "plain")]
     pub passphrase_stdin: bool,
+    /// Argon2i cost of the passphrase that seals the key file (default: sensitive for master,
+    /// moderate for signing keys).
+    #[arg(long, value_enum, conflicts_with = "plain")]
+    pub level: Option<LevelArg>,
     /// UNSAFE: write the recovered seed in the clear (0600), sealed by no passphrase. Anyone who
     /// can read the file holds the key.
     #[arg(long)]
@@ -363,7 +368,11 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
             Some(p) => p,
             None => passphrase::for_new(false, None)?.0,
         };
-        let derivation = passphrase::new_derivation(&crate::TOOL, KeyFile::default_level(role));
+        let level = a
+            .level
+            .map(Level::from)
+            .unwrap_or_else(|| KeyFile::default_level(role));
+        let derivation = passphrase::new_derivation(&crate::TOOL, level);
         eprintln!(
             "Sealing the recovered key under the new passphrase (Argon2i, {} passes over {} MiB)...",
             derivation.ops_limit,

@@ -543,6 +543,54 @@ mod backup {
     }
 
     #[test]
+    fn level_sets_the_argon2i_cost_of_the_sealing_passphrase() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let m = new_key(d.path(), "--master");
+        let key = m["file"].as_str().expect("file");
+        let expect = m["public_key"].as_str().expect("pk");
+        let shares = shares_of(&json(&split(d.path(), key, "2", "2", PASS, &[])));
+        // Without the cheap test switch, so that the level is what is written.
+        let t = tempfile::tempdir().expect("tempdir");
+        let o = run_with_stdin(
+            Command::new(env!("CARGO_BIN_EXE_hangar"))
+                .arg("--dir")
+                .arg(t.path())
+                .args([
+                    "--json",
+                    "backup",
+                    "combine",
+                    "--expect",
+                    expect,
+                    "--level",
+                    "interactive",
+                    "--passphrase-stdin",
+                ])
+                .env_remove("HANGAR_TEST_KDF"),
+            Some(&format!("{NEW_PASS}\n{}\n{}\n", shares[0], shares[1])),
+        );
+        let r = json(&o);
+        let kf: Value = serde_json::from_str(
+            &std::fs::read_to_string(r["file"].as_str().expect("file")).expect("read"),
+        )
+        .expect("json");
+        let kdf = &kf["secret"]["kdf"];
+        assert_eq!(
+            (kdf["ops_limit"].as_u64(), kdf["mem_limit"].as_u64()),
+            (Some(4), Some(33_554_432)),
+            "{kf}"
+        );
+        // --level makes no sense with --plain.
+        let o = combine_with(
+            t.path(),
+            expect,
+            &[&shares[0], &shares[1]],
+            &["--plain", "--level", "moderate"],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    }
+
+    #[test]
     fn plain_is_an_explicit_loud_opt_out_and_no_terminal_means_no_file() {
         let d = tempfile::tempdir().expect("tempdir");
         let m = new_key(d.path(), "--master");
