@@ -77,39 +77,19 @@ pub fn run(dir: &Path, out: &Output, cmd: KeyCommand) -> Result<(), Error> {
     }
 }
 
-/// Converts shipyard's error into barge's (the same three kinds and exit codes).
-pub fn from_shipyard(e: shipyard::Error) -> Error {
-    match e {
-        shipyard::Error::Usage(m) => Error::Usage(m),
-        shipyard::Error::Invalid(m) => Error::Invalid(m),
-        shipyard::Error::Failed(m) => Error::Failed(m),
-    }
-}
-
-fn shipyard_out(out: &Output) -> shipyard::output::Output {
-    shipyard::output::Output { json: out.json }
-}
-
 fn new(dir: &Path, out: &Output, a: NewArgs) -> Result<(), Error> {
     let cfg = config::load(dir)?;
-    shipyard::keys::new_key(
-        &passphrase::TOOL,
-        dir,
-        &shipyard_out(out),
-        Some(cfg.supplier),
-        a,
-    )
-    .map_err(from_shipyard)
+    shipyard::keys::new_key(&passphrase::TOOL, dir, out, Some(cfg.supplier), a)
 }
 
 /// Reads and parses a key file, refusing one that group or others can read.
 pub fn read_key_file(path: &Path) -> Result<KeyFile, Error> {
-    shipyard::keys::read_key_file(path).map_err(from_shipyard)
+    shipyard::keys::read_key_file(path)
 }
 
 /// All key files in `local/`, sorted by name.
 pub fn all_keys(dir: &Path) -> Result<Vec<(PathBuf, KeyFile)>, Error> {
-    shipyard::keys::all_keys(dir).map_err(from_shipyard)
+    shipyard::keys::all_keys(dir)
 }
 
 /// The key file given, or the only key of `role` in `local/`.
@@ -118,21 +98,21 @@ pub fn find_key(
     role: KeyRole,
     explicit: Option<&Path>,
 ) -> Result<(PathBuf, KeyFile), Error> {
-    shipyard::keys::find_key(&passphrase::TOOL, dir, role, explicit).map_err(from_shipyard)
+    shipyard::keys::find_key(&passphrase::TOOL, dir, role, explicit)
 }
 
 /// Unlocks a key file, reading the passphrase if it needs one. A wrong passphrase is
 /// [`Error::Invalid`].
 pub fn unlock(file: &KeyFile, passphrase_stdin: bool) -> Result<KeyPair, Error> {
-    shipyard::keys::unlock(file, passphrase_stdin).map_err(from_shipyard)
+    shipyard::keys::unlock(file, passphrase_stdin)
 }
 
 fn list(dir: &Path, out: &Output) -> Result<(), Error> {
-    shipyard::keys::list(dir, &shipyard_out(out)).map_err(from_shipyard)
+    shipyard::keys::list(dir, out)
 }
 
 fn from_passphrase(out: &Output, a: FromPassphraseArgs) -> Result<(), Error> {
-    shipyard::keys::from_passphrase(&shipyard_out(out), a).map_err(from_shipyard)
+    shipyard::keys::from_passphrase(out, a)
 }
 
 fn register(dir: &Path, out: &Output, a: RegisterArgs) -> Result<(), Error> {

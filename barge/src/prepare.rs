@@ -21,7 +21,7 @@ use crate::build::{build, default_out, write_file};
 use crate::config::{self, local_dir};
 use crate::error::{Error, failed};
 use crate::http::Client;
-use crate::key::{find_key, from_shipyard, read_key_file};
+use crate::key::{find_key, read_key_file};
 use crate::output::Output;
 
 /// Folder inside `local/` with the request line of every prepared bundle.
@@ -173,7 +173,7 @@ fn write_bundle(
     }
     write_secret_file(&record, bundle.request_bytes(), true)
         .map_err(|e| Error::Failed(e.to_string()))?;
-    write_new_file(path, &bytes).map_err(from_shipyard)?;
+    write_new_file(path, &bytes)?;
     out.say(format!(
         "Wrote the {} request bundle {}\nfingerprint: {fp}\nCarry it to the air-gapped machine and run `hangar sign {}`;\n\
          check that hangar shows the same fingerprint. Then run `barge publish` on the signed bundle.",

@@ -18,7 +18,6 @@ use shipyard::bundlefile::read_bundle;
 use crate::config::{self, local_dir};
 use crate::error::{Error, failed};
 use crate::http::{Client, show_progress};
-use crate::key::from_shipyard;
 use crate::output::Output;
 use crate::prepare::PREPARED_DIR;
 
@@ -52,7 +51,7 @@ fn read_archive(path: &Path, size: u64) -> Result<Vec<u8>, Error> {
 /// Runs `barge publish`.
 pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let cfg = config::load(dir)?;
-    let bundle = read_bundle(&a.bundle).map_err(from_shipyard)?;
+    let bundle = read_bundle(&a.bundle)?;
     if !bundle.is_signed() {
         return Err(Error::Usage(format!(
             "{} is not signed yet: carry it to the air-gapped machine and run `hangar sign`",
