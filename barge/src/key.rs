@@ -27,7 +27,8 @@ pub enum KeyCommand {
     FromPassphrase(FromPassphraseArgs),
     /// Submit the master key's self-signed registration to the channel.
     Register(RegisterArgs),
-    /// Submit a signing key, signed by the master key, to the channel.
+    /// Submit a signing key (or, with `--new-master`, another master key), signed by a current
+    /// master key, to the channel.
     Add(AddArgs),
     /// Revoke a master or signing key with an entry signed by another current master key.
     Revoke(crate::key_revoke::Args),
@@ -55,8 +56,12 @@ pub struct RegisterArgs {
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
     /// The signing key file to add (default: the only signing key in `local/`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "new_master")]
     pub signing_key: Option<PathBuf>,
+    /// Add this master key file instead (a second master key, so that one master key can
+    /// later revoke the other), signed by the current master key given with `--master-key`.
+    #[arg(long, requires = "master_key")]
+    pub new_master: Option<PathBuf>,
     /// The master key file that signs (default: the only master key in `local/`).
     #[arg(long)]
     pub master_key: Option<PathBuf>,
@@ -142,17 +147,39 @@ fn register(dir: &Path, out: &Output, a: RegisterArgs) -> Result<(), Error> {
 
 fn add(dir: &Path, out: &Output, a: AddArgs) -> Result<(), Error> {
     let cfg = config::load(dir)?;
-    let (_, signing) = find_key(dir, KeyRole::Signing, a.signing_key.as_deref())?;
+    let (what, added) = match &a.new_master {
+        Some(p) => ("master key", find_key(dir, KeyRole::Master, Some(p))?.1),
+        None => (
+            "signing key",
+            find_key(dir, KeyRole::Signing, a.signing_key.as_deref())?.1,
+        ),
+    };
     let (mpath, mfile) = find_key(dir, KeyRole::Master, a.master_key.as_deref())?;
+    if mfile.public_key == added.public_key {
+        // The channel would refuse it too (already registered), but a key cannot vouch for
+        // itself: say so before asking for a passphrase.
+        return Err(Error::Usage(format!(
+            "{} would sign itself: give the current master key with --master-key and the new one \
+             with --new-master",
+            added.public_key.fingerprint()
+        )));
+    }
     out.step(format!(
         "Unlocking master key {} ({})...",
         mfile.public_key.fingerprint(),
         mpath.display()
     ));
     let master = unlock(&mfile, a.passphrase_stdin)?;
-    let event = Event::SigningKey {
-        public_key: signing.public_key,
-        derivation: signing.derivation.clone(),
+    let event = if a.new_master.is_some() {
+        Event::MasterKey {
+            public_key: added.public_key,
+            derivation: added.derivation.clone(),
+        }
+    } else {
+        Event::SigningKey {
+            public_key: added.public_key,
+            derivation: added.derivation.clone(),
+        }
     };
     let entry = Entry::sign(
         EntryBody::new(cfg.supplier.clone(), master.public(), event),
@@ -161,12 +188,12 @@ fn add(dir: &Path, out: &Output, a: AddArgs) -> Result<(), Error> {
     .map_err(failed("could not sign the entry"))?;
     let client = Client::new(&cfg);
     out.step(format!(
-        "Submitting signing key {} to {}...",
-        signing.public_key.fingerprint(),
+        "Submitting {what} {} to {}...",
+        added.public_key.fingerprint(),
         cfg.channel
     ));
     let resp = client.submit(&entry, None)?;
-    report_submit(out, "signing key", &signing, &resp);
+    report_submit(out, what, &added, &resp);
     Ok(())
 }
 

@@ -171,6 +171,87 @@ mod key_revoke {
     }
 
     #[test]
+    fn a_second_master_key_can_revoke_the_first() {
+        let r = registered();
+        let a = r.author.path();
+        let first = r.master["file"].as_str().expect("key file path").to_owned();
+        let second = new_key(a, "--master");
+        let second_path = pk(&second, "file");
+        // Without naming the signer, two master keys are ambiguous; adding a key with itself is
+        // refused before any passphrase is read. Nothing reaches the log.
+        let o = barge(
+            a,
+            &[
+                "key",
+                "add",
+                "--new-master",
+                &second_path,
+                "--master-key",
+                &second_path,
+            ],
+            Some(&pass()),
+        );
+        refused(&o, 2, "would sign itself");
+        assert_eq!(log_size(&r.ch.base), 2);
+
+        let v = json(&barge(
+            a,
+            &[
+                "--json",
+                "key",
+                "add",
+                "--new-master",
+                &second_path,
+                "--master-key",
+                &first,
+                "--passphrase-stdin",
+            ],
+            Some(&pass()),
+        ));
+        assert_eq!(v["index"], 2);
+        let body = last_event(&r.ch.base);
+        assert_eq!(body["event"]["type"], "master_key");
+        assert_eq!(body["event"]["public_key"], second["public_key"]);
+        assert_eq!(body["signer"], r.master["public_key"]);
+
+        // The second master key revokes the first; the first can then sign nothing.
+        ok(&barge(
+            a,
+            &[
+                "key",
+                "revoke",
+                &pk(&r.master, "public_key"),
+                "--by",
+                &second_path,
+                "--reason",
+                "rotated",
+                "--passphrase-stdin",
+            ],
+            Some(&pass()),
+        ));
+        let body = last_event(&r.ch.base);
+        assert_eq!(body["event"]["type"], "key_revocation");
+        assert_eq!(body["signer"], second["public_key"]);
+        assert_eq!(log_size(&r.ch.base), 4);
+        let third = new_key(a, "--signing");
+        let o = barge(
+            a,
+            &[
+                "key",
+                "add",
+                "--signing-key",
+                &pk(&third, "file"),
+                "--master-key",
+                &first,
+                "--passphrase-stdin",
+            ],
+            Some(&pass()),
+        );
+        refused(&o, 1, "not_current_master");
+        assert_eq!(log_size(&r.ch.base), 4);
+    }
+
+    #[test]
     fn refusals_submit_nothing() {
         let r = registered();
         let a = r.author.path();
