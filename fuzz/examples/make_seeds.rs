@@ -53,7 +53,13 @@ fn history() -> Res<Vec<Entry>> {
     let body = |signer: &KeyPair, event| EntryBody::new(acme.clone(), signer.public(), event);
     Ok(vec![
         Entry::sign(
-            body(&m1, Event::MasterKey { public_key: m1.public(), derivation: None }),
+            body(
+                &m1,
+                Event::MasterKey {
+                    public_key: m1.public(),
+                    derivation: None,
+                },
+            ),
             &m1,
         )?,
         Entry::sign(
@@ -67,7 +73,13 @@ fn history() -> Res<Vec<Entry>> {
             &m1,
         )?,
         Entry::sign(
-            body(&m1, Event::SigningKey { public_key: s.public(), derivation: None }),
+            body(
+                &m1,
+                Event::SigningKey {
+                    public_key: s.public(),
+                    derivation: None,
+                },
+            ),
             &m1,
         )?,
         Entry::sign(
@@ -111,7 +123,10 @@ fn history() -> Res<Vec<Entry>> {
         Entry::sign(
             body(
                 &m2,
-                Event::KeyRevocation { public_key: m1.public(), reason: Reason::parse("lost")? },
+                Event::KeyRevocation {
+                    public_key: m1.public(),
+                    reason: Reason::parse("lost")?,
+                },
             ),
             &m2,
         )?,
@@ -152,8 +167,10 @@ fn wire_seeds(dir: &Path, entries: &[Entry]) -> Res {
     }
     let n = entries.len() as u64;
     let root = TreeHash(merkle::root_at(&h, n, &log)?);
-    let texts: Vec<String> =
-        entries.iter().map(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()).collect();
+    let texts: Vec<String> = entries
+        .iter()
+        .map(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        .collect();
 
     let update = UpdatePayload {
         v: 1,
@@ -167,27 +184,70 @@ fn wire_seeds(dir: &Path, entries: &[Entry]) -> Res {
         entries: texts[..2].to_vec(),
     };
     let signed_update = Signed::sign(&channel, Context::ChannelUpdate, &update);
-    write(dir, "0-envelope-signed", &prefixed(0, &json(&Envelope::Ok { data: &signed_update })?))?;
+    write(
+        dir,
+        "0-envelope-signed",
+        &prefixed(
+            0,
+            &json(&Envelope::Ok {
+                data: &signed_update,
+            })?,
+        ),
+    )?;
     write(
         dir,
         "0-envelope-error",
         &prefixed(
             0,
-            &json(&Envelope::<()>::Error { code: "rate_limited".into(), message: "slow".into() })?,
+            &json(&Envelope::<()>::Error {
+                code: "rate_limited".into(),
+                message: "slow".into(),
+            })?,
         ),
     )?;
-    let submit = SubmitResponse { index: 3, leaf_hash: TreeHash([1; 32]), size: 4, duplicate: false };
-    write(dir, "1-submit-response", &prefixed(1, &json(&Envelope::Ok { data: submit })?))?;
+    let submit = SubmitResponse {
+        index: 3,
+        leaf_hash: TreeHash([1; 32]),
+        size: 4,
+        duplicate: false,
+    };
+    write(
+        dir,
+        "1-submit-response",
+        &prefixed(1, &json(&Envelope::Ok { data: submit })?),
+    )?;
     let incl = InclusionProofResponse::from_proof(2, n, &merkle::prove_inclusion(&h, 2, n, &log)?);
-    write(dir, "2-inclusion", &prefixed(2, &json(&Envelope::Ok { data: incl })?))?;
+    write(
+        dir,
+        "2-inclusion",
+        &prefixed(2, &json(&Envelope::Ok { data: incl })?),
+    )?;
     let cons =
         ConsistencyProofResponse::from_proof(3, n, &merkle::prove_consistency(&h, 3, n, &log)?);
-    write(dir, "3-consistency", &prefixed(3, &json(&Envelope::Ok { data: cons })?))?;
-    let page = EntriesResponse { start: 0, entries: texts[..2].to_vec() };
-    write(dir, "4-entries", &prefixed(4, &json(&Envelope::Ok { data: page })?))?;
-    let req = SubmitRequest { entry: texts[0].clone(), invite: Some("invite-token".into()) };
+    write(
+        dir,
+        "3-consistency",
+        &prefixed(3, &json(&Envelope::Ok { data: cons })?),
+    )?;
+    let page = EntriesResponse {
+        start: 0,
+        entries: texts[..2].to_vec(),
+    };
+    write(
+        dir,
+        "4-entries",
+        &prefixed(4, &json(&Envelope::Ok { data: page })?),
+    )?;
+    let req = SubmitRequest {
+        entry: texts[0].clone(),
+        invite: Some("invite-token".into()),
+    };
     write(dir, "5-submit-request", &prefixed(5, &json(&req)?))?;
-    let nreq = NotaryRequest { channel: origin.clone(), size: 9, nonce };
+    let nreq = NotaryRequest {
+        channel: origin.clone(),
+        size: 9,
+        nonce,
+    };
     write(dir, "6-notary-request", &prefixed(6, &json(&nreq)?))?;
 
     // Mode 7: since byte, then the update payload (the target signs it).
@@ -206,7 +266,13 @@ fn wire_seeds(dir: &Path, entries: &[Entry]) -> Res {
     write(dir, "7-update-none", &v)?;
 
     // Mode 8: size byte, then the notary payload.
-    let checkpoint = Checkpoint { v: 1, origin: origin.clone(), size: 9, root, time: NOW };
+    let checkpoint = Checkpoint {
+        v: 1,
+        origin: origin.clone(),
+        size: 9,
+        root,
+        time: NOW,
+    };
     let signed_checkpoint = Signed::sign(&channel, Context::Checkpoint, &checkpoint);
     for (name, status) in [
         ("ok", NotaryStatus::Ok { root }),
@@ -218,17 +284,32 @@ fn wire_seeds(dir: &Path, entries: &[Entry]) -> Res {
             },
         ),
     ] {
-        let p = NotaryPayload { v: 1, channel: origin.clone(), size: 9, nonce, time: NOW, status };
+        let p = NotaryPayload {
+            v: 1,
+            channel: origin.clone(),
+            size: 9,
+            nonce,
+            time: NOW,
+            status,
+        };
         let mut v = vec![8, 9];
         v.extend_from_slice(&json(&p)?);
         write(dir, &format!("8-notary-{name}"), &v)?;
         // The same answer in its envelope, as a site receives it.
         let signed = Signed::sign(&notary, Context::NotaryAnswer, &p);
-        write(dir, &format!("0-envelope-notary-{name}"), &prefixed(0, &json(&Envelope::Ok { data: signed })?))?;
+        write(
+            dir,
+            &format!("0-envelope-notary-{name}"),
+            &prefixed(0, &json(&Envelope::Ok { data: signed })?),
+        )?;
     }
     write(dir, "9-checkpoint", &prefixed(9, &json(&checkpoint)?))?;
     write(dir, "10-signed", &prefixed(10, &json(&signed_checkpoint)?))?;
-    write(dir, "11-nonce", &prefixed(11, Nonce([0xab; 32]).to_hex().as_bytes()))?;
+    write(
+        dir,
+        "11-nonce",
+        &prefixed(11, Nonce([0xab; 32]).to_hex().as_bytes()),
+    )?;
     write(dir, "11-channel", &prefixed(11, b"plugins.example.org"))?;
     Ok(())
 }
@@ -239,13 +320,23 @@ fn keyfile_seeds(dir: &Path) -> Res {
     let plain = KeyFile::plain(KeyRole::Channel, None, &kp);
     write(dir, "plain", &prefixed(0, &plain.to_bytes()))?;
     let cheap = Derivation::with_salt([6; 16], 3, 8192);
-    let enc = KeyFile::encrypted(KeyRole::Signing, acme.clone(), &kp, b"correct horse", cheap.clone())?;
+    let enc = KeyFile::encrypted(
+        KeyRole::Signing,
+        acme.clone(),
+        &kp,
+        b"correct horse",
+        cheap.clone(),
+    )?;
     write(dir, "encrypted", &prefixed(0, &enc.to_bytes()))?;
     let derived_kp = cheap.derive_keypair(b"correct horse")?;
     let derived = KeyFile::derived(KeyRole::Master, acme, derived_kp.public(), cheap);
     write(dir, "derived", &prefixed(0, &derived.to_bytes()))?;
     let sig = keyggdrasil::filesig::sign(&kp, &b"archive bytes"[..])?;
-    write(dir, "signature", &prefixed(1, keyggdrasil::filesig::signature_text(&sig).as_bytes()))?;
+    write(
+        dir,
+        "signature",
+        &prefixed(1, keyggdrasil::filesig::signature_text(&sig).as_bytes()),
+    )?;
     Ok(())
 }
 

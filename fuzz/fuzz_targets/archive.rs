@@ -19,9 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use keyggdrasil::archive::{
-    ArchiveLimits, ArchivePath, EntryKind, Manifest, extract_archive,
-};
+use keyggdrasil::archive::{ArchiveLimits, ArchivePath, EntryKind, Manifest, extract_archive};
 use libfuzzer_sys::fuzz_target;
 
 /// A private folder for this process, created once (tmpfs when there is one: fast, no disk).
@@ -56,9 +54,16 @@ fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
     for child in fs::read_dir(dir).expect("read staging folder") {
         let child = child.expect("read staging entry");
         let name = child.file_name().into_string().expect("names are UTF-8");
-        let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
         let meta = fs::symlink_metadata(child.path()).expect("stat");
-        assert!(meta.is_file() || meta.is_dir(), "{rel}: neither file nor folder");
+        assert!(
+            meta.is_file() || meta.is_dir(),
+            "{rel}: neither file nor folder"
+        );
         if meta.is_dir() {
             walk(&child.path(), &rel, out);
         }
@@ -112,7 +117,10 @@ fn extract(data: &[u8]) {
             assert_eq!(sum, done.total_size);
             let mut found = BTreeSet::new();
             walk(&staging, "", &mut found);
-            assert_eq!(found, listed, "the staging folder does not hold exactly the entries");
+            assert_eq!(
+                found, listed,
+                "the staging folder does not hold exactly the entries"
+            );
             fs::remove_dir_all(&staging).expect("remove staging folder");
         }
         Err(e) => {
@@ -124,7 +132,10 @@ fn extract(data: &[u8]) {
         }
     }
     let left: Vec<_> = fs::read_dir(base).expect("read base").collect();
-    assert!(left.is_empty(), "something was written beside the staging folder");
+    assert!(
+        left.is_empty(),
+        "something was written beside the staging folder"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -135,7 +146,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(p) = ArchivePath::from_bytes(data) {
         assert_eq!(p.as_str().as_bytes(), data);
-        assert!(p.components().all(|c| !c.is_empty() && c != "." && c != ".."));
+        assert!(
+            p.components()
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+        );
         let base = Path::new("/base");
         let under = p.to_path_under(base);
         assert!(under.starts_with(base));

@@ -57,7 +57,10 @@ fn key_file(bytes: &[u8]) {
         }
         Some(StoredSecret::Encrypted { kdf, .. }) => {
             assert!(file.needs_passphrase());
-            assert!(matches!(file.unlock(None), Err(KeyFileError::PassphraseNeeded)));
+            assert!(matches!(
+                file.unlock(None),
+                Err(KeyFileError::PassphraseNeeded)
+            ));
             if cheap(kdf)
                 && let Ok(kp) = file.unlock(Some(PASSPHRASE))
             {
@@ -66,14 +69,20 @@ fn key_file(bytes: &[u8]) {
         }
         None => match &file.derivation {
             Some(d) => {
-                assert!(matches!(file.unlock(None), Err(KeyFileError::PassphraseNeeded)));
+                assert!(matches!(
+                    file.unlock(None),
+                    Err(KeyFileError::PassphraseNeeded)
+                ));
                 if cheap(d)
                     && let Ok(kp) = file.unlock(Some(PASSPHRASE))
                 {
                     assert_eq!(kp.public(), file.public_key);
                 }
             }
-            None => assert!(matches!(file.unlock(Some(PASSPHRASE)), Err(KeyFileError::NoSecret))),
+            None => assert!(matches!(
+                file.unlock(Some(PASSPHRASE)),
+                Err(KeyFileError::NoSecret)
+            )),
         },
     }
 }

@@ -71,7 +71,10 @@ fuzz_target!(|input: Input| {
         .collect();
     for s in 1..=n {
         let mem = merkle::root_from_leaf_hashes(&h, &leaf_hashes[..s as usize]).expect("small");
-        assert_eq!(mem, roots[s as usize], "in-memory root differs from the stored one");
+        assert_eq!(
+            mem, roots[s as usize],
+            "in-memory root differs from the stored one"
+        );
     }
     assert_eq!(roots[0], h.empty_root());
 
@@ -156,18 +159,40 @@ fuzz_target!(|input: Input| {
     // Soundness against the real root at `size`. The index is the raw one: an out-of-range
     // index must never be accepted either.
     let real = roots[size as usize];
-    let raw_index = if input.index % 3 == 0 { input.index } else { index };
+    let raw_index = if input.index.is_multiple_of(3) {
+        input.index
+    } else {
+        index
+    };
     if merkle::verify_inclusion(&h, raw_index, size, &leaf, &incl, &real).is_ok() {
         assert!(raw_index < size, "accepted an index outside the tree");
-        assert_eq!(leaf, leaf_hashes[raw_index as usize], "accepted a leaf not in the tree");
+        assert_eq!(
+            leaf, leaf_hashes[raw_index as usize],
+            "accepted a leaf not in the tree"
+        );
         let honest = merkle::prove_inclusion(&h, raw_index, size, &store).expect("honest proof");
-        assert_eq!(incl.hashes(), honest.hashes(), "accepted a proof that is not the honest one");
+        assert_eq!(
+            incl.hashes(),
+            honest.hashes(),
+            "accepted a proof that is not the honest one"
+        );
     }
-    let raw_old = if input.old_size % 3 == 0 { input.old_size } else { old };
+    let raw_old = if input.old_size.is_multiple_of(3) {
+        input.old_size
+    } else {
+        old
+    };
     if merkle::verify_consistency(&h, raw_old, size, &old_root, &real, &cons).is_ok() {
         assert!(raw_old >= 1 && raw_old <= size);
-        assert_eq!(old_root, roots[raw_old as usize], "accepted a wrong old root");
+        assert_eq!(
+            old_root, roots[raw_old as usize],
+            "accepted a wrong old root"
+        );
         let honest = merkle::prove_consistency(&h, raw_old, size, &store).expect("honest proof");
-        assert_eq!(cons.hashes(), honest.hashes(), "accepted a proof that is not the honest one");
+        assert_eq!(
+            cons.hashes(),
+            honest.hashes(),
+            "accepted a proof that is not the honest one"
+        );
     }
 });

@@ -170,7 +170,14 @@ fuzz_target!(|data: &[u8]| {
                 since: u64::from(since),
                 nonce: Nonce([0; 32]),
             };
-            match verify_update(&signed, &CHANNEL.public(), &origin(), &request, NOW, &limits) {
+            match verify_update(
+                &signed,
+                &CHANNEL.public(),
+                &origin(),
+                &request,
+                NOW,
+                &limits,
+            ) {
                 Ok(v) => {
                     let p = &v.payload;
                     assert_eq!(p.since, request.since);
@@ -253,8 +260,7 @@ fuzz_target!(|data: &[u8]| {
         10 => {
             if let Ok(signed) = serde_json::from_slice::<Signed>(rest) {
                 round_trip(&signed);
-                let _ =
-                    signed.open::<Checkpoint>(&CHANNEL.public(), Context::Checkpoint, small);
+                let _ = signed.open::<Checkpoint>(&CHANNEL.public(), Context::Checkpoint, small);
             }
         }
         // Nonces and channel names from query strings and configuration.
