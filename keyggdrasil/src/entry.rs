@@ -392,13 +392,19 @@ impl Entry {
         })
     }
 
-    /// Builds and signs an entry with `keypair`, which must be `body.signer`.
+    /// Builds and signs an entry with `keypair`, which must be `body.signer`. Refuses, like
+    /// [`Entry::parse`], a body of another format version or with a field out of range.
     pub fn sign(body: EntryBody, keypair: &KeyPair) -> Result<Self, EntryError> {
         if keypair.public() != body.signer {
             return Err(EntryError::Field {
                 field: "signer",
                 problem: "the signing key pair is not the key named as signer".into(),
             });
+        }
+        // Refuse what `parse` would refuse, so a signature is never made over an entry that no
+        // one can read back (found by fuzzing the bundle signer: a request body with `"v":0`).
+        if body.v != ENTRY_FORMAT_VERSION {
+            return Err(EntryError::Version(body.v));
         }
         body.event.check_ranges()?;
         let body_bytes = body.canonical_bytes();
