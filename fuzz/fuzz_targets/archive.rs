@@ -29,7 +29,21 @@ static BASE: LazyLock<PathBuf> = LazyLock::new(|| {
     } else {
         std::env::temp_dir()
     };
-    let base = root.join(format!("keyggdrasil-fuzz-archive-{}", std::process::id()));
+    // libFuzzer exits without running destructors, so the (empty) folders of earlier runs stay
+    // behind: remove those whose process is gone.
+    let prefix = "keyggdrasil-fuzz-archive-";
+    if let Ok(children) = fs::read_dir(&root) {
+        for child in children.flatten() {
+            let name = child.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix(prefix));
+            if let Some(pid) = pid
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = fs::remove_dir_all(child.path());
+            }
+        }
+    }
+    let base = root.join(format!("{prefix}{}", std::process::id()));
     let _ = fs::remove_dir_all(&base);
     fs::create_dir_all(&base).expect("cannot create the fuzzing folder");
     base
