@@ -43,7 +43,7 @@ pub struct Built {
     pub version: Version,
 }
 
-fn git(source: &Path, args: &[&str]) -> Result<std::process::Output, Error> {
+pub(crate) fn git(source: &Path, args: &[&str]) -> Result<std::process::Output, Error> {
     Command::new("git")
         .arg("-C")
         .arg(source)
@@ -110,6 +110,19 @@ pub fn build(
     let version =
         Version::parse(version).map_err(|e| Error::Usage(format!("version {version:?}: {e}")))?;
     let commit = git_commit(source, allow_dirty)?;
+    build_tree(supplier, source, package, version, commit)
+}
+
+/// Builds the archive of the tree at `source` with a manifest naming `commit`, without asking
+/// git anything: what `barge build` does once it knows the commit, and what `verify-build` does
+/// on a fresh checkout of a logged commit.
+pub fn build_tree(
+    supplier: &SupplierName,
+    source: &Path,
+    package: PackageName,
+    version: Version,
+    commit: String,
+) -> Result<Built, Error> {
     let manifest = Manifest::new(
         format!("{}/{}", supplier.as_str(), package.as_str()),
         version.as_str(),

@@ -1,13 +1,19 @@
 //! The channel's HTTP API (docs/protocol.md, "HTTP API of the channel"), with every answer read
-//! under a size limit and opened as an envelope.
+//! under a size limit and opened as an envelope, and the checks every online command shares:
+//! that a submitted entry is included under a checkpoint signed by the pinned channel key, and a
+//! replay of the whole log against such a checkpoint.
 
+use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
-use keyggdrasil::entry::Entry;
+use keyggdrasil::entry::{Entry, MAX_ENTRY_BYTES};
 use keyggdrasil::limits::Limits;
+use keyggdrasil::merkle::{Blake2b256, CompactRange, TreeHasher, verify_inclusion};
 use keyggdrasil::protocol::Context;
+use keyggdrasil::state::KeyState;
 use keyggdrasil::wire::{
-    Checkpoint, Envelope, InclusionProofResponse, Signed, SubmitRequest, SubmitResponse,
+    Checkpoint, EntriesResponse, Envelope, InclusionProofResponse, Signed, SubmitRequest,
+    SubmitResponse, WireError,
 };
 use serde::de::DeserializeOwned;
 
@@ -33,6 +39,62 @@ pub struct UploadResponse {
     pub already_stored: bool,
 }
 
+/// An error answer of the channel: its stable code and message.
+struct Refused {
+    code: String,
+    message: String,
+    status: u16,
+}
+
+/// The whole log up to a checkpoint signed by the pinned channel key, replayed through the key
+/// rules (every entry's signature and authorisation checked) and hashed to that checkpoint's
+/// root.
+pub struct VerifiedLog {
+    /// The checkpoint the log was checked against.
+    pub checkpoint: Checkpoint,
+    /// The key state after the last entry.
+    pub state: KeyState,
+}
+
+/// Whether upload progress should be drawn: only for people, on a terminal, outside `--json`.
+pub fn show_progress(json: bool) -> bool {
+    !json && std::io::stderr().is_terminal()
+}
+
+/// A reader that counts what goes through it and draws a progress line on stderr.
+struct Progress<R> {
+    inner: R,
+    done: u64,
+    total: u64,
+    last_percent: Option<u64>,
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done = self.done.saturating_add(n as u64);
+        let percent = (self.done.saturating_mul(100))
+            .checked_div(self.total)
+            .unwrap_or(100)
+            .min(100);
+        if self.last_percent != Some(percent) {
+            self.last_percent = Some(percent);
+            let mut err = std::io::stderr().lock();
+            // Progress is decoration: a failed write to the terminal must not fail the upload.
+            let _ = write!(
+                err,
+                "\r   uploading: {}/{} bytes ({percent}%)",
+                self.done, self.total
+            );
+            if self.done >= self.total {
+                let _ = writeln!(err);
+            }
+            let _ = err.flush();
+        }
+        Ok(n)
+    }
+}
+
 impl Client {
     /// A client for the configured channel.
     pub fn new(cfg: &Loaded) -> Self {
@@ -49,12 +111,13 @@ impl Client {
         }
     }
 
-    fn open<T: DeserializeOwned>(
+    /// Reads an answer under `limit` and opens its envelope; a refusal keeps its code.
+    fn open_raw<T: DeserializeOwned>(
         &self,
         url: &str,
         r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<T, Error> {
-        let limit = self.limits.max_small_response_bytes;
+        limit: u64,
+    ) -> Result<Result<T, Refused>, Error> {
         let r = r.map_err(|e| Error::Failed(format!("could not reach {url}: {e}")))?;
         let status = r.status();
         let body = r
@@ -63,15 +126,33 @@ impl Client {
             .limit(limit)
             .read_to_vec()
             .map_err(|e| Error::Failed(format!("could not read the answer of {url}: {e}")))?;
-        Envelope::<T>::open(&body, limit).map_err(|e| {
-            Error::Failed(format!(
-                "the channel refused or failed ({url}, HTTP {status}): {e}"
-            ))
-        })
+        match Envelope::<T>::open(&body, limit) {
+            Ok(v) => Ok(Ok(v)),
+            Err(WireError::Remote { code, message }) => Ok(Err(Refused {
+                code,
+                message,
+                status: status.as_u16(),
+            })),
+            Err(e) => Err(Error::Failed(format!(
+                "the channel's answer to {url} (HTTP {status}) is malformed: {e}"
+            ))),
+        }
     }
 
-    /// `POST /v1/submit`.
-    pub fn submit(&self, entry: &Entry, invite: Option<String>) -> Result<SubmitResponse, Error> {
+    fn open<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, Error> {
+        self.open_raw(url, r, self.limits.max_small_response_bytes)?
+            .map_err(|e| refused(url, e))
+    }
+
+    fn submit_once(
+        &self,
+        entry: &Entry,
+        invite: Option<String>,
+    ) -> Result<Result<SubmitResponse, Refused>, Error> {
         let req = SubmitRequest {
             entry: String::from_utf8_lossy(entry.as_bytes()).into_owned(),
             invite,
@@ -83,19 +164,67 @@ impl Client {
             .post(&url)
             .header("Content-Type", "application/json")
             .send(&body[..]);
-        self.open(&url, r)
+        self.open_raw(&url, r, self.limits.max_small_response_bytes)
     }
 
-    /// `PUT /v1/archives/{supplier}/{package}/{version}`.
+    /// `POST /v1/submit`. The submission is authenticated by the entry's own signature; the
+    /// invite token, if one is given, is sent only when the channel answers that its policy
+    /// needs one (`invite_required`), so it never leaves the machine needlessly and is not used
+    /// up by a channel that accepts the entry without it. Checks that the answered leaf hash is
+    /// the hash of `entry`.
+    pub fn submit(&self, entry: &Entry, invite: Option<String>) -> Result<SubmitResponse, Error> {
+        let url = format!("{}/v1/submit", self.base);
+        let resp = match self.submit_once(entry, None)? {
+            Ok(resp) => resp,
+            Err(r) if r.code == "invite_required" => match invite {
+                Some(token) => self
+                    .submit_once(entry, Some(token))?
+                    .map_err(|e| refused(&url, e))?,
+                None => {
+                    return Err(Error::Failed(format!(
+                        "the channel refused the entry (invite_required): {}; pass --invite TOKEN",
+                        r.message.escape_debug()
+                    )));
+                }
+            },
+            Err(r) => return Err(refused(&url, r)),
+        };
+        if resp.leaf_hash.0 != Blake2b256.hash_leaf(entry.as_bytes()) {
+            return Err(Error::Failed(
+                "the channel answered a leaf hash that is not the hash of our entry".to_owned(),
+            ));
+        }
+        Ok(resp)
+    }
+
+    /// `PUT /v1/archives/{supplier}/{package}/{version}`, streaming `archive` with an explicit
+    /// `Content-Length`; with `progress`, a progress line is drawn on stderr.
     pub fn upload(
         &self,
         supplier: &str,
         package: &str,
         version: &str,
         archive: &[u8],
+        progress: bool,
     ) -> Result<UploadResponse, Error> {
         let url = format!("{}/v1/archives/{supplier}/{package}/{version}", self.base);
-        let r = self.agent.put(&url).send(archive);
+        let total = archive.len() as u64;
+        let req = self
+            .agent
+            .put(&url)
+            .header("Content-Length", total.to_string());
+        let r = if progress {
+            let mut reader = Progress {
+                inner: archive,
+                done: 0,
+                total,
+                last_percent: None,
+            };
+            req.send(ureq::SendBody::from_reader(&mut reader))
+        } else {
+            let mut reader = archive;
+            req.send(ureq::SendBody::from_reader(&mut reader))
+        };
         self.open(&url, r)
     }
 
@@ -135,4 +264,111 @@ impl Client {
         resp.to_proof(&self.limits)
             .map_err(|e| Error::Failed(format!("bad inclusion proof from the channel: {e}")))
     }
+
+    /// Waits (up to about 15 s) for a signed checkpoint covering `resp`, then checks that
+    /// `entry` is at `resp.index` under that checkpoint's root with an inclusion proof.
+    pub fn confirm_inclusion(
+        &self,
+        entry: &Entry,
+        resp: &SubmitResponse,
+    ) -> Result<Checkpoint, Error> {
+        // The checkpoint may lag for a moment after the append; wait a little for it.
+        let mut checkpoint = self.checkpoint()?;
+        for _ in 0..30 {
+            if checkpoint.size >= resp.size && checkpoint.size > resp.index {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            checkpoint = self.checkpoint()?;
+        }
+        if checkpoint.size < resp.size || checkpoint.size <= resp.index {
+            return Err(Error::Failed(format!(
+                "the channel's signed checkpoint is at size {}, below the size {} it answered for our submission",
+                checkpoint.size, resp.size
+            )));
+        }
+        let leaf = Blake2b256.hash_leaf(entry.as_bytes());
+        let proof = self.inclusion_proof(resp.index, checkpoint.size)?;
+        verify_inclusion(
+            &Blake2b256,
+            resp.index,
+            checkpoint.size,
+            &leaf,
+            &proof,
+            &checkpoint.root.0,
+        )
+        .map_err(|e| {
+            Error::Failed(format!(
+                "the inclusion proof does not lead to the signed checkpoint root: {e}"
+            ))
+        })?;
+        Ok(checkpoint)
+    }
+
+    /// Downloads the whole log up to the current signed checkpoint, page by page, replays it
+    /// through the key rules and checks that it hashes to the checkpoint's root. A channel that
+    /// serves entries other than the ones it signed, or entries the rules refuse, is an error.
+    /// Memory is O(log n) for the tree plus the key state; time is linear in the log size.
+    pub fn verified_log(&self) -> Result<VerifiedLog, Error> {
+        let checkpoint = self.checkpoint()?;
+        let mut state = KeyState::new();
+        let mut range = CompactRange::new();
+        let page = self.limits.max_entries_per_page.max(1) as u64;
+        // Each entry is at most MAX_ENTRY_BYTES and JSON escaping can at most double it
+        // (plus quotes and a comma); the envelope adds a little.
+        let limit = page
+            .saturating_mul(2 * MAX_ENTRY_BYTES as u64 + 8)
+            .saturating_add(4096);
+        let mut start = 0u64;
+        while start < checkpoint.size {
+            let end = checkpoint.size.min(start.saturating_add(page));
+            let url = format!("{}/v1/entries?start={start}&end={end}", self.base);
+            let r = self.agent.get(&url).call();
+            let resp: EntriesResponse = self
+                .open_raw(&url, r, limit)?
+                .map_err(|e| refused(&url, e))?;
+            let wanted = end - start;
+            if resp.start != start || resp.entries.is_empty() || resp.entries.len() as u64 > wanted
+            {
+                return Err(Error::Failed(format!(
+                    "the channel answered {} entries from {} when asked for entries {start}..{end}",
+                    resp.entries.len(),
+                    resp.start
+                )));
+            }
+            for text in &resp.entries {
+                let index = state.size();
+                let entry = Entry::parse(text.as_bytes()).map_err(|e| {
+                    Error::Failed(format!("the channel's log entry {index} is malformed: {e}"))
+                })?;
+                state.apply(&entry).map_err(|e| {
+                    Error::Failed(format!(
+                        "the channel's log entry {index} breaks the key rules: {e}"
+                    ))
+                })?;
+                range
+                    .push_entry(&Blake2b256, entry.as_bytes())
+                    .map_err(|e| Error::Failed(format!("the channel's log is too large: {e}")))?;
+            }
+            start = state.size();
+        }
+        if range.root(&Blake2b256) != checkpoint.root.0 {
+            return Err(Error::Failed(format!(
+                "the channel's log entries do not hash to the root of its signed checkpoint at size {}; \
+                 the channel is serving a log it did not sign",
+                checkpoint.size
+            )));
+        }
+        Ok(VerifiedLog { checkpoint, state })
+    }
+}
+
+/// The channel's refusal as an error; its words are escaped, as they come from the network.
+fn refused(url: &str, r: Refused) -> Error {
+    Error::Failed(format!(
+        "the channel refused ({url}, HTTP {}, {}): {}",
+        r.status,
+        r.code.escape_debug(),
+        r.message.escape_debug()
+    ))
 }

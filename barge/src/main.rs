@@ -6,8 +6,8 @@
 //! files of passphrase-derived keys hold only the public key and the derivation record, and
 //! passphrases are read into zeroizing memory.
 //!
-//! What it does not do (yet): interactive passphrase prompts, `key revoke`, `revoke-release`,
-//! `verify-build`, and the air-gapped `prepare`/`publish` bundle flow.
+//! Passphrases are prompted without echo on a terminal, or read with `--passphrase-stdin`; the
+//! air-gapped flow (`prepare` here, `hangar sign` offline, `publish` here) uses bundles.
 #![forbid(unsafe_code)]
 
 mod build;
@@ -16,11 +16,16 @@ mod error;
 mod http;
 mod init;
 mod key;
+mod key_revoke;
 mod output;
 mod passphrase;
+mod prepare;
+mod publish;
 mod release;
+mod revoke_release;
 mod sign;
 mod verify;
+mod verify_build;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +64,15 @@ pub enum Command {
     Verify(verify::Args),
     /// Build, sign, submit and upload a release, then check that it is in the log.
     Release(release::Args),
+    /// Revoke a release of yours: sites stop installing it.
+    RevokeRelease(revoke_release::Args),
+    /// Rebuild a logged release from its git commit and compare digests; optionally attest.
+    VerifyBuild(verify_build::Args),
+    /// Write an unsigned request bundle for `hangar sign` on an air-gapped machine.
+    #[command(subcommand)]
+    Prepare(prepare::PrepareCommand),
+    /// Submit a bundle signed by `hangar sign` (and upload its archive), then check inclusion.
+    Publish(publish::Args),
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
@@ -70,6 +84,10 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Sign(a) => sign::run(&out, a),
         Command::Verify(a) => verify::run(&out, a),
         Command::Release(a) => release::run(&cli.dir, &out, a),
+        Command::RevokeRelease(a) => revoke_release::run(&cli.dir, &out, a),
+        Command::VerifyBuild(a) => verify_build::run(&cli.dir, &out, a),
+        Command::Prepare(c) => prepare::run(&cli.dir, &out, c),
+        Command::Publish(a) => publish::run(&cli.dir, &out, a),
     }
 }
 

@@ -2,17 +2,15 @@
 //! the entry is in the log under a checkpoint signed by the pinned channel key.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use keyggdrasil::entry::{Digest512, Entry, EntryBody, Event, GitCommit};
 use keyggdrasil::filesig;
 use keyggdrasil::keyfile::KeyRole;
-use keyggdrasil::merkle::{Blake2b256, TreeHasher, verify_inclusion};
 
 use crate::build::{build, default_out, write_file};
 use crate::config;
 use crate::error::{Error, failed};
-use crate::http::Client;
+use crate::http::{Client, show_progress};
 use crate::key::{find_key, unlock};
 use crate::output::Output;
 
@@ -58,10 +56,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         a.allow_dirty,
     )?;
     let path = default_out(dir, &built);
-    write_file(&path, &built.bytes)?;
     out.step(format!(
-        "   Built {} ({} bytes) from commit {}.",
-        path.display(),
+        "   Built {} bytes from commit {}.",
         built.bytes.len(),
         built.manifest.git_commit()
     ));
@@ -75,8 +71,15 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let (size, digest, keyed) = filesig::digest_both(&kp.public(), &built.bytes[..])
         .map_err(failed("could not hash the archive"))?;
     let signature = filesig::sign_digest(&kp, &keyed);
+    // Written only once the key unlocked, so a wrong passphrase leaves nothing behind.
+    write_file(&path, &built.bytes)?;
     let sig_path = PathBuf::from(format!("{}.sig", path.display()));
     write_file(&sig_path, filesig::signature_text(&signature).as_bytes())?;
+    out.step(format!(
+        "   Wrote {} and {}.",
+        path.display(),
+        sig_path.display()
+    ));
     let commit = GitCommit::parse(built.manifest.git_commit())
         .map_err(failed("the commit is not a valid git commit"))?;
     let event = Event::Release {
@@ -100,12 +103,6 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         cfg.channel
     ));
     let resp = client.submit(&entry, None)?;
-    let leaf = Blake2b256.hash_leaf(entry.as_bytes());
-    if resp.leaf_hash.0 != leaf {
-        return Err(Error::Failed(
-            "the channel answered a leaf hash that is not the hash of our entry".to_owned(),
-        ));
-    }
     out.step(format!(
         "   Logged at index {} (log size {}){}.",
         resp.index,
@@ -123,6 +120,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         built.package.as_str(),
         built.version.as_str(),
         &built.bytes,
+        show_progress(out.json),
     )?;
     if up.size != size || up.digest != hex::encode(digest) {
         return Err(Error::Failed(
@@ -139,35 +137,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     ));
 
     out.step("5. Checking that the release is in the log...");
-    // The checkpoint may lag for a moment after the append; wait a little for it.
-    let mut checkpoint = client.checkpoint()?;
-    for _ in 0..30 {
-        if checkpoint.size >= resp.size {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        checkpoint = client.checkpoint()?;
-    }
-    if checkpoint.size < resp.size {
-        return Err(Error::Failed(format!(
-            "the channel's signed checkpoint is at size {}, below the size {} it answered for our submission",
-            checkpoint.size, resp.size
-        )));
-    }
-    let proof = client.inclusion_proof(resp.index, checkpoint.size)?;
-    verify_inclusion(
-        &Blake2b256,
-        resp.index,
-        checkpoint.size,
-        &leaf,
-        &proof,
-        &checkpoint.root.0,
-    )
-    .map_err(|e| {
-        Error::Failed(format!(
-            "the inclusion proof does not lead to the signed checkpoint root: {e}"
-        ))
-    })?;
+    let checkpoint = client.confirm_inclusion(&entry, &resp)?;
     out.step(format!(
         "   Included: entry {} is in the log of size {} under root {} signed by the channel key {}.",
         resp.index,

@@ -50,7 +50,12 @@ enum Command {
     /// Fetch, verify with peers, and install updates (run hourly from cron or a systemd timer).
     ///
     /// Example: continuum --site /var/lib/mysite update
-    Update,
+    Update {
+        /// Print one JSON object on stdout (what was verified and installed, per channel)
+        /// instead of sentences; a failure is still also told on stderr.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start tracking a package and install its newest allowed release.
     ///
     /// Example: continuum --site /var/lib/mysite install acme/hello --policy minor
@@ -63,6 +68,9 @@ enum Command {
         /// The channel (needed only when several are configured).
         #[arg(long)]
         channel: Option<String>,
+        /// Print the update's outcome as one JSON object (as `update --json`).
+        #[arg(long)]
+        json: bool,
     },
     /// Restore the previous version of a package.
     ///
@@ -148,7 +156,24 @@ fn split_package(text: &str) -> Result<(SupplierName, PackageName), String> {
     ))
 }
 
-fn print_report(report: &site::RunReport) {
+fn print_report(report: &site::RunReport, json: bool) {
+    if json {
+        let value = serde_json::json!({
+            "exit_code": report.exit_code,
+            "outcome": report.failure.as_ref().map_or("ok", |f| f.kind.as_str()),
+            "failure": report.failure.as_ref().map(|f| f.message.as_str()),
+            "channels": report.channels,
+        });
+        println!("{value}");
+        if let Some(f) = &report.failure {
+            eprintln!(
+                "continuum: UPDATE FAILED ({}): {}",
+                f.kind.as_str(),
+                f.message
+            );
+        }
+        return;
+    }
     for c in &report.channels {
         for n in &c.notes {
             println!("{n}");
@@ -204,15 +229,16 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
                 }
             }
         }
-        Command::Update => {
+        Command::Update { json } => {
             let report = site::run_update(&paths);
-            print_report(&report);
+            print_report(&report, json);
             Ok(report.exit_code)
         }
         Command::Install {
             package,
             policy,
             channel,
+            json,
         } => {
             let (supplier, name) = split_package(&package)?;
             let policy: UpdatePolicy = toml::Value::String(policy).try_into()?;
@@ -236,9 +262,13 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
                 policy,
             });
             cfg.save(&paths.config)?;
-            println!("Tracking {package}; running an update to install it.");
+            if json {
+                eprintln!("Tracking {package}; running an update to install it.");
+            } else {
+                println!("Tracking {package}; running an update to install it.");
+            }
             let report = site::run_update(&paths);
-            print_report(&report);
+            print_report(&report, json);
             Ok(report.exit_code)
         }
         Command::Rollback { package } => {

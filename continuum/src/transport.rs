@@ -62,6 +62,8 @@ pub struct Response {
 pub struct Http {
     api: ureq::Agent,
     download: ureq::Agent,
+    /// The proxy, without credentials, for error messages.
+    via: Option<String>,
 }
 
 impl Http {
@@ -99,17 +101,32 @@ impl Http {
         Ok(Self {
             api: build(api),
             download: build(download),
+            via: cfg.proxy.as_deref().map(without_credentials),
         })
     }
 
     /// GET with a body limit.
     pub fn get(&self, url: &str, limit: u64) -> Result<Response, TransportError> {
+        self.get_direct(url, limit).map_err(|e| self.name_proxy(e))
+    }
+
+    fn get_direct(&self, url: &str, limit: u64) -> Result<Response, TransportError> {
         let resp = self.api.get(url).call().map_err(|e| req_err(url, e))?;
         read_limited(url, resp, limit)
     }
 
     /// POST a JSON body, read the answer with a limit.
     pub fn post_json(
+        &self,
+        url: &str,
+        body: &[u8],
+        limit: u64,
+    ) -> Result<Response, TransportError> {
+        self.post_json_direct(url, body, limit)
+            .map_err(|e| self.name_proxy(e))
+    }
+
+    fn post_json_direct(
         &self,
         url: &str,
         body: &[u8],
@@ -133,6 +150,16 @@ impl Http {
         dest: &Path,
         expected: u64,
     ) -> Result<(u16, u64), TransportError> {
+        self.download_direct(url, dest, expected)
+            .map_err(|e| self.name_proxy(e))
+    }
+
+    fn download_direct(
+        &self,
+        url: &str,
+        dest: &Path,
+        expected: u64,
+    ) -> Result<(u16, u64), TransportError> {
         let file_err = |source| TransportError::File {
             path: dest.to_path_buf(),
             source,
@@ -140,7 +167,7 @@ impl Http {
         let have = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
         if have > expected {
             std::fs::remove_file(dest).map_err(file_err)?;
-            return self.download(url, dest, expected);
+            return self.download_direct(url, dest, expected);
         }
         if have == expected {
             return Ok((200, have));
@@ -176,8 +203,9 @@ impl Http {
                     return Err(TransportError::Request {
                         url: url.to_owned(),
                         message: format!(
-                            "download interrupted after {} bytes: {e}",
-                            start + written
+                            "download interrupted after {} bytes: {}",
+                            start + written,
+                            describe_io(&e)
                         ),
                     });
                 }
@@ -199,11 +227,63 @@ impl Http {
     }
 }
 
+impl Http {
+    /// A connection failure through a proxy names the proxy: "connection refused" alone would
+    /// send the operator to look at the channel when the proxy (Tor) is what is down.
+    fn name_proxy(&self, e: TransportError) -> TransportError {
+        match (e, &self.via) {
+            (TransportError::Request { url, message }, Some(via)) => TransportError::Request {
+                url,
+                message: format!("{message} (through proxy {via})"),
+            },
+            (other, _) => other,
+        }
+    }
+}
+
+/// `scheme://user:password@host:port` → `scheme://host:port`.
+fn without_credentials(proxy: &str) -> String {
+    match (proxy.split_once("://"), proxy.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+        _ => proxy.to_owned(),
+    }
+}
+
 fn req_err(url: &str, e: ureq::Error) -> TransportError {
+    let message = match &e {
+        ureq::Error::Timeout(which) => timed_out(which),
+        ureq::Error::Io(io) => describe_io(io),
+        other => other.to_string(),
+    };
     TransportError::Request {
         url: url.to_owned(),
-        message: e.to_string(),
+        message,
     }
+}
+
+/// Says "timed out" in plain words: ureq's own "timeout: global" does not tell an operator
+/// that the server was too slow (slow retrieval) rather than refusing.
+fn timed_out(which: &dyn std::fmt::Display) -> String {
+    format!(
+        "timed out ({which} timeout): the server did not answer in time (too slow or not answering); see the timeouts in continuum.toml ([transport], and [site] peer_timeout_secs for peers)"
+    )
+}
+
+/// An I/O error from reading a response body; ureq wraps its own timeouts in one.
+fn describe_io(e: &std::io::Error) -> String {
+    if let Some(ureq::Error::Timeout(which)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+    {
+        return timed_out(which);
+    }
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) {
+        return timed_out(&"read");
+    }
+    e.to_string()
 }
 
 fn read_limited(
@@ -228,4 +308,21 @@ fn read_limited(
         status,
         body: bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn proxy_credentials_are_not_shown() {
+        assert_eq!(
+            without_credentials("socks5h://user:secret@127.0.0.1:9050"),
+            "socks5h://127.0.0.1:9050"
+        );
+        assert_eq!(
+            without_credentials("socks5h://127.0.0.1:9050"),
+            "socks5h://127.0.0.1:9050"
+        );
+    }
 }

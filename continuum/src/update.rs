@@ -70,8 +70,8 @@ impl Failure {
     }
 }
 
-/// What a cycle did for one channel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a cycle did for one channel (also printed by `continuum update --json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ChannelReport {
     /// The channel.
     pub channel: String,
@@ -83,8 +83,33 @@ pub struct ChannelReport {
     pub dropped: u64,
     /// How many peers agreed on the accepted root (0 when nothing new).
     pub peers_agreed: usize,
+    /// Agreements the peer rule required, `max(1, ⌈ln N⌉)` (0 when nothing new or no peers).
+    pub peers_needed: usize,
+    /// Trusted peers configured.
+    pub peers_total: usize,
+    /// The accepted root (hex) when new entries were confirmed and applied this run.
+    pub root: Option<String>,
+    /// Releases installed this run.
+    pub installed: Vec<InstalledReport>,
     /// Lines for people: what was verified, installed, refused.
     pub notes: Vec<String>,
+}
+
+/// One release installed by a cycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InstalledReport {
+    /// `supplier/package`.
+    pub package: String,
+    /// The version installed.
+    pub version: String,
+    /// The previously installed version, kept for rollback.
+    pub previous: Option<String>,
+    /// The archive's size in bytes, as logged.
+    pub size: u64,
+    /// The archive's BLAKE2b-512 digest (hex), as logged and as verified.
+    pub digest: String,
+    /// The signing key (hex) whose signature over the archive was verified.
+    pub signer: String,
 }
 
 /// The key state and log of one channel as this site has accepted them.
@@ -216,6 +241,9 @@ pub fn update_log(
         match &outcome.outcome {
             PeerOutcome::Accepted | PeerOutcome::AcceptedWithoutPeers => {
                 report.peers_agreed = outcome.agreed;
+                report.peers_needed = outcome.rule.map(|r| r.required).unwrap_or(0);
+                report.peers_total = config.peers.len();
+                report.root = Some(hex::encode(root));
                 report.notes.push(if outcome.outcome == PeerOutcome::AcceptedWithoutPeers {
                     format!(
                         "channel {name}: WARNING: no peers configured and allow_no_peers is set: root {} at size {target} is trusted on the channel's word alone",
@@ -251,8 +279,16 @@ pub fn update_log(
                 last_reason = Some((
                     kind,
                     format!(
-                        "peers did not confirm the channel's log: {reason} ({})",
-                        outcome.summary()
+                        "peers did not confirm the channel's log: {reason} ({}; {})",
+                        outcome.summary(),
+                        // Each peer's answer: "behind", "no answer", "DISAGREE" say what
+                        // happened where the counts alone do not.
+                        outcome
+                            .lines
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     ),
                 ));
                 target -= 1;
@@ -363,8 +399,26 @@ pub fn install_packages(
             pkg.name.as_str(),
             release.version().as_str(),
         );
-        match crate::install::install_release(paths, conn, http, &urls, &release, channel.name.as_str(), limits, now) {
-            Ok(done) => report.notes.push(format!(
+        match crate::install::install_release(
+            paths,
+            conn,
+            http,
+            &urls,
+            &release,
+            channel.name.as_str(),
+            limits,
+            now,
+        ) {
+            Ok(done) => {
+                report.installed.push(InstalledReport {
+                    package: format!("{}/{}", pkg.supplier, pkg.name),
+                    version: done.version.clone(),
+                    previous: done.previous.clone(),
+                    size: release.size(),
+                    digest: release.digest().to_hex(),
+                    signer: release.signer().to_hex(),
+                });
+                report.notes.push(format!(
                 "{}/{}: installed {} (archive {} bytes, BLAKE2b-512 {}…, signature by {} verified){}",
                 pkg.supplier,
                 pkg.name,
@@ -376,10 +430,27 @@ pub fn install_packages(
                     Some(p) => format!(", previous {p} kept for rollback"),
                     None => String::new(),
                 }
-            )),
+            ));
+            }
             Err(e) => {
-                let kind = if e.is_verification() { FailureKind::Verification } else if e.is_unreachable() { FailureKind::Unreachable } else { FailureKind::Local };
-                let f = Failure::new(kind, format!("{}/{} {}: {e}; the installed version is unchanged", pkg.supplier, pkg.name, release.version()));
+                let kind = if e.is_verification() {
+                    FailureKind::Verification
+                } else if e.is_unreachable() {
+                    FailureKind::Unreachable
+                } else {
+                    FailureKind::Local
+                };
+                // The whole chain: "could not be extracted" alone would not say why (a path
+                // escaping the folder, a symlink, a limit).
+                let release_name = format!("{}/{} {}", pkg.supplier, pkg.name, release.version());
+                let why = error_chain(&e);
+                let why = why
+                    .strip_prefix(&format!("{release_name}: "))
+                    .unwrap_or(&why);
+                let f = Failure::new(
+                    kind,
+                    format!("{release_name}: {why}; the installed version is unchanged"),
+                );
                 report.notes.push(f.message.clone());
                 first_failure.get_or_insert(f);
             }
@@ -389,4 +460,20 @@ pub fn install_packages(
         Some(f) => Err(f),
         None => Ok(()),
     }
+}
+
+/// An error and its sources, joined with ": ".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        // `#[error(transparent)]` wrappers repeat their inner error's text.
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }

@@ -1,26 +1,133 @@
-//! `hangar`: Air-gapped signing: key management and bundle signing with no network code linked in.
+//! `hangar`: the air-gapped half of the authors' tools. It holds master and signing keys on a
+//! machine that never touches a network, signs request bundles that `barge prepare` wrote on
+//! the online machine, and splits or recombines key backups.
 //!
-//! Not built yet. This binary is a placeholder so the workspace has its final shape; it parses
-//! `--help`/`--version` and otherwise says plainly that it does nothing yet, exiting with code 2.
+//! What it does: `key new|list|from-passphrase` (the same as barge's, via `shipyard`), `sign
+//! BUNDLE`, `backup split` and `backup combine`. What it does not do: talk to any network. No
+//! HTTP, TLS, DNS or socket crate is linked in (a test runs `cargo tree -p hangar` and fails if
+//! one appears); bundles travel on removable media.
+//!
+//! The process makes itself non-dumpable with a zero core-size limit before it reads any secret
+//! (`keyggdrasil::lockmem::harden_process`), and keeps unlocked key pairs and seeds in
+//! `LockedBox` (mlocked, excluded from core dumps, wiped on drop) where the OS allows it.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+mod backup;
+mod shares;
+mod sign;
 
-/// Air-gapped signing: key management and bundle signing with no network code linked in.
-///
-/// Not built yet: every invocation other than --help/--version exits with code 2.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shipyard::Error;
+use shipyard::output::{Output, warn_loudly};
+
+/// Environment variable that, set to `cheap`, makes new keys use the smallest Argon2i costs.
+/// FOR TESTS ONLY: such keys are easy to brute-force. A warning is printed each time.
+pub const TEST_KDF_ENV: &str = "HANGAR_TEST_KDF";
+
+/// hangar, for shipyard's messages and its test-KDF switch.
+pub const TOOL: shipyard::Tool = shipyard::Tool {
+    name: "hangar",
+    test_kdf_env: TEST_KDF_ENV,
+};
+
+/// Air-gapped signing: key management, bundle signing and key backups, with no network code.
 #[derive(Debug, Parser)]
 #[command(name = "hangar", version, about)]
-struct Cli {
-    /// Arguments for the commands that will exist; none are accepted yet.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
+pub struct Cli {
+    /// The folder holding `local/` (keys).
+    #[arg(long, global = true, default_value = ".")]
+    pub dir: PathBuf,
+    /// Print machine-readable JSON on stdout instead of sentences.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-fn main() -> std::process::ExitCode {
-    let _cli = Cli::parse();
-    eprintln!("hangar: not built yet; see the open issues and README.md");
-    std::process::ExitCode::from(2)
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage keys (the same commands as `barge key`, minus the ones that need the channel).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Show a request bundle, ask for confirmation and the passphrase, and write the signed bundle.
+    Sign(sign::Args),
+    /// Split a key's seed into shares, or recover it from them.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+}
+
+/// The `hangar key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Derive a new master or signing key from a passphrase (Argon2i, fresh salt).
+    New(KeyNewArgs),
+    /// List the key files in `local/`.
+    List,
+    /// Re-derive a key from its passphrase and recorded salt and costs; prints the public key.
+    FromPassphrase(shipyard::keys::FromPassphraseArgs),
+}
+
+/// Arguments of `hangar key new`.
+#[derive(Debug, clap::Args)]
+pub struct KeyNewArgs {
+    /// The supplier the key belongs to (recorded in the key file; checked when signing).
+    #[arg(long)]
+    pub supplier: Option<String>,
+    #[command(flatten)]
+    pub key: shipyard::keys::NewArgs,
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let out = Output { json: cli.json };
+    match cli.command {
+        Command::Key(KeyCommand::New(a)) => {
+            let supplier = a
+                .supplier
+                .as_deref()
+                .map(keyggdrasil::names::SupplierName::parse)
+                .transpose()
+                .map_err(|e| Error::Usage(format!("--supplier: {e}")))?;
+            shipyard::keys::new_key(&TOOL, &cli.dir, &out, supplier, a.key)
+        }
+        Command::Key(KeyCommand::List) => shipyard::keys::list(&cli.dir, &out),
+        Command::Key(KeyCommand::FromPassphrase(a)) => shipyard::keys::from_passphrase(&out, a),
+        Command::Sign(a) => sign::run(&cli.dir, &out, a),
+        Command::Backup(b) => backup::run(&cli.dir, &out, b),
+    }
+}
+
+fn main() -> ExitCode {
+    // Before anything reads a secret: no core dumps, no ptrace by same-user processes.
+    if let Err(e) = keyggdrasil::lockmem::harden_process() {
+        warn_loudly(&format!(
+            "could not disable core dumps for this process ({e}); secrets could end up in a core file"
+        ));
+    }
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hangar: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Moves an unlocked key pair into locked memory, warning loudly if the OS refused to lock it.
+pub fn lock_keypair(
+    kp: keyggdrasil::keys::KeyPair,
+) -> keyggdrasil::lockmem::LockedBox<keyggdrasil::keys::KeyPair> {
+    let boxed = keyggdrasil::lockmem::LockedBox::new(kp);
+    if !boxed.is_locked() {
+        warn_loudly(
+            "could not lock the key in memory (RLIMIT_MEMLOCK?); it may be swapped to disk",
+        );
+    }
+    boxed
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod bundle;
 pub mod encoding;
 pub mod entry;
 pub mod filesig;

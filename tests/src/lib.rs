@@ -7,6 +7,8 @@
 //! says so if a binary is missing.
 #![forbid(unsafe_code)]
 
+pub mod front;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -20,6 +22,48 @@ use keyggdrasil::wire::{
     ChannelName, Envelope, Nonce, NotaryPayload, NotaryRequest, NotaryStatus, Signed,
     SubmitRequest, SubmitResponse,
 };
+
+/// Exit codes of `continuum` (see its `main.rs`).
+pub mod exit {
+    /// Up to date or updated.
+    pub const OK: i32 = 0;
+    /// `status`: something needs attention.
+    pub const ATTENTION: i32 = 1;
+    /// Verification failed: the channel, a mirror or the peers misbehaved.
+    pub const VERIFICATION: i32 = 3;
+    /// The channel, a mirror or enough peers could not be reached.
+    pub const UNREACHABLE: i32 = 4;
+    /// Another update is running.
+    pub const BUSY: i32 = 6;
+}
+
+/// A process's stdout and stderr, as one text.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A process's exit code (-1 if it was killed by a signal).
+pub fn exit_code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Asserts that `out` exited with `code` and says each of `says` (case-insensitive); returns
+/// the text.
+pub fn assert_says(out: &Output, code: i32, says: &[&str]) -> String {
+    let t = output_text(out);
+    assert_eq!(exit_code(out), code, "{t}");
+    for s in says {
+        assert!(
+            t.to_lowercase().contains(&s.to_lowercase()),
+            "output does not say {s:?}:\n{t}"
+        );
+    }
+    t
+}
 
 /// The channel name every test channel uses.
 pub const ORIGIN: &str = "test.channel";
@@ -260,8 +304,9 @@ pub struct DataCopy {
 }
 
 /// Copies the folder `from` to `to` (which must not exist): files with their permissions,
-/// folders with their modes; sockets and other special files are skipped.
-fn copy_tree(from: &Path, to: &Path) {
+/// folders with their modes, symbolic links as links (same target); sockets and other special
+/// files are skipped.
+pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     let meta = std::fs::metadata(from).expect("meta");
     for e in std::fs::read_dir(from).expect("read_dir") {
@@ -272,6 +317,9 @@ fn copy_tree(from: &Path, to: &Path) {
             copy_tree(&e.path(), &dest);
         } else if ft.is_file() {
             std::fs::copy(e.path(), &dest).expect("copy");
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(e.path()).expect("read link");
+            std::os::unix::fs::symlink(target, &dest).expect("symlink");
         }
     }
     std::fs::set_permissions(to, meta.permissions()).expect("chmod");
@@ -382,6 +430,79 @@ impl Site {
             toml::Value::Array(vec![toml::Value::String(url.to_owned())]),
         );
         std::fs::write(&path, toml::to_string(&cfg).expect("toml")).expect("write config");
+    }
+
+    /// Edits `continuum.toml` as a TOML table (as an operator editing the file would).
+    pub fn edit_config(&self, f: impl FnOnce(&mut toml::Table)) {
+        let path = self.root.join("continuum.toml");
+        let text = std::fs::read_to_string(&path).expect("read config");
+        let mut cfg: toml::Table = text.parse().expect("parse config");
+        f(&mut cfg);
+        std::fs::write(&path, toml::to_string(&cfg).expect("toml")).expect("write config");
+    }
+
+    /// Sets `[section] key = value` in `continuum.toml`.
+    pub fn set_option(&self, section: &str, key: &str, value: impl Into<toml::Value>) {
+        let value = value.into();
+        self.edit_config(|cfg| {
+            let t = cfg
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .expect("a table");
+            t.insert(key.to_owned(), value);
+        });
+    }
+
+    /// Sets the update policy of every tracked package (`all`, `minor`, `patch`, `=X.Y.Z`).
+    pub fn set_policy(&self, policy: &str) {
+        self.edit_config(|cfg| {
+            for p in cfg
+                .get_mut("package")
+                .and_then(|p| p.as_array_mut())
+                .expect("tracked packages")
+            {
+                p.as_table_mut()
+                    .expect("a [[package]] table")
+                    .insert("policy".into(), toml::Value::String(policy.into()));
+            }
+        });
+    }
+
+    /// The installed version of `supplier/package` per the `installed` table, if any.
+    pub fn installed_version(&self, supplier: &str, package: &str) -> Option<String> {
+        let db = rusqlite::Connection::open(self.root.join("site.db")).expect("db");
+        db.query_row(
+            "SELECT version FROM installed WHERE supplier = ?1 AND package = ?2",
+            [supplier, package],
+            |r| r.get(0),
+        )
+        .ok()
+    }
+
+    /// Entries in the site's accepted log.
+    pub fn accepted_size(&self) -> i64 {
+        rusqlite::Connection::open(self.root.join("site.db"))
+            .expect("db")
+            .query_row("SELECT COUNT(*) FROM log_entries", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    /// Runs `continuum update` and asserts a refusal: the exit code, that the output says
+    /// each of `says` (case-insensitive) and that the site was left as it was, and that the
+    /// site's files and database ([`Site::snapshot`]) are exactly as before. Returns the text.
+    pub fn assert_update_refused(&self, code: i32, says: &[&str]) -> String {
+        let before = self.snapshot();
+        let out = self.run(&["update"]);
+        let t = assert_says(&out, code, says);
+        // Shown with --nocapture, to read what an operator would see.
+        println!("refused as expected (exit {code}):\n{t}");
+        assert!(t.contains("the site was left as it was"), "{t}");
+        assert!(
+            self.snapshot() == before,
+            "the site changed although the update failed:\n{t}"
+        );
+        t
     }
 
     /// Removes the peer with this URL.

@@ -740,3 +740,51 @@ fn peer_that_saw_another_log_disagrees() {
     );
     assert!(installed_file(&site).contains("1.0.0 common"));
 }
+
+/// Every peer follows a stale mirror (a copy of the channel that has not received the newest
+/// release yet): asked about the site's new size, each answers a signed "behind". A "behind"
+/// counts as no answer, never as a confirmation: pop-off reaches the site's own size, nothing
+/// is applied, and the site exits 4 (try again later), not 3 (no one contradicted the
+/// channel). Once the stale mirror has the entry too, the same update goes through.
+#[test]
+fn peers_behind_confirm_nothing() {
+    let (mut a, acme) = channel_with_release();
+    let stale = a.fork_copy();
+    let ns = notaries(&stale, 3);
+    let site = site_with_peers(&a, &ns.iter().collect::<Vec<_>>());
+    ok(&site, &["install", "acme/hello"]);
+    assert_eq!(accepted_size(&site), 3);
+
+    let newer = archive("1.1.0", "newer");
+    let entry = acme.release(&acme.signing, "hello", "1.1.0", &newer);
+    a.submit(&entry);
+    a.upload("acme", "hello", "1.1.0", &newer);
+    for n in &ns {
+        assert!(
+            matches!(n.ask_notary(4), NotaryStatus::Behind { observed: 3 }),
+            "a notary on the stale mirror should be behind at size 4"
+        );
+    }
+    let t = assert_refused(
+        &site,
+        EXIT_UNREACHABLE,
+        &[
+            "peers did not confirm size 4",
+            "behind",
+            "nothing was applied",
+        ],
+    );
+    assert!(
+        !t.contains("size 3"),
+        "pop-off went below the site's size:\n{t}"
+    );
+    assert_eq!(accepted_size(&site), 3);
+    assert!(installed_file(&site).contains("1.0.0 common"));
+
+    // The stale mirror syncs the entry: the peers now confirm size 4.
+    stale.submit(&entry);
+    stale.upload("acme", "hello", "1.1.0", &newer);
+    let t = text(&ok(&site, &["update"]));
+    assert!(t.contains("confirmed by"), "{t}");
+    assert!(installed_file(&site).contains("1.1.0 newer"));
+}

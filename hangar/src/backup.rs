@@ -1,0 +1,347 @@
+//! `hangar backup split|combine`: Shamir secret sharing of a key's 32-byte seed.
+//!
+//! `split` unlocks a key (asking its passphrase), takes its Ed25519 seed and deals N shares of
+//! which any K recover it (`blahaj`, a maintained fork of `sharks`, over GF(256)). Each share is
+//! printed as 32 words (see [`crate::shares`]) carrying a share id, the threshold, a random split
+//! id and a checksum; with `--out-dir` the shares go to `share-<id>-of-<n>.txt` files, 0600 in a
+//! 0700 folder, instead of stdout.
+//!
+//! `combine` reads shares (from files or stdin, one per line; lines starting with `#` are
+//! ignored), refuses corrupt shares, shares of different splits, duplicates and too few shares,
+//! recovers the seed, checks that it gives the expected public key, and only then writes a
+//! plain key file (0600 in a 0700 folder). The seed sits in a `LockedBox`; blahaj's own share
+//! buffers are heap vectors it zeroizes on drop but that are not mlocked.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use blahaj::{Share as SharkShare, Sharks};
+use keyggdrasil::keyfile::{KeyFile, KeyRole};
+use keyggdrasil::keys::{KeyPair, PublicKey};
+use keyggdrasil::lockmem::LockedBox;
+use keyggdrasil::names::SupplierName;
+use keyggdrasil::secretfile::{ensure_private_dir, write_secret_file};
+use shipyard::keys::{local_dir, read_key_file, role_name, unlock};
+use shipyard::output::{Output, warn_loudly};
+use shipyard::{Error, failed};
+use zeroize::Zeroizing;
+
+use crate::shares::Share;
+
+/// Largest share input read from stdin or a file.
+const MAX_SHARE_INPUT: u64 = 256 * 1024;
+
+/// The `hangar backup` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum BackupCommand {
+    /// Split a key's seed into N shares, any K of which recover it.
+    Split(SplitArgs),
+    /// Recover a key from K shares, check it against the expected public key, write a key file.
+    Combine(CombineArgs),
+}
+
+/// Arguments of `hangar backup split`.
+#[derive(Debug, clap::Args)]
+pub struct SplitArgs {
+    /// The key file whose seed to split.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// How many shares recover the key (2..=N).
+    #[arg(long)]
+    pub threshold: u8,
+    /// How many shares to make (K..=255).
+    #[arg(long)]
+    pub shares: u8,
+    /// Write each share to its own 0600 file in this (new or private) folder instead of stdout.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Read the key's passphrase from standard input.
+    #[arg(long)]
+    pub passphrase_stdin: bool,
+}
+
+/// Role of the recovered key.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// A master key.
+    Master,
+    /// A signing key.
+    Signing,
+}
+
+/// Arguments of `hangar backup combine`.
+#[derive(Debug, clap::Args)]
+pub struct CombineArgs {
+    /// The public key (64 hex) the recovered seed must give; nothing is written otherwise.
+    #[arg(long)]
+    pub expect: String,
+    /// Where to write the recovered (plain, 0600) key file (default: local/<role>-<fingerprint>.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The role recorded in the key file.
+    #[arg(long, value_enum, default_value = "master")]
+    pub role: RoleArg,
+    /// The supplier recorded in the key file.
+    #[arg(long)]
+    pub supplier: Option<String>,
+    /// Files holding shares, one per line (default: read the shares from standard input).
+    pub files: Vec<PathBuf>,
+}
+
+/// Runs a `hangar backup` subcommand.
+pub fn run(dir: &Path, out: &Output, cmd: BackupCommand) -> Result<(), Error> {
+    match cmd {
+        BackupCommand::Split(a) => split(out, a),
+        BackupCommand::Combine(a) => combine(dir, out, a),
+    }
+}
+
+fn split(out: &Output, a: SplitArgs) -> Result<(), Error> {
+    if a.threshold < 2 || a.threshold > a.shares {
+        return Err(Error::Usage(format!(
+            "the threshold must be at least 2 and at most the number of shares (got {} of {})",
+            a.threshold, a.shares
+        )));
+    }
+    let file = read_key_file(&a.key)?;
+    if let Some(d) = &a.out_dir {
+        ensure_private_dir(d).map_err(|e| Error::Failed(e.to_string()))?;
+        for id in 1..=a.shares {
+            let p = share_path(d, id, a.shares);
+            if p.exists() {
+                return Err(Error::Usage(format!(
+                    "{} exists already; use an empty folder",
+                    p.display()
+                )));
+            }
+        }
+    }
+    let kp = crate::lock_keypair(unlock(&file, a.passphrase_stdin)?);
+    let seed = LockedBox::new(*kp.seed());
+    drop(kp);
+    let split_id: [u8; 4] = keyggdrasil::random::bytes();
+    let mut shares = Vec::with_capacity(usize::from(a.shares));
+    for s in Sharks(a.threshold)
+        .dealer(&seed[..])
+        .take(usize::from(a.shares))
+    {
+        let mut value = Zeroizing::new([0u8; 32]);
+        if s.y.len() != 32 {
+            return Err(Error::Failed(
+                "the secret sharing gave a share of the wrong size".into(),
+            ));
+        }
+        for (v, y) in value.iter_mut().zip(s.y.iter()) {
+            *v = y.0;
+        }
+        shares.push(Share {
+            split_id,
+            threshold: a.threshold,
+            id: s.x.0,
+            value,
+        });
+    }
+    drop(seed);
+    let split_hex = hex::encode(split_id);
+    let mut rows = Vec::new();
+    match &a.out_dir {
+        Some(d) => {
+            for s in &shares {
+                let p = share_path(d, s.id, a.shares);
+                let text = Zeroizing::new(format!(
+                    "# hangar backup share {} of {} (any {} recover key {}; split {split_hex})\n{}\n",
+                    s.id,
+                    a.shares,
+                    a.threshold,
+                    file.public_key.fingerprint(),
+                    s.to_words().as_str()
+                ));
+                write_secret_file(&p, text.as_bytes(), false)
+                    .map_err(|e| Error::Failed(e.to_string()))?;
+                rows.push(serde_json::json!({"id": s.id, "file": p}));
+            }
+            out.say(format!(
+                "Wrote {} shares to {} (any {} recover key {}).",
+                a.shares,
+                d.display(),
+                a.threshold,
+                file.public_key.fingerprint()
+            ));
+        }
+        None => {
+            if !out.json {
+                warn_loudly(
+                    "the shares below are secret. Write each on paper for a different keeper; \
+                     do not store them together.",
+                );
+            }
+            for s in &shares {
+                out.say(format!(
+                    "# share {} of {} (any {} recover key {}; split {split_hex})\n{}",
+                    s.id,
+                    a.shares,
+                    a.threshold,
+                    file.public_key.fingerprint(),
+                    s.to_words().as_str()
+                ));
+                rows.push(serde_json::json!({"id": s.id, "words": s.to_words().as_str()}));
+            }
+        }
+    }
+    out.json(serde_json::json!({
+        "public_key": file.public_key.to_hex(),
+        "split_id": split_hex,
+        "threshold": a.threshold,
+        "shares": rows,
+    }));
+    Ok(())
+}
+
+fn share_path(dir: &Path, id: u8, n: u8) -> PathBuf {
+    dir.join(format!("share-{id}-of-{n}.txt"))
+}
+
+fn read_input(files: &[PathBuf]) -> Result<Zeroizing<String>, Error> {
+    let mut text = Zeroizing::new(String::new());
+    if files.is_empty() {
+        std::io::stdin()
+            .lock()
+            .take(MAX_SHARE_INPUT)
+            .read_to_string(&mut text)
+            .map_err(failed("could not read shares from stdin"))?;
+    }
+    for f in files {
+        let file = std::fs::File::open(f)
+            .map_err(|e| Error::Usage(format!("could not open {}: {e}", f.display())))?;
+        let mut part = Zeroizing::new(String::new());
+        file.take(MAX_SHARE_INPUT)
+            .read_to_string(&mut part)
+            .map_err(failed(format!("could not read {}", f.display())))?;
+        text.push_str(&part);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
+    let expect = PublicKey::from_hex(&a.expect)
+        .map_err(|e| Error::Usage(format!("--expect is not a public key: {e}")))?;
+    let supplier = a
+        .supplier
+        .as_deref()
+        .map(SupplierName::parse)
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--supplier: {e}")))?;
+    let role = match a.role {
+        RoleArg::Master => KeyRole::Master,
+        RoleArg::Signing => KeyRole::Signing,
+    };
+    let text = read_input(&a.files)?;
+    let mut shares: Vec<Share> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let s = Share::from_words(line).map_err(|e| {
+            Error::Invalid(format!(
+                "share on line {} is corrupt: {e}; nothing was written",
+                n + 1
+            ))
+        })?;
+        shares.push(s);
+    }
+    let first = shares.first().ok_or_else(|| {
+        Error::Usage(
+            "no shares given: write them on stdin, one per line, or name share files".into(),
+        )
+    })?;
+    let (split_id, threshold) = (first.split_id, first.threshold);
+    if shares
+        .iter()
+        .any(|s| s.split_id != split_id || s.threshold != threshold)
+    {
+        return Err(Error::Invalid(
+            "these shares come from different splits (their split ids or thresholds differ); use \
+             shares of one split only; nothing was written"
+                .into(),
+        ));
+    }
+    let ids: BTreeSet<u8> = shares.iter().map(|s| s.id).collect();
+    if ids.len() != shares.len() {
+        return Err(Error::Usage(
+            "the same share was given twice; give distinct shares; nothing was written".into(),
+        ));
+    }
+    if threshold < 2 || shares.len() < usize::from(threshold) {
+        return Err(Error::Invalid(format!(
+            "too few shares: {} needed, {} given; nothing was written",
+            threshold,
+            shares.len()
+        )));
+    }
+    let sharks: Vec<SharkShare> = shares
+        .iter()
+        .map(|s| {
+            let mut bytes = Zeroizing::new(Vec::with_capacity(33));
+            bytes.push(s.id);
+            bytes.extend_from_slice(&s.value[..]);
+            SharkShare::try_from(&bytes[..])
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Invalid(format!("bad share: {e}")))?;
+    let recovered = Zeroizing::new(
+        Sharks(threshold)
+            .recover(&sharks)
+            .map_err(|e| Error::Invalid(format!("could not recover the seed: {e}")))?,
+    );
+    drop(sharks);
+    let mut seed = LockedBox::new([0u8; 32]);
+    if recovered.len() != 32 {
+        return Err(Error::Invalid(
+            "the recovered seed has the wrong length".into(),
+        ));
+    }
+    seed.copy_from_slice(&recovered);
+    drop(recovered);
+    let kp = crate::lock_keypair(
+        KeyPair::from_seed(&seed)
+            .map_err(|e| Error::Invalid(format!("bad recovered seed: {e}")))?,
+    );
+    drop(seed);
+    if kp.public() != expect {
+        return Err(Error::Invalid(format!(
+            "the shares recover key {}, not the expected {}: wrong shares or wrong --expect; \
+             nothing was written",
+            kp.public().fingerprint(),
+            expect.fingerprint()
+        )));
+    }
+    let path = match a.out {
+        Some(p) => p,
+        None => {
+            let local = local_dir(dir);
+            ensure_private_dir(&local).map_err(|e| Error::Failed(e.to_string()))?;
+            local.join(format!("{}-{}.json", role_name(role), expect.fingerprint()))
+        }
+    };
+    let file = KeyFile::plain(role, supplier, &kp);
+    drop(kp);
+    write_secret_file(&path, &file.to_bytes(), false).map_err(|e| Error::Failed(e.to_string()))?;
+    out.say(format!(
+        "Recovered {} key {} from {} shares.\nkey file: {} (holds the secret seed: keep it on this machine)",
+        role_name(role),
+        expect.fingerprint(),
+        shares.len(),
+        path.display()
+    ));
+    out.json(serde_json::json!({
+        "role": role_name(role),
+        "public_key": expect.to_hex(),
+        "fingerprint": expect.fingerprint(),
+        "file": path,
+        "shares_used": shares.len(),
+    }));
+    Ok(())
+}

@@ -1,0 +1,634 @@
+//! The demo's steps, in order. Every fact printed comes from the binaries' own output (their
+//! `--json` answers) or from the files they wrote; every step checks that what happened is
+//! what should have, and a step that does not behave ends the demo with an error.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::Cli;
+use crate::procs::{self, World};
+
+/// Prints one paragraph, word-wrapped to [`WIDTH`] columns (explicit newlines kept).
+macro_rules! para {
+    ($($t:tt)*) => {
+        print_wrapped(&format!($($t)*))
+    };
+}
+
+/// Output width.
+const WIDTH: usize = 100;
+
+fn print_wrapped(text: &str) {
+    for line in text.lines() {
+        let mut col = 0;
+        for word in line.split(' ') {
+            let len = word.chars().count();
+            if col > 0 && col + 1 + len > WIDTH {
+                println!();
+                col = 0;
+            } else if col > 0 {
+                print!(" ");
+                col += 1;
+            }
+            print!("{word}");
+            col += len;
+        }
+        println!();
+    }
+}
+
+/// The channel's name.
+const CHANNEL: &str = "demo.channel";
+/// The supplier and package.
+const SUPPLIER: &str = "acme";
+const PACKAGE: &str = "hello";
+/// Demo passphrases: printed here on purpose; real ones are never shown or typed on a
+/// command line.
+const MASTER_PASS: &str = "demo master passphrase, not a secret";
+const SIGNING_PASS: &str = "demo signing passphrase, not a secret";
+/// The file of the sample extension that each new version changes.
+const MAIN_FILE: &str = "hello-plugin.php";
+/// continuum's exit code for "verification failed, site unchanged".
+const EXIT_VERIFICATION: i32 = 3;
+
+/// Runs the demo.
+pub fn run(cli: &Cli) -> Result<(), String> {
+    let fixture = cli.fixture.clone().unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/extensions/hello-plugin")
+    });
+    if !fixture.join(MAIN_FILE).is_file() {
+        return Err(format!(
+            "the sample extension is not at {} (no {MAIN_FILE}); pass --fixture FOLDER",
+            fixture.display()
+        ));
+    }
+    let bin = procs::find_binaries(cli.bin_dir.as_deref())?;
+    let w = World::new(bin, cli.keep)?;
+    say(&format!(
+        "keyggdrasil quickstart: everything runs on 127.0.0.1 in {} (binaries from {}).",
+        w.root.display(),
+        w.bin.display()
+    ));
+    let result = steps(&w, &fixture);
+    if let Some(line) = w.finish() {
+        say(&line);
+    }
+    result?;
+    say("Done: every step behaved as it should.");
+    Ok(())
+}
+
+fn say(text: &str) {
+    println!();
+    para!("{text}");
+}
+
+fn step(n: u32, title: &str) {
+    println!("\n== {n}. {title}");
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
+    v[key]
+        .as_str()
+        .ok_or_else(|| format!("expected a string {key:?} in {v}"))
+}
+
+fn u64_of(v: &Value, key: &str) -> Result<u64, String> {
+    v[key]
+        .as_u64()
+        .ok_or_else(|| format!("expected a number {key:?} in {v}"))
+}
+
+fn short(hex: &str) -> &str {
+    hex.get(..16).unwrap_or(hex)
+}
+
+/// One site: its folder, notary key and notary URL.
+struct SiteInfo {
+    name: &'static str,
+    dir: PathBuf,
+    notary_key: String,
+    notary_url: String,
+}
+
+fn steps(w: &World, fixture: &Path) -> Result<(), String> {
+    // 1. The channel.
+    step(1, "A channel server");
+    let channel_dir = w.root.join("channel");
+    let out = w.ok(
+        w.cmd("channel-server")
+            .args(["init", "--dir"])
+            .arg(&channel_dir)
+            .args([
+                "--name",
+                CHANNEL,
+                "--policy",
+                "open",
+                "--listen",
+                "127.0.0.1:0",
+            ]),
+        None,
+    )?;
+    let channel_key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Channel public key (sites pin this): "))
+        .map(|k| k.trim().to_owned())
+        .ok_or_else(|| format!("channel-server init did not print its public key:\n{out}"))?;
+    let mut serve = w.cmd("channel-server");
+    serve
+        .args(["serve", "--config"])
+        .arg(channel_dir.join("channel.toml"));
+    let channel_url = w.start_server("channel", serve)?;
+    para!(
+        "Channel '{CHANNEL}' started at {channel_url} (SQLite log in {}, open registration). \
+         Its public key is {channel_key}: every site and the author pin it, and accept only \
+         answers signed with it.",
+        channel_dir.join("channel.db").display()
+    );
+
+    // 2. Three sites, each also a notary for the other two.
+    step(2, "Three sites with notary endpoints");
+    let mut sites = Vec::new();
+    for name in ["site-a", "site-b", "site-c"] {
+        let dir = w.root.join(name);
+        let out = w.ok(
+            w.cmd("continuum").args(["init", "--dir"]).arg(&dir).args([
+                "--channel",
+                &channel_url,
+                "--channel-key",
+                &channel_key,
+            ]),
+            None,
+        )?;
+        let notary_key = out
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Notary public key (give it to sites that peer with you): ")
+            })
+            .map(|k| k.trim().to_owned())
+            .ok_or_else(|| format!("continuum init did not print a notary key:\n{out}"))?;
+        let mut cmd = w.cmd("continuum");
+        cmd.arg("--site")
+            .arg(&dir)
+            .args(["notary", "serve", "--listen", "127.0.0.1:0"]);
+        let notary_url = w.start_server(&format!("notary-{name}"), cmd)?;
+        para!(
+            "{name}: initialised against the pinned channel key (it read and checked the \
+             channel's signed checkpoint); notary at {notary_url}, notary key {}…",
+            short(&notary_key)
+        );
+        sites.push(SiteInfo {
+            name,
+            dir,
+            notary_key,
+            notary_url,
+        });
+    }
+    for s in &sites {
+        for p in sites.iter().filter(|p| p.name != s.name) {
+            w.ok(
+                w.cmd("continuum").arg("--site").arg(&s.dir).args([
+                    "peers",
+                    "add",
+                    &p.notary_url,
+                    &p.notary_key,
+                ]),
+                None,
+            )?;
+        }
+    }
+    para!(
+        "Each site trusts the other two as peers (URL and notary key). A notary vouches only for \
+         what the channel has shown it, and signs its answer with its own key."
+    );
+    let a = &sites[0];
+
+    // 3. The author.
+    step(3, "An author with a master key and a signing key");
+    let author = w.root.join("author");
+    w.ok(
+        w.cmd("barge")
+            .arg("--dir")
+            .arg(&author)
+            .args(["init", "--channel", &channel_url, "--channel-key"])
+            .args([&channel_key, "--supplier", SUPPLIER]),
+        None,
+    )?;
+    let mut keys = Vec::new();
+    for (role, pass) in [("--master", MASTER_PASS), ("--signing", SIGNING_PASS)] {
+        let mut cmd = w.cmd("barge");
+        cmd.arg("--dir").arg(&author).args([
+            "--json",
+            "key",
+            "new",
+            role,
+            "--level",
+            "interactive",
+            "--passphrase-stdin",
+        ]);
+        let out = w.output(&mut cmd, Some(&format!("{pass}\n")))?;
+        if !out.status.success() {
+            return Err(format!(
+                "barge key new {role} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("barge key new printed no JSON: {e}"))?;
+        let kdf = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find_map(|l| {
+                l.split_once("(Argon2i, ")
+                    .and_then(|(_, r)| r.split_once(')'))
+                    .map(|(costs, _)| costs.to_owned())
+            })
+            .unwrap_or_else(|| "interactive costs".to_owned());
+        keys.push((v, kdf));
+    }
+    let master = str_of(&keys[0].0, "public_key")?.to_owned();
+    let signing = str_of(&keys[1].0, "public_key")?.to_owned();
+    para!(
+        "Supplier '{SUPPLIER}': master key {}…, signing key {}…, each derived from a passphrase \
+         with Argon2i ({}). DEMO ONLY: the keys use the fast 'interactive' cost (barge key new \
+         --level interactive) and passphrases printed here; real master keys default to \
+         'sensitive' (8 passes over 512 MiB) and real passphrases are never shown. \
+         The key files in author/local/ hold the public key and the derivation record, no secret.",
+        short(&master),
+        short(&signing),
+        keys[0].1
+    );
+    let reg = w.json(
+        w.cmd("barge").arg("--dir").arg(&author).args([
+            "--json",
+            "key",
+            "register",
+            "--passphrase-stdin",
+        ]),
+        Some(&format!("{MASTER_PASS}\n")),
+    )?;
+    let add = w.json(
+        w.cmd("barge").arg("--dir").arg(&author).args([
+            "--json",
+            "key",
+            "add",
+            "--passphrase-stdin",
+        ]),
+        Some(&format!("{MASTER_PASS}\n")),
+    )?;
+    if str_of(&reg, "public_key")? != master || str_of(&add, "public_key")? != signing {
+        return Err("the channel logged other keys than the author's".into());
+    }
+    para!(
+        "The channel logged the master key (self-signed) at index {} and the signing key \
+         (signed by the master key) at index {}.",
+        u64_of(&reg, "index")?,
+        u64_of(&add, "index")?
+    );
+
+    // 4. Version 1.0.0.
+    step(
+        4,
+        "Publish acme/hello 1.0.0 from a git checkout of the sample extension",
+    );
+    let src = w.root.join("hello");
+    copy_tree(fixture, &src)?;
+    git(w, &src, &["init", "-q", "-b", "main"], 0)?;
+    git(w, &src, &["add", "-A"], 0)?;
+    git(w, &src, &["commit", "-q", "-m", "hello 1.0.0"], 0)?;
+    let r1 = release(w, &author, &src, "1.0.0")?;
+    check_on_disk(&channel_dir, &r1)?;
+
+    // 5. Site A installs it.
+    step(5, "site-a installs acme/hello");
+    let v1 = update(w, a, &["install", &format!("{SUPPLIER}/{PACKAGE}")])?;
+    explain_update(a, &v1, &r1, &signing)?;
+    check_installed_file(a, "1.0.0")?;
+
+    // 6. Version 1.1.0 and an update.
+    step(6, "Publish 1.1.0 and run `continuum update` on site-a");
+    bump(w, &src, "1.1.0", 1)?;
+    let r2 = release(w, &author, &src, "1.1.0")?;
+    let v2 = update(w, a, &["update"])?;
+    explain_update(a, &v2, &r2, &signing)?;
+    check_installed_file(a, "1.1.0")?;
+
+    // 7. A tampered archive.
+    step(
+        7,
+        "Publish 1.2.0, then tamper with its archive on the channel's disk",
+    );
+    bump(w, &src, "1.2.0", 2)?;
+    let r3 = release(w, &author, &src, "1.2.0")?;
+    let digest3 = str_of(&r3, "digest")?;
+    let stored = channel_dir.join("archives").join(digest3);
+    let mut bytes =
+        std::fs::read(&stored).map_err(|e| format!("could not read {}: {e}", stored.display()))?;
+    let mid = bytes.len() / 2;
+    let Some(byte) = bytes.get_mut(mid) else {
+        return Err(format!("the stored archive {} is empty", stored.display()));
+    };
+    *byte ^= 0x55;
+    std::fs::write(&stored, &bytes)
+        .map_err(|e| format!("could not write {}: {e}", stored.display()))?;
+    para!(
+        "Flipped one byte (offset {mid} of {}) of the stored archive archives/{}…, as an attacker \
+         with the channel's disk (or a mirror) could. The logged entry is untouched.",
+        bytes.len(),
+        short(digest3)
+    );
+    let mut cmd = w.cmd("continuum");
+    cmd.arg("--site").arg(&a.dir).args(["update", "--json"]);
+    let out = w.output(&mut cmd, None)?;
+    let code = out.status.code().unwrap_or(-1);
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "continuum update printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    if code != EXIT_VERIFICATION || report["outcome"] != "verification_failed" {
+        return Err(format!(
+            "the tampered archive was not refused as a verification failure (exit {code}): {report}"
+        ));
+    }
+    let reason = str_of(&report, "failure")?;
+    para!(
+        "`continuum update` on site-a exited with code {code} (verification failed, site unchanged).\n\
+         Its reason: {reason}"
+    );
+    // `status` exits 1 when something needs attention (no success for 2 days, a fork); its
+    // JSON is what we read either way.
+    let out = w.output(
+        w.cmd("continuum")
+            .arg("--site")
+            .arg(&a.dir)
+            .args(["status", "--json"]),
+        None,
+    )?;
+    let status: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "continuum status printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let pkg = status["packages"]
+        .as_array()
+        .and_then(|p| {
+            p.iter()
+                .find(|p| p["name"] == format!("{SUPPLIER}/{PACKAGE}"))
+        })
+        .ok_or_else(|| format!("status does not list {SUPPLIER}/{PACKAGE}: {status}"))?;
+    if pkg["version"] != "1.1.0" {
+        return Err(format!(
+            "after the refused update the site should still run 1.1.0: {status}"
+        ));
+    }
+    check_installed_file(a, "1.1.0")?;
+    let failures = status["failures_since_success"]
+        .as_array()
+        .map_or(0, Vec::len);
+    if failures != 1 {
+        return Err(format!(
+            "status should list the refused update as the one failure since the last success: {status}"
+        ));
+    }
+    para!(
+        "`continuum status` on site-a: {SUPPLIER}/{PACKAGE} is still 1.1.0 (previous {}), its \
+         files on disk still say 1.1.0, and it lists {failures} failed update since the last \
+         successful one (also in site-a/continuum.log).",
+        pkg["previous"].as_str().unwrap_or("none")
+    );
+    Ok(())
+}
+
+/// Runs git in `dir` with a fixed author, committer and date, and no user or system
+/// configuration, so the commit (and so the archive) is the same on every machine.
+fn git(w: &World, dir: &Path, args: &[&str], day: u32) -> Result<String, String> {
+    let date = format!("2026-01-{:02}T12:00:00Z", day + 1);
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Acme Demo")
+        .env("GIT_AUTHOR_EMAIL", "demo@acme.invalid")
+        .env("GIT_COMMITTER_NAME", "Acme Demo")
+        .env("GIT_COMMITTER_EMAIL", "demo@acme.invalid")
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date);
+    w.ok(&mut cmd, None)
+        .map_err(|e| format!("{e}\n(the demo needs git on the PATH)"))
+}
+
+/// Changes the sample extension's version line and greeting, and commits.
+fn bump(w: &World, src: &Path, version: &str, day: u32) -> Result<(), String> {
+    let path = src.join(MAIN_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("could not read {}: {e}", path.display()))?;
+    let mut changed = false;
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("* Version:") {
+                changed = true;
+                format!(" * Version: {version}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    if !changed {
+        return Err(format!("{} has no ` * Version:` line", path.display()));
+    }
+    std::fs::write(&path, text).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    git(
+        w,
+        src,
+        &["commit", "-q", "-a", "-m", &format!("hello {version}")],
+        day,
+    )?;
+    para!("Changed the version line of {MAIN_FILE} to {version} and committed.");
+    Ok(())
+}
+
+/// `barge release`; prints what the author's side checked.
+fn release(w: &World, author: &Path, src: &Path, version: &str) -> Result<Value, String> {
+    let r = w.json(
+        w.cmd("barge")
+            .arg("--dir")
+            .arg(author)
+            .args(["--json", "release"])
+            .arg(src)
+            .args([
+                "--package",
+                PACKAGE,
+                "--version",
+                version,
+                "--passphrase-stdin",
+            ]),
+        Some(&format!("{SIGNING_PASS}\n")),
+    )?;
+    if r["included"] != true || r["version"] != version {
+        return Err(format!("barge release did not confirm the release: {r}"));
+    }
+    para!(
+        "barge built a reproducible archive of commit {} ({} bytes, BLAKE2b-512 {}…), \
+         signed it with the signing key, submitted the release entry (logged at index {}), \
+         uploaded the archive, and checked the inclusion proof of its entry against the \
+         channel-signed checkpoint (log size {}, root {}…).",
+        short(str_of(&r, "commit")?),
+        u64_of(&r, "size")?,
+        short(str_of(&r, "digest")?),
+        u64_of(&r, "index")?,
+        u64_of(&r, "checkpoint_size")?,
+        short(str_of(&r, "root")?),
+    );
+    Ok(r)
+}
+
+/// The channel stores archives by digest: check the one just released is there.
+fn check_on_disk(channel_dir: &Path, r: &Value) -> Result<(), String> {
+    let p = channel_dir.join("archives").join(str_of(r, "digest")?);
+    if !p.is_file() {
+        return Err(format!(
+            "the channel did not store the archive at {}",
+            p.display()
+        ));
+    }
+    Ok(())
+}
+
+/// `continuum --site A <args> --json`, which must succeed.
+fn update(w: &World, site: &SiteInfo, args: &[&str]) -> Result<Value, String> {
+    let v = w.json(
+        w.cmd("continuum")
+            .arg("--site")
+            .arg(&site.dir)
+            .args(args)
+            .arg("--json"),
+        None,
+    )?;
+    if v["outcome"] != "ok" {
+        return Err(format!("continuum {args:?} did not succeed: {v}"));
+    }
+    Ok(v)
+}
+
+/// Prints what the site verified in one update, and checks it installed `release`.
+fn explain_update(
+    site: &SiteInfo,
+    v: &Value,
+    release: &Value,
+    signing: &str,
+) -> Result<(), String> {
+    let c = v["channels"]
+        .as_array()
+        .and_then(|c| c.first())
+        .ok_or_else(|| format!("no channel in the report: {v}"))?;
+    let before = u64_of(c, "size_before")?;
+    let after = u64_of(c, "size_after")?;
+    let root = str_of(c, "root")?;
+    let (agreed, needed, total) = (
+        u64_of(c, "peers_agreed")?,
+        u64_of(c, "peers_needed")?,
+        u64_of(c, "peers_total")?,
+    );
+    if after != u64_of(release, "checkpoint_size")?
+        || root != str_of(release, "root")?
+        || agreed < needed
+        || needed == 0
+    {
+        return Err(format!(
+            "the site did not accept the log up to the release: {v}"
+        ));
+    }
+    para!(
+        "{} verified the channel's signed answer (signature by the pinned key, bound to the fresh \
+         random nonce it sent), recomputed the Merkle root over its {before} accepted + {} new \
+         entries = {after} (root {}…, the root of the author's checkpoint), and {agreed} of its {total} peers, asked in random order, confirmed \
+         the same root (needed: max(1, ⌈ln {total}⌉) = {needed}; it stops asking once enough agree). It \
+         then replayed the key rules over the new entries and stored them, all or nothing.",
+        site.name,
+        after - before,
+        short(root),
+    );
+    let inst = c["installed"]
+        .as_array()
+        .and_then(|i| i.first())
+        .ok_or_else(|| format!("nothing was installed: {v}"))?;
+    let digest = str_of(inst, "digest")?;
+    if digest != str_of(release, "digest")?
+        || inst["version"] != release["version"]
+        || str_of(inst, "signer")? != signing
+    {
+        return Err(format!(
+            "installed something other than the release just published: {inst}"
+        ));
+    }
+    para!(
+        "Installed {} {}: the downloaded archive has the logged size ({} bytes) and \
+         BLAKE2b-512 {}…, and its signature verifies with signing key {}…, which the log \
+         shows the master key added and nobody revoked{}.",
+        str_of(inst, "package")?,
+        str_of(inst, "version")?,
+        u64_of(inst, "size")?,
+        short(digest),
+        short(signing),
+        match inst["previous"].as_str() {
+            Some(p) => format!("; {p} is kept for rollback"),
+            None => String::new(),
+        }
+    );
+    Ok(())
+}
+
+/// The installed copy of the main file must carry `version`.
+fn check_installed_file(site: &SiteInfo, version: &str) -> Result<(), String> {
+    let p = site
+        .dir
+        .join("packages")
+        .join(SUPPLIER)
+        .join(PACKAGE)
+        .join("current")
+        .join(MAIN_FILE);
+    let text = std::fs::read_to_string(&p)
+        .map_err(|e| format!("could not read the installed {}: {e}", p.display()))?;
+    if !text.contains(&format!("Version: {version}")) {
+        return Err(format!(
+            "{} does not say Version: {version}:\n{text}",
+            p.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Copies a folder (files with their permissions; symlinks and special files are refused,
+/// the sample has none).
+fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("could not create {}: {e}", to.display()))?;
+    let rd =
+        std::fs::read_dir(from).map_err(|e| format!("could not list {}: {e}", from.display()))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| format!("could not list {}: {e}", from.display()))?;
+        let path = entry.path();
+        let ft = entry
+            .file_type()
+            .map_err(|e| format!("could not stat {}: {e}", path.display()))?;
+        let dest = to.join(entry.file_name());
+        if ft.is_dir() {
+            copy_tree(&path, &dest)?;
+        } else if ft.is_file() {
+            std::fs::copy(&path, &dest)
+                .map_err(|e| format!("could not copy {}: {e}", path.display()))?;
+        } else {
+            return Err(format!(
+                "{} is neither a file nor a folder; the sample extension should hold only those",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! Passphrases: prompted on the terminal without echo, read from standard input for scripts,
+//! or generated as BIP-39 words; key derivation with a progress indicator; and the
+//! key-derivation costs, with a test-only cheap override.
+//!
+//! Passphrases are held in zeroizing memory. The terminal prompt goes through `rpassword`,
+//! which reads `/dev/tty` with echo off; its returned `String` is moved straight into a
+//! `Zeroizing` wrapper (the crate's own intermediate buffers are outside our control).
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::time::{Duration, Instant};
+
+use keyggdrasil::kdf::{
+    Derivation, Level, MAX_PASSPHRASE_LEN, SALT_LEN, WordCount, generate_passphrase,
+};
+use keyggdrasil::keys::KeyPair;
+use zeroize::Zeroizing;
+
+use crate::Tool;
+use crate::error::Error;
+use crate::output::warn_loudly;
+
+/// Reads one line from standard input (the trailing `\n` or `\r\n` removed) into zeroizing
+/// memory. The buffer is allocated up front so it never moves (no stray copies).
+pub fn read_stdin_line() -> Result<Zeroizing<Vec<u8>>, Error> {
+    let cap = MAX_PASSPHRASE_LEN + 2;
+    let mut buf = Zeroizing::new(Vec::with_capacity(cap));
+    std::io::stdin()
+        .lock()
+        .take(cap as u64)
+        .read_until(b'\n', &mut buf)
+        .map_err(|e| Error::Failed(format!("could not read the passphrase from stdin: {e}")))?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    check_length(buf, "the passphrase read from stdin is empty")
+}
+
+fn check_length(buf: Zeroizing<Vec<u8>>, empty: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    if buf.is_empty() {
+        return Err(Error::Usage(empty.to_owned()));
+    }
+    if buf.len() > MAX_PASSPHRASE_LEN {
+        return Err(Error::Usage(format!(
+            "the passphrase is longer than {MAX_PASSPHRASE_LEN} bytes"
+        )));
+    }
+    Ok(buf)
+}
+
+/// True if standard input is a terminal we may prompt on.
+pub fn can_prompt() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Asks for a passphrase on the terminal without echo.
+pub fn prompt(text: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let s = Zeroizing::new(
+        rpassword::prompt_password(text)
+            .map_err(|e| Error::Failed(format!("could not read the passphrase: {e}")))?,
+    );
+    check_length(
+        Zeroizing::new(s.as_bytes().to_vec()),
+        "the passphrase is empty",
+    )
+}
+
+/// The passphrase to unlock an existing key: standard input with `--passphrase-stdin`, else a
+/// prompt on the terminal, else a usage error.
+pub fn for_unlock(stdin: bool) -> Result<Zeroizing<Vec<u8>>, Error> {
+    if stdin {
+        read_stdin_line()
+    } else if can_prompt() {
+        prompt("Passphrase: ")
+    } else {
+        Err(Error::Usage(
+            "this key needs its passphrase and there is no terminal to ask on: pass \
+             --passphrase-stdin and write it on standard input"
+                .to_owned(),
+        ))
+    }
+}
+
+/// The passphrase for a new key and whether it was generated: generated words (`Some(12|24)`),
+/// standard input, or asked twice on the terminal.
+pub fn for_new(
+    stdin: bool,
+    generate_words: Option<&str>,
+) -> Result<(Zeroizing<Vec<u8>>, bool), Error> {
+    if let Some(n) = generate_words {
+        let words = match n {
+            "12" => WordCount::Twelve,
+            "24" => WordCount::TwentyFour,
+            other => {
+                return Err(Error::Usage(format!(
+                    "--generate-words must be 12 or 24, not {other:?}"
+                )));
+            }
+        };
+        let phrase = generate_passphrase(words).map_err(|e| Error::Failed(e.to_string()))?;
+        return Ok((Zeroizing::new(phrase.as_bytes().to_vec()), true));
+    }
+    if stdin {
+        return Ok((read_stdin_line()?, false));
+    }
+    if !can_prompt() {
+        return Err(Error::Usage(
+            "no terminal to ask for the new passphrase on: pass --passphrase-stdin (and write it \
+             on standard input) or --generate-words 12|24"
+                .to_owned(),
+        ));
+    }
+    let first = prompt("New passphrase: ")?;
+    let second = prompt("Repeat the passphrase: ")?;
+    if first.as_slice() != second.as_slice() {
+        return Err(Error::Usage(
+            "the two passphrases differ; nothing was written".to_owned(),
+        ));
+    }
+    Ok((first, false))
+}
+
+/// Shows a generated passphrase once, on stderr only, so `--json` output and logs of stdout
+/// never carry it.
+pub fn show_generated_once(pass: &[u8]) {
+    eprintln!();
+    warn_loudly(
+        "this is your new passphrase. It is shown ONCE and stored NOWHERE. \
+         Write it down on paper now; without it this key is lost.",
+    );
+    eprintln!("\n    {}\n", String::from_utf8_lossy(pass));
+}
+
+/// A fresh derivation record at `level`, or at the smallest costs when `tool.test_kdf_env` is
+/// `cheap` (with a loud warning).
+pub fn new_derivation(tool: &Tool, level: Level) -> Derivation {
+    if std::env::var(tool.test_kdf_env).as_deref() == Ok("cheap") {
+        warn_loudly(&format!(
+            "{}=cheap: deriving with the smallest Argon2i costs (ops 3, 8 KiB). \
+             FOR TESTS ONLY: such a key is easy to brute-force.",
+            tool.test_kdf_env
+        ));
+        let fresh = Derivation::new(level);
+        return Derivation::with_salt(fresh.salt, 3, 8192);
+    }
+    Derivation::new(level)
+}
+
+/// Parses a salt given in hex.
+pub fn parse_salt(text: &str) -> Result<[u8; SALT_LEN], Error> {
+    let bytes =
+        hex::decode(text).map_err(|e| Error::Usage(format!("salt is not valid hex: {e}")))?;
+    bytes.try_into().map_err(|_| {
+        Error::Usage(format!(
+            "salt must be {SALT_LEN} bytes ({} hex digits)",
+            SALT_LEN * 2
+        ))
+    })
+}
+
+/// Derivations at least this large get a progress indicator on a terminal.
+const PROGRESS_FROM_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Derives the key pair, showing a spinner with elapsed seconds on stderr while a slow
+/// derivation runs, if stderr is a terminal. Without a terminal nothing extra is printed, so
+/// logs stay clean.
+pub fn derive_with_progress(d: &Derivation, pass: &[u8]) -> Result<KeyPair, Error> {
+    let show = d.mem_limit >= PROGRESS_FROM_BYTES && std::io::stderr().is_terminal();
+    if !show {
+        return d
+            .derive_keypair(pass)
+            .map_err(|e| Error::Failed(format!("key derivation failed: {e}")));
+    }
+    let start = Instant::now();
+    let result = std::thread::scope(|s| {
+        let worker = s.spawn(|| d.derive_keypair(pass));
+        let frames = ['|', '/', '-', '\\'];
+        let mut i = 0usize;
+        while !worker.is_finished() {
+            eprint!(
+                "\r  deriving {} {:>4.1}s",
+                frames[i % frames.len()],
+                start.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+            i += 1;
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        worker.join()
+    });
+    eprintln!(
+        "\r  derived in {:.1}s          ",
+        start.elapsed().as_secs_f64()
+    );
+    match result {
+        Ok(r) => r.map_err(|e| Error::Failed(format!("key derivation failed: {e}"))),
+        Err(_) => Err(Error::Failed("the key derivation thread failed".to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salts_must_be_16_bytes_of_hex() {
+        assert_eq!(parse_salt(&"ab".repeat(16)).unwrap(), [0xab; 16]);
+        assert_eq!(parse_salt("abc").unwrap_err().exit_code(), 2);
+        assert_eq!(parse_salt(&"ab".repeat(15)).unwrap_err().exit_code(), 2);
+        assert!(parse_salt(&"zz".repeat(16)).is_err());
+    }
+
+    #[test]
+    fn generated_passphrases_have_the_asked_number_of_words() {
+        let (p, generated) = for_new(false, Some("12")).unwrap();
+        assert!(generated);
+        assert_eq!(String::from_utf8_lossy(&p).split(' ').count(), 12);
+        let (p, _) = for_new(false, Some("24")).unwrap();
+        assert_eq!(String::from_utf8_lossy(&p).split(' ').count(), 24);
+        assert!(for_new(false, Some("13")).is_err());
+    }
+
+    #[test]
+    fn cheap_test_derivation_only_with_the_variable() {
+        let tool = Tool {
+            name: "t",
+            test_kdf_env: "SHIPYARD_TEST_KDF_NEVER_SET",
+        };
+        let d = new_derivation(&tool, Level::Moderate);
+        assert_eq!((d.ops_limit, d.mem_limit), Level::Moderate.limits());
+    }
+
+    #[test]
+    fn slow_derivations_without_a_terminal_still_derive() {
+        let d = Derivation::with_salt([3; 16], 3, 8192);
+        let a = derive_with_progress(&d, b"pw").unwrap();
+        let b = d.derive_keypair(b"pw").unwrap();
+        assert_eq!(a.public(), b.public());
+    }
+}

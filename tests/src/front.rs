@@ -1,0 +1,289 @@
+//! A hostile HTTP front: a loopback HTTP/1.1 server placed before a real channel (as a mirror,
+//! a man in the middle, or a channel operator would be) that answers each request as a rule
+//! says: pass it through, answer with given bytes, never stop sending, or drip bytes slowly.
+//!
+//! With [`evil_log`], the front plays a channel that holds the channel's signing key and serves
+//! a log of its own making: the real log plus entries the real server would refuse, correctly
+//! signed, with a correct root, consistent for every `since` (sites and notaries asking it see
+//! one and the same log). Only the site's own checks stand between such a log and the site.
+//!
+//! One thread per connection, one request per connection (`Connection: close`). It does not
+//! parse request bodies: sites and notaries only `GET` from a channel; a rule may answer a
+//! `POST` itself (it is then not forwarded).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use keyggdrasil::entry::Entry;
+use keyggdrasil::keys::KeyPair;
+use keyggdrasil::merkle::{Blake2b256, MemoryStore};
+use keyggdrasil::protocol::Context;
+use keyggdrasil::wire::{Envelope, Nonce, Signed, TreeHash, UpdatePayload};
+
+use crate::agent;
+
+/// What the front does with one request.
+pub enum Answer {
+    /// Forward to the real channel (with the request's `Range` header) and relay its answer.
+    Pass,
+    /// Answer with these bytes.
+    Body {
+        /// HTTP status.
+        status: u16,
+        /// Content type.
+        content_type: String,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// `200 OK` with a body that never ends (the front gives up after 256 MiB or 60 s).
+    Endless,
+    /// `200 OK` announcing `length` bytes, then one byte every `every`, until the client hangs
+    /// up (or 120 s pass): a server that is there, but too slow to be of use.
+    Drip {
+        /// Announced body length.
+        length: u64,
+        /// Pause between bytes.
+        every: Duration,
+    },
+}
+
+/// The rule: request path (with query) to answer.
+pub type Rule = dyn Fn(&str) -> Answer + Send + Sync;
+
+/// A running front. Stops accepting when dropped.
+pub struct Front {
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    addr: SocketAddr,
+    /// Bytes written of the last endless or dripped body before the client hung up.
+    pub sent: Arc<AtomicU64>,
+    /// Requests seen, as `METHOD PATH`.
+    pub seen: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Front {
+    /// Starts a front before the channel at `upstream`, answering as `rule` says.
+    pub fn start(upstream: &str, rule: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let rule: Arc<Rule> = Arc::new(rule);
+        let sent = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, up, se, sn) = (
+            stop.clone(),
+            upstream.to_owned(),
+            sent.clone(),
+            seen.clone(),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                let (rule, up, se, sn) = (rule.clone(), up.clone(), se.clone(), sn.clone());
+                std::thread::spawn(move || {
+                    let _ = handle(conn, &up, &*rule, &se, &sn);
+                });
+            }
+        });
+        Self {
+            url: format!("http://{addr}"),
+            addr,
+            sent,
+            seen,
+            stop,
+        }
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn respond(conn: &mut TcpStream, status: u16, ct: &str, body: &[u8]) -> std::io::Result<()> {
+    write!(
+        conn,
+        "HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    conn.write_all(body)?;
+    conn.flush()
+}
+
+/// Fetches `path` from the real channel: status, content type, body.
+pub fn forward(upstream: &str, path: &str, range: Option<&str>) -> (u16, String, Vec<u8>) {
+    let mut req = agent().get(&format!("{upstream}{path}"));
+    if let Some(r) = range {
+        req = req.header("Range", r);
+    }
+    let r = req.call().expect("forward to the channel");
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let mut body = Vec::new();
+    r.into_body()
+        .into_reader()
+        .read_to_end(&mut body)
+        .expect("body");
+    (status, ct, body)
+}
+
+fn handle(
+    conn: TcpStream,
+    upstream: &str,
+    rule: &Rule,
+    sent: &AtomicU64,
+    seen: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut range = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':')
+            && k.eq_ignore_ascii_case("range")
+        {
+            range = Some(v.trim().to_owned());
+        }
+    }
+    let mut conn = conn;
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or("").to_owned();
+    let path = words.next().unwrap_or("/").to_owned();
+    if let Ok(mut s) = seen.lock() {
+        s.push(format!("{method} {path}"));
+    }
+    let answer = rule(&path);
+    // Only GETs are forwarded (sites and notaries only GET from a channel); a rule may still
+    // answer a POST itself (a slow notary, say) without reading its body.
+    if method != "GET" && matches!(answer, Answer::Pass) {
+        return respond(&mut conn, 405, "text/plain", b"GET only");
+    }
+    match answer {
+        Answer::Pass => {
+            let (status, ct, body) = forward(upstream, &path, range.as_deref());
+            respond(&mut conn, status, &ct, &body)
+        }
+        Answer::Body {
+            status,
+            content_type,
+            body,
+        } => respond(&mut conn, status, &content_type, &body),
+        Answer::Endless => {
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+            )?;
+            let chunk = vec![b'A'; 64 << 10];
+            let mut n = 0u64;
+            let started = Instant::now();
+            while n < 256 << 20 && started.elapsed() < Duration::from_secs(60) {
+                if conn.write_all(&chunk).is_err() {
+                    break;
+                }
+                n += chunk.len() as u64;
+                sent.store(n, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+        Answer::Drip { length, every } => {
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+            )?;
+            conn.flush()?;
+            let started = Instant::now();
+            let mut n = 0u64;
+            while n < length && started.elapsed() < Duration::from_secs(120) {
+                std::thread::sleep(every);
+                if conn.write_all(b" ").and_then(|()| conn.flush()).is_err() {
+                    break;
+                }
+                n += 1;
+                sent.store(n, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The value of `name` in the query of `path`.
+pub fn query<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    path.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Answers a `/v1/updates?since=S&nonce=N` request as a channel holding `key` that logged the
+/// real channel's entries followed by `extra`: the entries from `S` on, the root over the
+/// whole forged log, the request's nonce, the current time, signed with `key`. Everything a
+/// site checks on the answer itself passes; only what it checks on the entries can refuse.
+pub fn evil_log(upstream: &str, key: &KeyPair, extra: &[Entry], path: &str) -> Answer {
+    let since: u64 = query(path, "since")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let nonce = query(path, "nonce")
+        .and_then(|n| Nonce::from_hex(n).ok())
+        .unwrap_or_else(Nonce::generate);
+    let (status, _, body) = forward(
+        upstream,
+        &format!("/v1/updates?since=0&nonce={}", Nonce::generate().to_hex()),
+        None,
+    );
+    assert_eq!(status, 200, "the real channel refused: {body:?}");
+    let signed: Signed = Envelope::open(&body, 64 << 20).expect("real answer");
+    let real: UpdatePayload = serde_json::from_str(&signed.payload).expect("payload");
+    assert_eq!(real.size, real.tree_size, "the test log fits one page");
+    let mut log = real.entries.clone();
+    log.extend(
+        extra
+            .iter()
+            .map(|e| String::from_utf8(e.as_bytes().to_vec()).expect("ascii entry")),
+    );
+    let mut tree = MemoryStore::new();
+    for e in &log {
+        tree.append(&Blake2b256, e.as_bytes()).expect("append");
+    }
+    let size = log.len() as u64;
+    let payload = UpdatePayload {
+        nonce,
+        since,
+        size,
+        root: TreeHash(tree.root(&Blake2b256).expect("root")),
+        tree_size: size,
+        entries: log
+            .get(usize::try_from(since).unwrap_or(usize::MAX)..)
+            .unwrap_or(&[])
+            .to_vec(),
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+        ..real
+    };
+    let data = Signed::sign(key, Context::ChannelUpdate, &payload);
+    Answer::Body {
+        status: 200,
+        content_type: "application/json".into(),
+        body: serde_json::to_vec(&Envelope::Ok { data }).expect("json"),
+    }
+}
