@@ -48,3 +48,27 @@ fn entry_sign_refuses_a_body_that_parse_refuses() {
     bytes.extend_from_slice(&[b'0'; 128]);
     assert!(matches!(Entry::parse(&bytes), Err(EntryError::Version(0))));
 }
+
+/// Found by the `bundle` target: a request bundle whose body has `"v":0` parsed, and signing it
+/// wrote a signed bundle that `Bundle::parse` refused. `Bundle::parse` now refuses such a request
+/// when it is read (`EntryBody::validate`), before anyone is shown it or asked to sign it; signing
+/// it is refused too (`entry_sign_refuses_a_body_that_parse_refuses`).
+#[test]
+fn a_bundle_request_with_an_unparseable_body_is_refused() {
+    use keyggdrasil::bundle::{Bundle, BundleError, append_checksum};
+    let input = fixture("bundle-sign-version-0.bin");
+    // Selector byte 1: the fuzz target appends the checksum line itself.
+    assert_eq!(input[0], 1);
+    let file = append_checksum(input[1..].to_vec());
+    match Bundle::parse(&file) {
+        Err(BundleError::Inconsistent(message)) => {
+            assert!(message.contains("version 0"), "{message}")
+        }
+        other => panic!("expected the request to be refused, got {other:?}"),
+    }
+    // The same request with a version-1 body is accepted: only the version was wrong.
+    let fixed = String::from_utf8(input[1..].to_vec())
+        .unwrap()
+        .replace(r#"{\"v\":0,"#, r#"{\"v\":1,"#);
+    Bundle::parse(&append_checksum(fixed.into_bytes())).unwrap();
+}
