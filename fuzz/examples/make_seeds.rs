@@ -9,6 +9,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use keyggdrasil::archive::{ArchiveLimits, Manifest, build_archive};
+use keyggdrasil::bundle::{Bundle, Kind, ReleaseRequest, Request};
 use keyggdrasil::entry::{Claim, Digest512, Entry, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::kdf::Derivation;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
@@ -365,6 +366,96 @@ fn archive_seeds(dir: &Path, root: &Path) -> Res {
     Ok(())
 }
 
+/// Request and signed bundles of every kind, signed with the bundle target's fixed keys 1, 2 and 3.
+/// Each is written whole (selector 0) and without its checksum line (selector 1).
+fn bundle_seeds(dir: &Path, entries: &[Entry]) -> Res {
+    let (m1, m2, s) = (key(1)?, key(2)?, key(3)?);
+    let origin = ChannelName::parse("plugins.example.org")?;
+    let acme = SupplierName::parse("acme")?;
+    let archive = b"zip bytes";
+    let (size, digest, keyed) = keyggdrasil::filesig::digest_both(&s.public(), &archive[..])?;
+    let body_of = |i: usize| String::from_utf8_lossy(entries[i].body_bytes()).into_owned();
+    let requests = [
+        (
+            "key-add",
+            Request::new(
+                origin.clone(),
+                acme.clone(),
+                Kind::KeyAdd,
+                m1.public(),
+                Some(body_of(2)),
+                None,
+            ),
+            &m1,
+        ),
+        (
+            "key-revoke",
+            Request::new(
+                origin.clone(),
+                acme.clone(),
+                Kind::KeyRevoke,
+                m2.public(),
+                Some(body_of(6)),
+                None,
+            ),
+            &m2,
+        ),
+        (
+            "release-revoke",
+            Request::new(
+                origin.clone(),
+                acme.clone(),
+                Kind::ReleaseRevoke,
+                s.public(),
+                Some(body_of(5)),
+                None,
+            ),
+            &s,
+        ),
+        (
+            "release",
+            Request::new(
+                origin.clone(),
+                acme.clone(),
+                Kind::Release,
+                s.public(),
+                None,
+                Some(ReleaseRequest {
+                    package: PackageName::parse("hello")?,
+                    version: Version::parse("1.0.0")?,
+                    archive: "hello-1.0.0.zip".into(),
+                    size,
+                    digest: Digest512(digest),
+                    keyed_digest: Digest512(keyed),
+                    commit: GitCommit::parse(&"a".repeat(40))?,
+                }),
+            ),
+            &s,
+        ),
+    ];
+    for (name, req, kp) in requests {
+        let file = match Bundle::request_file(&req) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("skipping bundle seed {name}: {e}");
+                continue;
+            }
+        };
+        let signed = Bundle::parse(&file)?.sign(kp)?;
+        for (suffix, bytes) in [("request", &file), ("signed", &signed)] {
+            write(dir, &format!("{name}-{suffix}"), &prefixed(0, bytes))?;
+            let text = std::str::from_utf8(bytes)?;
+            let cut = text.rfind("checksum ").unwrap_or(text.len());
+            write(
+                dir,
+                &format!("{name}-{suffix}-nosum"),
+                &prefixed(1, &bytes[..cut]),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Res {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let corpus = root.join("fuzz/corpus");
@@ -373,6 +464,7 @@ fn main() -> Res {
     wire_seeds(&corpus.join("wire"), &entries)?;
     keyfile_seeds(&corpus.join("keyfile"))?;
     archive_seeds(&corpus.join("archive"), &root)?;
+    bundle_seeds(&corpus.join("bundle"), &entries)?;
     println!("seeds written under {}", corpus.display());
     Ok(())
 }
