@@ -108,7 +108,6 @@ pub fn read_key_file(path: &Path) -> Result<KeyFile, Error> {
 }
 
 /// All key files in `local/`, sorted by name.
-#[allow(dead_code)] // kept for other subcommands
 pub fn all_keys(dir: &Path) -> Result<Vec<(PathBuf, KeyFile)>, Error> {
     shipyard::keys::all_keys(dir).map_err(from_shipyard)
 }

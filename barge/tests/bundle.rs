@@ -5,50 +5,27 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::*;
 use serde_json::Value;
 
-fn sibling_binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_barge"))
-        .parent()
-        .expect("target dir")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p {name}` first)",
-        path.display()
-    );
-    path
-}
-
 fn run(bin: &Path, env: (&str, &str), dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(bin)
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env(env.0, env.1)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(s) = stdin {
-        // The program may refuse before reading; a broken pipe is not a test failure.
-        let _ = input.write_all(s.as_bytes());
-    }
-    drop(input);
-    child.wait_with_output().expect("output")
+    run_with_stdin(
+        Command::new(bin)
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .env(env.0, env.1),
+        stdin,
+    )
 }
 
 fn hangar(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     run(
-        &sibling_binary("hangar"),
+        &bin("hangar"),
         ("HANGAR_TEST_KDF", "cheap"),
         dir,
         args,
@@ -82,7 +59,7 @@ fn author(ch: &Server) -> Author {
             "--channel",
             &ch.base,
             "--channel-key",
-            &ch.key,
+            &ch.key.to_hex(),
             "--supplier",
             "acme",
         ],
@@ -163,6 +140,49 @@ fn publish(a: &Author, signed: &Path) -> Output {
     )
 }
 
+/// `barge prepare release SRC --package hello --version VERSION`: the answer, the bundle and
+/// the archive.
+fn prepare_release(a: &Author, src: &Path, version: &str) -> (Value, PathBuf, PathBuf) {
+    let p = prepare(
+        a,
+        &[
+            "release",
+            src.to_str().expect("utf8"),
+            "--package",
+            "hello",
+            "--version",
+            version,
+        ],
+    );
+    let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
+    let archive = PathBuf::from(p["archive"].as_str().expect("archive"));
+    (p, bundle, archive)
+}
+
+/// `barge prepare revoke KEY --reason REASON` for the author's signing key.
+fn prepare_revoke_signing(a: &Author, reason: &str) -> Value {
+    let p = prepare(
+        a,
+        &[
+            "revoke",
+            a.signing["public_key"].as_str().expect("pk"),
+            "--reason",
+            reason,
+        ],
+    );
+    assert_eq!(p["kind"], "key-revoke");
+    p
+}
+
+/// `barge prepare key-add` of the master key, signed by itself (its registration).
+fn prepare_master_key_add(a: &Author) -> Value {
+    let master_file = a.master["file"].as_str().expect("file");
+    prepare(
+        a,
+        &["key-add", "--key", master_file, "--master-key", master_file],
+    )
+}
+
 fn prepare(a: &Author, args: &[&str]) -> Value {
     let mut all = vec!["--json", "prepare"];
     all.extend_from_slice(args);
@@ -173,13 +193,9 @@ fn prepare(a: &Author, args: &[&str]) -> Value {
 fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
     let ch = start();
     let a = author(&ch);
-    let master_file = a.master["file"].as_str().expect("file");
 
     // 1. The master key registers itself (self-signed key-add).
-    let p = prepare(
-        &a,
-        &["key-add", "--key", master_file, "--master-key", master_file],
-    );
+    let p = prepare_master_key_add(&a);
     assert_eq!(p["kind"], "key-add");
     let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
     // An unsigned bundle cannot be published.
@@ -196,20 +212,8 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
 
     // 3. A release.
     let src = source_repo();
-    let p = prepare(
-        &a,
-        &[
-            "release",
-            src.path().to_str().expect("utf8"),
-            "--package",
-            "hello",
-            "--version",
-            "1.0.0",
-        ],
-    );
+    let (p, bundle, archive) = prepare_release(&a, src.path(), "1.0.0");
     assert_eq!(p["signer"], a.signing["public_key"]);
-    let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
-    let archive = PathBuf::from(p["archive"].as_str().expect("archive"));
     let signed = sign_on_airgap(&a, &bundle, Some(&archive));
     let r = json(&publish(&a, &signed));
     assert_eq!(r["package"], "hello");
@@ -240,19 +244,7 @@ fn prepare_sign_publish_round_trip_and_every_tampering_is_refused() {
 
     // 4. Tampering, on a second release.
     git(src.path(), &["commit", "-q", "--allow-empty", "-m", "two"]);
-    let p = prepare(
-        &a,
-        &[
-            "release",
-            src.path().to_str().expect("utf8"),
-            "--package",
-            "hello",
-            "--version",
-            "1.0.1",
-        ],
-    );
-    let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
-    let archive = PathBuf::from(p["archive"].as_str().expect("archive"));
+    let (_, bundle, archive) = prepare_release(&a, src.path(), "1.0.1");
 
     // Tampered before signing: hangar refuses and writes nothing.
     let carried = carry(&[&bundle, &archive], a.airgap.path());
@@ -399,16 +391,7 @@ fn prepare_refuses_bad_input_and_writes_nothing() {
     refused(&o, 2, "version");
     assert!(!dist.exists() || std::fs::read_dir(&dist).expect("dist").next().is_none());
     // A revocation of another (signing) key prepares fine and hangar shows it.
-    let p = prepare(
-        &a,
-        &[
-            "revoke",
-            a.signing["public_key"].as_str().expect("pk"),
-            "--reason",
-            "retired",
-        ],
-    );
-    assert_eq!(p["kind"], "key-revoke");
+    let p = prepare_revoke_signing(&a, "retired");
     let carried = carry(
         &[Path::new(p["bundle"].as_str().expect("b"))],
         a.airgap.path(),
@@ -427,4 +410,125 @@ fn prepare_refuses_bad_input_and_writes_nothing() {
     assert_eq!(v["key"], a.signing["public_key"]);
     assert_eq!(v["reason"], "retired");
     assert_eq!(v["fingerprint"], p["fingerprint"]);
+}
+
+#[test]
+fn a_key_revocation_signed_on_the_airgap_reaches_the_log() {
+    let ch = start();
+    let a = author(&ch);
+    // Register the master key, then the signing key, through the bundle flow.
+    let p = prepare_master_key_add(&a);
+    let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
+    ok(&publish(&a, &signed));
+    let p = prepare(&a, &["key-add"]);
+    let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
+    ok(&publish(&a, &signed));
+
+    // The master key revokes the signing key: prepared online, signed in hangar, published.
+    let p = prepare_revoke_signing(&a, "laptop stolen");
+    let signed = sign_on_airgap(&a, Path::new(p["bundle"].as_str().expect("b")), None);
+    let r = json(&publish(&a, &signed));
+    assert_eq!(r["fingerprint"], p["fingerprint"]);
+    assert_eq!(r["included"], true);
+
+    let bodies = logged_bodies(&ch.base);
+    let kinds: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["event"]["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(kinds, ["master_key", "signing_key", "key_revocation"]);
+    let revocation = &bodies[2];
+    assert_eq!(revocation["signer"], a.master["public_key"]);
+    assert_eq!(revocation["supplier"], "acme");
+    assert_eq!(revocation["event"]["public_key"], a.signing["public_key"]);
+    assert_eq!(revocation["event"]["reason"], "laptop stolen");
+
+    // A release signed in hangar by the revoked key is refused by the channel: nothing logged.
+    let src = source_repo();
+    let (_, bundle, archive) = prepare_release(&a, src.path(), "1.0.0");
+    let signed = sign_on_airgap(&a, &bundle, Some(&archive));
+    let o = publish(&a, &signed);
+    refused(&o, 1, "not_current_signing_key");
+    assert_eq!(log_size(&ch.base), 3);
+}
+
+#[test]
+fn barge_signs_with_a_key_file_recovered_and_sealed_by_hangar() {
+    // A key made by barge (the channel is never contacted here).
+    let d = common::author("http://127.0.0.1:9", SOME_KEY);
+    let k = new_key(d.path(), "--signing");
+    let split = json(&hangar(
+        d.path(),
+        &[
+            "--json",
+            "backup",
+            "split",
+            "--key",
+            k["file"].as_str().expect("file"),
+            "--threshold",
+            "2",
+            "--shares",
+            "2",
+            "--passphrase-stdin",
+        ],
+        Some(&format!("{PASS}\n")),
+    ));
+    let shares: Vec<&str> = split["shares"]
+        .as_array()
+        .expect("shares")
+        .iter()
+        .map(|s| s["words"].as_str().expect("words"))
+        .collect();
+    let new_pass = "sealed after recovery";
+    let recovered = tempfile::tempdir().expect("tempdir");
+    let r = json(&hangar(
+        recovered.path(),
+        &[
+            "--json",
+            "backup",
+            "combine",
+            "--expect",
+            k["public_key"].as_str().expect("pk"),
+            "--role",
+            "signing",
+            "--supplier",
+            "acme",
+            "--passphrase-stdin",
+        ],
+        Some(&format!("{new_pass}\n{}\n", shares.join("\n"))),
+    ));
+    let key_file = r["file"].as_str().expect("file");
+    let file = recovered.path().join("data.txt");
+    std::fs::write(&file, b"signed with a recovered key\n").expect("write");
+    let sign = |pass: &str| {
+        barge(
+            recovered.path(),
+            &[
+                "--json",
+                "sign",
+                file.to_str().expect("utf8"),
+                "--key",
+                key_file,
+                "--passphrase-stdin",
+            ],
+            Some(&format!("{pass}\n")),
+        )
+    };
+    // The old passphrase no longer opens it; the new one does, as the same key.
+    refused(&sign(PASS), 1, "wrong passphrase");
+    let v = json(&sign(new_pass));
+    assert_eq!(v["public_key"], k["public_key"]);
+    let sig = v["signature"].as_str().expect("sig");
+    ok(&barge(
+        recovered.path(),
+        &[
+            "verify",
+            "--public-key",
+            k["public_key"].as_str().expect("pk"),
+            "--signature",
+            sig,
+            file.to_str().expect("utf8"),
+        ],
+        None,
+    ));
 }

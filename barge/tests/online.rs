@@ -27,7 +27,7 @@ fn pass() -> String {
 
 fn registered() -> Registered {
     let ch = start();
-    let author = author(&ch.base, &ch.key);
+    let author = author(&ch.base, &ch.key.to_hex());
     let master = new_key(author.path(), "--master");
     let signing = new_key(author.path(), "--signing");
     ok(&barge(
@@ -51,6 +51,22 @@ fn registered() -> Registered {
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
+}
+
+/// `barge --json verify-build acme/hello VERSION --source SRC EXTRA...`; with
+/// `--passphrase-stdin` among `extra`, the passphrase goes on stdin.
+fn verify_build(a: &Path, src: &Path, version: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--json",
+        "verify-build",
+        "acme/hello",
+        version,
+        "--source",
+        s(src),
+    ];
+    args.extend_from_slice(extra);
+    let stdin = extra.contains(&"--passphrase-stdin").then(pass);
+    barge(a, &args, stdin.as_deref())
 }
 
 fn release(a: &Path, src: &Path, version: &str, extra: &[&str], stdin: &str) -> Output {
@@ -329,18 +345,7 @@ mod revoke_release {
         assert_eq!(log_size(&r.ch.base), 4);
 
         // verify-build reports the revocation.
-        let v = json(&barge(
-            a,
-            &[
-                "--json",
-                "verify-build",
-                "acme/hello",
-                "1.0.0",
-                "--source",
-                s(src.path()),
-            ],
-            None,
-        ));
+        let v = json(&verify_build(a, src.path(), "1.0.0", &[]));
         assert_eq!(v["revoked"], true);
         assert_eq!(v["reproduced"], true);
     }
@@ -451,20 +456,7 @@ mod verify_build {
             &pass(),
         ));
         assert_eq!(log_size(&r.ch.base), 3);
-        let o = barge(
-            a,
-            &[
-                "--json",
-                "verify-build",
-                "acme/hello",
-                "1.0.0",
-                "--source",
-                s(src.path()),
-                "--attest",
-                "--passphrase-stdin",
-            ],
-            Some(&pass()),
-        );
+        let o = verify_build(a, src.path(), "1.0.0", &["--attest", "--passphrase-stdin"]);
         refused(&o, 1, "NOT REPRODUCED");
         let v: Value =
             serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).expect("json");
@@ -519,20 +511,7 @@ mod verify_build {
         let entry = keyggdrasil::entry::Entry::sign(body, &kp).expect("sign");
         let answer = submit_raw(&r.ch.base, entry.as_bytes());
         assert_eq!(answer["status"], "ok", "{answer}");
-        let o = barge(
-            a,
-            &[
-                "--json",
-                "verify-build",
-                "acme/hello",
-                "1.0.0",
-                "--source",
-                s(src.path()),
-                "--attest",
-                "--passphrase-stdin",
-            ],
-            Some(&pass()),
-        );
+        let o = verify_build(a, src.path(), "1.0.0", &["--attest", "--passphrase-stdin"]);
         refused(&o, 1, "archive signature");
         let v: Value =
             serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).expect("json");
@@ -880,7 +859,7 @@ mod json_output {
                 "--channel",
                 &ch.base,
                 "--channel-key",
-                &ch.key,
+                &ch.key.to_hex(),
                 "--supplier",
                 "acme",
             ],
@@ -965,19 +944,11 @@ mod json_output {
             None,
         ));
         one_object(&release(a, src.path(), "1.0.0", &["--json"], &pass()));
-        one_object(&barge(
+        one_object(&verify_build(
             a,
-            &[
-                "--json",
-                "verify-build",
-                "acme/hello",
-                "1.0.0",
-                "--source",
-                s(src.path()),
-                "--attest",
-                "--passphrase-stdin",
-            ],
-            Some(&pass()),
+            src.path(),
+            "1.0.0",
+            &["--attest", "--passphrase-stdin"],
         ));
         one_object(&barge(
             a,
@@ -1022,7 +993,7 @@ mod invites {
     #[test]
     fn an_invite_channel_needs_a_valid_token_for_the_first_master_key_only() {
         let ch = start_with_policy("invite");
-        let dir = author(&ch.base, &ch.key);
+        let dir = author(&ch.base, &ch.key.to_hex());
         let a = dir.path();
         new_key(a, "--master");
         new_key(a, "--signing");

@@ -1243,23 +1243,6 @@ impl Seq {
     }
 }
 
-/// Copies a site folder (files with their modes, folders, symbolic links as links).
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type().unwrap();
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src).unwrap(), &dst).unwrap();
-        } else if kind.is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
 /// Starts the child that installs 2.0.0 into `site`.
 fn spawn_child(site: &Path, url: &str, log: &Path) -> std::process::Child {
     std::process::Command::new(std::env::current_exe().unwrap())
@@ -1301,7 +1284,7 @@ fn kill_during_install_leaves_old_or_new_version() {
     {
         let site = Site::at(tempfile::tempdir().unwrap());
         site.install(&server, "v1", &r1).unwrap();
-        copy_tree(&site.paths.root, &template);
+        system_tests::copy_tree(&site.paths.root, &template);
     }
 
     // How long an uninterrupted child takes: the kills are spread over that window. Measured
@@ -1310,7 +1293,7 @@ fn kill_during_install_leaves_old_or_new_version() {
     let mut runs: Vec<Duration> = Vec::new();
     let mut measure = |i: usize| {
         let calibration = work.path().join(format!("calibration-{i}"));
-        copy_tree(&template, &calibration);
+        system_tests::copy_tree(&template, &calibration);
         let t0 = Instant::now();
         let status = spawn_child(&calibration, &server.url("v2"), &log)
             .wait()
@@ -1333,7 +1316,7 @@ fn kill_during_install_leaves_old_or_new_version() {
             window = measure(trial + 3);
         }
         let root = work.path().join(format!("site-{trial}"));
-        copy_tree(&template, &root);
+        system_tests::copy_tree(&template, &root);
         let paths = SitePaths::new(&root);
         let delay = Duration::from_micros(seq.next() % (window.as_micros() as u64 * 12 / 10 + 1));
         let mut child = spawn_child(&root, &server.url("v2"), &log);

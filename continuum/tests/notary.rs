@@ -1,16 +1,11 @@
 //! The notary endpoint and peer verification against a real `channel-server` and real notaries
 //! over loopback HTTP.
 //!
-//! These tests run the real `channel-server` binary. `cargo test --workspace` builds it before
-//! running any test; with `cargo test -p continuum` alone, build it first
-//! (`cargo build -p channel-server`) or point `CHANNEL_SERVER_BIN` at it. It is looked for in
-//! `CHANNEL_SERVER_BIN`, then next to this test binary's `deps/` folder (the same target
-//! directory), then in `$CARGO_TARGET_DIR/debug`, then in the workspace's `target/debug`.
+//! These tests run the real `channel-server` binary through the shared harness (`system-tests`).
+//! `cargo test --workspace` builds it before running any test; with `cargo test -p continuum`
+//! alone, build it first (`cargo build -p channel-server`) or point `CHANNEL_SERVER_BIN` at it.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -23,19 +18,16 @@ use continuum::notary::{
 };
 use continuum::peers::{PeerLineOutcome, PeerOutcome, PeerReport, verify_with_peers};
 use continuum::transport::Http;
-use keyggdrasil::entry::{Entry, EntryBody, Event};
 use keyggdrasil::kdf::SiteSecret;
-use keyggdrasil::keyfile::KeyFile;
 use keyggdrasil::keys::{KeyPair, PublicKey};
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
-use keyggdrasil::names::SupplierName;
 use keyggdrasil::peers::{NoPeers, RejectReason};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    ChannelName, Checkpoint, Envelope, Nonce, NotaryRequest, NotaryStatus, Signed, SubmitRequest,
-    SubmitResponse, TreeHash, UpdatePayload, UpdateRequest, VerifiedUpdate, WireError,
-    verify_notary_answer, verify_update,
+    ChannelName, Checkpoint, Envelope, Nonce, NotaryRequest, NotaryStatus, Signed, SubmitResponse,
+    TreeHash, UpdatePayload, UpdateRequest, VerifiedUpdate, WireError, verify_notary_answer,
+    verify_update,
 };
 
 const ORIGIN: &str = "test.channel";
@@ -47,146 +39,33 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn channel_server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CHANNEL_SERVER_BIN") {
-        return p.into();
-    }
-    let mut candidates = Vec::new();
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(debug) = exe.parent().and_then(Path::parent)
-    {
-        candidates.push(debug.join("channel-server"));
-    }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(PathBuf::from(t).join("debug/channel-server"));
-    }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/channel-server"));
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "channel-server binary not found (looked in {candidates:?}); run `cargo build -p channel-server` \
-                 or `cargo test --workspace`, or set CHANNEL_SERVER_BIN"
-            )
-        })
-}
-
 // ------------------------------------------------------------------------------------------
 // A real channel
 // ------------------------------------------------------------------------------------------
 
-struct Channel {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    key: PublicKey,
-    base: String,
-    child: Option<Child>,
+/// A real channel from the shared harness (`system-tests`), with what these tests add.
+struct Channel(system_tests::Channel);
+
+impl std::ops::Deref for Channel {
+    type Target = system_tests::Channel;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Channel {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Channel {
     /// `channel-server init` + `serve`, with `page` entries per update page.
     fn start(page: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("channel");
-        let out = Command::new(channel_server_bin())
-            .args(["init", "--dir"])
-            .arg(&data)
-            .args([
-                "--name",
-                ORIGIN,
-                "--policy",
-                "open",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let key = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("Channel public key (sites pin this): "))
-            .map(|k| PublicKey::from_hex(k.trim()).unwrap())
-            .expect("init prints the channel key");
-        let config = data.join("channel.toml");
-        let text = std::fs::read_to_string(&config).unwrap();
-        let text = if text.contains("max_entries_per_page") {
-            text.lines()
-                .map(|l| {
-                    if l.trim_start().starts_with("max_entries_per_page") {
-                        format!("max_entries_per_page = {page}")
-                    } else {
-                        l.to_owned()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        } else if text.contains("[limits]") {
-            text.replace(
-                "[limits]",
-                &format!("[limits]\nmax_entries_per_page = {page}"),
-            )
-        } else {
-            format!("{text}\n[limits]\nmax_entries_per_page = {page}\n")
-        };
-        std::fs::write(&config, text).unwrap();
-        let mut c = Channel {
-            dir,
-            config,
-            key,
-            base: String::new(),
-            child: None,
-        };
-        c.spawn();
-        c
-    }
-
-    fn spawn(&mut self) {
-        let mut child = Command::new(channel_server_bin())
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        self.base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
-            .to_owned();
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = reader.read_to_end(&mut sink);
-        });
-        self.child = Some(child);
-        let http = http();
-        for _ in 0..200 {
-            if http
-                .get(&format!("{}/healthz", self.base), 4096)
-                .is_ok_and(|r| r.status == 200)
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("channel did not become healthy");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        Channel(system_tests::Channel::start_with(
+            "open",
+            &format!("max_entries_per_page = {page}"),
+        ))
     }
 
     fn config(&self) -> ChannelConfig {
@@ -199,24 +78,15 @@ impl Channel {
 
     /// The channel's own signing key, read from its key file (to make it "lie" in tests).
     fn signing_key(&self) -> KeyPair {
-        let path = self.dir.path().join("channel/local/channel-key.json");
-        let file = KeyFile::parse(&std::fs::read(path).unwrap()).unwrap();
-        let kp = file.unlock(None).unwrap();
+        let kp = self.0.signing_key();
         assert_eq!(kp.public(), self.key);
         kp
     }
 
     fn submit(&self, entry: &str) -> SubmitResponse {
-        let body = serde_json::to_vec(&SubmitRequest {
-            entry: entry.to_owned(),
-            invite: None,
-        })
-        .unwrap();
-        let r = http()
-            .post_json(&format!("{}/v1/submit", self.base), &body, 1 << 20)
-            .unwrap();
-        Envelope::<SubmitResponse>::open(&r.body, 1 << 20)
-            .unwrap_or_else(|e| panic!("submit failed ({}): {e}", r.status))
+        self.0
+            .try_submit_text(entry, None)
+            .unwrap_or_else(|(status, code)| panic!("submit failed ({status}): {code}"))
     }
 
     /// Submits `n` new suppliers' master keys; returns the entries.
@@ -245,27 +115,10 @@ impl Channel {
     }
 }
 
-impl Drop for Channel {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
+/// A fresh supplier's self-signed master key entry, as text.
 fn master_entry() -> String {
-    let kp = KeyPair::generate();
     let name = format!("s{}", hex::encode(keyggdrasil::random::bytes::<6>()));
-    let e = Entry::sign(
-        EntryBody::new(
-            SupplierName::parse(&name).unwrap(),
-            kp.public(),
-            Event::MasterKey {
-                public_key: kp.public(),
-                derivation: None,
-            },
-        ),
-        &kp,
-    )
-    .unwrap();
+    let e = system_tests::Supplier::new(&name).master_entry();
     String::from_utf8(e.as_bytes().to_vec()).unwrap()
 }
 

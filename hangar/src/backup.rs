@@ -8,22 +8,27 @@
 //!
 //! `combine` reads shares (from files or stdin, one per line; lines starting with `#` are
 //! ignored), refuses corrupt shares, shares of different splits, duplicates and too few shares,
-//! recovers the seed, checks that it gives the expected public key, and only then writes a
-//! plain key file (0600 in a 0700 folder). The seed sits in a `LockedBox`; blahaj's own share
-//! buffers are heap vectors it zeroizes on drop but that are not mlocked.
+//! recovers the seed, checks that it gives the expected public key, and only then writes a key
+//! file (0600 in a 0700 folder). That file is sealed under a new passphrase by default
+//! (XChaCha20-Poly1305 under an Argon2i key, [`KeyFile::encrypted`]), asked twice on the terminal
+//! or read as the first line of standard input with `--passphrase-stdin`; `--plain` writes the
+//! seed in the clear instead, with a loud warning. The seed sits in a `LockedBox`; blahaj's own
+//! share buffers are heap vectors it zeroizes on drop but that are not mlocked.
 
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use blahaj::{Share as SharkShare, Sharks};
+use keyggdrasil::kdf::Level;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::{KeyPair, PublicKey};
 use keyggdrasil::lockmem::LockedBox;
 use keyggdrasil::names::SupplierName;
 use keyggdrasil::secretfile::{ensure_private_dir, write_secret_file};
-use shipyard::keys::{local_dir, read_key_file, role_name, unlock};
+use shipyard::keys::{LevelArg, local_dir, read_key_file, role_name, unlock};
 use shipyard::output::{Output, warn_loudly};
+use shipyard::passphrase;
 use shipyard::{Error, failed};
 use zeroize::Zeroizing;
 
@@ -76,9 +81,21 @@ pub struct CombineArgs {
     /// The public key (64 hex) the recovered seed must give; nothing is written otherwise.
     #[arg(long)]
     pub expect: String,
-    /// Where to write the recovered (plain, 0600) key file (default: local/<role>-<fingerprint>.json).
+    /// Where to write the recovered key file, 0600 (default: local/<role>-<fingerprint>.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Read the new passphrase that seals the key file from the first line of standard input
+    /// (the shares, if not given as files, follow on the next lines).
+    #[arg(long, conflicts_with = "plain")]
+    pub passphrase_stdin: bool,
+    /// Argon2i cost of the passphrase that seals the key file (default: sensitive for master,
+    /// moderate for signing keys).
+    #[arg(long, value_enum, conflicts_with = "plain")]
+    pub level: Option<LevelArg>,
+    /// UNSAFE: write the recovered seed in the clear (0600), sealed by no passphrase. Anyone who
+    /// can read the file holds the key.
+    #[arg(long)]
+    pub plain: bool,
     /// The role recorded in the key file.
     #[arg(long, value_enum, default_value = "master")]
     pub role: RoleArg,
@@ -237,6 +254,20 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
         RoleArg::Master => KeyRole::Master,
         RoleArg::Signing => KeyRole::Signing,
     };
+    if !a.plain && !a.passphrase_stdin && !passphrase::can_prompt() {
+        return Err(Error::Usage(
+            "no terminal to ask for the passphrase that seals the recovered key: pass \
+             --passphrase-stdin and write it as the first line of standard input (or --plain to \
+             write the seed in the clear); nothing was written"
+                .into(),
+        ));
+    }
+    // With --passphrase-stdin the passphrase is the first line of stdin, before any shares.
+    let stdin_pass = if a.passphrase_stdin {
+        Some(passphrase::read_stdin_line()?)
+    } else {
+        None
+    };
     let text = read_input(&a.files)?;
     let mut shares: Vec<Share> = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -326,15 +357,43 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
             local.join(format!("{}-{}.json", role_name(role), expect.fingerprint()))
         }
     };
-    let file = KeyFile::plain(role, supplier, &kp);
+    let file = if a.plain {
+        warn_loudly(
+            "--plain: the recovered seed is written IN THE CLEAR. Anyone who can read this file \
+             holds the key; keep it on the air-gapped machine and seal it under a passphrase soon.",
+        );
+        KeyFile::plain(role, supplier, &kp)
+    } else {
+        let pass = match stdin_pass {
+            Some(p) => p,
+            None => passphrase::for_new(false, None)?.0,
+        };
+        let level = a
+            .level
+            .map(Level::from)
+            .unwrap_or_else(|| KeyFile::default_level(role));
+        let derivation = passphrase::new_derivation(&crate::TOOL, level);
+        eprintln!(
+            "Sealing the recovered key under the new passphrase (Argon2i, {} passes over {} MiB)...",
+            derivation.ops_limit,
+            derivation.mem_limit / (1024 * 1024)
+        );
+        KeyFile::encrypted(role, supplier, &kp, &pass, derivation)
+            .map_err(|e| Error::Failed(format!("could not seal the key file: {e}")))?
+    };
     drop(kp);
     write_secret_file(&path, &file.to_bytes(), false).map_err(|e| Error::Failed(e.to_string()))?;
     out.say(format!(
-        "Recovered {} key {} from {} shares.\nkey file: {} (holds the secret seed: keep it on this machine)",
+        "Recovered {} key {} from {} shares.\nkey file: {} ({}: keep it on this machine)",
         role_name(role),
         expect.fingerprint(),
         shares.len(),
-        path.display()
+        path.display(),
+        if a.plain {
+            "holds the secret seed IN THE CLEAR"
+        } else {
+            "sealed under the new passphrase"
+        }
     ));
     out.json(serde_json::json!({
         "role": role_name(role),
@@ -342,6 +401,7 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
         "fingerprint": expect.fingerprint(),
         "file": path,
         "shares_used": shares.len(),
+        "sealed": !a.plain,
     }));
     Ok(())
 }

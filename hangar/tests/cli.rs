@@ -2,10 +2,9 @@
 //! (smallest Argon2i costs) so the tests stay fast. Every refusal asserts a clear error and that
 //! nothing was written.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use keyggdrasil::bundle::{Bundle, Kind, ReleaseRequest, Request, append_checksum};
 use keyggdrasil::entry::{Digest512, EntryBody, Event, GitCommit, Reason};
@@ -14,42 +13,27 @@ use keyggdrasil::keys::{KeyPair, PublicKey};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::wire::ChannelName;
 use serde_json::Value;
+use system_tests::{run_with_stdin, stdout_json, stdout_ok};
 
 const PASS: &str = "correct horse battery staple";
 
 fn hangar(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hangar"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env("HANGAR_TEST_KDF", "cheap")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hangar");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(s) = stdin {
-        // hangar may exit before reading (a refusal); a broken pipe here is not a failure.
-        let _ = input.write_all(s.as_bytes());
-    }
-    drop(input);
-    child.wait_with_output().expect("hangar output")
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_hangar"))
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .env("HANGAR_TEST_KDF", "cheap"),
+        stdin,
+    )
 }
 
 fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "hangar failed ({:?}):\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    stdout_ok(o)
 }
 
 fn json(o: &Output) -> Value {
-    serde_json::from_str(ok(o).trim()).expect("json output")
+    stdout_json(o)
 }
 
 fn stderr(o: &Output) -> String {
@@ -445,20 +429,34 @@ mod backup {
             .collect()
     }
 
+    /// The passphrase that seals recovered key files in these tests.
+    const NEW_PASS: &str = "a brand new passphrase for the recovered key";
+
+    /// `backup combine` with the shares on stdin after `NEW_PASS` (`--passphrase-stdin`).
     fn combine(d: &Path, expect: &str, shares: &[&str]) -> Output {
-        hangar(
-            d,
-            &[
-                "--json",
-                "backup",
-                "combine",
-                "--expect",
-                expect,
-                "--supplier",
-                "acme",
-            ],
-            Some(&(shares.join("\n") + "\n")),
-        )
+        combine_with(d, expect, shares, &["--passphrase-stdin"], Some(NEW_PASS))
+    }
+
+    fn combine_with(
+        d: &Path,
+        expect: &str,
+        shares: &[&str],
+        extra: &[&str],
+        pass: Option<&str>,
+    ) -> Output {
+        let mut args = vec![
+            "--json",
+            "backup",
+            "combine",
+            "--expect",
+            expect,
+            "--supplier",
+            "acme",
+        ];
+        args.extend_from_slice(extra);
+        let mut input = pass.map(|p| format!("{p}\n")).unwrap_or_default();
+        input.push_str(&(shares.join("\n") + "\n"));
+        hangar(d, &args, Some(&input))
     }
 
     #[test]
@@ -479,7 +477,7 @@ mod backup {
         refused(&o, 1, "too few shares: 3 needed, 2 given");
         assert!(!target.path().join("local").exists());
 
-        // Any three: the key comes back, as a plain 0600 key file in a 0700 local/.
+        // Any three: the key comes back, as a 0600 key file sealed under the new passphrase.
         for pick in [[0usize, 1, 2], [4, 2, 0], [1, 3, 4]] {
             let t = tempfile::tempdir().expect("tempdir");
             let picked: Vec<&str> = pick.iter().map(|i| shares[*i].as_str()).collect();
@@ -490,12 +488,163 @@ mod backup {
                 std::fs::metadata(&f).expect("meta").permissions().mode() & 0o777,
                 0o600
             );
-            // The recovered key signs without a passphrase and is the same key.
-            let kf: Value =
-                serde_json::from_str(&std::fs::read_to_string(&f).expect("read")).expect("json");
+            // The same key, its seed encrypted: the file does not hold it in the clear.
+            let text = std::fs::read_to_string(&f).expect("read");
+            let kf: Value = serde_json::from_str(&text).expect("json");
             assert_eq!(kf["public_key"], expect);
-            assert_eq!(kf["secret"]["kind"], "plain");
+            assert_eq!(kf["secret"]["kind"], "encrypted");
+            assert!(!text.contains("\"seed\""), "{text}");
+            assert_eq!(r["sealed"], true);
         }
+    }
+
+    #[test]
+    fn a_recovered_key_is_sealed_and_signs_only_with_its_new_passphrase() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = new_key(d.path(), "--signing");
+        let key = s["file"].as_str().expect("file");
+        let expect = s["public_key"].as_str().expect("pk");
+        let shares = shares_of(&json(&split(d.path(), key, "2", "3", PASS, &[])));
+
+        // Recovered on another machine, as a signing key sealed under NEW_PASS.
+        let t = tempfile::tempdir().expect("tempdir");
+        let r = json(&combine_with(
+            t.path(),
+            expect,
+            &[&shares[0], &shares[2]],
+            &["--passphrase-stdin", "--role", "signing"],
+            Some(NEW_PASS),
+        ));
+        assert_eq!(r["role"], "signing");
+        let b = write_request(t.path(), &pk(&s), Kind::Release);
+        let signed = t.path().join("release.bundle.signed");
+        let sign = |pass: &str| {
+            hangar(
+                t.path(),
+                &[
+                    "--json",
+                    "sign",
+                    b.to_str().expect("utf8"),
+                    "--passphrase-stdin",
+                    "--yes",
+                ],
+                Some(&format!("{pass}\n")),
+            )
+        };
+        // The old passphrase (the derived key's) and a wrong one do not open it.
+        refused(&sign(PASS), 1, "wrong passphrase");
+        refused(&sign("nope"), 1, "wrong passphrase");
+        assert!(!signed.exists());
+        // The new one does, and the signed bundle verifies under the original public key.
+        json(&sign(NEW_PASS));
+        let signed = Bundle::parse(&std::fs::read(&signed).expect("signed")).expect("parse");
+        let entry = signed.verify_signed().expect("verifies");
+        assert_eq!(entry.body().signer, pk(&s));
+    }
+
+    #[test]
+    fn level_sets_the_argon2i_cost_of_the_sealing_passphrase() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let m = new_key(d.path(), "--master");
+        let key = m["file"].as_str().expect("file");
+        let expect = m["public_key"].as_str().expect("pk");
+        let shares = shares_of(&json(&split(d.path(), key, "2", "2", PASS, &[])));
+        // Without the cheap test switch, so that the level is what is written.
+        let t = tempfile::tempdir().expect("tempdir");
+        let o = run_with_stdin(
+            Command::new(env!("CARGO_BIN_EXE_hangar"))
+                .arg("--dir")
+                .arg(t.path())
+                .args([
+                    "--json",
+                    "backup",
+                    "combine",
+                    "--expect",
+                    expect,
+                    "--level",
+                    "interactive",
+                    "--passphrase-stdin",
+                ])
+                .env_remove("HANGAR_TEST_KDF"),
+            Some(&format!("{NEW_PASS}\n{}\n{}\n", shares[0], shares[1])),
+        );
+        let r = json(&o);
+        let kf: Value = serde_json::from_str(
+            &std::fs::read_to_string(r["file"].as_str().expect("file")).expect("read"),
+        )
+        .expect("json");
+        let kdf = &kf["secret"]["kdf"];
+        assert_eq!(
+            (kdf["ops_limit"].as_u64(), kdf["mem_limit"].as_u64()),
+            (Some(4), Some(33_554_432)),
+            "{kf}"
+        );
+        // --level makes no sense with --plain.
+        let o = combine_with(
+            t.path(),
+            expect,
+            &[&shares[0], &shares[1]],
+            &["--plain", "--level", "moderate"],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    }
+
+    #[test]
+    fn plain_is_an_explicit_loud_opt_out_and_no_terminal_means_no_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let m = new_key(d.path(), "--master");
+        let key = m["file"].as_str().expect("file");
+        let expect = m["public_key"].as_str().expect("pk");
+        let shares = shares_of(&json(&split(d.path(), key, "2", "2", PASS, &[])));
+        let picked = [shares[0].as_str(), shares[1].as_str()];
+
+        // Neither --passphrase-stdin nor --plain, and no terminal: refused, nothing written.
+        let t = tempfile::tempdir().expect("tempdir");
+        refused(
+            &combine_with(t.path(), expect, &picked, &[], None),
+            2,
+            "--passphrase-stdin",
+        );
+        assert!(files_in(&t.path().join("local")).is_empty());
+        // Both at once: a usage error.
+        let o = combine_with(
+            t.path(),
+            expect,
+            &picked,
+            &["--plain", "--passphrase-stdin"],
+            Some(NEW_PASS),
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(files_in(&t.path().join("local")).is_empty());
+        // An empty new passphrase: refused.
+        refused(
+            &combine_with(t.path(), expect, &picked, &["--passphrase-stdin"], Some("")),
+            2,
+            "empty",
+        );
+        assert!(files_in(&t.path().join("local")).is_empty());
+
+        // --plain: the seed in the clear, with a warning, and it signs with no passphrase.
+        let o = combine_with(t.path(), expect, &picked, &["--plain"], None);
+        let r = json(&o);
+        assert_eq!(r["sealed"], false);
+        assert!(stderr(&o).contains("IN THE CLEAR"), "{}", stderr(&o));
+        let f = PathBuf::from(r["file"].as_str().expect("file"));
+        assert_eq!(
+            std::fs::metadata(&f).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        let kf: Value =
+            serde_json::from_str(&std::fs::read_to_string(&f).expect("read")).expect("json");
+        assert_eq!(kf["secret"]["kind"], "plain");
+        let b = write_request(t.path(), &pk(&m), Kind::KeyRevoke);
+        json(&hangar(
+            t.path(),
+            &["--json", "sign", b.to_str().expect("utf8"), "--yes"],
+            None,
+        ));
+        assert!(t.path().join("key-revoke.bundle.signed").exists());
     }
 
     #[test]
@@ -579,10 +728,11 @@ mod backup {
                 "combine",
                 "--expect",
                 m["public_key"].as_str().expect("pk"),
+                "--passphrase-stdin",
                 files[0].to_str().expect("utf8"),
                 files[2].to_str().expect("utf8"),
             ],
-            None,
+            Some("a new passphrase\n"),
         ));
         assert_eq!(r["public_key"], m["public_key"]);
     }
@@ -654,38 +804,8 @@ fn no_network_crate_in_the_dependency_tree() {
 /// `hangar key from-passphrase` against the libsodium Argon2i vectors in `fixtures/`.
 #[test]
 fn from_passphrase_matches_libsodium_for_the_cheap_cases() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/libsodium/argon2i.json");
-    let fixture: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut checked = 0;
-    for c in fixture["cases"].as_array().expect("cases") {
-        let pass = c["passphrase"].as_str().expect("passphrase");
-        if c["mem_limit"].as_u64().expect("mem") > 65536 || pass.contains('\n') {
-            continue;
-        }
-        let o = hangar(
-            dir.path(),
-            &[
-                "key",
-                "from-passphrase",
-                "--salt",
-                c["salt"].as_str().expect("salt"),
-                "--ops-limit",
-                &c["ops_limit"].to_string(),
-                "--mem-limit",
-                &c["mem_limit"].to_string(),
-                "--passphrase-stdin",
-            ],
-            Some(&format!("{pass}\n")),
-        );
-        assert_eq!(
-            ok(&o).trim(),
-            c["public_key"].as_str().expect("pk"),
-            "case {}",
-            c["name"]
-        );
-        checked += 1;
-    }
-    assert!(checked >= 5, "only {checked} cases checked");
+    system_tests::assert_from_passphrase_matches_libsodium(|args, stdin| {
+        hangar(dir.path(), args, Some(stdin))
+    });
 }

@@ -699,9 +699,42 @@ pub fn verify_notary_answer(
     Ok(p)
 }
 
+/// True if a `Content-Type` header value names JSON: `application/json`, in any case, with or
+/// without parameters (`; charset=utf-8`). `None` (no header, or one that is not text) is not
+/// JSON. Both servers (channel submissions, notary requests) accept request bodies only when
+/// this holds; it does not look at the body.
+pub fn is_json_content_type(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_json_content_types_are_json() {
+        for yes in [
+            "application/json",
+            "Application/JSON",
+            " application/json ; charset=utf-8",
+        ] {
+            assert!(is_json_content_type(Some(yes)), "{yes}");
+        }
+        for no in [
+            "text/plain",
+            "application/jsonx",
+            "application/json-seq",
+            "",
+            "multipart/form-data; boundary=application/json",
+        ] {
+            assert!(!is_json_content_type(Some(no)), "{no}");
+        }
+        assert!(!is_json_content_type(None));
+    }
 
     fn origin() -> ChannelName {
         ChannelName::parse("plugins.example.org").unwrap()

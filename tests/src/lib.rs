@@ -4,12 +4,19 @@
 //! The binaries are found next to the test executable (`target/<profile>/`), where
 //! `cargo test --workspace` builds them before running any test. Running this crate's tests
 //! alone (`cargo test -p system-tests`) needs `cargo build --workspace --bins` first; the harness
-//! says so if a binary is missing.
+//! says so if a binary is missing; `<NAME>_BIN` (e.g. `CHANNEL_SERVER_BIN`) points at another
+//! build.
+//!
+//! The same harness serves the other crates' tests (a dev-dependency of `channel-server`,
+//! `continuum`, `barge` and `hangar`): [`Channel`] (start with a policy and config overrides,
+//! kill, restart, copy, submit with or without invite, read envelopes), [`Supplier`],
+//! [`spawn_listening`], [`run_with_stdin`], [`agent`], [`bin`] and [`copy_tree`]. It is test code:
+//! it panics on anything unexpected rather than returning errors.
 #![forbid(unsafe_code)]
 
 pub mod front;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -65,11 +72,111 @@ pub fn assert_says(out: &Output, code: i32, says: &[&str]) -> String {
     t
 }
 
+/// Runs `cmd` with `stdin` (if any) written to its standard input, which is then closed, and
+/// collects its output. A command that exits before reading its input (one refused early) makes
+/// the write fail with `BrokenPipe`: that is no error here; any other write error is.
+pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&str>) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let mut input = child.stdin.take().expect("stdin was piped above");
+    if let Some(s) = stdin
+        && let Err(e) = input.write_all(s.as_bytes())
+    {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
+    drop(input);
+    child.wait_with_output().expect("command output")
+}
+
+/// Asserts that `o` exited with status 0 (showing its exit code, stdout and stderr if not);
+/// returns its stdout.
+pub fn stdout_ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed ({:?}):\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// [`stdout_ok`], parsed as one JSON value.
+pub fn stdout_json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout_ok(o).trim()).expect("json output")
+}
+
+/// Checks a CLI's `key from-passphrase` against the libsodium Argon2i vectors in
+/// `fixtures/libsodium/argon2i.json`: `run(args, stdin)` runs the CLI (barge or hangar). Skips
+/// the costly cases (over 64 KiB, covered by keyggdrasil's own tests) and passphrases with a line
+/// break (they cannot travel as one line on stdin); asserts at least five cases were checked.
+pub fn assert_from_passphrase_matches_libsodium(run: impl Fn(&[&str], &str) -> Output) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/libsodium/argon2i.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json");
+    let mut checked = 0;
+    for c in fixture["cases"].as_array().expect("cases") {
+        let pass = c["passphrase"].as_str().expect("passphrase");
+        if c["mem_limit"].as_u64().expect("mem") > 65536 || pass.contains('\n') {
+            continue;
+        }
+        let o = run(
+            &[
+                "key",
+                "from-passphrase",
+                "--salt",
+                c["salt"].as_str().expect("salt"),
+                "--ops-limit",
+                &c["ops_limit"].to_string(),
+                "--mem-limit",
+                &c["mem_limit"].to_string(),
+                "--passphrase-stdin",
+            ],
+            &format!("{pass}\n"),
+        );
+        assert_eq!(
+            stdout_ok(&o).trim(),
+            c["public_key"].as_str().expect("pk"),
+            "case {}",
+            c["name"]
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} cases checked");
+}
+
+/// Runs an `init` command, panics unless it succeeds, and returns the public key it prints
+/// after `prefix`.
+fn init_and_read_key(cmd: &mut Command, prefix: &str) -> PublicKey {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{:?} init: {e}", cmd.get_program()));
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|k| PublicKey::from_hex(k.trim()).ok())
+        .unwrap_or_else(|| panic!("no {prefix:?} line in the init output"))
+}
+
 /// The channel name every test channel uses.
 pub const ORIGIN: &str = "test.channel";
 
-/// Path of a workspace binary built next to the running test executable.
+/// Path of a workspace binary: the one named by `<NAME>_BIN` (e.g. `CHANNEL_SERVER_BIN`) if
+/// set, else the one built next to the running test executable.
 pub fn bin(name: &str) -> PathBuf {
+    let var = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
+    if let Some(p) = std::env::var_os(&var) {
+        return p.into();
+    }
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
@@ -92,9 +199,11 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-/// Spawns `cmd`, waits for its first stdout line `listening on http://ADDR`, returns the child
-/// and the base URL, and keeps draining its stdout.
-fn spawn_listening(mut cmd: Command) -> (Child, String) {
+/// Spawns `cmd` (with `RUST_LOG=warn`, stderr inherited), waits for its first stdout line
+/// `listening on http://ADDR`, returns the child and the base URL, and keeps draining its stdout
+/// on a thread so the process never blocks on a full pipe. Panics if the first line is anything
+/// else. Used for `channel-server serve` and `continuum notary serve`.
+pub fn spawn_listening(mut cmd: Command) -> (Child, String) {
     let mut child = cmd
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -128,46 +237,47 @@ pub struct Channel {
     child: Option<Child>,
 }
 
+/// Config lines for [`Channel::start_with`] that turn the rate limits off.
+pub const RATE_LIMITS_OFF: &str = "submissions_per_minute = 0\nreads_per_minute = 0";
+
 impl Channel {
     /// Initialises and starts a channel with policy `open` and rate limits off.
     pub fn start() -> Self {
+        Self::start_with("open", RATE_LIMITS_OFF)
+    }
+
+    /// Initialises and starts a channel with the supplier registration `policy` (`open` or
+    /// `invite`). Each `key = value` line of `config_lines` replaces the line setting `key` in
+    /// the generated `channel.toml` (panics if there is none, so a renamed option is noticed);
+    /// other options keep `channel-server init`'s defaults (rate limits on).
+    pub fn start_with(policy: &str, config_lines: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("channel");
-        let out = Command::new(bin("channel-server"))
-            .args(["init", "--dir"])
-            .arg(&data)
-            .args([
-                "--name",
-                ORIGIN,
-                "--policy",
-                "open",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .output()
-            .expect("channel-server init");
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let key = init_and_read_key(
+            Command::new(bin("channel-server"))
+                .args(["init", "--dir"])
+                .arg(&data)
+                .args([
+                    "--name",
+                    ORIGIN,
+                    "--policy",
+                    policy,
+                    "--listen",
+                    "127.0.0.1:0",
+                ]),
+            "Channel public key (sites pin this): ",
         );
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let key = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("Channel public key (sites pin this): "))
-            .and_then(|k| PublicKey::from_hex(k.trim()).ok())
-            .expect("channel key in init output");
         let config = data.join("channel.toml");
-        let text = std::fs::read_to_string(&config).expect("config");
-        let text = text
-            .lines()
-            .map(|l| match l.split('=').next().map(str::trim) {
-                Some("submissions_per_minute") => "submissions_per_minute = 0".to_owned(),
-                Some("reads_per_minute") => "reads_per_minute = 0".to_owned(),
-                _ => l.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+        let mut text = std::fs::read_to_string(&config).expect("config");
+        for line in config_lines.lines().filter(|l| !l.trim().is_empty()) {
+            let key = line.split('=').next().map(str::trim).unwrap_or_default();
+            let old = text
+                .lines()
+                .find(|l| l.split('=').next().map(str::trim) == Some(key))
+                .unwrap_or_else(|| panic!("no option {key} in the generated channel.toml"))
+                .to_owned();
+            text = text.replace(&old, line);
+        }
         std::fs::write(&config, text).expect("write config");
         let mut c = Channel {
             _dir: dir,
@@ -180,13 +290,74 @@ impl Channel {
         c
     }
 
-    /// Starts (or restarts) the server process.
+    /// Starts (or restarts) the server process and waits until `/healthz` answers 200.
     pub fn spawn(&mut self) {
         let mut cmd = Command::new(bin("channel-server"));
         cmd.args(["serve", "--config"]).arg(&self.config);
         let (child, base) = spawn_listening(cmd);
         self.child = Some(child);
         self.base = base;
+        self.wait_healthy();
+    }
+
+    /// Waits (at most 10 s) until `/healthz` answers 200; panics otherwise.
+    pub fn wait_healthy(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = agent().get(&self.url("/healthz")).call()
+                && r.status() == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("channel did not become healthy");
+    }
+
+    /// The serve process's PID (0 when stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// The channel's name ([`ORIGIN`]).
+    pub fn origin(&self) -> ChannelName {
+        ChannelName::parse(ORIGIN).expect("ORIGIN is a valid channel name")
+    }
+
+    /// The URL of `path` (starting with `/`) on this channel.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The database file, for direct checks.
+    pub fn db(&self) -> PathBuf {
+        self.data_dir().join("channel.db")
+    }
+
+    /// Runs `channel-server ARGS --config CONFIG`; panics unless it succeeds; returns its stdout.
+    fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(bin("channel-server"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .expect("run channel-server");
+        assert!(
+            out.status.success(),
+            "channel-server {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `channel-server check` on this channel's config; panics unless it succeeds;
+    /// returns its stdout.
+    pub fn check(&self) -> String {
+        self.admin(&["check"])
+    }
+
+    /// A one-time invite token for `supplier`, from `channel-server invite`.
+    pub fn invite(&self, supplier: &str) -> String {
+        self.admin(&["invite", supplier]).trim().to_owned()
     }
 
     /// Kills the server (`kill -9`), then waits (at most 10 s) until its signer child, which
@@ -265,24 +436,95 @@ impl Channel {
         other
     }
 
-    /// Submits an entry; panics unless accepted.
-    pub fn submit(&self, entry: &Entry) -> SubmitResponse {
-        let req = SubmitRequest {
-            entry: String::from_utf8(entry.as_bytes().to_vec()).expect("ascii entry"),
-            invite: None,
-        };
+    /// POSTs `body` to `/v1/submit` with this content type; returns (status, body).
+    pub fn submit_raw(&self, body: &str, content_type: &str) -> (u16, Vec<u8>) {
         let r = agent()
-            .post(&format!("{}/v1/submit", self.base))
-            .header("Content-Type", "application/json")
-            .send(&serde_json::to_vec(&req).expect("json"))
+            .post(&self.url("/v1/submit"))
+            .header("Content-Type", content_type)
+            .send(body)
             .expect("submit");
-        let mut body = Vec::new();
+        let status = r.status().as_u16();
+        let mut buf = Vec::new();
         r.into_body()
             .into_reader()
-            .read_to_end(&mut body)
+            .read_to_end(&mut buf)
             .expect("body");
-        Envelope::<SubmitResponse>::open(&body, 1 << 20)
-            .unwrap_or_else(|e| panic!("submission refused: {e}"))
+        (status, buf)
+    }
+
+    /// Submits an entry's text with an optional invite; the answer, or the refusal's (HTTP
+    /// status, error code). Panics on an answer that is neither (a malformed envelope, or an
+    /// accepting envelope with a status other than 200).
+    pub fn try_submit_text(
+        &self,
+        entry: &str,
+        invite: Option<&str>,
+    ) -> Result<SubmitResponse, (u16, String)> {
+        let req = SubmitRequest {
+            entry: entry.to_owned(),
+            invite: invite.map(str::to_owned),
+        };
+        let (status, body) = self.submit_raw(
+            &serde_json::to_string(&req).expect("json"),
+            "application/json",
+        );
+        match Envelope::<SubmitResponse>::open(&body, 1 << 20) {
+            Ok(r) if status == 200 => Ok(r),
+            Ok(_) => panic!("ok envelope with status {status}"),
+            Err(keyggdrasil::wire::WireError::Remote { code, .. }) => Err((status, code)),
+            Err(e) => panic!(
+                "bad answer {status}: {e}: {}",
+                String::from_utf8_lossy(&body)
+            ),
+        }
+    }
+
+    /// [`Channel::try_submit_text`] for an entry.
+    pub fn try_submit_invite(
+        &self,
+        entry: &Entry,
+        invite: Option<&str>,
+    ) -> Result<SubmitResponse, (u16, String)> {
+        self.try_submit_text(
+            std::str::from_utf8(entry.as_bytes()).expect("entries are ascii"),
+            invite,
+        )
+    }
+
+    /// [`Channel::try_submit_invite`] without an invite.
+    pub fn try_submit(&self, entry: &Entry) -> Result<SubmitResponse, (u16, String)> {
+        self.try_submit_invite(entry, None)
+    }
+
+    /// Submits an entry; panics unless accepted.
+    pub fn submit(&self, entry: &Entry) -> SubmitResponse {
+        self.try_submit(entry)
+            .unwrap_or_else(|(status, code)| panic!("submission refused ({status}): {code}"))
+    }
+
+    /// GETs a JSON envelope and returns its data, or the refusal's (HTTP status, error code).
+    pub fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, (u16, String)> {
+        let r = agent().get(&self.url(path)).call().expect("get");
+        let status = r.status().as_u16();
+        let mut buf = Vec::new();
+        r.into_body()
+            .into_reader()
+            .read_to_end(&mut buf)
+            .expect("body");
+        match Envelope::<T>::open(&buf, 16 << 20) {
+            Ok(d) => Ok(d),
+            Err(keyggdrasil::wire::WireError::Remote { code, .. }) => Err((status, code)),
+            Err(e) => panic!(
+                "bad answer {status}: {e}: {}",
+                String::from_utf8_lossy(&buf)
+            ),
+        }
+    }
+
+    /// GETs a signed envelope; panics on a refusal.
+    pub fn get_signed(&self, path: &str) -> Signed {
+        self.get::<Signed>(path)
+            .unwrap_or_else(|(status, code)| panic!("GET {path} refused ({status}): {code}"))
     }
 
     /// Uploads an archive for a logged release; panics unless accepted.
@@ -348,30 +590,18 @@ impl Site {
     pub fn init(channel: &Channel) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("site");
-        let out = Command::new(bin("continuum"))
-            .args(["init", "--dir"])
-            .arg(&root)
-            .args([
-                "--channel",
-                &channel.base,
-                "--channel-key",
-                &channel.key.to_hex(),
-            ])
-            .output()
-            .expect("continuum init");
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let notary_key = init_and_read_key(
+            Command::new(bin("continuum"))
+                .args(["init", "--dir"])
+                .arg(&root)
+                .args([
+                    "--channel",
+                    &channel.base,
+                    "--channel-key",
+                    &channel.key.to_hex(),
+                ]),
+            "Notary public key (give it to sites that peer with you): ",
         );
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let notary_key = stdout
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Notary public key (give it to sites that peer with you): ")
-            })
-            .and_then(|k| PublicKey::from_hex(k.trim()).ok())
-            .expect("notary key in init output");
         Site {
             _dir: dir,
             root,
@@ -639,22 +869,32 @@ impl Supplier {
         Entry::sign(EntryBody::new(self.name.clone(), by.public(), event), by).expect("sign")
     }
 
-    /// Registers master and signing key on `ch`.
-    pub fn register(&self, ch: &Channel) {
-        ch.submit(&self.sign(
+    /// The master key's self-signed registration.
+    pub fn master_entry(&self) -> Entry {
+        self.sign(
             &self.master,
             Event::MasterKey {
                 public_key: self.master.public(),
                 derivation: None,
             },
-        ));
-        ch.submit(&self.sign(
+        )
+    }
+
+    /// The signing key's registration, signed by the master key.
+    pub fn signing_entry(&self) -> Entry {
+        self.sign(
             &self.master,
             Event::SigningKey {
                 public_key: self.signing.public(),
                 derivation: None,
             },
-        ));
+        )
+    }
+
+    /// Registers master and signing key on `ch`; panics unless both are accepted.
+    pub fn register(&self, ch: &Channel) {
+        ch.submit(&self.master_entry());
+        ch.submit(&self.signing_entry());
     }
 
     /// A release entry for `archive`, signed by `key`.
@@ -677,6 +917,16 @@ impl Supplier {
     pub fn publish(&self, ch: &Channel, package: &str, version: &str, archive: &[u8]) {
         ch.submit(&self.release(&self.signing, package, version, archive));
         ch.upload(self.name.as_str(), package, version, archive);
+    }
+
+    /// Publishes `package` `version` of this supplier as a [`plugin_archive`] carrying `marker`.
+    pub fn publish_plugin(&self, ch: &Channel, package: &str, version: &str, marker: &str) {
+        let archive = plugin_archive(
+            &format!("{}/{package}", self.name.as_str()),
+            version,
+            marker,
+        );
+        self.publish(ch, package, version, &archive);
     }
 
     /// A revocation of `key` signed by `by`.

@@ -33,12 +33,7 @@ fn world() -> World {
     let channel = Channel::start();
     let acme = Supplier::new("acme");
     acme.register(&channel);
-    acme.publish(
-        &channel,
-        "hello",
-        "1.0.0",
-        &plugin_archive("acme/hello", "1.0.0", "genuine"),
-    );
+    acme.publish_plugin(&channel, "hello", "1.0.0", "genuine");
     let mut notary = Site::init(&channel);
     notary.start_notary();
     let site = Site::init(&channel);

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use system_tests::front::{Answer, Front};
-use system_tests::{Channel, Site, Supplier, assert_says, exit, plugin_archive};
+use system_tests::{Channel, Site, Supplier, assert_says, exit};
 
 /// Far above the 2 s timeouts plus process start-up, far below "hangs".
 const HANG: Duration = Duration::from_secs(60);
@@ -33,12 +33,7 @@ fn world() -> (Channel, Supplier, Site) {
     let channel = Channel::start();
     let acme = Supplier::new("acme");
     acme.register(&channel);
-    acme.publish(
-        &channel,
-        "hello",
-        "1.0.0",
-        &plugin_archive("acme/hello", "1.0.0", "first"),
-    );
+    acme.publish_plugin(&channel, "hello", "1.0.0", "first");
     let site = Site::init(&channel);
     site.set_option("site", "allow_no_peers", true);
     site.set_option("transport", "timeout_secs", 2);
@@ -48,12 +43,7 @@ fn world() -> (Channel, Supplier, Site) {
         exit::OK,
         &["installed 1.0.0"],
     );
-    acme.publish(
-        &channel,
-        "hello",
-        "1.1.0",
-        &plugin_archive("acme/hello", "1.1.0", "second"),
-    );
+    acme.publish_plugin(&channel, "hello", "1.1.0", "second");
     (channel, acme, site)
 }
 

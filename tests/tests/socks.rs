@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use system_tests::{Channel, Site, Supplier, assert_says, exit, plugin_archive};
+use system_tests::{Channel, Site, Supplier, assert_says, exit};
 
 /// A running microsocks, its log in a file.
 struct Socks {
@@ -118,12 +118,7 @@ fn update_through_socks5h_proxy() {
     let channel = Channel::start();
     let acme = Supplier::new("acme");
     acme.register(&channel);
-    acme.publish(
-        &channel,
-        "hello",
-        "1.0.0",
-        &plugin_archive("acme/hello", "1.0.0", "via socks"),
-    );
+    acme.publish_plugin(&channel, "hello", "1.0.0", "via socks");
     let mut notary = Site::init(&channel);
     let notary_url = notary.start_notary();
     let site = Site::init(&channel);
@@ -180,12 +175,7 @@ fn update_through_socks5h_proxy() {
         format!("socks5h://127.0.0.1:{}", socks.port),
     );
     socks.stop();
-    acme.publish(
-        &channel,
-        "hello",
-        "1.1.0",
-        &plugin_archive("acme/hello", "1.1.0", "not without the proxy"),
-    );
+    acme.publish_plugin(&channel, "hello", "1.1.0", "not without the proxy");
     site.assert_update_refused(
         exit::UNREACHABLE,
         &[

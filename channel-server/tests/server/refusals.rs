@@ -16,14 +16,14 @@ fn size(ch: &Channel) -> u64 {
 /// Submits and expects a refusal with `code`; asserts the log did not change.
 fn refused(ch: &Channel, entry: &keyggdrasil::entry::Entry, code: &str) {
     let before = size(ch);
-    let err = ch.submit(entry).unwrap_err();
+    let err = ch.try_submit(entry).unwrap_err();
     assert_eq!(err, (403, code.to_owned()));
     assert_eq!(size(ch), before, "log changed after a refused submission");
 }
 
 #[test]
 fn key_rules() {
-    let ch = Channel::start("open");
+    let ch = Channel::start_with("open", "");
     let acme = Supplier::new("acme");
 
     // An unknown supplier's first entry must be a master key.
@@ -89,7 +89,7 @@ fn key_rules() {
         "not_current_signing_key",
     );
     // Release by a revoked key.
-    ch.submit(&acme.revoke(&acme.master, &acme.signing.public()))
+    ch.try_submit(&acme.revoke(&acme.master, &acme.signing.public()))
         .unwrap();
     refused(
         &ch,
@@ -109,13 +109,13 @@ fn key_rules() {
         ),
         "key_already_registered",
     );
-    let dup = ch.submit(&acme.signing_entry()).unwrap();
+    let dup = ch.try_submit(&acme.signing_entry()).unwrap();
     assert!(dup.duplicate);
 }
 
 #[test]
 fn bad_requests() {
-    let ch = Channel::start("open");
+    let ch = Channel::start_with("open", "");
     let acme = Supplier::new("acme");
     let entry = acme.master_entry();
     let body =
@@ -199,11 +199,11 @@ fn bad_requests() {
 
 #[test]
 fn archive_must_match_the_log() {
-    let ch = Channel::start("open");
+    let ch = Channel::start_with("open", "");
     let acme = Supplier::new("acme");
     acme.register(&ch);
     let archive = vec![1u8; 5000];
-    ch.submit(&acme.release(&acme.signing, "hello", "1.0.0", &archive))
+    ch.try_submit(&acme.release(&acme.signing, "hello", "1.0.0", &archive))
         .unwrap();
     let url = ch.url("/v1/archives/acme/hello/1.0.0");
     let put = |body: &[u8]| {

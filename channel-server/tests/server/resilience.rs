@@ -26,7 +26,7 @@ fn children(pid: u32) -> Vec<u32> {
 
 #[test]
 fn signer_death_gives_503_then_recovers() {
-    let ch = Channel::start("open");
+    let ch = Channel::start_with("open", "");
     let serve = ch.pid();
     let signer = *children(serve).first().expect("serve has a signer child");
     // Keep the signer from starting again: its key file becomes readable by others, which the
