@@ -312,6 +312,11 @@ fn wire_seeds(dir: &Path, entries: &[Entry]) -> Res {
         &prefixed(11, Nonce([0xab; 32]).to_hex().as_bytes()),
     )?;
     write(dir, "11-channel", &prefixed(11, b"plugins.example.org"))?;
+    write(
+        dir,
+        "11-content-type",
+        &prefixed(11, b"application/json; charset=utf-8"),
+    )?;
     Ok(())
 }
 

@@ -12,7 +12,8 @@
 //!   origin, and entries whose bytes are exactly the payload's strings;
 //! - a verified notary answer is about the size asked, with the request's nonce, and at most
 //!   `max_fork_evidence` evidence statements;
-//! - proofs that pass `to_proof` have at most `max_proof_hashes` hashes.
+//! - proofs that pass `to_proof` have at most `max_proof_hashes` hashes;
+//! - a Content-Type accepted as JSON is `application/json` (any case) before any parameters.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -26,7 +27,7 @@ use keyggdrasil::wire::{
     ChannelName, Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope,
     InclusionProofResponse, Nonce, NotaryPayload, NotaryRequest, NotaryStatus, Signed,
     SubmitRequest, SubmitResponse, UpdatePayload, UpdateRequest, WireError, check_time,
-    verify_notary_answer, verify_update,
+    is_json_content_type, verify_notary_answer, verify_update,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
@@ -263,9 +264,14 @@ fuzz_target!(|data: &[u8]| {
                 let _ = signed.open::<Checkpoint>(&CHANNEL.public(), Context::Checkpoint, small);
             }
         }
-        // Nonces and channel names from query strings and configuration.
+        // Nonces and channel names from query strings and configuration, and the Content-Type
+        // header of request bodies.
         _ => {
             if let Ok(text) = std::str::from_utf8(rest) {
+                if is_json_content_type(Some(text)) {
+                    let media = text.split(';').next().unwrap_or_default();
+                    assert!(media.trim().eq_ignore_ascii_case("application/json"));
+                }
                 if let Ok(n) = Nonce::from_hex(text) {
                     assert_eq!(n.to_hex(), text);
                 }
