@@ -263,6 +263,11 @@ impl Request {
                 "the body is not in canonical entry form".into(),
             ));
         }
+        // What `Entry::parse` checks beyond the JSON shape (found by fuzzing: a body with
+        // `"v":0` was shown and signed, and the signed bundle could not be read back).
+        body.validate().map_err(|e| {
+            BundleError::Inconsistent(format!("the body is not a valid entry body: {e}"))
+        })?;
         Ok(Some(body))
     }
 
