@@ -6,9 +6,11 @@
 use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
-use keyggdrasil::entry::{Entry, MAX_ENTRY_BYTES};
+use keyggdrasil::entry::{Entry, EntryBody, Event, MAX_ENTRY_BYTES};
+use keyggdrasil::keys::KeyPair;
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{Blake2b256, CompactRange, TreeHasher, verify_inclusion};
+use keyggdrasil::names::SupplierName;
 use keyggdrasil::protocol::Context;
 use keyggdrasil::state::KeyState;
 use keyggdrasil::wire::{
@@ -165,6 +167,25 @@ impl Client {
             .header("Content-Type", "application/json")
             .send(&body[..]);
         self.open_raw(&url, r, self.limits.max_small_response_bytes)
+    }
+
+    /// Signs `event` for `supplier` with `key`, submits it, and checks that it is included under
+    /// a checkpoint signed by the pinned channel key. `key` is consumed, so the secret is zeroized
+    /// before any network I/O. Every command that logs a single entry goes through here, so none
+    /// of them can skip the inclusion check.
+    pub fn sign_and_log(
+        &self,
+        supplier: &SupplierName,
+        key: KeyPair,
+        event: Event,
+        invite: Option<String>,
+    ) -> Result<(Entry, SubmitResponse, Checkpoint), Error> {
+        let entry = Entry::sign(EntryBody::new(supplier.clone(), key.public(), event), &key)
+            .map_err(|e| Error::Failed(format!("could not sign the entry: {e}")))?;
+        drop(key);
+        let resp = self.submit(&entry, invite)?;
+        let checkpoint = self.confirm_inclusion(&entry, &resp)?;
+        Ok((entry, resp, checkpoint))
     }
 
     /// `POST /v1/submit`. The submission is authenticated by the entry's own signature; the

@@ -6,12 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::entry::{Entry, EntryBody, Event};
+use keyggdrasil::entry::Event;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::KeyPair;
 
 use crate::config;
-use crate::error::{Error, failed};
+use crate::error::Error;
 use crate::http::Client;
 use crate::output::Output;
 use crate::passphrase;
@@ -133,15 +133,10 @@ fn register(dir: &Path, out: &Output, a: RegisterArgs) -> Result<(), Error> {
         public_key: master.public(),
         derivation: file.derivation.clone(),
     };
-    let entry = Entry::sign(
-        EntryBody::new(cfg.supplier.clone(), master.public(), event),
-        &master,
-    )
-    .map_err(failed("could not sign the entry"))?;
     let client = Client::new(&cfg);
     out.step(format!("Submitting the master key to {}...", cfg.channel));
-    let resp = client.submit(&entry, a.invite)?;
-    report_submit(out, "master key", &file, &resp);
+    let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, master, event, a.invite)?;
+    report_submit(out, "master key", &file, &resp, &checkpoint);
     Ok(())
 }
 
@@ -181,19 +176,14 @@ fn add(dir: &Path, out: &Output, a: AddArgs) -> Result<(), Error> {
             derivation: added.derivation.clone(),
         }
     };
-    let entry = Entry::sign(
-        EntryBody::new(cfg.supplier.clone(), master.public(), event),
-        &master,
-    )
-    .map_err(failed("could not sign the entry"))?;
     let client = Client::new(&cfg);
     out.step(format!(
         "Submitting {what} {} to {}...",
         added.public_key.fingerprint(),
         cfg.channel
     ));
-    let resp = client.submit(&entry, None)?;
-    report_submit(out, what, &added, &resp);
+    let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, master, event, None)?;
+    report_submit(out, what, &added, &resp, &checkpoint);
     Ok(())
 }
 
@@ -202,9 +192,11 @@ fn report_submit(
     what: &str,
     file: &KeyFile,
     resp: &keyggdrasil::wire::SubmitResponse,
+    checkpoint: &keyggdrasil::wire::Checkpoint,
 ) {
     out.say(format!(
-        "The channel logged the {what} {} at index {} (log size {}){}.",
+        "The channel logged the {what} {} at index {} (log size {}){}; it is included under the \
+         checkpoint of size {} signed by the pinned channel key.",
         file.public_key.fingerprint(),
         resp.index,
         resp.size,
@@ -212,7 +204,8 @@ fn report_submit(
             "; it was already there"
         } else {
             ""
-        }
+        },
+        checkpoint.size
     ));
     out.json(serde_json::json!({
         "public_key": file.public_key.to_hex(),
@@ -220,5 +213,7 @@ fn report_submit(
         "index": resp.index,
         "size": resp.size,
         "duplicate": resp.duplicate,
+        "checkpoint_size": checkpoint.size,
+        "included": true,
     }));
 }

@@ -9,12 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::entry::{Entry, EntryBody, Event, Reason};
+use keyggdrasil::entry::{Event, Reason};
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::PublicKey;
 
 use crate::config::{self, local_dir};
-use crate::error::{Error, failed};
+use crate::error::Error;
 use crate::http::Client;
 use crate::key::{all_keys, read_key_file, unlock};
 use crate::output::Output;
@@ -176,17 +176,9 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         public_key: revoked.public_key,
         reason: reason.clone(),
     };
-    let entry = Entry::sign(
-        EntryBody::new(cfg.supplier.clone(), master.public(), event),
-        &master,
-    )
-    .map_err(failed("could not sign the revocation"))?;
-    drop(master);
-
     let client = Client::new(&cfg);
     out.step(format!("Submitting the revocation to {}...", cfg.channel));
-    let resp = client.submit(&entry, None)?;
-    let checkpoint = client.confirm_inclusion(&entry, &resp)?;
+    let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, master, event, None)?;
     out.say(format!(
         "Revoked key {} of supplier {}: logged at index {}{}, included under the checkpoint of \
          size {} signed by the channel key {}.",

@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::entry::{Entry, EntryBody, Event, Reason};
+use keyggdrasil::entry::{Event, Reason};
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::names::{PackageName, Version};
 
 use crate::config;
-use crate::error::{Error, failed};
+use crate::error::Error;
 use crate::http::Client;
 use crate::key::{find_key, unlock};
 use crate::key_revoke::resolve;
@@ -81,17 +81,9 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         version: version.clone(),
         reason: reason.clone(),
     };
-    let entry = Entry::sign(
-        EntryBody::new(cfg.supplier.clone(), kp.public(), event),
-        &kp,
-    )
-    .map_err(failed("could not sign the release revocation"))?;
-    drop(kp);
-
     let client = Client::new(&cfg);
     out.step(format!("Submitting the revocation to {}...", cfg.channel));
-    let resp = client.submit(&entry, None)?;
-    let checkpoint = client.confirm_inclusion(&entry, &resp)?;
+    let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, kp, event, None)?;
     out.say(format!(
         "Revoked {}/{} {}: logged at index {}{}, included under the checkpoint of size {} signed \
          by the channel key {}. Sites will not install it.",

@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::entry::{Claim, Digest512, Entry, EntryBody, Event};
+use keyggdrasil::entry::{Claim, Digest512, Event};
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
@@ -309,14 +309,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             digest: Digest512(digest),
             claim: Claim::Reproduced,
         };
-        let entry = Entry::sign(
-            EntryBody::new(cfg.supplier.clone(), kp.public(), event),
-            &kp,
-        )
-        .map_err(failed("could not sign the attestation"))?;
-        drop(kp);
-        let resp = client.submit(&entry, None)?;
-        let checkpoint = client.confirm_inclusion(&entry, &resp)?;
+        let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, kp, event, None)?;
         out.step(format!(
             "   Attested: logged at index {}{}, included under the checkpoint of size {}.",
             resp.index,
