@@ -634,6 +634,20 @@ impl Site {
         base
     }
 
+    /// Starts a stopped notary again on the address it had, as an operator bringing it back
+    /// would (peers know it by that address).
+    pub fn restart_notary(&mut self) {
+        let url = self.notary_url.clone().expect("the notary ran before");
+        let addr = url.trim_start_matches("http://").to_owned();
+        let mut cmd = Command::new(bin("continuum"));
+        cmd.arg("--site")
+            .arg(&self.root)
+            .args(["notary", "serve", "--listen", &addr]);
+        let (child, base) = spawn_listening(cmd);
+        assert_eq!(base, url, "the notary came back on another address");
+        self.notary = Some(child);
+    }
+
     /// Stops the notary.
     pub fn stop_notary(&mut self) {
         if let Some(mut c) = self.notary.take() {

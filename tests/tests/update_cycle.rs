@@ -129,6 +129,18 @@ fn too_many_peers_down_changes_nothing() {
     assert!(installed_file(&w.site).is_empty());
     let st = w.site.run(&["status"]);
     assert_ne!(code(&st), EXIT_OK);
+
+    // The peers come back: the next run confirms the log and installs, with nothing to repair.
+    for n in &mut w.notaries {
+        n.restart_notary();
+    }
+    let out = w.site.run(&["install", "acme/hello"]);
+    assert_eq!(code(&out), EXIT_OK, "{}", text(&out));
+    assert!(
+        installed_file(&w.site).contains("hello 1.0.0 x"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
