@@ -64,7 +64,9 @@
 //! matches it but is unsafe or names another release in its manifest, is deleted and reported,
 //! and the next mirror is *not* tried: a forgery from one mirror is evidence, not
 //! something to paper over. A download cut short is kept, and the next attempt resumes it with
-//! an HTTP `Range` request.
+//! an HTTP `Range` request; if that resumed (mixed) download fails its digest or signature
+//! check, it is deleted and downloaded once more from the start in the same run, and only a
+//! fresh download that fails is reported.
 //!
 //! Call [`reconcile`] at the start of every run, under the site's update lock: installs and
 //! `reconcile` must not run at the same time (reconcile removes staging leftovers).
@@ -308,8 +310,26 @@ pub fn install_release(
     }
     ensure_staging(&paths.staging)?;
     let download = paths.staging.join(format!("{digest}.zip"));
+    // Bytes kept from an earlier, cut-short transfer may come from another mirror than the
+    // rest. If such a mixed download fails its checks, the kept part may be the culprit, so it
+    // is downloaded once more from the start (verify_download deleted it) before anything is
+    // reported: a fresh download that fails is a real failure, from one transfer.
+    let resumed = fs::symlink_metadata(&download).is_ok_and(|m| m.len() > 0);
     fetch(http, urls, &download, size, &name)?;
-    verify_download(&download, release, &name)?;
+    match verify_download(&download, release, &name) {
+        Err(first)
+            if resumed
+                && matches!(
+                    first,
+                    InstallError::DigestMismatch { .. } | InstallError::BadSignature { .. }
+                ) =>
+        {
+            tracing::warn!("{first}; it was resumed from kept bytes, downloading it again");
+            fetch(http, urls, &download, size, &name)?;
+            verify_download(&download, release, &name)?;
+        }
+        r => r?,
+    }
     let tree = paths.staging.join(format!("tree-{}", random_suffix()));
     let prepared = prepare_tree(&download, &tree, release, &name, limits).and_then(|()| {
         sync_tree(&tree)?;
