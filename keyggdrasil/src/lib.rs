@@ -66,9 +66,11 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod archive_check;
 pub mod bundle;
 pub mod encoding;
 pub mod entry;
+pub mod evidence;
 pub mod filesig;
 pub mod kdf;
 pub mod keyfile;
@@ -76,6 +78,7 @@ pub mod keys;
 pub mod limits;
 #[allow(unsafe_code)]
 pub mod lockmem;
+pub mod log;
 pub mod merkle;
 pub mod names;
 pub mod peers;

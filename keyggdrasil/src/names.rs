@@ -1,4 +1,5 @@
-//! Validated names that later become file paths and URL segments: suppliers, packages, versions.
+//! Validated names that later become file paths and URL segments: suppliers, packages, versions,
+//! and the channel's name (its log's origin).
 //!
 //! Each type can only be built through its parser, which accepts a deliberately small alphabet so a
 //! name can never climb out of a folder, smuggle a URL delimiter or differ from another name only by
@@ -40,6 +41,14 @@ pub enum NameError {
         /// The refused name, escaped by `Debug`.
         name: String,
     },
+    /// The channel name is empty, too long, or has a space or a non-printable character.
+    #[error(
+        "channel name {name:?} must be 1 to {MAX_CHANNEL_NAME_LEN} printable ASCII characters without spaces"
+    )]
+    Channel {
+        /// The refused name, escaped by `Debug`.
+        name: String,
+    },
     /// The version is not a canonical semantic version without build metadata.
     #[error(
         "version {version:?} is not a canonical semantic version like 1.2.3 or 1.2.3-rc.1 (build metadata '+...' is not allowed): {reason}"
@@ -50,6 +59,45 @@ pub enum NameError {
         /// What the semver parser or the canonical check said.
         reason: String,
     },
+}
+
+/// Longest channel name.
+pub const MAX_CHANNEL_NAME_LEN: usize = 128;
+
+/// A channel's name (its log's origin): 1–128 printable ASCII characters without spaces, for
+/// example `plugins.example.org`. Binds every signed statement to one log.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChannelName(String);
+
+impl ChannelName {
+    /// Validates a channel name.
+    pub fn parse(text: &str) -> Result<Self, NameError> {
+        let ok = !text.is_empty()
+            && text.len() <= MAX_CHANNEL_NAME_LEN
+            && text.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(NameError::Channel {
+                name: text.chars().take(MAX_CHANNEL_NAME_LEN + 8).collect(),
+            })
+        }
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl Serialize for ChannelName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+impl<'de> Deserialize<'de> for ChannelName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&t).map_err(serde::de::Error::custom)
+    }
 }
 
 fn check_name(what: &'static str, text: &str) -> Result<(), NameError> {

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
+use crate::archive_check::{ArchiveMismatch, CheckedArchive, ExpectedArchive};
 use crate::entry::{CheckedEntry, Claim, Digest512, Entry, Event, GitCommit};
 use crate::keys::{PublicKey, Signature};
 use crate::names::{PackageName, SupplierName, Version};
@@ -144,7 +145,28 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// A stable, machine-readable rule name, e.g. for the channel's JSON error `code`.
+    /// Every rule name [`Refusal::rule`] can give (the channel's error codes for refusals).
+    pub const RULES: &'static [&'static str] = &[
+        "bad_signature",
+        "unknown_supplier",
+        "first_key_not_self_signed",
+        "not_current_master",
+        "key_already_registered",
+        "not_supplier_key",
+        "key_already_revoked",
+        "self_revocation",
+        "last_master_key",
+        "not_current_signing_key",
+        "release_exists",
+        "unknown_release",
+        "release_already_revoked",
+        "not_current_key",
+        "attestation_digest_mismatch",
+        "duplicate_attestation",
+        "log_full",
+    ];
+
+    /// The stable machine-readable name of the rule that refused (one of [`Refusal::RULES`]).
     pub fn rule(&self) -> &'static str {
         match self {
             Refusal::BadSignature(_) => "bad_signature",
@@ -200,6 +222,14 @@ pub struct ReleaseRecord {
     pub revoked_at: Option<u64>,
     /// Suppliers that attested it, with their claim and log index.
     pub attestations: Vec<(SupplierName, Claim, u64)>,
+}
+
+impl ReleaseRecord {
+    /// What the archive of this release must be. Whether the release may still be installed is
+    /// another question ([`KeyState::installable`]); this one only ties bytes to the entry.
+    pub fn expected_archive(&self) -> ExpectedArchive {
+        ExpectedArchive::signed(self.size, self.digest, self.signer, self.archive_signature)
+    }
 }
 
 /// One supplier's keys and releases.
@@ -275,6 +305,18 @@ impl VerifiedRelease {
     /// Git commit the archive was built from.
     pub fn commit(&self) -> &GitCommit {
         &self.record.commit
+    }
+    /// What the archive of this release must be (size, digest, signer, signature).
+    pub fn expected_archive(&self) -> ExpectedArchive {
+        self.record.expected_archive()
+    }
+    /// Checks archive bytes against this release in one streamed pass (see
+    /// [`crate::archive_check`]); reads at most one byte past the logged size.
+    pub fn check_archive(
+        &self,
+        reader: impl std::io::Read,
+    ) -> Result<CheckedArchive, ArchiveMismatch> {
+        self.expected_archive().check(reader)
     }
     /// Log index of the release entry.
     pub fn index(&self) -> u64 {
@@ -713,6 +755,59 @@ mod tests {
     use super::*;
     use crate::entry::EntryBody;
     use crate::keys::KeyPair;
+
+    #[test]
+    fn rules_lists_every_rule_once() {
+        let k = KeyPair::generate().public();
+        let s = SupplierName::parse("acme").unwrap();
+        let p = PackageName::parse("hello").unwrap();
+        let v = Version::parse("1.0.0").unwrap();
+        let all = [
+            Refusal::BadSignature(k),
+            Refusal::UnknownSupplier(s.clone()),
+            Refusal::FirstKeyNotSelfSigned(s.clone()),
+            Refusal::NotCurrentMaster {
+                supplier: s.clone(),
+                signer: k,
+            },
+            Refusal::KeyAlreadyRegistered(k),
+            Refusal::NotSupplierKey {
+                supplier: s.clone(),
+                key: k,
+            },
+            Refusal::KeyAlreadyRevoked(k),
+            Refusal::SelfRevocation(k),
+            Refusal::LastMasterKey(k),
+            Refusal::NotCurrentSigningKey {
+                supplier: s.clone(),
+                signer: k,
+            },
+            Refusal::ReleaseExists {
+                supplier: s.clone(),
+                package: p.clone(),
+                version: v.clone(),
+            },
+            Refusal::UnknownRelease {
+                supplier: s.clone(),
+                package: p.clone(),
+                version: v.clone(),
+            },
+            Refusal::ReleaseAlreadyRevoked {
+                supplier: s.clone(),
+                package: p,
+                version: v,
+            },
+            Refusal::NotCurrentKey {
+                supplier: s.clone(),
+                signer: k,
+            },
+            Refusal::AttestationDigestMismatch,
+            Refusal::DuplicateAttestation(s),
+            Refusal::LogFull,
+        ];
+        let rules: Vec<&str> = all.iter().map(Refusal::rule).collect();
+        assert_eq!(rules, Refusal::RULES);
+    }
 
     #[test]
     fn checked_entries_follow_the_same_rules() {

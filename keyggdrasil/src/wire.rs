@@ -32,44 +32,7 @@ use crate::protocol::{self, Context};
 
 /// The protocol version in every payload's `v` field.
 pub const WIRE_VERSION: u32 = 1;
-/// Longest channel name.
-pub const MAX_CHANNEL_NAME_LEN: usize = 128;
-
-/// A channel's name (its log's origin): 1–128 printable ASCII characters without spaces, for
-/// example `plugins.example.org`. Binds every signed statement to one log.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChannelName(String);
-
-impl ChannelName {
-    /// Validates a channel name.
-    pub fn parse(text: &str) -> Result<Self, WireError> {
-        let ok = !text.is_empty()
-            && text.len() <= MAX_CHANNEL_NAME_LEN
-            && text.bytes().all(|b| b.is_ascii_graphic());
-        if ok {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(WireError::Malformed(format!(
-                "channel name must be 1 to {MAX_CHANNEL_NAME_LEN} printable ASCII characters without spaces"
-            )))
-        }
-    }
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-impl Serialize for ChannelName {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-impl<'de> Deserialize<'de> for ChannelName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse(&t).map_err(serde::de::Error::custom)
-    }
-}
+pub use crate::names::{ChannelName, MAX_CHANNEL_NAME_LEN};
 
 /// A 32-byte challenge nonce, fresh from the CSPRNG for every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +78,7 @@ pub enum WireError {
     #[error("the server answered with error {code}: {message}")]
     Remote {
         /// Machine-readable code.
-        code: String,
+        code: ErrorCode,
         /// Human-readable message (from the server; printed escaped).
         message: String,
     },
@@ -212,8 +175,8 @@ pub enum Envelope<T> {
     },
     /// Failure.
     Error {
-        /// Stable machine-readable code (e.g. a [`crate::state::Refusal::rule`]).
-        code: String,
+        /// Stable machine-readable code.
+        code: ErrorCode,
         /// Human-readable message.
         message: String,
     },
@@ -234,10 +197,169 @@ impl<T: DeserializeOwned> Envelope<T> {
         match env {
             Envelope::Ok { data } => Ok(data),
             Envelope::Error { code, message } => Err(WireError::Remote {
-                code: code.chars().take(64).collect(),
+                code,
                 message: message.chars().take(512).collect(),
             }),
         }
+    }
+}
+
+/// Every error code on the wire, in one place: the channel and the notary emit these, and every
+/// client matches on them (never on string literals). The text form is `snake_case`; a code
+/// this version does not know (a newer server) parses as [`ErrorCode::Unknown`], cut to 64
+/// characters, so a client can still print it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// No such endpoint or object. (`not_found`)
+    NotFound,
+    /// The query string does not parse. (`bad_query`)
+    BadQuery,
+    /// The request body could not be read. (`bad_body`)
+    BadBody,
+    /// The request is malformed (notary). (`bad_request`)
+    BadRequest,
+    /// The body is not the expected JSON. (`malformed_json`)
+    MalformedJson,
+    /// The submitted entry does not parse. (`malformed_entry`)
+    MalformedEntry,
+    /// The body is not `application/json`. (`unsupported_media_type`)
+    UnsupportedMediaType,
+    /// The body or archive is larger than allowed. (`too_large`)
+    TooLarge,
+    /// Too many requests; try later. (`rate_limited`)
+    RateLimited,
+    /// The server is at its concurrency limit; try later. (`busy`)
+    Busy,
+    /// The server gave up on the request in time. (`timeout`)
+    Timeout,
+    /// A new supplier needs an invite token under this channel's policy. (`invite_required`)
+    InviteRequired,
+    /// The invite token is unknown or used. (`invite_invalid`)
+    InviteInvalid,
+    /// The channel could not store the entry. (`storage`)
+    Storage,
+    /// The channel is stopping. (`shutting_down`)
+    ShuttingDown,
+    /// The site asked from a size beyond the channel's log (the site's log is longer: a rollback or another log). (`since_beyond_log`)
+    SinceBeyondLog,
+    /// The nonce does not parse. (`bad_nonce`)
+    BadNonce,
+    /// The asked range or sizes are out of bounds. (`bad_range`)
+    BadRange,
+    /// A supplier, package or version name does not parse. (`bad_name`)
+    BadName,
+    /// No such release in the log (also the key rule for revoking an unknown release). (`unknown_release`)
+    UnknownRelease,
+    /// The notary does not follow that channel. (`unknown_channel`)
+    UnknownChannel,
+    /// The uploaded archive is not of the logged size. (`archive_size_mismatch`)
+    ArchiveSizeMismatch,
+    /// The uploaded archive does not have the logged digest. (`archive_digest_mismatch`)
+    ArchiveDigestMismatch,
+    /// The logged archive signature does not verify over the upload. (`archive_signature_invalid`)
+    ArchiveSignatureInvalid,
+    /// The release is logged, its archive not yet uploaded. (`archive_not_uploaded`)
+    ArchiveNotUploaded,
+    /// The upload broke off. (`upload_interrupted`)
+    UploadInterrupted,
+    /// The channel's signer process is restarting. (`signer_unavailable`)
+    SignerUnavailable,
+    /// Something failed inside the server; its operator has the details. (`internal`)
+    Internal,
+    /// The key rules refused the entry: one of [`crate::state::Refusal::RULES`].
+    KeyRule(&'static str),
+    /// A code this version does not know.
+    Unknown(String),
+}
+
+const ERROR_CODES: &[(ErrorCode, &str)] = &[
+    (ErrorCode::NotFound, "not_found"),
+    (ErrorCode::BadQuery, "bad_query"),
+    (ErrorCode::BadBody, "bad_body"),
+    (ErrorCode::BadRequest, "bad_request"),
+    (ErrorCode::MalformedJson, "malformed_json"),
+    (ErrorCode::MalformedEntry, "malformed_entry"),
+    (ErrorCode::UnsupportedMediaType, "unsupported_media_type"),
+    (ErrorCode::TooLarge, "too_large"),
+    (ErrorCode::RateLimited, "rate_limited"),
+    (ErrorCode::Busy, "busy"),
+    (ErrorCode::Timeout, "timeout"),
+    (ErrorCode::InviteRequired, "invite_required"),
+    (ErrorCode::InviteInvalid, "invite_invalid"),
+    (ErrorCode::Storage, "storage"),
+    (ErrorCode::ShuttingDown, "shutting_down"),
+    (ErrorCode::SinceBeyondLog, "since_beyond_log"),
+    (ErrorCode::BadNonce, "bad_nonce"),
+    (ErrorCode::BadRange, "bad_range"),
+    (ErrorCode::BadName, "bad_name"),
+    (ErrorCode::UnknownRelease, "unknown_release"),
+    (ErrorCode::UnknownChannel, "unknown_channel"),
+    (ErrorCode::ArchiveSizeMismatch, "archive_size_mismatch"),
+    (ErrorCode::ArchiveDigestMismatch, "archive_digest_mismatch"),
+    (
+        ErrorCode::ArchiveSignatureInvalid,
+        "archive_signature_invalid",
+    ),
+    (ErrorCode::ArchiveNotUploaded, "archive_not_uploaded"),
+    (ErrorCode::UploadInterrupted, "upload_interrupted"),
+    (ErrorCode::SignerUnavailable, "signer_unavailable"),
+    (ErrorCode::Internal, "internal"),
+];
+
+impl ErrorCode {
+    /// The code of a key-rule refusal.
+    pub fn refused(refusal: &crate::state::Refusal) -> Self {
+        Self::parse(refusal.rule())
+    }
+
+    /// Parses a code: a known one, a key rule, or [`ErrorCode::Unknown`].
+    pub fn parse(text: &str) -> Self {
+        if let Some((code, _)) = ERROR_CODES.iter().find(|(_, t)| *t == text) {
+            return code.clone();
+        }
+        if let Some(rule) = crate::state::Refusal::RULES.iter().find(|r| **r == text) {
+            return ErrorCode::KeyRule(rule);
+        }
+        ErrorCode::Unknown(text.chars().take(64).collect())
+    }
+
+    /// The text form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::KeyRule(rule) => rule,
+            ErrorCode::Unknown(text) => text,
+            known => ERROR_CODES
+                .iter()
+                .find(|(c, _)| c == known)
+                .map(|(_, t)| *t)
+                .unwrap_or("unknown"),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(Self::parse(&t))
     }
 }
 
@@ -352,15 +474,57 @@ pub struct UpdatePayload {
 }
 
 /// An update answer that passed [`verify_update`]: signature, origin, nonce, time, sizes and
-/// entry syntax are good. The root is not yet checked against the site's log.
+/// entry syntax are good. The root is not yet checked against the site's log: that is
+/// [`crate::log::LogView::extend`]'s job. Only [`verify_update`] makes one, so holding one means
+/// these checks ran; nothing downstream needs to verify it again.
 #[derive(Debug, Clone)]
 pub struct VerifiedUpdate {
-    /// The payload.
-    pub payload: UpdatePayload,
+    payload: UpdatePayload,
+    entries: Vec<Entry>,
+    signed: Signed,
+}
+
+impl VerifiedUpdate {
+    /// The channel's name.
+    pub fn origin(&self) -> &ChannelName {
+        &self.payload.origin
+    }
+    /// The size the answer starts at (the size asked for).
+    pub fn since(&self) -> u64 {
+        self.payload.since
+    }
+    /// The log size after these entries.
+    pub fn size(&self) -> u64 {
+        self.payload.size
+    }
+    /// The signed root at [`Self::size`].
+    pub fn root(&self) -> &TreeHash {
+        &self.payload.root
+    }
+    /// The channel's whole log size (more pages follow while `size < tree_size`).
+    pub fn tree_size(&self) -> u64 {
+        self.payload.tree_size
+    }
+    /// True when more pages follow.
+    pub fn has_more(&self) -> bool {
+        self.payload.size < self.payload.tree_size
+    }
+    /// The channel's signed time, Unix seconds.
+    pub fn time(&self) -> u64 {
+        self.payload.time
+    }
     /// The parsed entries, in log order (index `since + i`).
-    pub entries: Vec<Entry>,
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+    /// The entries, giving up the rest.
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.entries
+    }
     /// The signed answer as received, kept as evidence.
-    pub signed: Signed,
+    pub fn signed(&self) -> &Signed {
+        &self.signed
+    }
 }
 
 /// Checks a channel's update answer to `request` (see the module docs for what is and is not
@@ -416,17 +580,7 @@ pub fn verify_update(
         }
         .into());
     }
-    let expected = p.since.checked_add(p.entries.len() as u64);
-    if expected != Some(p.size) || p.size > p.tree_size {
-        return Err(Misbehavior::Sizes(format!(
-            "since {} + {} entries != size {} (tree size {})",
-            p.since,
-            p.entries.len(),
-            p.size,
-            p.tree_size
-        ))
-        .into());
-    }
+    check_update_sizes(&p)?;
     let mut entries = Vec::with_capacity(p.entries.len());
     for (i, text) in p.entries.iter().enumerate() {
         let index = p.since + i as u64;
@@ -447,6 +601,22 @@ pub fn verify_update(
         entries,
         signed: signed.clone(),
     })
+}
+
+/// The shape rule of every update statement, wherever it comes from (a fresh answer or stored
+/// fork evidence): `since + entries == size <= tree_size <= MAX_TREE_SIZE`.
+pub(crate) fn check_update_sizes(p: &UpdatePayload) -> Result<(), Misbehavior> {
+    let expected = p.since.checked_add(p.entries.len() as u64);
+    if expected != Some(p.size) || p.size > p.tree_size || p.tree_size > merkle::MAX_TREE_SIZE {
+        return Err(Misbehavior::Sizes(format!(
+            "since {} + {} entries != size {} (tree size {})",
+            p.since,
+            p.entries.len(),
+            p.size,
+            p.tree_size
+        )));
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -517,6 +687,90 @@ pub struct Checkpoint {
     pub root: TreeHash,
     /// Channel time, Unix seconds.
     pub time: u64,
+}
+
+/// A checkpoint that passed [`verify_checkpoint`]: signed by the pinned channel key under the
+/// checkpoint context, of this protocol version, for the expected origin, with a size a log can
+/// have. Freshness is not part of it (a checkpoint stays a statement about the log however old
+/// it is); call [`VerifiedCheckpoint::check_fresh`] where age matters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCheckpoint {
+    checkpoint: Checkpoint,
+    signed: Signed,
+}
+
+impl VerifiedCheckpoint {
+    /// The origin.
+    pub fn origin(&self) -> &ChannelName {
+        &self.checkpoint.origin
+    }
+    /// The tree size.
+    pub fn size(&self) -> u64 {
+        self.checkpoint.size
+    }
+    /// The root at that size.
+    pub fn root(&self) -> &TreeHash {
+        &self.checkpoint.root
+    }
+    /// The channel's signed time, Unix seconds.
+    pub fn time(&self) -> u64 {
+        self.checkpoint.time
+    }
+    /// The signed checkpoint as received (evidence).
+    pub fn signed(&self) -> &Signed {
+        &self.signed
+    }
+    /// The payload.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+    /// Checks the signed time against the local clock `now` and the limits' window.
+    pub fn check_fresh(&self, now: u64, limits: &Limits) -> Result<(), WireError> {
+        check_time(self.checkpoint.time, now, limits)
+    }
+}
+
+/// Opens a signed checkpoint: signature with the pinned `channel_key` under
+/// [`Context::Checkpoint`], version, `origin` (when the caller knows it; `None` takes the origin
+/// the checkpoint names, as `continuum init` does before it has one) and the size bound. The one
+/// way to a [`VerifiedCheckpoint`].
+pub fn verify_checkpoint(
+    signed: &Signed,
+    channel_key: &PublicKey,
+    origin: Option<&ChannelName>,
+    limits: &Limits,
+) -> Result<VerifiedCheckpoint, WireError> {
+    let checkpoint: Checkpoint = signed.open(
+        channel_key,
+        Context::Checkpoint,
+        limits.max_small_response_bytes,
+    )?;
+    if checkpoint.v != WIRE_VERSION {
+        return Err(WireError::Malformed(format!(
+            "protocol version {} is not supported",
+            checkpoint.v
+        )));
+    }
+    if let Some(origin) = origin
+        && &checkpoint.origin != origin
+    {
+        return Err(Misbehavior::WrongChannel {
+            expected: origin.as_str().to_owned(),
+            got: checkpoint.origin.as_str().to_owned(),
+        }
+        .into());
+    }
+    if checkpoint.size > merkle::MAX_TREE_SIZE {
+        return Err(Misbehavior::Sizes(format!(
+            "checkpoint size {} is beyond any log",
+            checkpoint.size
+        ))
+        .into());
+    }
+    Ok(VerifiedCheckpoint {
+        checkpoint,
+        signed: signed.clone(),
+    })
 }
 
 /// `GET /v1/proof/inclusion?index=I&size=N` answer.
@@ -982,11 +1236,35 @@ mod tests {
         let big: Result<SubmitResponse, _> = Envelope::open(&[b' '; 100], 10);
         assert!(matches!(big, Err(WireError::TooLarge { .. })));
         let json = serde_json::to_string(&Envelope::<u8>::Error {
-            code: "c".into(),
+            code: ErrorCode::InviteRequired,
             message: "m".into(),
         })
         .unwrap();
-        assert_eq!(json, r#"{"status":"error","code":"c","message":"m"}"#);
+        assert_eq!(
+            json,
+            r#"{"status":"error","code":"invite_required","message":"m"}"#
+        );
+    }
+
+    #[test]
+    fn every_error_code_has_one_text_and_parses_back() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (code, text) in ERROR_CODES {
+            assert_eq!(code.as_str(), *text);
+            assert_eq!(&ErrorCode::parse(text), code);
+            assert!(seen.insert(*text), "{text} twice");
+        }
+        // Every key rule is a code; one that is also an endpoint code parses as that.
+        for rule in crate::state::Refusal::RULES {
+            let code = ErrorCode::parse(rule);
+            assert_eq!(code.as_str(), *rule);
+            assert!(!matches!(code, ErrorCode::Unknown(_)), "{rule}");
+        }
+        let long = "x".repeat(100);
+        assert_eq!(ErrorCode::parse(&long), ErrorCode::Unknown("x".repeat(64)));
+        let back: ErrorCode = serde_json::from_str("\"since_beyond_log\"").unwrap();
+        assert_eq!(back, ErrorCode::SinceBeyondLog);
+        assert!(back == "since_beyond_log");
     }
 
     #[test]
