@@ -14,8 +14,8 @@ use keyggdrasil::names::SupplierName;
 use keyggdrasil::protocol::Context;
 use keyggdrasil::state::KeyState;
 use keyggdrasil::wire::{
-    Checkpoint, EntriesResponse, Envelope, InclusionProofResponse, Signed, SubmitRequest,
-    SubmitResponse, WireError,
+    Checkpoint, EntriesResponse, Envelope, ErrorCode, InclusionProofResponse, Signed,
+    SubmitRequest, SubmitResponse, WireError,
 };
 use serde::de::DeserializeOwned;
 
@@ -43,7 +43,7 @@ pub struct UploadResponse {
 
 /// An error answer of the channel: its stable code and message.
 struct Refused {
-    code: String,
+    code: ErrorCode,
     message: String,
     status: u16,
 }
@@ -197,7 +197,7 @@ impl Client {
         let url = format!("{}/v1/submit", self.base);
         let resp = match self.submit_once(entry, None)? {
             Ok(resp) => resp,
-            Err(r) if r.code == "invite_required" => match invite {
+            Err(r) if r.code == ErrorCode::InviteRequired => match invite {
                 Some(token) => self
                     .submit_once(entry, Some(token))?
                     .map_err(|e| refused(&url, e))?,
@@ -389,7 +389,7 @@ fn refused(url: &str, r: Refused) -> Error {
     Error::Failed(format!(
         "the channel refused ({url}, HTTP {}, {}): {}",
         r.status,
-        r.code.escape_debug(),
+        r.code.as_str().escape_debug(),
         r.message.escape_debug()
     ))
 }

@@ -41,7 +41,7 @@ use keyggdrasil::merkle::{self, Blake2b256};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    ChannelName, Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope,
+    ChannelName, Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope, ErrorCode,
     InclusionProofResponse, Nonce, Signed, SubmitRequest, SubmitResponse, TreeHash, UpdatePayload,
     WIRE_VERSION,
 };
@@ -143,19 +143,19 @@ impl AppState {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
         }
     }
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     fn internal(context: &str, err: &dyn std::error::Error) -> Self {
@@ -163,14 +163,14 @@ impl ApiError {
         tracing::error!(error = %err, source = ?err.source(), "{context}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; the operator has the details",
         )
     }
     fn signer_down() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "signer_unavailable",
+            ErrorCode::SignerUnavailable,
             "the channel's signer is restarting; try again shortly",
         )
     }
@@ -185,7 +185,7 @@ impl From<DbError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Envelope::<()>::Error {
-            code: self.code.to_owned(),
+            code: self.code,
             message: self.message,
         };
         (self.status, Json(body)).into_response()
@@ -247,7 +247,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(quick)
         .merge(archives)
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no such endpoint",
+            )
         })
         .with_state(state)
 }
@@ -265,7 +269,7 @@ async fn limit_reads(State(s): State<Arc<AppState>>, req: Request, next: Next) -
     {
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many requests; slow down",
         )
         .into_response();
@@ -279,7 +283,7 @@ async fn limit_submissions(State(s): State<Arc<AppState>>, req: Request, next: N
     {
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many submissions; slow down",
         )
         .into_response();
@@ -289,7 +293,10 @@ async fn limit_submissions(State(s): State<Arc<AppState>>, req: Request, next: N
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(t)| t).map_err(|e| {
-        ApiError::bad_request("bad_query", format!("bad query string: {}", e.body_text()))
+        ApiError::bad_request(
+            ErrorCode::BadQuery,
+            format!("bad query string: {}", e.body_text()),
+        )
     })
 }
 
@@ -305,7 +312,7 @@ async fn submit(
     ) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "submissions must be sent as Content-Type: application/json",
         ));
     }
@@ -313,25 +320,26 @@ async fn submit(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                ErrorCode::TooLarge,
                 format!(
                     "submission is larger than {} bytes",
                     s.limits.max_submission_bytes
                 ),
             )
         } else {
-            ApiError::bad_request("bad_body", e.body_text())
+            ApiError::bad_request(ErrorCode::BadBody, e.body_text())
         }
     })?;
-    let req: SubmitRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("not a submission: {e}")))?;
+    let req: SubmitRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(ErrorCode::MalformedJson, format!("not a submission: {e}"))
+    })?;
     let entry = Entry::parse(req.entry.as_bytes())
-        .map_err(|e| ApiError::bad_request("malformed_entry", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::MalformedEntry, e.to_string()))?;
     let signer = entry.body().signer;
     let checked = entry.into_checked().map_err(|_| {
         ApiError::new(
             StatusCode::FORBIDDEN,
-            "bad_signature",
+            ErrorCode::refused(&keyggdrasil::state::Refusal::BadSignature(signer)),
             format!("the entry's signature does not verify under its signer key {signer}"),
         )
     })?;
@@ -344,27 +352,27 @@ async fn submit(
         })),
         Err(SubmitError::Refused(r)) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            r.rule(),
+            ErrorCode::refused(&r),
             r.to_string(),
         )),
         Err(e @ SubmitError::InviteRequired) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "invite_required",
+            ErrorCode::InviteRequired,
             e.to_string(),
         )),
         Err(e @ SubmitError::InviteInvalid) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "invite_invalid",
+            ErrorCode::InviteInvalid,
             e.to_string(),
         )),
         Err(e @ SubmitError::Storage) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "storage",
+            ErrorCode::Storage,
             e.to_string(),
         )),
         Err(e @ SubmitError::Closed) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            ErrorCode::ShuttingDown,
             e.to_string(),
         )),
     }
@@ -409,13 +417,13 @@ async fn updates(
     q: Result<Query<UpdatesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let nonce =
-        Nonce::from_hex(&q.nonce).map_err(|e| ApiError::bad_request("bad_nonce", e.to_string()))?;
+    let nonce = Nonce::from_hex(&q.nonce)
+        .map_err(|e| ApiError::bad_request(ErrorCode::BadNonce, e.to_string()))?;
     let head = s.writer.head();
     if q.since > head.size {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "since_beyond_log",
+            ErrorCode::SinceBeyondLog,
             format!(
                 "the log has {} entries; you asked for entries after {}",
                 head.size, q.since
@@ -498,7 +506,7 @@ async fn inclusion(
     let head = s.writer.head();
     if q.size > head.size || q.index >= q.size {
         return Err(ApiError::bad_request(
-            "bad_range",
+            ErrorCode::BadRange,
             format!("need index < size <= {} (the log's size)", head.size),
         ));
     }
@@ -531,7 +539,7 @@ async fn consistency(
     let head = s.writer.head();
     if q.old == 0 || q.old > q.new || q.new > head.size {
         return Err(ApiError::bad_request(
-            "bad_range",
+            ErrorCode::BadRange,
             format!("need 0 < old <= new <= {} (the log's size)", head.size),
         ));
     }
@@ -565,7 +573,7 @@ async fn entries(
     let page = s.limits.max_entries_per_page.max(1);
     if q.start >= q.end || q.end > head.size || q.end - q.start > page {
         return Err(ApiError::bad_request(
-            "bad_range",
+            ErrorCode::BadRange,
             format!(
                 "need start < end <= {} and at most {page} entries",
                 head.size
@@ -648,10 +656,11 @@ fn parse_names(
 ) -> Result<(SupplierName, PackageName, Version), ApiError> {
     Ok((
         SupplierName::parse(supplier)
-            .map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
+            .map_err(|e| ApiError::bad_request(ErrorCode::BadName, e.to_string()))?,
         PackageName::parse(package)
-            .map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
-        Version::parse(version).map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
+            .map_err(|e| ApiError::bad_request(ErrorCode::BadName, e.to_string()))?,
+        Version::parse(version)
+            .map_err(|e| ApiError::bad_request(ErrorCode::BadName, e.to_string()))?,
     ))
 }
 
@@ -675,7 +684,7 @@ async fn logged_release(
     let Some((size, digest, bytes)) = found else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_release",
+            ErrorCode::UnknownRelease,
             format!("{supplier}/{package} {version} is not in the log"),
         ));
     };
@@ -725,7 +734,7 @@ async fn upload_archive(
     if release.size > s.limits.max_archive_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!(
                 "the logged archive size {} is above this channel's limit {}",
                 release.size, s.limits.max_archive_bytes
@@ -739,7 +748,7 @@ async fn upload_archive(
         && len != release.size
     {
         return Err(ApiError::bad_request(
-            "archive_size_mismatch",
+            ErrorCode::ArchiveSizeMismatch,
             format!(
                 "the archive is {len} bytes but the logged release says {}",
                 release.size
@@ -823,13 +832,13 @@ async fn receive(
     let mut received: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            ApiError::bad_request("upload_interrupted", format!("upload failed: {e}"))
+            ApiError::bad_request(ErrorCode::UploadInterrupted, format!("upload failed: {e}"))
         })?;
         received = received.saturating_add(chunk.len() as u64);
         if received > limit {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "archive_size_mismatch",
+                ErrorCode::ArchiveSizeMismatch,
                 format!(
                     "the archive is larger than the logged size of {} bytes",
                     release.size
@@ -846,7 +855,7 @@ async fn receive(
     drop(file);
     if received != release.size {
         return Err(ApiError::bad_request(
-            "archive_size_mismatch",
+            ErrorCode::ArchiveSizeMismatch,
             format!(
                 "the archive is {received} bytes but the logged release says {}",
                 release.size
@@ -864,13 +873,13 @@ async fn receive(
     let _ = s;
     if size != release.size || plain != release.digest {
         return Err(ApiError::bad_request(
-            "archive_digest_mismatch",
+            ErrorCode::ArchiveDigestMismatch,
             "the archive's BLAKE2b-512 digest does not match the logged release",
         ));
     }
     if keyggdrasil::filesig::verify_digest(&release.signer, &release.signature, &keyed).is_err() {
         return Err(ApiError::bad_request(
-            "archive_signature_invalid",
+            ErrorCode::ArchiveSignatureInvalid,
             "the logged archive signature does not verify over this archive",
         ));
     }
@@ -892,7 +901,7 @@ async fn download_archive(
     if !blocking(&s, move |c| store::has_archive(c, &digest)).await? {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "archive_not_uploaded",
+            ErrorCode::ArchiveNotUploaded,
             format!("the archive of {supplier}/{package} {version} has not been uploaded yet"),
         ));
     }

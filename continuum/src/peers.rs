@@ -229,14 +229,15 @@ fn ask(
             PeerAnswer::Behind,
             format!("it has observed {observed} entries"),
         ),
-        NotaryStatus::ForkDetected { evidence } => match check_evidence(&evidence, channel, limits)
-        {
-            Ok(c) => (PeerAnswer::ForkDetected, format!("verified evidence: {c}")),
-            Err(e) => (
-                PeerAnswer::NoAnswer,
-                format!("claims a fork, but its evidence does not prove one: {e}"),
-            ),
-        },
+        NotaryStatus::ForkDetected { evidence } => {
+            match check_evidence(&evidence, &channel.name, &channel.key, limits) {
+                Ok(c) => (PeerAnswer::ForkDetected, format!("verified evidence: {c}")),
+                Err(e) => (
+                    PeerAnswer::NoAnswer,
+                    format!("claims a fork, but its evidence does not prove one: {e}"),
+                ),
+            }
+        }
     }
 }
 

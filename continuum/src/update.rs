@@ -12,7 +12,8 @@
 
 use keyggdrasil::entry::Entry;
 use keyggdrasil::limits::Limits;
-use keyggdrasil::merkle::{self, Blake2b256, MemoryStore};
+use keyggdrasil::log::LogView;
+use keyggdrasil::merkle::{Blake2b256, MemoryStore};
 use keyggdrasil::peers::NoPeers;
 
 use crate::peers::PeerOutcome;
@@ -169,7 +170,8 @@ pub fn update_log(
 
     // Step 1–2: fetch pages, verify each answer, recompute the root over our log + new entries.
     let client = ChannelClient::new(channel, http, limits);
-    let mut candidate = accepted.tree.clone();
+    let accepted_view = LogView::from_store(start, &accepted.tree).map_err(Failure::local)?;
+    let mut candidate = accepted_view.clone();
     let mut new_entries: Vec<Entry> = Vec::new();
     for _ in 0..MAX_PAGES_PER_RUN {
         let since = candidate.size();
@@ -186,25 +188,14 @@ pub fn update_log(
         // kept as fork evidence, rather than only refused by the root check below.
         crate::notary::observe(conn, channel, &up)
             .map_err(|e| Failure::new(FailureKind::Verification, e.to_string()))?;
-        for e in &up.entries {
-            candidate
-                .append(&Blake2b256, e.as_bytes())
-                .map_err(Failure::local)?;
-        }
-        let root = candidate.root(&Blake2b256).map_err(Failure::local)?;
-        if root != up.payload.root.0 {
-            return Err(Failure::new(
+        candidate.extend(&up).map_err(|e| {
+            Failure::new(
                 FailureKind::Verification,
-                format!(
-                    "channel {name} signed root {} for size {}, but our log plus its entries gives {}: history was rewritten or entries were altered",
-                    hex::encode(up.payload.root.0),
-                    up.payload.size,
-                    hex::encode(root)
-                ),
-            ));
-        }
-        let more = up.payload.size < up.payload.tree_size;
-        new_entries.extend(up.entries);
+                format!("channel {name}: {e}: history was rewritten or entries were altered"),
+            )
+        })?;
+        let more = up.has_more();
+        new_entries.extend(up.into_entries());
         if !more {
             break;
         }
@@ -223,10 +214,13 @@ pub fn update_log(
     } else {
         NoPeers::Refuse
     };
+    let roots = accepted_view
+        .prefix_roots(new_entries.iter().map(|e| e.as_bytes()))
+        .map_err(Failure::local)?;
     let mut target = start + new_entries.len() as u64;
     let mut last_reason: Option<(FailureKind, String)> = None;
     while target > start {
-        let root = merkle::root_at(&Blake2b256, target, &candidate).map_err(Failure::local)?;
+        let root = roots[(target - start - 1) as usize];
         let outcome = crate::peers::verify_with_peers(
             peer_http,
             &config.peers,

@@ -227,7 +227,7 @@ impl Site {
         loop {
             let have = observed_size(&conn, &self.channel().name).unwrap();
             let u = client.updates(have, now()).unwrap();
-            let more = u.payload.size < u.payload.tree_size;
+            let more = u.has_more();
             observe(&mut conn, self.channel(), &u).unwrap();
             if !more {
                 return observed_size(&conn, &self.channel().name).unwrap();
@@ -554,7 +554,12 @@ fn a_fork_is_kept_served_and_checked_by_peers() {
     let record = fork_record(&conn, &site.channel().name).unwrap().unwrap();
     assert_eq!(record.statements.len(), 2);
     assert_eq!(
-        check_evidence(&record.statements, site.channel(), &Limits::default()),
+        check_evidence(
+            &record.statements,
+            &site.channel().name,
+            &site.channel().key,
+            &Limits::default(),
+        ),
         Ok(Contradiction::SameSizeDifferentRoots { size: 3 })
     );
     assert!(
@@ -627,7 +632,7 @@ fn fork_evidence_that_proves_nothing_counts_as_no_answer() {
     let mut lie = real.clone();
     lie[1] = master_entry();
     let bad = forged_update(&ch, &key, &lie, 3);
-    assert!(bad.payload.entries[0] == real[3]);
+    assert!(bad.entries()[0].as_bytes() == real[3].as_bytes());
     let err = site.observe(&bad).unwrap_err();
     assert!(err.is_fork(), "{err}");
     // The same statement again is refused as an already recorded fork.

@@ -62,7 +62,7 @@ where
             Some(data)
         }
         Err(WireError::Remote { code, message }) => {
-            assert!(code.chars().count() <= 64);
+            assert!(code.as_str().chars().count() <= 64);
             assert!(message.chars().count() <= 512);
             None
         }
@@ -180,15 +180,15 @@ fuzz_target!(|data: &[u8]| {
                 &limits,
             ) {
                 Ok(v) => {
-                    let p = &v.payload;
+                    let p = v.payload();
                     assert_eq!(p.since, request.since);
                     assert_eq!(p.size, p.since + p.entries.len() as u64);
                     assert!(p.size <= p.tree_size);
                     assert_eq!(p.nonce, request.nonce);
                     assert_eq!(p.origin, origin());
                     assert!(p.entries.len() <= limits.max_entries_per_page);
-                    assert_eq!(v.entries.len(), p.entries.len());
-                    for (e, t) in v.entries.iter().zip(&p.entries) {
+                    assert_eq!(v.entries().len(), p.entries.len());
+                    for (e, t) in v.entries().iter().zip(&p.entries) {
                         assert_eq!(e.as_bytes(), t.as_bytes());
                     }
                     assert!(check_time(p.time, NOW, &limits).is_ok());

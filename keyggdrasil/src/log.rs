@@ -104,6 +104,22 @@ impl LogView {
         Ok(range.root(&Blake2b256))
     }
 
+    /// The roots after each prefix of `entries`: element `i` is the root at size
+    /// `self.size() + i + 1`. O(log n) per entry, for a site that drops the newest entries one by
+    /// one until its peers confirm a root.
+    pub fn prefix_roots<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Vec<Hash>, MerkleError> {
+        let mut range = self.range.clone();
+        let mut roots = Vec::new();
+        for e in entries {
+            range.push_entry(&Blake2b256, e)?;
+            roots.push(range.root(&Blake2b256));
+        }
+        Ok(roots)
+    }
+
     /// Extends the view by a verified update answer: it must start at [`Self::size`], and the
     /// verified log plus its entries must hash to its signed root. On any failure the view is
     /// unchanged.
@@ -257,6 +273,11 @@ mod tests {
             view.root_with(log[3..].iter().map(|e| e.as_bytes()))
                 .unwrap(),
             root_of(&log)
+        );
+        assert_eq!(
+            view.prefix_roots(log[3..].iter().map(|e| e.as_bytes()))
+                .unwrap(),
+            vec![root_of(&log[..4]), root_of(&log)]
         );
 
         // Altered history: the right new entries under a root over other old ones.

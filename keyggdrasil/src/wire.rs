@@ -482,9 +482,15 @@ pub struct VerifiedUpdate {
     payload: UpdatePayload,
     entries: Vec<Entry>,
     signed: Signed,
+    channel_key: PublicKey,
 }
 
 impl VerifiedUpdate {
+    /// The pinned channel key the signature was verified with: a consumer that follows several
+    /// channels compares it (and [`Self::origin`]) with the channel it files the update under.
+    pub fn channel_key(&self) -> &PublicKey {
+        &self.channel_key
+    }
     /// The channel's name.
     pub fn origin(&self) -> &ChannelName {
         &self.payload.origin
@@ -524,6 +530,10 @@ impl VerifiedUpdate {
     /// The signed answer as received, kept as evidence.
     pub fn signed(&self) -> &Signed {
         &self.signed
+    }
+    /// The whole verified payload (read-only).
+    pub fn payload(&self) -> &UpdatePayload {
+        &self.payload
     }
 }
 
@@ -600,6 +610,7 @@ pub fn verify_update(
         payload: p,
         entries,
         signed: signed.clone(),
+        channel_key: *channel_key,
     })
 }
 

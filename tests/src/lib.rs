@@ -471,7 +471,9 @@ impl Channel {
         match Envelope::<SubmitResponse>::open(&body, 1 << 20) {
             Ok(r) if status == 200 => Ok(r),
             Ok(_) => panic!("ok envelope with status {status}"),
-            Err(keyggdrasil::wire::WireError::Remote { code, .. }) => Err((status, code)),
+            Err(keyggdrasil::wire::WireError::Remote { code, .. }) => {
+                Err((status, code.to_string()))
+            }
             Err(e) => panic!(
                 "bad answer {status}: {e}: {}",
                 String::from_utf8_lossy(&body)
@@ -513,7 +515,9 @@ impl Channel {
             .expect("body");
         match Envelope::<T>::open(&buf, 16 << 20) {
             Ok(d) => Ok(d),
-            Err(keyggdrasil::wire::WireError::Remote { code, .. }) => Err((status, code)),
+            Err(keyggdrasil::wire::WireError::Remote { code, .. }) => {
+                Err((status, code.to_string()))
+            }
             Err(e) => panic!(
                 "bad answer {status}: {e}: {}",
                 String::from_utf8_lossy(&buf)

@@ -54,13 +54,13 @@ fn publish_and_audit_a_release() {
         &Limits::default(),
     )
     .unwrap();
-    assert_eq!(up.entries.len(), 3);
-    assert_eq!(up.entries[2].as_bytes(), release.as_bytes());
+    assert_eq!(up.entries().len(), 3);
+    assert_eq!(up.entries()[2].as_bytes(), release.as_bytes());
     let mut log = MemoryStore::new();
-    for e in &up.entries {
+    for e in up.entries() {
         log.append(&Blake2b256, e.as_bytes()).unwrap();
     }
-    assert_eq!(log.root(&Blake2b256).unwrap(), up.payload.root.0);
+    assert_eq!(log.root(&Blake2b256).unwrap(), (*up.root()).0);
 
     // No updates: signed, nonce-bound, same root.
     let req2 = UpdateRequest {
@@ -80,8 +80,8 @@ fn publish_and_audit_a_release() {
         &Limits::default(),
     )
     .unwrap();
-    assert!(none.entries.is_empty());
-    assert_eq!((none.payload.size, none.payload.root), (3, up.payload.root));
+    assert!(none.entries().is_empty());
+    assert_eq!((none.size(), (*none.root())), (3, (*up.root())));
     // The same answer does not verify for another nonce (replay).
     assert!(
         verify_update(
@@ -100,7 +100,7 @@ fn publish_and_audit_a_release() {
         .get_signed("/v1/checkpoint")
         .open(&ch.key, Context::Checkpoint, 1 << 16)
         .unwrap();
-    assert_eq!((cp.size, cp.root), (3, up.payload.root));
+    assert_eq!((cp.size, cp.root), (3, (*up.root())));
 
     // Inclusion proof of the release, and consistency 1 -> 3.
     let p: InclusionProofResponse = ch.get("/v1/proof/inclusion?index=2&size=3").unwrap();
@@ -195,9 +195,9 @@ fn updates_are_paged() {
             &Limits::default(),
         )
         .unwrap();
-        assert!(up.entries.len() <= 2);
-        assert_eq!(up.payload.tree_size, 5);
-        since = up.payload.size;
+        assert!(up.entries().len() <= 2);
+        assert_eq!(up.tree_size(), 5);
+        since = up.size();
         pages += 1;
     }
     assert_eq!(pages, 3);

@@ -43,11 +43,10 @@
 //! append is O(log n) hashes. It is derived data, rebuilt from `observed_entries` if it is ever
 //! missing or short.
 
-mod evidence;
 mod observed;
 mod server;
 
-pub use evidence::{
+pub use keyggdrasil::evidence::{
     Contradiction, EvidenceError, Statement, StatementKind, check_evidence, find_contradiction,
     parse_statement,
 };

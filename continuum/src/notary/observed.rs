@@ -9,9 +9,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::evidence::{self, Contradiction, Statement, StatementKind, contradiction_among};
 use crate::config::ChannelConfig;
 use crate::db::DbError;
+use keyggdrasil::evidence::{Contradiction, Statement, StatementKind, contradiction_among};
 
 /// Stored statements scanned at most when looking for the clearest fork evidence.
 const MAX_EVIDENCE_SCAN: usize = 10_000;
@@ -332,19 +332,14 @@ pub fn observe(
         channel: name.to_owned(),
         message,
     };
-    let limit = update.signed.payload.len() as u64;
-    let stmt = evidence::parse_statement(&update.signed, channel, limit)
-        .map_err(|e| invalid(e.to_string()))?;
-    let p = &update.payload;
-    if stmt.kind != StatementKind::Update
-        || stmt.since != p.since
-        || stmt.size != p.size
-        || stmt.root != p.root.0
-    {
+    // A verified update already passed every statement check: no need to verify it again, only
+    // to see that it was verified for this channel.
+    if update.channel_key() != &channel.key || update.origin() != &channel.name {
         return Err(invalid(
-            "the parsed payload is not the signed one".to_owned(),
+            "the update was verified for another channel or key".to_owned(),
         ));
     }
+    let stmt = Statement::from_update(update);
 
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if let Some(record) = fork_record(&tx, &channel.name)? {
@@ -444,7 +439,7 @@ pub fn observe(
             size += 1;
         }
     }
-    let text = serde_json::to_string(&update.signed)
+    let text = serde_json::to_string(update.signed())
         .map_err(|e| invalid(format!("could not serialise the statement: {e}")))?;
     tx.execute(
         "INSERT OR IGNORE INTO observed_statements (channel, size, root, statement) VALUES (?1, ?2, ?3, ?4)",
@@ -775,7 +770,12 @@ mod tests {
         };
         assert_eq!(record.statements.len(), 2);
         assert_eq!(
-            check_evidence(&record.statements, &f.channel, &Limits::default()),
+            check_evidence(
+                &record.statements,
+                &f.channel.name,
+                &f.channel.key,
+                &Limits::default()
+            ),
             Ok(Contradiction::SameSizeDifferentRoots { size: 3 })
         );
         // Nothing of the second view was observed; everything later is refused.
@@ -801,7 +801,12 @@ mod tests {
         let err = f.observe(&f.update(&b, 2, 4, None)).unwrap_err();
         let record = err.fork().unwrap();
         assert_eq!(
-            check_evidence(&record.statements, &f.channel, &Limits::default()),
+            check_evidence(
+                &record.statements,
+                &f.channel.name,
+                &f.channel.key,
+                &Limits::default()
+            ),
             Ok(Contradiction::ConflictingEntries { index: 2 })
         );
 
@@ -811,7 +816,12 @@ mod tests {
         let lie = g.update(&a, 3, 4, Some([9; 32]));
         let record = g.observe(&lie).unwrap_err().fork().unwrap().clone();
         assert_eq!(
-            check_evidence(&record.statements, &g.channel, &Limits::default()),
+            check_evidence(
+                &record.statements,
+                &g.channel.name,
+                &g.channel.key,
+                &Limits::default()
+            ),
             Ok(Contradiction::RootMismatch { size: 4 })
         );
 
@@ -824,7 +834,15 @@ mod tests {
         let record = h.observe(&lie).unwrap_err().fork().unwrap().clone();
         assert_eq!(record.statements.len(), 2);
         assert!(record.reason.contains("only against this site"));
-        assert!(check_evidence(&record.statements, &h.channel, &Limits::default()).is_err());
+        assert!(
+            check_evidence(
+                &record.statements,
+                &h.channel.name,
+                &h.channel.key,
+                &Limits::default()
+            )
+            .is_err()
+        );
 
         // A statement whose root does not match the entries it carries from 0 is its own proof.
         let mut k = Fixture::new();
@@ -832,7 +850,12 @@ mod tests {
         let record = k.observe(&lie).unwrap_err().fork().unwrap().clone();
         assert_eq!(record.statements.len(), 1);
         assert_eq!(
-            check_evidence(&record.statements, &k.channel, &Limits::default()),
+            check_evidence(
+                &record.statements,
+                &k.channel.name,
+                &k.channel.key,
+                &Limits::default()
+            ),
             Ok(Contradiction::RootMismatch { size: 2 })
         );
         assert_eq!(k.size(), 0);

@@ -39,7 +39,7 @@ use keyggdrasil::merkle::TreeHasher;
 use keyggdrasil::protocol::Context;
 use keyggdrasil::secretfile::{SecretFileError, read_secret_file};
 use keyggdrasil::wire::{
-    ChannelName, Envelope, NotaryPayload, NotaryRequest, NotaryStatus, Signed, TreeHash,
+    ChannelName, Envelope, ErrorCode, NotaryPayload, NotaryRequest, NotaryStatus, Signed, TreeHash,
     WIRE_VERSION,
 };
 use rusqlite::Connection;
@@ -246,7 +246,11 @@ fn router(notary: Arc<Notary>) -> Router {
         .layer(DefaultBodyLimit::max(notary.options.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(notary.clone(), limit))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no such endpoint",
+            )
         })
         .with_state(notary)
 }
@@ -255,12 +259,12 @@ fn router(notary: Arc<Notary>) -> Router {
 #[derive(Debug)]
 struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -271,7 +275,7 @@ impl ApiError {
         tracing::error!(error = %err, "{context}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; the operator has the details",
         )
     }
@@ -280,7 +284,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Envelope::<()>::Error {
-            code: self.code.to_owned(),
+            code: self.code,
             message: self.message,
         };
         (self.status, Json(body)).into_response()
@@ -299,7 +303,7 @@ async fn limit(State(n): State<Arc<Notary>>, req: Request, next: Next) -> Respon
     {
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many requests; slow down",
         )
         .into_response();
@@ -307,7 +311,7 @@ async fn limit(State(n): State<Arc<Notary>>, req: Request, next: Next) -> Respon
     let Ok(_permit) = n.in_flight.try_acquire() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ErrorCode::Busy,
             "the notary is busy; try again shortly",
         )
         .into_response();
@@ -316,7 +320,7 @@ async fn limit(State(n): State<Arc<Notary>>, req: Request, next: Next) -> Respon
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
+            ErrorCode::Timeout,
             "the notary could not answer in time",
         )
         .into_response(),
@@ -335,7 +339,7 @@ async fn root(
     ) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "requests must be sent as Content-Type: application/json",
         ));
     }
@@ -343,24 +347,28 @@ async fn root(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                ErrorCode::TooLarge,
                 format!("requests are at most {} bytes", n.options.max_body_bytes),
             )
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                e.body_text(),
+            )
         }
     })?;
     let req: NotaryRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             format!("not a notary request: {e}"),
         )
     })?;
     let Some(channel) = n.config.channel(&req.channel).cloned() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_channel",
+            ErrorCode::UnknownChannel,
             "this notary does not follow that channel",
         ));
     };
@@ -514,7 +522,7 @@ async fn fetch(
                 return Ok(());
             }
         };
-        let more = update.payload.size < update.payload.tree_size;
+        let more = update.has_more();
         let cfg = channel.clone();
         let result = with_db(n, move |c| observe(c, &cfg, &update)).await?;
         match result {
