@@ -6,7 +6,9 @@
 //! peers.
 
 use keyggdrasil::limits::Limits;
-use keyggdrasil::wire::{self, Envelope, Nonce, Signed, UpdateRequest, VerifiedUpdate, WireError};
+use keyggdrasil::wire::{
+    self, Envelope, ErrorCode, Nonce, Signed, UpdateRequest, VerifiedUpdate, WireError,
+};
 use thiserror::Error;
 
 use crate::config::ChannelConfig;
@@ -78,7 +80,7 @@ impl<'a> ChannelClient<'a> {
                 ChannelError::Verification {
                     channel,
                     source: WireError::Remote { code, message },
-                } if code == "since_beyond_log" => ChannelError::Verification {
+                } if code == ErrorCode::SinceBeyondLog => ChannelError::Verification {
                     channel,
                     source: WireError::Remote {
                         code,
@@ -134,7 +136,9 @@ impl<'a> ChannelClient<'a> {
             match self.http.get(&url, limit) {
                 Ok(resp) => match Envelope::<T>::open(&resp.body, limit) {
                     Ok(v) => return Ok(v),
-                    Err(WireError::Remote { code, message }) if code == "since_beyond_log" => {
+                    Err(WireError::Remote { code, message })
+                        if code == ErrorCode::SinceBeyondLog =>
+                    {
                         // The channel says it has fewer entries than we already accepted from
                         // it: a rollback (or a different log). Never just "unreachable".
                         return Err(ChannelError::Verification {

@@ -76,7 +76,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use keyggdrasil::archive::{ArchiveError, Manifest, extract_archive};
-use keyggdrasil::filesig::{self, FileSigError};
+use keyggdrasil::archive_check::ArchiveMismatch;
 use keyggdrasil::limits::Limits;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::state::VerifiedRelease;
@@ -171,7 +171,7 @@ pub enum InstallError {
         signer: String,
         /// The check that failed.
         #[source]
-        source: FileSigError,
+        source: ArchiveMismatch,
     },
     /// The extractor refused the archive (unsafe or malformed: [`ArchiveError::Rejected`]) or
     /// could not write it.
@@ -649,32 +649,28 @@ fn verify_download(
     name: &str,
 ) -> Result<(), InstallError> {
     let file = fs::File::open(download).map_err(io_err("open the download", download))?;
-    let (size, plain, keyed) = filesig::digest_both(release.signer(), file)
-        .map_err(io_err("read the download", download))?;
-    let failure = if size != release.size() {
-        // `fetch` only returns with exactly `size` bytes; the file changed under us.
-        Some(InstallError::Truncated {
+    let failure = match release.check_archive(file) {
+        Ok(_) => None,
+        Err(ArchiveMismatch::Io(e)) => return Err(io_err("read the download", download)(e)),
+        Err(ArchiveMismatch::TooLong { .. } | ArchiveMismatch::Truncated { .. }) => {
+            // `fetch` only returns with exactly `size` bytes; the file changed under us.
+            Some(InstallError::Truncated {
+                release: name.to_owned(),
+                received: fs::symlink_metadata(download).map(|m| m.len()).unwrap_or(0),
+                expected: release.size(),
+                errors: vec![format!("{} changed size", download.display())],
+            })
+        }
+        Err(ArchiveMismatch::Digest { expected, found }) => Some(InstallError::DigestMismatch {
             release: name.to_owned(),
-            received: size,
-            expected: release.size(),
-            errors: vec![format!("{} changed size", download.display())],
-        })
-    } else if plain != release.digest().0 {
-        Some(InstallError::DigestMismatch {
-            release: name.to_owned(),
-            expected: release.digest().to_hex(),
-            found: hex::encode(plain),
-        })
-    } else if let Err(source) =
-        filesig::verify_digest(release.signer(), release.archive_signature(), &keyed)
-    {
-        Some(InstallError::BadSignature {
+            expected,
+            found,
+        }),
+        Err(source) => Some(InstallError::BadSignature {
             release: name.to_owned(),
             signer: release.signer().to_hex(),
             source,
-        })
-    } else {
-        None
+        }),
     };
     match failure {
         None => Ok(()),

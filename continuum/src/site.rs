@@ -7,9 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use keyggdrasil::kdf::SiteSecret;
 use keyggdrasil::keys::PublicKey;
 use keyggdrasil::limits::Limits;
-use keyggdrasil::protocol::Context;
 use keyggdrasil::secretfile;
-use keyggdrasil::wire::{ChannelName, Checkpoint};
+use keyggdrasil::wire::{self, ChannelName};
 use serde::Serialize;
 
 use crate::channel::ChannelClient;
@@ -103,19 +102,16 @@ pub fn init(
                         "{e} (pass --channel-name to initialise without reaching the channel)"
                     ),
                 })?;
-            let cp: Checkpoint = signed
-                .open(
-                    &channel_key,
-                    Context::Checkpoint,
-                    limits.max_small_response_bytes,
-                )
-                .map_err(|e| Failure {
-                    kind: FailureKind::Verification,
-                    message: format!(
-                        "the channel's checkpoint does not verify with the key you gave: {e}"
-                    ),
+            let cp =
+                wire::verify_checkpoint(&signed, &channel_key, None, &limits).map_err(|e| {
+                    Failure {
+                        kind: FailureKind::Verification,
+                        message: format!(
+                            "the channel's checkpoint does not verify with the key you gave: {e}"
+                        ),
+                    }
                 })?;
-            cp.origin
+            cp.origin().clone()
         }
     };
     config.channels.push(ChannelConfig {
