@@ -9,13 +9,13 @@ use std::time::Duration;
 use keyggdrasil::entry::{Entry, EntryBody, Event, MAX_ENTRY_BYTES};
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::limits::Limits;
-use keyggdrasil::merkle::{Blake2b256, CompactRange, TreeHasher, verify_inclusion};
+use keyggdrasil::log::LogView;
+use keyggdrasil::merkle::{Blake2b256, TreeHasher, verify_inclusion};
 use keyggdrasil::names::SupplierName;
-use keyggdrasil::protocol::Context;
 use keyggdrasil::state::KeyState;
 use keyggdrasil::wire::{
-    Checkpoint, EntriesResponse, Envelope, ErrorCode, InclusionProofResponse, Signed,
-    SubmitRequest, SubmitResponse, WireError,
+    self, EntriesResponse, Envelope, ErrorCode, InclusionProofResponse, Signed, SubmitRequest,
+    SubmitResponse, VerifiedCheckpoint, WireError,
 };
 use serde::de::DeserializeOwned;
 
@@ -53,7 +53,7 @@ struct Refused {
 /// root.
 pub struct VerifiedLog {
     /// The checkpoint the log was checked against.
-    pub checkpoint: Checkpoint,
+    pub checkpoint: VerifiedCheckpoint,
     /// The key state after the last entry.
     pub state: KeyState,
 }
@@ -179,7 +179,7 @@ impl Client {
         key: KeyPair,
         event: Event,
         invite: Option<String>,
-    ) -> Result<(Entry, SubmitResponse, Checkpoint), Error> {
+    ) -> Result<(Entry, SubmitResponse, VerifiedCheckpoint), Error> {
         let entry = Entry::sign(EntryBody::new(supplier.clone(), key.public(), event), &key)
             .map_err(|e| Error::Failed(format!("could not sign the entry: {e}")))?;
         drop(key);
@@ -250,21 +250,15 @@ impl Client {
     }
 
     /// `GET /v1/checkpoint`, verified with the pinned channel key.
-    pub fn checkpoint(&self) -> Result<Checkpoint, Error> {
+    pub fn checkpoint(&self) -> Result<VerifiedCheckpoint, Error> {
         let url = format!("{}/v1/checkpoint", self.base);
         let r = self.agent.get(&url).call();
         let signed: Signed = self.open(&url, r)?;
-        signed
-            .open(
-                &self.channel_key,
-                Context::Checkpoint,
-                self.limits.max_small_response_bytes,
-            )
-            .map_err(|e| {
-                Error::Failed(format!(
-                    "the channel's checkpoint does not verify with the pinned channel key: {e}"
-                ))
-            })
+        wire::verify_checkpoint(&signed, &self.channel_key, None, &self.limits).map_err(|e| {
+            Error::Failed(format!(
+                "the channel's checkpoint does not verify with the pinned channel key: {e}"
+            ))
+        })
     }
 
     /// `GET /v1/proof/inclusion?index=I&size=N`.
@@ -292,31 +286,32 @@ impl Client {
         &self,
         entry: &Entry,
         resp: &SubmitResponse,
-    ) -> Result<Checkpoint, Error> {
+    ) -> Result<VerifiedCheckpoint, Error> {
         // The checkpoint may lag for a moment after the append; wait a little for it.
         let mut checkpoint = self.checkpoint()?;
         for _ in 0..30 {
-            if checkpoint.size >= resp.size && checkpoint.size > resp.index {
+            if checkpoint.size() >= resp.size && checkpoint.size() > resp.index {
                 break;
             }
             std::thread::sleep(Duration::from_millis(500));
             checkpoint = self.checkpoint()?;
         }
-        if checkpoint.size < resp.size || checkpoint.size <= resp.index {
+        if checkpoint.size() < resp.size || checkpoint.size() <= resp.index {
             return Err(Error::Failed(format!(
                 "the channel's signed checkpoint is at size {}, below the size {} it answered for our submission",
-                checkpoint.size, resp.size
+                checkpoint.size(),
+                resp.size
             )));
         }
         let leaf = Blake2b256.hash_leaf(entry.as_bytes());
-        let proof = self.inclusion_proof(resp.index, checkpoint.size)?;
+        let proof = self.inclusion_proof(resp.index, checkpoint.size())?;
         verify_inclusion(
             &Blake2b256,
             resp.index,
-            checkpoint.size,
+            checkpoint.size(),
             &leaf,
             &proof,
-            &checkpoint.root.0,
+            &checkpoint.root().0,
         )
         .map_err(|e| {
             Error::Failed(format!(
@@ -333,7 +328,7 @@ impl Client {
     pub fn verified_log(&self) -> Result<VerifiedLog, Error> {
         let checkpoint = self.checkpoint()?;
         let mut state = KeyState::new();
-        let mut range = CompactRange::new();
+        let mut view = LogView::empty();
         let page = self.limits.max_entries_per_page.max(1) as u64;
         // Each entry is at most MAX_ENTRY_BYTES and JSON escaping can at most double it
         // (plus quotes and a comma); the envelope adds a little.
@@ -341,8 +336,8 @@ impl Client {
             .saturating_mul(2 * MAX_ENTRY_BYTES as u64 + 8)
             .saturating_add(4096);
         let mut start = 0u64;
-        while start < checkpoint.size {
-            let end = checkpoint.size.min(start.saturating_add(page));
+        while start < checkpoint.size() {
+            let end = checkpoint.size().min(start.saturating_add(page));
             let url = format!("{}/v1/entries?start={start}&end={end}", self.base);
             let r = self.agent.get(&url).call();
             let resp: EntriesResponse = self
@@ -367,19 +362,17 @@ impl Client {
                         "the channel's log entry {index} breaks the key rules: {e}"
                     ))
                 })?;
-                range
-                    .push_entry(&Blake2b256, entry.as_bytes())
+                view.push_entries([entry.as_bytes()])
                     .map_err(|e| Error::Failed(format!("the channel's log is too large: {e}")))?;
             }
             start = state.size();
         }
-        if range.root(&Blake2b256) != checkpoint.root.0 {
-            return Err(Error::Failed(format!(
-                "the channel's log entries do not hash to the root of its signed checkpoint at size {}; \
-                 the channel is serving a log it did not sign",
-                checkpoint.size
-            )));
-        }
+        view.check_checkpoint(&checkpoint).map_err(|e| {
+            Error::Failed(format!(
+                "the channel's log entries do not match its signed checkpoint ({e}); \
+                 the channel is serving a log it did not sign"
+            ))
+        })?;
         Ok(VerifiedLog { checkpoint, state })
     }
 }

@@ -192,7 +192,7 @@ fn report_submit(
     what: &str,
     file: &KeyFile,
     resp: &keyggdrasil::wire::SubmitResponse,
-    checkpoint: &keyggdrasil::wire::Checkpoint,
+    checkpoint: &keyggdrasil::wire::VerifiedCheckpoint,
 ) {
     out.say(format!(
         "The channel logged the {what} {} at index {} (log size {}){}; it is included under the \
@@ -205,7 +205,7 @@ fn report_submit(
         } else {
             ""
         },
-        checkpoint.size
+        checkpoint.size()
     ));
     out.json(serde_json::json!({
         "public_key": file.public_key.to_hex(),
@@ -213,7 +213,7 @@ fn report_submit(
         "index": resp.index,
         "size": resp.size,
         "duplicate": resp.duplicate,
-        "checkpoint_size": checkpoint.size,
+        "checkpoint_size": checkpoint.size(),
         "included": true,
     }));
 }

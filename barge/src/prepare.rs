@@ -132,7 +132,7 @@ fn origin(cfg: &config::Loaded, out: &Output) -> Result<keyggdrasil::wire::Chann
         "Reading the channel's signed checkpoint from {}...",
         cfg.channel
     ));
-    Ok(Client::new(cfg).checkpoint()?.origin)
+    Ok(Client::new(cfg).checkpoint()?.origin().clone())
 }
 
 fn dist(dir: &Path, name: String) -> PathBuf {

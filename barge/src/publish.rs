@@ -11,7 +11,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::filesig;
 use keyggdrasil::secretfile::read_secret_file;
 use shipyard::bundlefile::read_bundle;
 
@@ -111,12 +110,11 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
                 }
             };
             let bytes = read_archive(&path, rel.size)?;
-            let (size, digest, keyed) = filesig::digest_both(&req.signer, &bytes[..])
-                .map_err(failed("could not hash the archive"))?;
-            if size != rel.size || digest != rel.digest.0 || keyed != rel.keyed_digest.0 {
+            if let Some(expected) = req.expected_archive()
+                && let Err(e) = expected.check(&bytes[..])
+            {
                 return Err(Error::Invalid(format!(
-                    "the archive {} does not match the signed bundle (size or digest differs); \
-                     nothing was submitted",
+                    "the archive {} does not match the signed bundle ({e}); nothing was submitted",
                     path.display()
                 )));
             }
@@ -126,12 +124,12 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
 
     let client = Client::new(&cfg);
     let checkpoint = client.checkpoint()?;
-    if checkpoint.origin != req.origin {
+    if checkpoint.origin() != &req.origin {
         return Err(Error::Usage(format!(
             "the bundle is for channel {}, but {} is channel {}; nothing was submitted",
             req.origin.as_str(),
             cfg.channel,
-            checkpoint.origin.as_str()
+            checkpoint.origin().as_str()
         )));
     }
     out.step(format!(
@@ -174,8 +172,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     out.step(format!(
         "   Included: entry {} is in the log of size {} under root {} signed by the channel key {}.",
         resp.index,
-        checkpoint.size,
-        hex::encode(checkpoint.root.0),
+        checkpoint.size(),
+        hex::encode(checkpoint.root().0),
         cfg.channel_key.fingerprint()
     ));
     out.say(format!(
@@ -189,8 +187,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         "supplier": req.supplier.as_str(),
         "index": resp.index,
         "duplicate": resp.duplicate,
-        "checkpoint_size": checkpoint.size,
-        "root": hex::encode(checkpoint.root.0),
+        "checkpoint_size": checkpoint.size(),
+        "root": hex::encode(checkpoint.root().0),
         "included": true,
     });
     if let Some(rel) = &req.release {

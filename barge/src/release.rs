@@ -141,8 +141,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     out.step(format!(
         "   Included: entry {} is in the log of size {} under root {} signed by the channel key {}.",
         resp.index,
-        checkpoint.size,
-        hex::encode(checkpoint.root.0),
+        checkpoint.size(),
+        hex::encode(checkpoint.root().0),
         cfg.channel_key.fingerprint()
     ));
     out.say(format!(
@@ -160,8 +160,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         "size": size,
         "digest": hex::encode(digest),
         "index": resp.index,
-        "checkpoint_size": checkpoint.size,
-        "root": hex::encode(checkpoint.root.0),
+        "checkpoint_size": checkpoint.size(),
+        "root": hex::encode(checkpoint.root().0),
         "included": true,
     }));
     Ok(())

@@ -96,7 +96,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         } else {
             ""
         },
-        checkpoint.size,
+        checkpoint.size(),
         cfg.channel_key.fingerprint()
     ));
     out.json(serde_json::json!({
@@ -108,8 +108,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         "index": resp.index,
         "size": resp.size,
         "duplicate": resp.duplicate,
-        "checkpoint_size": checkpoint.size,
-        "root": hex::encode(checkpoint.root.0),
+        "checkpoint_size": checkpoint.size(),
+        "root": hex::encode(checkpoint.root().0),
         "included": true,
     }));
     Ok(())

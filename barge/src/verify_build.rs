@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
+use keyggdrasil::archive_check::ArchiveMismatch;
 use keyggdrasil::entry::{Claim, Digest512, Event};
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::KeyPair;
@@ -186,7 +187,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             Error::Failed(format!(
                 "{name} is not in the channel's log (checked {} entries under the checkpoint \
                  signed by the channel key {}); check the name and version",
-                log.checkpoint.size,
+                log.checkpoint.size(),
                 cfg.channel_key.fingerprint()
             ))
         })?;
@@ -235,7 +236,15 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     if let Some(path) = &a.out {
         write_file(path, &built.bytes)?;
     }
-    let reproduced = size == record.size && digest == record.digest.0;
+    // The one archive check (size, digest, archive signature); the digests above are for the
+    // report only.
+    let verdict = record.expected_archive().check(&built.bytes[..]);
+    let reproduced = !matches!(
+        verdict,
+        Err(ArchiveMismatch::TooLong { .. }
+            | ArchiveMismatch::Truncated { .. }
+            | ArchiveMismatch::Digest { .. })
+    );
     let mut report = serde_json::json!({
         "supplier": subject.as_str(),
         "package": package.as_str(),
@@ -248,7 +257,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         "rebuilt_size": size,
         "rebuilt_digest": hex::encode(digest),
         "reproduced": reproduced,
-        "checkpoint_size": log.checkpoint.size,
+        "checkpoint_size": log.checkpoint.size(),
         "attestation": null,
     });
     if !reproduced {
@@ -265,14 +274,14 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     }
     // The key rules cannot check the archive signature in the entry (they never see the
     // archive); with the rebuilt bytes in hand, we can.
-    let signed =
-        keyggdrasil::filesig::verify(&record.signer, &record.archive_signature, &built.bytes[..])
-            .is_ok();
+    let signed = verdict.is_ok();
     report["signature_valid"] = serde_json::Value::Bool(signed);
     if !signed {
         out.json(report);
         return Err(Error::Invalid(format!(
-            "the rebuilt archive of {name} has the logged digest, but the archive signature in              the release entry does not verify over it with the release's signing key {}; do not              attest it",
+            "the rebuilt archive of {name} has the logged digest, but the archive signature in \
+             the release entry does not verify over it with the release's signing key {}; do \
+             not attest it",
             record.signer.fingerprint()
         )));
     }
@@ -318,7 +327,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             } else {
                 ""
             },
-            checkpoint.size
+            checkpoint.size()
         ));
         report["attestation"] = serde_json::json!({
             "attester": cfg.supplier.as_str(),
@@ -326,7 +335,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             "claim": "reproduced",
             "index": resp.index,
             "duplicate": resp.duplicate,
-            "checkpoint_size": checkpoint.size,
+            "checkpoint_size": checkpoint.size(),
             "included": true,
         });
     }

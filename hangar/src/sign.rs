@@ -13,9 +13,9 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use keyggdrasil::archive_check::ArchiveMismatch;
 use keyggdrasil::bundle::{Bundle, Kind};
 use keyggdrasil::entry::Event;
-use keyggdrasil::filesig;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use shipyard::bundlefile::{read_bundle, signed_path, write_new_file};
 use shipyard::keys::{all_keys, read_key_file, role_name, unlock};
@@ -203,14 +203,22 @@ fn check_archive(bundle_path: &Path, b: &Bundle, explicit: Option<&Path>) -> Res
             )));
         }
     };
-    let (size, digest, keyed) = filesig::digest_both(&b.request().signer, f)
-        .map_err(failed(format!("could not read {}", path.display())))?;
-    if size != rel.size || digest != rel.digest.0 || keyed != rel.keyed_digest.0 {
-        return Err(Error::Invalid(format!(
-            "the archive {} does not match the bundle (size or digest differs): the bundle or the \
-             archive was changed; nothing was signed",
-            path.display()
-        )));
+    // A release request always names its archive (checked above).
+    let Some(expected) = b.request().expected_archive() else {
+        return Ok(true);
+    };
+    match expected.check(f) {
+        Ok(_) => {}
+        Err(ArchiveMismatch::Io(e)) => {
+            return Err(failed(format!("could not read {}", path.display()))(e));
+        }
+        Err(e) => {
+            return Err(Error::Invalid(format!(
+                "the archive {} does not match the bundle ({e}): the bundle or the archive was \
+                 changed; nothing was signed",
+                path.display()
+            )));
+        }
     }
     Ok(true)
 }

@@ -31,6 +31,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::archive_check::ExpectedArchive;
 use crate::encoding;
 use crate::entry::{Digest512, Entry, EntryBody, EntryError, Event, GitCommit};
 use crate::filesig;
@@ -185,6 +186,16 @@ pub struct Request {
     /// The release fields (kind `release` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<ReleaseRequest>,
+}
+
+impl Request {
+    /// What the archive named by a release request must be: its size, digest and keyed digest
+    /// under [`Request::signer`]. `None` for requests that are not releases.
+    pub fn expected_archive(&self) -> Option<ExpectedArchive> {
+        self.release
+            .as_ref()
+            .map(|r| ExpectedArchive::keyed(r.size, r.digest, self.signer, r.keyed_digest.0))
+    }
 }
 
 /// The signatures line of a signed bundle.
