@@ -35,7 +35,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use keyggdrasil::entry::{Entry, Event};
+use keyggdrasil::archive_check::{ArchiveMismatch, ExpectedArchive};
+use keyggdrasil::entry::Entry;
 use keyggdrasil::keys::{PublicKey, Signature};
 use keyggdrasil::merkle::{self, Blake2b256};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
@@ -641,14 +642,6 @@ async fn healthz(State(s): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// The logged release named by a path, with what an archive upload must match.
-struct LoggedRelease {
-    size: u64,
-    digest: [u8; 64],
-    signer: PublicKey,
-    signature: Signature,
-}
-
 fn parse_names(
     supplier: &str,
     package: &str,
@@ -669,7 +662,7 @@ async fn logged_release(
     supplier: SupplierName,
     package: PackageName,
     version: Version,
-) -> Result<LoggedRelease, ApiError> {
+) -> Result<ExpectedArchive, ApiError> {
     let (sup, pkg, ver) = (supplier.clone(), package.clone(), version.clone());
     let found = blocking(s, move |c| {
         let Some((idx, size, digest)) =
@@ -688,27 +681,20 @@ async fn logged_release(
             format!("{supplier}/{package} {version} is not in the log"),
         ));
     };
-    let entry = bytes
+    // The stored entry is the one source of what an upload must match: the index's size and
+    // digest are only how it was found.
+    let expected = bytes
         .first()
         .and_then(|b| Entry::parse(b).ok())
+        .and_then(|e| e.expected_archive())
+        .filter(|e| e.size() == size && e.digest().0 == digest)
         .ok_or_else(|| {
             ApiError::internal(
                 "stored release entry",
-                &DbError::Inconsistent("unparsable".into()),
+                &DbError::Inconsistent("not a release entry matching its index row".into()),
             )
         })?;
-    let Event::Release { signature, .. } = &entry.body().event else {
-        return Err(ApiError::internal(
-            "stored release entry",
-            &DbError::Inconsistent("not a release".into()),
-        ));
-    };
-    Ok(LoggedRelease {
-        size,
-        digest,
-        signer: entry.body().signer,
-        signature: *signature,
-    })
+    Ok(expected)
 }
 
 fn archive_path(paths: &Paths, digest: &[u8; 64]) -> PathBuf {
@@ -730,14 +716,15 @@ async fn upload_archive(
 ) -> Result<Response, ApiError> {
     let (supplier, package, version) = parse_names(&supplier, &package, &version)?;
     let release = logged_release(&s, supplier, package, version).await?;
-    let limit = release.size.min(s.limits.max_archive_bytes);
-    if release.size > s.limits.max_archive_bytes {
+    let limit = release.size().min(s.limits.max_archive_bytes);
+    if release.size() > s.limits.max_archive_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::TooLarge,
             format!(
                 "the logged archive size {} is above this channel's limit {}",
-                release.size, s.limits.max_archive_bytes
+                release.size(),
+                s.limits.max_archive_bytes
             ),
         ));
     }
@@ -745,25 +732,25 @@ async fn upload_archive(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len != release.size
+        && len != release.size()
     {
         return Err(ApiError::bad_request(
             ErrorCode::ArchiveSizeMismatch,
             format!(
                 "the archive is {len} bytes but the logged release says {}",
-                release.size
+                release.size()
             ),
         ));
     }
-    let final_path = archive_path(&s.paths, &release.digest);
-    let digest = release.digest;
+    let final_path = archive_path(&s.paths, &release.digest().0);
+    let digest = release.digest().0;
     if blocking(&s, move |c| store::has_archive(c, &digest)).await? {
         // Read (and discard) the body first: answering before the client finished sending makes
         // many clients report a broken pipe instead of this success.
         drain(body, limit).await;
         return Ok(ok(Uploaded {
-            size: release.size,
-            digest: hex::encode(release.digest),
+            size: release.size(),
+            digest: release.digest().to_hex(),
             already_stored: true,
         }));
     }
@@ -776,7 +763,7 @@ async fn upload_archive(
         ".upload-{}",
         hex::encode(keyggdrasil::random::bytes::<12>())
     ));
-    let result = receive(&s, body, &tmp, limit, &release).await;
+    let result = receive(body, &tmp, &release).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
         return result;
@@ -785,8 +772,8 @@ async fn upload_archive(
         .await
         .map_err(|e| ApiError::internal("store archive", &e))?;
     let dir = s.paths.archives.clone();
-    let digest = release.digest;
-    let size = release.size;
+    let digest = release.digest().0;
+    let size = release.size();
     blocking(&s, move |_c| {
         std::fs::File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -817,34 +804,24 @@ async fn drain(body: Body, limit: u64) {
     }
 }
 
+/// Streams the upload into `tmp` and through the one archive check (size capped at the logged
+/// size, digest, archive signature) in the same pass; the file is kept only if all of it holds.
 async fn receive(
-    s: &Arc<AppState>,
     body: Body,
     tmp: &std::path::Path,
-    limit: u64,
-    release: &LoggedRelease,
+    release: &ExpectedArchive,
 ) -> Result<Response, ApiError> {
     use futures_util::StreamExt;
     let mut file = tokio::fs::File::create(tmp)
         .await
         .map_err(|e| ApiError::internal("create upload file", &e))?;
     let mut stream = body.into_data_stream();
-    let mut received: u64 = 0;
+    let mut verifier = release.verifier();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(ErrorCode::UploadInterrupted, format!("upload failed: {e}"))
         })?;
-        received = received.saturating_add(chunk.len() as u64);
-        if received > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::ArchiveSizeMismatch,
-                format!(
-                    "the archive is larger than the logged size of {} bytes",
-                    release.size
-                ),
-            ));
-        }
+        verifier.update(&chunk).map_err(refused_upload)?;
         file.write_all(&chunk)
             .await
             .map_err(|e| ApiError::internal("write upload", &e))?;
@@ -853,41 +830,36 @@ async fn receive(
         .await
         .map_err(|e| ApiError::internal("sync upload", &e))?;
     drop(file);
-    if received != release.size {
-        return Err(ApiError::bad_request(
-            ErrorCode::ArchiveSizeMismatch,
-            format!(
-                "the archive is {received} bytes but the logged release says {}",
-                release.size
-            ),
-        ));
-    }
-    let path = tmp.to_path_buf();
-    let signer = release.signer;
-    let (size, plain, keyed) = tokio::task::spawn_blocking(move || {
-        std::fs::File::open(&path).and_then(|f| keyggdrasil::filesig::digest_both(&signer, f))
-    })
-    .await
-    .map_err(|e| ApiError::internal("blocking task", &e))?
-    .map_err(|e| ApiError::internal("hash upload", &e))?;
-    let _ = s;
-    if size != release.size || plain != release.digest {
-        return Err(ApiError::bad_request(
-            ErrorCode::ArchiveDigestMismatch,
-            "the archive's BLAKE2b-512 digest does not match the logged release",
-        ));
-    }
-    if keyggdrasil::filesig::verify_digest(&release.signer, &release.signature, &keyed).is_err() {
-        return Err(ApiError::bad_request(
-            ErrorCode::ArchiveSignatureInvalid,
-            "the logged archive signature does not verify over this archive",
-        ));
-    }
+    let checked = verifier.finish().map_err(refused_upload)?;
     Ok(ok(Uploaded {
-        size: release.size,
-        digest: hex::encode(release.digest),
+        size: checked.size(),
+        digest: checked.digest().to_hex(),
         already_stored: false,
     }))
+}
+
+/// The answer to an upload that is not the logged archive.
+fn refused_upload(e: ArchiveMismatch) -> ApiError {
+    match e {
+        ArchiveMismatch::TooLong { expected } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ArchiveSizeMismatch,
+            format!("the archive is larger than the logged size of {expected} bytes"),
+        ),
+        ArchiveMismatch::Truncated { received, expected } => ApiError::bad_request(
+            ErrorCode::ArchiveSizeMismatch,
+            format!("the archive is {received} bytes but the logged release says {expected}"),
+        ),
+        ArchiveMismatch::Digest { .. } => ApiError::bad_request(
+            ErrorCode::ArchiveDigestMismatch,
+            "the archive's BLAKE2b-512 digest does not match the logged release",
+        ),
+        ArchiveMismatch::Io(e) => ApiError::internal("hash upload", &e),
+        _ => ApiError::bad_request(
+            ErrorCode::ArchiveSignatureInvalid,
+            "the logged archive signature does not verify over this archive",
+        ),
+    }
 }
 
 async fn download_archive(
@@ -897,7 +869,7 @@ async fn download_archive(
 ) -> Result<Response, ApiError> {
     let (supplier, package, version) = parse_names(&supplier, &package, &version)?;
     let release = logged_release(&s, supplier.clone(), package.clone(), version.clone()).await?;
-    let digest = release.digest;
+    let digest = release.digest().0;
     if !blocking(&s, move |c| store::has_archive(c, &digest)).await? {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -905,7 +877,7 @@ async fn download_archive(
             format!("the archive of {supplier}/{package} {version} has not been uploaded yet"),
         ));
     }
-    let path = archive_path(&s.paths, &release.digest);
+    let path = archive_path(&s.paths, &release.digest().0);
     use tower::ServiceExt;
     let svc = tower_http::services::ServeFile::new(path);
     match svc.oneshot(req).await {

@@ -486,6 +486,26 @@ impl Entry {
             Err(crate::keys::BadSignature)
         }
     }
+
+    /// For a release entry, what its archive must be (size, digest, signer, archive signature);
+    /// `None` for other events. Says nothing about whether the release is allowed: that is the
+    /// key state's decision.
+    pub fn expected_archive(&self) -> Option<crate::archive_check::ExpectedArchive> {
+        match &self.body.event {
+            Event::Release {
+                size,
+                digest,
+                signature,
+                ..
+            } => Some(crate::archive_check::ExpectedArchive::signed(
+                *size,
+                *digest,
+                self.body.signer,
+                *signature,
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for Entry {
