@@ -44,6 +44,21 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// An operator limit is above the protocol's limit, which every site enforces: the channel
+    /// would accept what no default site can read.
+    #[error(
+        "invalid config file {path}: limits.{name} = {value} is above the protocol's limit of {max}"
+    )]
+    AboveProtocol {
+        /// The file.
+        path: PathBuf,
+        /// The limit's name.
+        name: &'static str,
+        /// The configured value.
+        value: u64,
+        /// The protocol's limit ([`keyggdrasil::limits::Limits::default`]).
+        max: u64,
+    },
 }
 
 /// The whole configuration.
@@ -87,11 +102,14 @@ pub struct ServerSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerLimits {
-    /// Largest submission request body (default 64 KiB).
+    /// Largest submission request body (default and most: the protocol's
+    /// `max_submission_bytes`, 64 KiB).
     pub max_submission_bytes: u64,
-    /// Largest archive upload (default 512 MiB; a release may declare less, never more).
+    /// Largest archive upload (default and most: the protocol's `max_archive_bytes`, 256 MiB,
+    /// which is what sites download at most; a release may declare less, never more).
     pub max_archive_bytes: u64,
-    /// Most entries per update answer or entries page (default 500).
+    /// Most entries per update answer or entries page (default and most: the protocol's
+    /// `max_entries_per_page`, 500).
     pub max_entries_per_page: u64,
     /// Whole-request timeout in seconds for everything but archive transfers (default 30).
     pub request_timeout_secs: u64,
@@ -114,10 +132,12 @@ pub struct ServerLimits {
 
 impl Default for ServerLimits {
     fn default() -> Self {
+        // The protocol's limits are the defaults: one definition, in keyggdrasil.
+        let protocol = keyggdrasil::limits::Limits::default();
         Self {
-            max_submission_bytes: 64 << 10,
-            max_archive_bytes: 512 << 20,
-            max_entries_per_page: 500,
+            max_submission_bytes: protocol.max_submission_bytes,
+            max_archive_bytes: protocol.max_archive_bytes,
+            max_entries_per_page: protocol.max_entries_per_page as u64,
             request_timeout_secs: 30,
             archive_timeout_secs: 600,
             submissions_per_minute: 600,
@@ -127,6 +147,36 @@ impl Default for ServerLimits {
             writer_queue: 20_000,
             max_concurrent_uploads: 4,
         }
+    }
+}
+
+impl ServerLimits {
+    /// Checks that no operator limit exceeds the protocol's; the first that does is returned as
+    /// `(name, value, protocol limit)`. Lower is always allowed.
+    pub fn check_protocol(&self) -> Result<(), (&'static str, u64, u64)> {
+        let protocol = keyggdrasil::limits::Limits::default();
+        for (name, value, max) in [
+            (
+                "max_submission_bytes",
+                self.max_submission_bytes,
+                protocol.max_submission_bytes,
+            ),
+            (
+                "max_archive_bytes",
+                self.max_archive_bytes,
+                protocol.max_archive_bytes,
+            ),
+            (
+                "max_entries_per_page",
+                self.max_entries_per_page,
+                protocol.max_entries_per_page as u64,
+            ),
+        ] {
+            if value > max {
+                return Err((name, value, max));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -150,6 +200,14 @@ impl Config {
             Some(d) => base.join(d),
             None => base,
         });
+        cfg.limits
+            .check_protocol()
+            .map_err(|(name, value, max)| ConfigError::AboveProtocol {
+                path: path.to_path_buf(),
+                name,
+                value,
+                max,
+            })?;
         Ok(cfg)
     }
 
@@ -214,6 +272,45 @@ mod tests {
         assert_eq!(c.channel.policy, Policy::Invite);
         assert_eq!(c.limits, ServerLimits::default());
         assert_eq!(c.data_dir(), t.path());
+    }
+
+    #[test]
+    fn operator_limits_never_exceed_the_protocol() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("channel.toml");
+        let key = keyggdrasil::keys::KeyPair::generate().public();
+        let write = |limits: &str| {
+            std::fs::write(
+                &p,
+                format!(
+                    "[channel]\nname = \"c\"\npolicy = \"open\"\nkey = \"{key}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[limits]\n{limits}\n"
+                ),
+            )
+            .unwrap();
+        };
+        let protocol = keyggdrasil::limits::Limits::default();
+        // The defaults are the protocol's (the channel once took 512 MiB uploads sites refuse).
+        let d = ServerLimits::default();
+        assert_eq!(d.max_archive_bytes, protocol.max_archive_bytes);
+        assert_eq!(d.max_submission_bytes, protocol.max_submission_bytes);
+        assert_eq!(d.max_entries_per_page, protocol.max_entries_per_page as u64);
+        for (name, above) in [
+            ("max_archive_bytes", protocol.max_archive_bytes + 1),
+            ("max_submission_bytes", protocol.max_submission_bytes + 1),
+            (
+                "max_entries_per_page",
+                protocol.max_entries_per_page as u64 + 1,
+            ),
+        ] {
+            write(&format!("{name} = {above}"));
+            let e = Config::load(&p).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::AboveProtocol { name: n, .. } if *n == name),
+                "{e}"
+            );
+        }
+        write("max_archive_bytes = 1048576");
+        assert_eq!(Config::load(&p).unwrap().limits.max_archive_bytes, 1 << 20);
     }
 
     #[test]

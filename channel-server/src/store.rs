@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use keyggdrasil::entry::Entry;
+use keyggdrasil::log::LogView;
 use keyggdrasil::merkle::{self, Blake2b256, Hash, HashStore, StoreError, StoredIndex, TreeHasher};
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
@@ -214,6 +215,7 @@ pub fn add_invite(
 pub fn verify_stored_tree(conn: &Connection) -> Result<(u64, Hash), DbError> {
     let n = size(conn)?;
     let mut mem = merkle::MemoryStore::new();
+    let mut view = LogView::empty();
     let mut stmt = conn.prepare("SELECT idx, leaf_hash, bytes FROM entries ORDER BY idx")?;
     let mut rows = stmt.query([])?;
     let mut expect = 0u64;
@@ -227,6 +229,7 @@ pub fn verify_stored_tree(conn: &Connection) -> Result<(u64, Hash), DbError> {
         Entry::parse(&bytes).map_err(|e| DbError::Inconsistent(format!("entry {idx}: {e}")))?;
         let computed = Blake2b256.hash_leaf(&bytes);
         mem.append_leaf_hash(&Blake2b256, computed)?;
+        view.push_entries([bytes.as_slice()])?;
         if computed[..] != leaf[..] {
             return Err(DbError::Inconsistent(format!(
                 "leaf hash of entry {idx} differs"
@@ -254,8 +257,15 @@ pub fn verify_stored_tree(conn: &Connection) -> Result<(u64, Hash), DbError> {
         }
         i += 1;
     }
-    let root = mem.root(&Blake2b256)?;
-    Ok((n, root))
+    // The entries must hash to the root the channel signs from (its stored tree): the same
+    // check every site and notary makes of the channel's statements.
+    let signed_from = root_at(conn, n)?;
+    view.check_root(n, &signed_from).map_err(|e| {
+        DbError::Inconsistent(format!(
+            "the stored entries do not match the stored tree: {e}"
+        ))
+    })?;
+    Ok((n, signed_from))
 }
 
 /// A small pool of read connections, so request handlers never wait on each other for SQLite.
