@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod front;
+pub mod hostile;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
