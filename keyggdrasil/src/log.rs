@@ -104,6 +104,16 @@ impl LogView {
         Ok(range.root(&Blake2b256))
     }
 
+    /// The root after appending leaves already hashed ([`LogView::leaf_hash`]), without changing
+    /// the view: for a notary that keeps leaf hashes, not entries.
+    pub fn root_with_leaf_hashes(&self, leaves: &[Hash]) -> Result<Hash, MerkleError> {
+        let mut range = self.range.clone();
+        for leaf in leaves {
+            range.push(&Blake2b256, *leaf)?;
+        }
+        Ok(range.root(&Blake2b256))
+    }
+
     /// The roots after each prefix of `entries`: element `i` is the root at size
     /// `self.size() + i + 1`. O(log n) per entry, for a site that drops the newest entries one by
     /// one until its peers confirm a root.
@@ -274,6 +284,11 @@ mod tests {
                 .unwrap(),
             root_of(&log)
         );
+        let leaves: Vec<Hash> = log[3..]
+            .iter()
+            .map(|e| LogView::leaf_hash(e.as_bytes()))
+            .collect();
+        assert_eq!(view.root_with_leaf_hashes(&leaves).unwrap(), root_of(&log));
         assert_eq!(
             view.prefix_roots(log[3..].iter().map(|e| e.as_bytes()))
                 .unwrap(),

@@ -1,7 +1,7 @@
 //! The observed log: what the channel has shown this site, checked append-only.
 
 use keyggdrasil::merkle::{
-    Blake2b256, CompactRange, Hash, HashStore, MerkleError, StoreError, StoredIndex, TreeHasher,
+    Blake2b256, Hash, HashStore, MerkleError, StoreError, StoredIndex, TreeHasher,
     append_leaf_hash, root_at, root_from_leaf_hashes, stored_hash_count,
 };
 use keyggdrasil::wire::{ChannelName, Signed, VerifiedUpdate};
@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::config::ChannelConfig;
 use crate::db::DbError;
 use keyggdrasil::evidence::{Contradiction, Statement, StatementKind, contradiction_among};
+use keyggdrasil::log::LogView;
 
 /// Stored statements scanned at most when looking for the clearest fork evidence.
 const MAX_EVIDENCE_SCAN: usize = 10_000;
@@ -387,11 +388,7 @@ pub fn observe(
     let recomputed = if stmt.size <= n {
         root_at(&Blake2b256, stmt.size, &store)?
     } else {
-        let mut range = CompactRange::from_store(n, &store)?;
-        for leaf in new_leaves {
-            range.push(&Blake2b256, *leaf)?;
-        }
-        range.root(&Blake2b256)
+        LogView::from_store(n, &store)?.root_with_leaf_hashes(new_leaves)?
     };
     let same_size_root: Option<Vec<u8>> = tx
         .query_row(
