@@ -1258,6 +1258,82 @@ mod tests {
     }
 
     #[test]
+    fn checkpoints_open_only_with_the_pin_origin_version_and_size() {
+        let ch = KeyPair::generate();
+        let l = Limits::default();
+        let cp = |v: u32, name: &str, size: u64, time: u64| Checkpoint {
+            v,
+            origin: ChannelName::parse(name).unwrap(),
+            size,
+            root: TreeHash([7; 32]),
+            time,
+        };
+        let good = Signed::sign(&ch, Context::Checkpoint, &cp(1, "c", 5, 1000));
+        let o = ChannelName::parse("c").unwrap();
+        let v = verify_checkpoint(&good, &ch.public(), Some(&o), &l).unwrap();
+        assert_eq!((v.size(), v.root().0, v.origin()), (5, [7; 32], &o));
+        assert_eq!(v.signed(), &good);
+        // Without a known origin, the checkpoint's own is taken (continuum init).
+        assert!(verify_checkpoint(&good, &ch.public(), None, &l).is_ok());
+        // Freshness is a separate, explicit check.
+        assert!(v.check_fresh(1000, &l).is_ok());
+        assert!(matches!(
+            v.check_fresh(1000 + l.max_response_age_secs + 1, &l),
+            Err(WireError::Misbehaved(Misbehavior::Stale { .. }))
+        ));
+        // Another key, another context, another origin, version or an impossible size.
+        let other = KeyPair::generate();
+        assert!(matches!(
+            verify_checkpoint(&good, &other.public(), Some(&o), &l),
+            Err(WireError::Misbehaved(Misbehavior::BadSignature(_)))
+        ));
+        let as_update = Signed::from_parts(
+            good.payload.clone(),
+            protocol::sign(&ch, Context::ChannelUpdate, good.payload.as_bytes()),
+        );
+        assert!(matches!(
+            verify_checkpoint(&as_update, &ch.public(), Some(&o), &l),
+            Err(WireError::Misbehaved(Misbehavior::BadSignature(_)))
+        ));
+        let elsewhere = Signed::sign(&ch, Context::Checkpoint, &cp(1, "d", 5, 1000));
+        assert!(matches!(
+            verify_checkpoint(&elsewhere, &ch.public(), Some(&o), &l),
+            Err(WireError::Misbehaved(Misbehavior::WrongChannel { .. }))
+        ));
+        let v2 = Signed::sign(&ch, Context::Checkpoint, &cp(2, "c", 5, 1000));
+        assert!(matches!(
+            verify_checkpoint(&v2, &ch.public(), Some(&o), &l),
+            Err(WireError::Malformed(_))
+        ));
+        let huge = Signed::sign(&ch, Context::Checkpoint, &cp(1, "c", u64::MAX, 1000));
+        assert!(matches!(
+            verify_checkpoint(&huge, &ch.public(), Some(&o), &l),
+            Err(WireError::Misbehaved(Misbehavior::Sizes(_)))
+        ));
+        // Oversized and truncated payloads.
+        let tight = Limits {
+            max_small_response_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            verify_checkpoint(&good, &ch.public(), Some(&o), &tight),
+            Err(WireError::TooLarge { .. })
+        ));
+        let cut = Signed::from_parts(
+            good.payload[..good.payload.len() - 1].to_owned(),
+            protocol::sign(
+                &ch,
+                Context::Checkpoint,
+                &good.payload.as_bytes()[..good.payload.len() - 1],
+            ),
+        );
+        assert!(matches!(
+            verify_checkpoint(&cut, &ch.public(), Some(&o), &l),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn every_error_code_has_one_text_and_parses_back() {
         let mut seen = std::collections::BTreeSet::new();
         for (code, text) in ERROR_CODES {
