@@ -4,7 +4,7 @@
 //! with the rule as its error code, and the signed checkpoint (size and root) is the same
 //! before and after it, equal to the root over the accepted entries. An accepted case is
 //! logged whole. The state-machine and whole-system drivers of the same files are
-//! `keyggdrasil/tests/hostile.rs` and `tests/tests/hostile.rs`.
+//! `keyggdrasil/tests/hostile.rs` and `tests/tests/key_attacks.rs`.
 
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{Blake2b256, MemoryStore};

@@ -5,7 +5,7 @@
 //! committed files are exactly what the generator makes (`HOSTILE_REGENERATE=1` rewrites them).
 //!
 //! The same files are driven over HTTP against a real channel (`channel-server/tests/hostile.rs`)
-//! and against a site shown them by a malicious channel (`tests/tests/hostile.rs`).
+//! and against a site shown them by a malicious channel (`tests/tests/key_attacks.rs`).
 
 // The parser and generator are shared with those drivers; included by path because a
 // dev-dependency on `system-tests` would build its network and SQLite stack into the core's

@@ -9,7 +9,7 @@
 //! the files: the state machine (`keyggdrasil/tests/hostile.rs`, which also fails when the
 //! committed files differ from what [`generate`] makes, and rewrites them when
 //! `HOSTILE_REGENERATE=1` is set), the channel (`channel-server/tests/hostile.rs`) and the
-//! whole system (`tests/tests/hostile.rs`).
+//! whole system (`tests/tests/key_attacks.rs`).
 //!
 //! It uses only `std` and `keyggdrasil`, because `keyggdrasil`'s own tests include this file by
 //! path: a dev-dependency on this crate would build the network and SQLite stack into the core's

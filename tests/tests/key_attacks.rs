@@ -1,9 +1,10 @@
 //! Key attacks: entries that break the key rules, and key rotation done right.
 //!
-//! The honest channel refuses every such entry at submission (over HTTP:
-//! `channel-server/tests/server/refusals.rs::key_rules`). Here the channel is malicious: a
+//! The entries come from the hostile key-rule inputs (`fixtures/hostile/*.txt`, one test per
+//! file), which the honest channel refuses at submission (over HTTP:
+//! `channel-server/tests/hostile.rs`). Here the channel is malicious: a
 //! front ([`system_tests::front::evil_log`]) holds the channel's signing key and serves the real
-//! log plus one bad entry, correctly signed, with the right nonce, a fresh time and a correct
+//! log plus a case's entries, correctly signed, with the right nonce, a fresh time and a correct
 //! root, to the site and to the site's notary alike, so the peers confirm it too. Only the
 //! site's own replay of the key rules stands between that entry and the site: each test asserts
 //! the site refuses (exit 3), names the broken rule, and changes nothing (files and database).
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use keyggdrasil::entry::{Entry, Event};
 use keyggdrasil::keys::KeyPair;
 use system_tests::front::{Answer, Front, evil_log};
+use system_tests::hostile;
 use system_tests::{Channel, Site, Supplier, assert_says, exit, plugin_archive};
 
 fn archive(version: &str, marker: &str) -> Vec<u8> {
@@ -105,127 +107,73 @@ impl Evil {
     }
 }
 
-/// A signing key added with the supplier's signing key, and (in a second world) a master key
-/// added by a stranger, signed by itself: neither signed by a current master key of the
-/// supplier. (Each forged log is shown to a fresh site: showing one site two different forged
-/// entries at one index is a fork, which it would report as such.)
-#[test]
-fn key_added_without_a_master_signature_is_refused() {
-    let w = evil();
-    let attacker = KeyPair::generate();
-    w.serve_extra(vec![w.acme.sign(
-        &w.acme.signing,
-        Event::SigningKey {
-            public_key: attacker.public(),
-            derivation: None,
-        },
-    )]);
-    w.refuses(&format!(
-        "key {} is not a current master key of supplier acme",
-        w.acme.signing.public()
-    ));
+// ---------------------------------------------------------------------------------------------
+// The hostile key-rule inputs (fixtures/hostile/*.txt), one fresh world per case.
+// ---------------------------------------------------------------------------------------------
 
+/// The front serves the real log plus the case's entries. A refused case: the site refuses with
+/// exit 3, naming the refused entry's log index and the rule's message, with the peers having
+/// confirmed the forged root, and nothing changed (files and database). An accepted case is
+/// applied whole and the installed package stays. (Each forged log is shown to a fresh site:
+/// showing one site two different forged entries at one index is a fork, which it would report
+/// as such.) The same files drive the state machine (`keyggdrasil/tests/hostile.rs`) and the
+/// honest channel (`channel-server/tests/hostile.rs`), which refuses each at submission.
+fn drive(name: &str) {
+    let case = hostile::load(name).unwrap_or_else(|e| panic!("{e}"));
+    let entries: Vec<Entry> = case
+        .entries
+        .iter()
+        .map(|(_, b)| Entry::parse(b).unwrap_or_else(|e| panic!("{name}: {e}")))
+        .collect();
     let w = evil();
-    w.serve_extra(vec![w.acme.sign(
-        &attacker,
-        Event::MasterKey {
-            public_key: attacker.public(),
-            derivation: None,
-        },
-    )]);
-    w.refuses(&format!(
-        "key {} is not a current master key of supplier acme",
-        attacker.public()
-    ));
+    let real = w.site.accepted_size();
+    w.serve_extra(entries.clone());
+    match hostile::refused(&case) {
+        Some((index, _, message)) => {
+            w.refuses(&format!(
+                "channel test.channel logged entry {}, which breaks the key rules: {message}",
+                real + index as i64
+            ));
+        }
+        None => {
+            let before = w.site.snapshot();
+            assert_says(
+                &w.site.run(&["update"]),
+                exit::OK,
+                &[
+                    "confirmed by 1 of 1 peers",
+                    &format!("applied {} new entries", entries.len()),
+                ],
+            );
+            assert_eq!(w.site.accepted_size(), real + entries.len() as i64);
+            assert!(installed_file(&w.site).contains("1.0.0 genuine"));
+            assert!(w.site.snapshot() != before, "{name}: nothing was stored");
+        }
+    }
 }
 
-/// The supplier's only master key revoked (by itself: no other master key exists that could
-/// sign it), which would leave the supplier without a master key and no way to recover.
-/// Then, in a second world with two master keys, one honestly revoked by the other: the
-/// revoked one revoking the last current one.
-#[test]
-fn revocation_of_the_last_master_key_is_refused() {
-    let w = evil();
-    w.serve_extra(vec![w.acme.revoke(&w.acme.master, &w.acme.master.public())]);
-    w.refuses(&format!(
-        "a key revocation must be signed by a master key other than the revoked key {}",
-        w.acme.master.public()
-    ));
-
-    let w = evil();
-    let second = KeyPair::generate();
-    w.channel.submit(&w.acme.sign(
-        &w.acme.master,
-        Event::MasterKey {
-            public_key: second.public(),
-            derivation: None,
-        },
-    ));
-    w.channel
-        .submit(&w.acme.revoke(&w.acme.master, &second.public()));
-    let out = w.site.run(&["update"]);
-    assert_says(&out, exit::OK, &["applied 2 new entries"]);
-    w.serve_extra(vec![w.acme.revoke(&second, &w.acme.master.public())]);
-    w.refuses(&format!(
-        "key {} is not a current master key of supplier acme",
-        second.public()
-    ));
+macro_rules! drive_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                drive(stringify!($name));
+            }
+        )*
+    };
 }
 
-/// The signing key is honestly revoked and replaced; the forged log adds a release signed by
-/// the revoked key.
-#[test]
-fn release_signed_by_a_revoked_key_is_refused() {
-    let w = evil();
-    let new_signing = KeyPair::generate();
-    w.channel.submit(&w.acme.sign(
-        &w.acme.master,
-        Event::SigningKey {
-            public_key: new_signing.public(),
-            derivation: None,
-        },
-    ));
-    w.channel
-        .submit(&w.acme.revoke(&w.acme.master, &w.acme.signing.public()));
-    w.serve_extra(vec![w.acme.release(
-        &w.acme.signing,
-        "hello",
-        "6.6.6",
-        &archive("6.6.6", "from a stolen, revoked key"),
-    )]);
-    w.refuses(&format!(
-        "key {} is not a current signing key of supplier acme",
-        w.acme.signing.public()
-    ));
+mod hostile_inputs {
+    use super::drive;
+    system_tests::for_each_hostile_case!(drive_tests);
 }
 
-/// A release of `acme/hello` signed by `bob`'s (valid, current) signing key, and (in a second
-/// world) one signed by acme's master key (which may sign keys, not releases).
+/// Every committed file is driven by a test above (a file no driver ran would be a gap).
 #[test]
-fn release_signed_by_another_suppliers_key_is_refused() {
-    let bytes = archive("6.6.6", "by bob");
-    let w = evil();
-    w.serve_extra(vec![w.acme.release(
-        &w.bob.signing,
-        "hello",
-        "6.6.6",
-        &bytes,
-    )]);
-    w.refuses(&format!(
-        "key {} is not a current signing key of supplier acme",
-        w.bob.signing.public()
-    ));
-    let w = evil();
-    w.serve_extra(vec![w.acme.release(
-        &w.acme.master,
-        "hello",
-        "6.6.6",
-        &bytes,
-    )]);
-    w.refuses(&format!(
-        "key {} is not a current signing key of supplier acme",
-        w.acme.master.public()
-    ));
+fn every_committed_hostile_case_is_driven() {
+    let mut listed = hostile::case_names();
+    listed.sort_unstable();
+    assert_eq!(hostile::committed_names().expect("list"), listed);
 }
 
 /// The forged entry is signed by the channel: once the channel shows an honest log again and
