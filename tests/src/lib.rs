@@ -2,9 +2,9 @@
 //! separate process on loopback, each in its own temporary folder.
 //!
 //! The binaries are found next to the test executable (`target/<profile>/`), where
-//! `cargo test --workspace` builds them before running any test. Running this crate's tests
-//! alone (`cargo test -p system-tests`) needs `cargo build --workspace --bins` first; the harness
-//! says so if a binary is missing; `<NAME>_BIN` (e.g. `CHANNEL_SERVER_BIN`) points at another
+//! `cargo test --workspace` builds them before running any test. When one is missing (this
+//! crate's tests, or another crate's, run alone: `cargo test -p system-tests`), [`bin`] builds
+//! them there with cargo first; `<NAME>_BIN` (e.g. `CHANNEL_SERVER_BIN`) points at another
 //! build.
 //!
 //! The same harness serves the other crates' tests (a dev-dependency of `channel-server`,
@@ -171,8 +171,17 @@ fn init_and_read_key(cmd: &mut Command, prefix: &str) -> PublicKey {
 /// The channel name every test channel uses.
 pub const ORIGIN: &str = "test.channel";
 
+/// The workspace binaries the harness runs; [`bin`] builds them all at once when one is missing.
+pub const BINARIES: &[&str] = &["channel-server", "continuum", "barge", "hangar"];
+
 /// Path of a workspace binary: the one named by `<NAME>_BIN` (e.g. `CHANNEL_SERVER_BIN`) if
-/// set, else the one built next to the running test executable.
+/// set, else the one next to the running test executable (`target/<profile>/`).
+///
+/// If that one is missing (a crate's tests run alone, `cargo test -p continuum`, build only that
+/// crate's own binaries), it first builds every one of [`BINARIES`] there with the `cargo` that
+/// runs the tests (once per test process; cargo releases its build lock before running tests),
+/// so that each crate's tests pass alone. It does not rebuild a binary that is present: one
+/// older than its sources is used as it is (`cargo test --workspace` always rebuilds them).
 pub fn bin(name: &str) -> PathBuf {
     let var = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
     if let Some(p) = std::env::var_os(&var) {
@@ -182,13 +191,82 @@ pub fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let path = dir.join(name);
+    if !path.exists() {
+        build_binaries(dir);
+    }
     assert!(
         path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins` first; \
-         for benchmarks, `cargo build --release --workspace --bins`)",
+        "{} is missing and could not be built: run `cargo build --workspace --bins` \
+         (for benchmarks, `cargo build --release --workspace --bins`)",
         path.display()
     );
     path
+}
+
+/// Builds [`BINARIES`] into `profile_dir` (`target/<profile>`) with cargo, once per process;
+/// concurrent callers wait for the one build. Panics if cargo fails.
+fn build_binaries(profile_dir: &Path) {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target = profile_dir.parent().expect("target/<profile> has a parent");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("profile folder name");
+        // `cargo test` sets CARGO for the tests it runs; fall back to the one that built us.
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build");
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        for b in BINARIES {
+            cmd.args(["-p", b, "--bin", b]);
+        }
+        cmd.arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target);
+        // The variables cargo gives a test describe the test's package; passed on, build
+        // scripts that track them would rebuild (as quickstart/src/procs.rs explains).
+        for (key, _) in std::env::vars_os() {
+            let Some(k) = key.to_str() else { continue };
+            if k.starts_with("CARGO_PKG_")
+                || matches!(
+                    k,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                )
+            {
+                cmd.env_remove(&key);
+            }
+        }
+        eprintln!(
+            "system-tests: a workspace binary is missing from {}; building {} there",
+            profile_dir.display(),
+            BINARIES.join(", ")
+        );
+        let status = cmd
+            .stdin(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("run cargo to build the binaries: {e}"));
+        assert!(
+            status.success(),
+            "cargo build of {BINARIES:?} failed ({status})"
+        );
+    });
 }
 
 /// An HTTP agent that does not turn 4xx/5xx into errors.

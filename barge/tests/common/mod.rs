@@ -1,5 +1,8 @@
 //! Helpers shared by the barge CLI tests: the real binary, real git checkouts, and a real
-//! `channel-server` on loopback.
+//! `channel-server` on loopback. Also included by path from `tests/tests/air_gap.rs` (the
+//! bundle flow with hangar, a whole-system test), so the binary is found with
+//! [`system_tests::bin`] (the `barge` next to the test executable, or `BARGE_BIN`) rather than
+//! `CARGO_BIN_EXE_barge`, which only barge's own tests have.
 #![allow(dead_code, unused_imports)] // Each test file uses a different subset.
 
 use std::path::Path;
@@ -14,7 +17,7 @@ pub const PASS: &str = "correct horse battery staple";
 
 pub fn barge(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     run_with_stdin(
-        Command::new(env!("CARGO_BIN_EXE_barge"))
+        Command::new(bin("barge"))
             .arg("--dir")
             .arg(dir)
             .args(args)

@@ -1,8 +1,11 @@
 //! The air-gapped bundle flow end to end: `barge prepare` → `hangar sign` → `barge publish`,
-//! with the real binaries and a real `channel-server` on loopback. Needs `hangar` and
-//! `channel-server` next to the `barge` binary: `cargo test --workspace` builds them (or
-//! `cargo build -p hangar -p channel-server` first).
+//! with the real binaries and a real `channel-server` on loopback. It needs three crates'
+//! binaries, so it lives here with the whole-system tests (moved from `barge/tests/bundle.rs`,
+//! so that `cargo test -p barge` needs no other crate's binary for it).
 
+// barge's own test helpers, shared rather than copied: they find the binary with
+// `system_tests::bin`, which works from either crate.
+#[path = "../../barge/tests/common/mod.rs"]
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
