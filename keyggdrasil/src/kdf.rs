@@ -126,7 +126,7 @@ impl Derivation {
     /// A fresh record at a named level with a new random salt.
     pub fn new(level: Level) -> Self {
         let (ops_limit, mem_limit) = level.limits();
-        Self::with_salt(crate::random::bytes::<SALT_LEN>(), ops_limit, mem_limit)
+        Self::with_salt(crate::os::random::bytes::<SALT_LEN>(), ops_limit, mem_limit)
     }
 
     /// A record with the given salt and costs (for recovery, and for small costs in tests).
@@ -193,7 +193,7 @@ pub enum WordCount {
 /// Generates a passphrase of BIP-39 English words from the OS CSPRNG (the BIP-39 checksum word
 /// included, so a typo in a copied phrase can be detected with [`check_words`]).
 pub fn generate_passphrase(words: WordCount) -> Result<Zeroizing<String>, KdfError> {
-    let entropy = crate::random::secret_bytes::<32>();
+    let entropy = crate::os::random::secret_bytes::<32>();
     let len = match words {
         WordCount::Twelve => 16,
         WordCount::TwentyFour => 32,
@@ -257,7 +257,7 @@ pub struct SiteSecret(Zeroizing<[u8; 32]>);
 impl SiteSecret {
     /// A fresh secret from the OS CSPRNG.
     pub fn generate() -> Self {
-        Self(crate::random::secret_bytes::<32>())
+        Self(crate::os::random::secret_bytes::<32>())
     }
     /// Wraps stored secret bytes.
     pub fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Self {

@@ -181,7 +181,7 @@ impl KeyFile {
     ) -> Result<Self, KeyFileError> {
         let mut file = Self::new(role, supplier, keypair.public(), None, None);
         let key = kdf.derive_seed(passphrase)?;
-        let nonce = crate::random::bytes::<24>();
+        let nonce = crate::os::random::bytes::<24>();
         let aad = file.associated_data();
         let seed = keypair.seed();
         let ct = XChaCha20Poly1305::new(&(*key).into())
@@ -367,7 +367,7 @@ mod tests {
     use super::*;
 
     fn cheap() -> Derivation {
-        Derivation::with_salt(crate::random::bytes::<16>(), 3, 8192)
+        Derivation::with_salt(crate::os::random::bytes::<16>(), 3, 8192)
     }
 
     #[test]

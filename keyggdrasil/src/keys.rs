@@ -187,7 +187,7 @@ impl KeyPair {
     /// Retries in the (astronomically unlikely) case that the public key is refused as weak.
     pub fn generate() -> Self {
         loop {
-            let seed = crate::random::secret_bytes::<32>();
+            let seed = crate::os::random::secret_bytes::<32>();
             if let Ok(kp) = Self::from_seed(&seed) {
                 return kp;
             }
@@ -407,7 +407,7 @@ mod tests {
             let mut r = [0u8; 32];
             r.copy_from_slice(&kp.sign_raw(&i.to_le_bytes()).as_bytes()[..32]);
             cases.push(r);
-            cases.push(crate::random::bytes::<32>());
+            cases.push(crate::os::random::bytes::<32>());
         }
         let with_sign: Vec<[u8; 32]> = cases
             .iter()

@@ -61,7 +61,7 @@
 //! # Ok(())
 //! # }
 //! ```
-// `unsafe` is denied everywhere except in `lockmem`, which needs libc calls to lock key memory.
+// `unsafe` is denied everywhere except in `os::lockmem`, which needs libc calls to lock key memory.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -76,14 +76,15 @@ pub mod kdf;
 pub mod keyfile;
 pub mod keys;
 pub mod limits;
-#[allow(unsafe_code)]
-pub mod lockmem;
 pub mod log;
 pub mod merkle;
 pub mod names;
+pub mod os;
 pub mod peers;
 pub mod protocol;
-pub mod random;
-pub mod secretfile;
 pub mod state;
 pub mod wire;
+
+// Old paths, kept only while the binaries move to `os::` (removed in this same change set).
+#[doc(hidden)]
+pub use os::{lockmem, random, secretfile};

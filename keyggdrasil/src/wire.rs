@@ -41,7 +41,7 @@ pub struct Nonce(#[serde(with = "serde_hex")] pub [u8; 32]);
 impl Nonce {
     /// A fresh nonce from the OS CSPRNG.
     pub fn generate() -> Self {
-        Self(crate::random::bytes::<32>())
+        Self(crate::os::random::bytes::<32>())
     }
     /// Parses 64 lowercase hex characters.
     pub fn from_hex(text: &str) -> Result<Self, WireError> {

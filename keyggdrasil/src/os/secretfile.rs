@@ -137,7 +137,7 @@ pub fn write_secret_file(
         .unwrap_or_else(|| "secret".into());
     let tmp = dir.join(format!(
         ".{name}.tmp-{}",
-        crate::encoding::to_hex(&crate::random::bytes::<8>())
+        crate::encoding::to_hex(&crate::os::random::bytes::<8>())
     ));
     let result = (|| {
         let mut f = OpenOptions::new()

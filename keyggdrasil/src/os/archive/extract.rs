@@ -5,12 +5,12 @@ use std::fs;
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
 
-use super::error::{ArchiveError, Rejection, StagingProblem};
-use super::inspect::{Plan, PlannedKind, open_archive, plan};
-use super::limits::{ArchiveLimits, Limit, ratio_exceeded, ratio_of};
-use super::manifest::Manifest;
-use super::path::ArchivePath;
-use super::{EntryInfo, EntryKind, MANIFEST_NAME};
+use crate::archive::error::{ArchiveError, Rejection, StagingProblem};
+use crate::archive::inspect::{Plan, PlannedKind, open_archive, plan};
+use crate::archive::limits::{ArchiveLimits, Limit, ratio_exceeded, ratio_of};
+use crate::archive::manifest::Manifest;
+use crate::archive::path::ArchivePath;
+use crate::archive::{EntryInfo, EntryKind, MANIFEST_NAME};
 
 /// Mode of files without any execute bit (in the archive, or in the source tree when building).
 pub const FILE_MODE: u32 = 0o644;

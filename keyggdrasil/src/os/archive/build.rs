@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipWriter};
 
-use super::error::{ArchiveError, SourceProblem};
 use super::extract::{EXEC_MODE, FILE_MODE};
-use super::inspect::{Clash, PathTable, check_path_limits, is_reserved, open_archive, plan};
-use super::limits::{ArchiveLimits, Limit};
-use super::manifest::Manifest;
-use super::path::ArchivePath;
-use super::{EntryInfo, EntryKind, MANIFEST_NAME};
+use crate::archive::error::{ArchiveError, SourceProblem};
+use crate::archive::inspect::{
+    Clash, PathTable, check_path_limits, is_reserved, open_archive, plan,
+};
+use crate::archive::limits::{ArchiveLimits, Limit};
+use crate::archive::manifest::Manifest;
+use crate::archive::path::ArchivePath;
+use crate::archive::{EntryInfo, EntryKind, MANIFEST_NAME};
 
 /// The deflate level of every entry. Part of the format: changing it changes the bytes.
 pub const DEFLATE_LEVEL: i64 = 6;
