@@ -40,6 +40,14 @@ pub enum Answer {
     },
     /// `200 OK` with a body that never ends (the front gives up after 256 MiB or 60 s).
     Endless,
+    /// Like [`Answer::Endless`], with this content type and these first bytes: an answer
+    /// that starts like a real one (say, a JSON envelope) and never ends.
+    EndlessAfter {
+        /// Content type.
+        content_type: String,
+        /// The first bytes of the body.
+        prefix: Vec<u8>,
+    },
     /// `200 OK` announcing `length` bytes, then one byte every `every`, until the client hangs
     /// up (or 120 s pass): a server that is there, but too slow to be of use.
     Drip {
@@ -187,23 +195,11 @@ fn handle(
             content_type,
             body,
         } => respond(&mut conn, status, &content_type, &body),
-        Answer::Endless => {
-            write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
-            )?;
-            let chunk = vec![b'A'; 64 << 10];
-            let mut n = 0u64;
-            let started = Instant::now();
-            while n < 256 << 20 && started.elapsed() < Duration::from_secs(60) {
-                if conn.write_all(&chunk).is_err() {
-                    break;
-                }
-                n += chunk.len() as u64;
-                sent.store(n, Ordering::SeqCst);
-            }
-            Ok(())
-        }
+        Answer::Endless => endless(&mut conn, "application/octet-stream", b"", sent),
+        Answer::EndlessAfter {
+            content_type,
+            prefix,
+        } => endless(&mut conn, &content_type, &prefix, sent),
         Answer::Drip { length, every } => {
             write!(
                 conn,
@@ -223,6 +219,30 @@ fn handle(
             Ok(())
         }
     }
+}
+
+/// Most bytes an endless body gets before the front gives up on its own.
+pub const ENDLESS_CAP: u64 = 256 << 20;
+
+/// Writes a `200 OK` body of `prefix` then `A`s until the client hangs up, [`ENDLESS_CAP`]
+/// bytes were written or 60 s passed; counts the bytes in `sent`.
+fn endless(conn: &mut TcpStream, ct: &str, prefix: &[u8], sent: &AtomicU64) -> std::io::Result<()> {
+    write!(
+        conn,
+        "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nConnection: close\r\n\r\n"
+    )?;
+    conn.write_all(prefix)?;
+    let chunk = vec![b'A'; 64 << 10];
+    let mut n = 0u64;
+    let started = Instant::now();
+    while n < ENDLESS_CAP && started.elapsed() < Duration::from_secs(60) {
+        if conn.write_all(&chunk).is_err() {
+            break;
+        }
+        n += chunk.len() as u64;
+        sent.store(n, Ordering::SeqCst);
+    }
+    Ok(())
 }
 
 /// The value of `name` in the query of `path`.

@@ -7,10 +7,8 @@
 //! message says what happened, and that the site's installed files, accepted log and installed
 //! table are exactly as before ([`Site::snapshot`]).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +16,8 @@ use keyggdrasil::entry::Entry;
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{Envelope, Nonce, NotaryStatus, Signed, UpdatePayload};
-use system_tests::{Channel, Site, Supplier, agent, plugin_archive};
+use system_tests::front::{Answer, Front, forward};
+use system_tests::{Channel, Site, Supplier, plugin_archive};
 
 const EXIT_OK: i32 = 0;
 const EXIT_ATTENTION: i32 = 1;
@@ -347,148 +346,67 @@ enum Lie {
     Backdate { key: Arc<KeyPair>, age: u64 },
     /// Flip one bit of the real answer's signature.
     FlipSignature,
-    /// An endless `200 OK` body.
+    /// An endless `200 OK` body that starts like a JSON envelope.
     Endless,
 }
 
-/// Most bytes the proxy writes of an endless body before giving up on its own.
-const ENDLESS_CAP: u64 = 256 << 20;
-
-/// A loopback HTTP/1.1 proxy in front of a channel that lies on request. One thread per
-/// connection, one request per connection (`Connection: close`).
+/// A [`Front`] before the channel that lies about `/v1/updates` as told: the shared
+/// misbehaving server, with the lie switchable between runs.
 struct LyingProxy {
-    url: String,
-    addr: SocketAddr,
+    front: Front,
     lie: Arc<Mutex<Lie>>,
-    /// Bytes of the last endless body written before the client hung up.
-    endless_sent: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
 }
 
 impl LyingProxy {
     fn start(upstream: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let lie = Arc::new(Mutex::new(Lie::None));
-        let endless_sent = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (l, sent, st, up) = (
-            lie.clone(),
-            endless_sent.clone(),
-            stop.clone(),
-            upstream.to_owned(),
-        );
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                let (l, sent, up) = (l.clone(), sent.clone(), up.clone());
-                std::thread::spawn(move || {
-                    let _ = handle(conn, &up, &l, &sent);
-                });
+        let (l, up) = (lie.clone(), upstream.to_owned());
+        let front = Front::start(upstream, move |path| {
+            if !path.starts_with("/v1/updates") {
+                return Answer::Pass;
             }
+            answer(&up, &l.lock().unwrap(), path)
         });
-        Self {
-            url: format!("http://{addr}"),
-            addr,
-            lie,
-            endless_sent,
-            stop,
-        }
+        Self { front, lie }
+    }
+
+    fn url(&self) -> &str {
+        &self.front.url
     }
 
     fn lie(&self, lie: Lie) {
         *self.lie.lock().unwrap() = lie;
     }
-}
 
-impl Drop for LyingProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
+    /// Bytes of the last endless body written before the client hung up.
+    fn endless_sent(&self) -> u64 {
+        self.front.sent.load(Ordering::SeqCst)
     }
 }
 
-fn respond(
-    conn: &mut TcpStream,
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    write!(
-        conn,
-        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    conn.write_all(body)?;
-    conn.flush()
+fn json(body: Vec<u8>) -> Answer {
+    Answer::Body {
+        status: 200,
+        content_type: "application/json".into(),
+        body,
+    }
 }
 
-/// Fetches `path` from the real channel: status, content type, body.
-fn forward(upstream: &str, path: &str) -> (u16, String, Vec<u8>) {
-    let r = agent().get(&format!("{upstream}{path}")).call().unwrap();
-    let status = r.status().as_u16();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_owned();
-    let mut body = Vec::new();
-    r.into_body().into_reader().read_to_end(&mut body).unwrap();
-    (status, ct, body)
-}
-
-fn handle(
-    conn: TcpStream,
-    upstream: &str,
-    lie: &Mutex<Lie>,
-    endless_sent: &AtomicU64,
-) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header == "\r\n" {
-            break;
-        }
-    }
-    let mut conn = conn;
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_owned();
-    if !request_line.starts_with("GET ") {
-        return respond(&mut conn, 405, "text/plain", b"GET only");
-    }
-    if !path.starts_with("/v1/updates") {
-        let (status, ct, body) = forward(upstream, &path);
-        return respond(&mut conn, status, &ct, &body);
-    }
-    let json = "application/json";
-    let lie = lie.lock().unwrap();
-    match &*lie {
-        Lie::None => {
-            let (status, ct, body) = forward(upstream, &path);
-            respond(&mut conn, status, &ct, &body)
-        }
-        Lie::Replay(body) => respond(&mut conn, 200, json, body),
+/// The proxy's answer to one `/v1/updates` request under `lie`.
+fn answer(upstream: &str, lie: &Lie, path: &str) -> Answer {
+    match lie {
+        Lie::None => Answer::Pass,
+        Lie::Replay(body) => json(body.clone()),
         Lie::Backdate { key, age } => {
-            let (_, _, body) = forward(upstream, &path);
+            let (_, _, body) = forward(upstream, path, None);
             let signed: Signed = Envelope::open(&body, 64 << 20).unwrap();
             let mut payload: UpdatePayload = serde_json::from_str(&signed.payload).unwrap();
             payload.time -= age;
             let resigned = Signed::sign(key, Context::ChannelUpdate, &payload);
-            let body = serde_json::to_vec(&Envelope::Ok { data: resigned }).unwrap();
-            respond(&mut conn, 200, json, &body)
+            json(serde_json::to_vec(&Envelope::Ok { data: resigned }).unwrap())
         }
         Lie::FlipSignature => {
-            let (_, _, body) = forward(upstream, &path);
+            let (_, _, body) = forward(upstream, path, None);
             let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let sig = v["data"]["signature"].as_str().unwrap();
             let mut bytes = keyggdrasil::keys::Signature::from_hex(sig)
@@ -498,26 +416,12 @@ fn handle(
             bytes[5] ^= 0x01;
             let forged = keyggdrasil::keys::Signature::from_bytes(bytes).to_hex();
             v["data"]["signature"] = serde_json::Value::String(forged);
-            respond(&mut conn, 200, json, &serde_json::to_vec(&v).unwrap())
+            json(serde_json::to_vec(&v).unwrap())
         }
-        Lie::Endless => {
-            drop(lie);
-            write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{{\"status\":\"ok\",\"data\":{{\"payload\":\""
-            )?;
-            let chunk = vec![b'A'; 64 << 10];
-            let mut sent = 0u64;
-            let started = Instant::now();
-            while sent < ENDLESS_CAP && started.elapsed() < Duration::from_secs(60) {
-                if conn.write_all(&chunk).is_err() {
-                    break;
-                }
-                sent += chunk.len() as u64;
-                endless_sent.store(sent, Ordering::SeqCst);
-            }
-            Ok(())
-        }
+        Lie::Endless => Answer::EndlessAfter {
+            content_type: "application/json".into(),
+            prefix: br#"{"status":"ok","data":{"payload":""#.to_vec(),
+        },
     }
 }
 
@@ -537,7 +441,7 @@ fn proxied() -> Proxied {
     let notary = notaries(&channel, 1);
     let site = site_with_peers(&channel, &[&notary[0]]);
     let proxy = LyingProxy::start(&channel.base);
-    site.set_mirror(&proxy.url);
+    site.set_mirror(proxy.url());
     ok(&site, &["install", "acme/hello"]);
     assert!(installed_file(&site).contains("1.0.0 common"));
     Proxied {
@@ -580,6 +484,7 @@ fn replayed_answer_with_wrong_nonce_is_refused() {
     let (status, _, captured) = forward(
         &w.channel.base,
         &format!("/v1/updates?since=3&nonce={}", Nonce::generate().to_hex()),
+        None,
     );
     assert_eq!(status, 200);
     let signed: Signed = Envelope::open(&captured, 1 << 20).unwrap();
@@ -671,7 +576,7 @@ fn oversized_answer_is_cut_off_at_the_limit() {
     let elapsed = started.elapsed();
     // The proxy stops writing when the site hangs up; give its thread a moment to notice.
     std::thread::sleep(Duration::from_millis(200));
-    let sent = w.proxy.endless_sent.load(Ordering::SeqCst);
+    let sent = w.proxy.endless_sent();
     assert!(
         sent < 64 << 20,
         "the proxy wrote {sent} bytes: the site kept reading far past its limit"
