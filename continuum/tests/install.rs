@@ -31,20 +31,15 @@ const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 const CHANNEL: &str = "plugins.example.org";
 
 // ------------------------------------------------------------------------------------------
-// A test HTTP server (axum on its own tokio runtime) serving archives with chosen behaviour.
+// A test HTTP server serving archives with chosen behaviour: the shared misbehaving server of
+// the whole-system tests (`system_tests::front::Front`, which needs no binary), with a route
+// per archive name.
 
 mod server {
     use std::collections::HashMap;
-    use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
 
-    use axum::Router;
-    use axum::body::{Body, Bytes};
-    use axum::extract::{Path, State};
-    use axum::http::{HeaderMap, StatusCode, header};
-    use axum::response::Response;
-    use axum::routing::get;
-    use futures_util::stream::{self, StreamExt};
+    use system_tests::front::{Answer, Front, serve_range};
 
     /// What the server does for one archive name.
     #[derive(Clone, Debug)]
@@ -56,7 +51,7 @@ mod server {
         TruncateOnce { bytes: Vec<u8>, after: usize },
         /// Announces the full length, sends `after` bytes, then sends nothing, forever.
         Stall { bytes: Vec<u8>, after: usize },
-        /// Sends zeros forever (chunked, no length).
+        /// Sends bytes forever (no length).
         Endless,
         /// Sends the bytes followed by `extra` more.
         Extra { bytes: Vec<u8>, extra: usize },
@@ -64,164 +59,90 @@ mod server {
         Status(u16),
     }
 
-    /// (archive name, `Range` header) of each request.
-    type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
-
-    #[derive(Clone, Default)]
-    struct Shared {
-        routes: Arc<Mutex<HashMap<String, Behavior>>>,
-        /// (name, Range header) of every request.
-        requests: RequestLog,
-    }
+    type Routes = Arc<Mutex<HashMap<String, Behavior>>>;
 
     pub struct Server {
-        addr: SocketAddr,
-        shared: Shared,
-        _runtime: tokio::runtime::Runtime,
+        front: Front,
+        routes: Routes,
     }
 
     impl Server {
         pub fn start() -> Self {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            let shared = Shared::default();
-            let app = Router::new()
-                .route("/a/{name}", get(handler))
-                .with_state(shared.clone());
-            let listener = runtime
-                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            runtime.spawn(async move { axum::serve(listener, app).await });
-            Self {
-                addr,
-                shared,
-                _runtime: runtime,
-            }
+            let routes: Routes = Arc::default();
+            let r = routes.clone();
+            let front = Front::serve(move |req| {
+                let Some(name) = req.path.strip_prefix("/a/") else {
+                    return status(404);
+                };
+                let behavior = {
+                    let mut routes = r.lock().expect("lock");
+                    let found = routes.get(name).cloned();
+                    if let Some(Behavior::TruncateOnce { bytes, .. }) = &found {
+                        routes.insert(name.to_owned(), Behavior::Serve(bytes.clone()));
+                    }
+                    found
+                };
+                answer(behavior, req.range.as_deref())
+            });
+            Self { front, routes }
         }
 
         pub fn set(&self, name: &str, behavior: Behavior) {
-            self.shared
-                .routes
+            self.routes
                 .lock()
                 .expect("lock")
                 .insert(name.to_owned(), behavior);
         }
 
         pub fn url(&self, name: &str) -> String {
-            format!("http://{}/a/{name}", self.addr)
+            format!("{}/a/{name}", self.front.url)
         }
 
+        /// The `Range` header of each request for `name`, in order.
         pub fn requests(&self, name: &str) -> Vec<Option<String>> {
-            self.shared
+            let path = format!("/a/{name}");
+            self.front
                 .requests
                 .lock()
                 .expect("lock")
                 .iter()
-                .filter(|(n, _)| n == name)
-                .map(|(_, r)| r.clone())
+                .filter(|r| r.path == path)
+                .map(|r| r.range.clone())
                 .collect()
         }
     }
 
-    fn response(status: StatusCode, length: Option<usize>, body: Body) -> Response {
-        let mut builder = Response::builder()
-            .status(status)
-            .header(header::ACCEPT_RANGES, "bytes");
-        if let Some(length) = length {
-            builder = builder.header(header::CONTENT_LENGTH, length);
-        }
-        builder.body(body).expect("response")
-    }
-
-    fn serve(bytes: &[u8], range: Option<&str>) -> Response {
-        let start = range
-            .and_then(|r| r.strip_prefix("bytes="))
-            .and_then(|r| r.strip_suffix('-'))
-            .and_then(|n| n.parse::<usize>().ok());
-        match start {
-            None => response(
-                StatusCode::OK,
-                Some(bytes.len()),
-                Body::from(bytes.to_vec()),
-            ),
-            Some(n) if n < bytes.len() => {
-                let mut r = response(
-                    StatusCode::PARTIAL_CONTENT,
-                    Some(bytes.len() - n),
-                    Body::from(bytes[n..].to_vec()),
-                );
-                r.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    format!("bytes {n}-{}/{}", bytes.len() - 1, bytes.len())
-                        .parse()
-                        .expect("header"),
-                );
-                r
-            }
-            Some(_) => response(StatusCode::RANGE_NOT_SATISFIABLE, Some(0), Body::empty()),
+    fn status(code: u16) -> Answer {
+        Answer::Full {
+            status: code,
+            headers: Vec::new(),
+            body: Vec::new(),
         }
     }
 
-    async fn handler(
-        State(shared): State<Shared>,
-        Path(name): Path<String>,
-        headers: HeaderMap,
-    ) -> Response {
-        let range = headers
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        shared
-            .requests
-            .lock()
-            .expect("lock")
-            .push((name.clone(), range.clone()));
-        let behavior = {
-            let mut routes = shared.routes.lock().expect("lock");
-            let found = routes.get(&name).cloned();
-            if let Some(Behavior::TruncateOnce { bytes, .. }) = &found {
-                routes.insert(name.clone(), Behavior::Serve(bytes.clone()));
-            }
-            found
-        };
+    fn answer(behavior: Option<Behavior>, range: Option<&str>) -> Answer {
         match behavior {
-            None => response(StatusCode::NOT_FOUND, Some(0), Body::empty()),
-            Some(Behavior::Serve(bytes)) => serve(&bytes, range.as_deref()),
-            Some(Behavior::TruncateOnce { bytes, after }) => {
-                let head = Bytes::from(bytes[..after].to_vec());
-                // The pause lets the head reach the client before the connection is cut.
-                let body = stream::iter(vec![Ok(head)]).chain(stream::once(async {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    Err(std::io::Error::other("connection cut by the test server"))
-                }));
-                response(StatusCode::OK, Some(bytes.len()), Body::from_stream(body))
-            }
-            Some(Behavior::Stall { bytes, after }) => {
-                let head = Bytes::from(bytes[..after].to_vec());
-                let body =
-                    stream::iter(vec![Ok::<_, std::io::Error>(head)]).chain(stream::pending());
-                response(StatusCode::OK, Some(bytes.len()), Body::from_stream(body))
-            }
-            Some(Behavior::Endless) => {
-                let body = stream::repeat_with(|| {
-                    Ok::<_, std::io::Error>(Bytes::from(vec![0u8; 64 * 1024]))
-                });
-                response(StatusCode::OK, None, Body::from_stream(body))
-            }
+            None => status(404),
+            Some(Behavior::Serve(bytes)) => serve_range(&bytes, range),
+            Some(Behavior::TruncateOnce { bytes, after }) => Answer::Cut {
+                length: bytes.len() as u64,
+                head: bytes[..after].to_vec(),
+            },
+            Some(Behavior::Stall { bytes, after }) => Answer::Stall {
+                length: bytes.len() as u64,
+                head: bytes[..after].to_vec(),
+            },
+            Some(Behavior::Endless) => Answer::Endless,
             Some(Behavior::Extra { bytes, extra }) => {
                 let mut all = bytes;
                 all.extend(std::iter::repeat_n(0x5a, extra));
-                response(StatusCode::OK, Some(all.len()), Body::from(all))
+                Answer::Full {
+                    status: 200,
+                    headers: Vec::new(),
+                    body: all,
+                }
             }
-            Some(Behavior::Status(code)) => response(
-                StatusCode::from_u16(code).expect("status"),
-                Some(0),
-                Body::empty(),
-            ),
+            Some(Behavior::Status(code)) => status(code),
         }
     }
 }

@@ -7,6 +7,9 @@
 //! signed, with a correct root, consistent for every `since` (sites and notaries asking it see
 //! one and the same log). Only the site's own checks stand between such a log and the site.
 //!
+//! With [`Front::serve`] there is no channel behind it: it is then the archive host or mirror
+//! of a test's making (continuum's install tests use it so, without any binary).
+//!
 //! One thread per connection, one request per connection (`Connection: close`). It does not
 //! parse request bodies: sites and notaries only `GET` from a channel; a rule may answer a
 //! `POST` itself (it is then not forwarded).
@@ -40,6 +43,32 @@ pub enum Answer {
     },
     /// `200 OK` with a body that never ends (the front gives up after 256 MiB or 60 s).
     Endless,
+    /// Answer with this status, these headers (`Content-Length` and `Connection: close` are
+    /// added) and body.
+    Full {
+        /// HTTP status.
+        status: u16,
+        /// Header names and values.
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// `200 OK` announcing `length` bytes, sending `head`, then cutting the connection (after
+    /// a pause that lets the head reach the client): a download broken off midway.
+    Cut {
+        /// Announced body length.
+        length: u64,
+        /// What is sent before the cut.
+        head: Vec<u8>,
+    },
+    /// `200 OK` announcing `length` bytes, sending `head`, then nothing, until the client
+    /// hangs up (or 120 s pass): a server that stalls midway.
+    Stall {
+        /// Announced body length.
+        length: u64,
+        /// What is sent before the stall.
+        head: Vec<u8>,
+    },
     /// Like [`Answer::Endless`], with this content type and these first bytes: an answer
     /// that starts like a real one (say, a JSON envelope) and never ends.
     EndlessAfter {
@@ -58,8 +87,19 @@ pub enum Answer {
     },
 }
 
-/// The rule: request path (with query) to answer.
-pub type Rule = dyn Fn(&str) -> Answer + Send + Sync;
+/// One request as the front saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path with its query.
+    pub path: String,
+    /// The `Range` header, if any.
+    pub range: Option<String>,
+}
+
+/// The rule: request to answer.
+pub type Rule = dyn Fn(&Request) -> Answer + Send + Sync;
 
 /// A running front. Stops accepting when dropped.
 pub struct Front {
@@ -70,23 +110,43 @@ pub struct Front {
     pub sent: Arc<AtomicU64>,
     /// Requests seen, as `METHOD PATH`.
     pub seen: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Requests seen, with their `Range` header.
+    pub requests: Arc<std::sync::Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Front {
-    /// Starts a front before the channel at `upstream`, answering as `rule` says.
+    /// Starts a front before the channel at `upstream`, answering as `rule` says (given the
+    /// request's path with its query).
     pub fn start(upstream: &str, rule: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Self {
+        Self::start_with(upstream, move |r: &Request| rule(&r.path))
+    }
+
+    /// Starts a server with nothing behind it, answering as `rule` says (given the whole
+    /// request): a mirror or archive host of the test's making. [`Answer::Pass`] has nowhere
+    /// to go and is answered `502`. Needs no binary, so any crate's tests can use it.
+    pub fn serve(rule: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> Self {
+        Self::start_with("", rule)
+    }
+
+    /// [`Front::start`] with a rule that sees the whole request.
+    pub fn start_with(
+        upstream: &str,
+        rule: impl Fn(&Request) -> Answer + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let rule: Arc<Rule> = Arc::new(rule);
         let sent = Arc::new(AtomicU64::new(0));
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (st, up, se, sn) = (
+        let (st, up, se, sn, rq) = (
             stop.clone(),
             upstream.to_owned(),
             sent.clone(),
             seen.clone(),
+            requests.clone(),
         );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -94,9 +154,10 @@ impl Front {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (rule, up, se, sn) = (rule.clone(), up.clone(), se.clone(), sn.clone());
+                let (rule, up, se, sn, rq) =
+                    (rule.clone(), up.clone(), se.clone(), sn.clone(), rq.clone());
                 std::thread::spawn(move || {
-                    let _ = handle(conn, &up, &*rule, &se, &sn);
+                    let _ = handle(conn, &up, &*rule, &se, &sn, &rq);
                 });
             }
         });
@@ -105,6 +166,7 @@ impl Front {
             addr,
             sent,
             seen,
+            requests,
             stop,
         }
     }
@@ -155,6 +217,7 @@ fn handle(
     rule: &Rule,
     sent: &AtomicU64,
     seen: &std::sync::Mutex<Vec<String>>,
+    requests: &std::sync::Mutex<Vec<Request>>,
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
@@ -179,16 +242,80 @@ fn handle(
     if let Ok(mut s) = seen.lock() {
         s.push(format!("{method} {path}"));
     }
-    let answer = rule(&path);
+    let request = Request {
+        method: method.clone(),
+        path: path.clone(),
+        range: range.clone(),
+    };
+    if let Ok(mut r) = requests.lock() {
+        r.push(request.clone());
+    }
+    let answer = rule(&request);
     // Only GETs are forwarded (sites and notaries only GET from a channel); a rule may still
     // answer a POST itself (a slow notary, say) without reading its body.
     if method != "GET" && matches!(answer, Answer::Pass) {
         return respond(&mut conn, 405, "text/plain", b"GET only");
     }
     match answer {
+        Answer::Pass if upstream.is_empty() => {
+            respond(&mut conn, 502, "text/plain", b"nothing behind this server")
+        }
         Answer::Pass => {
             let (status, ct, body) = forward(upstream, &path, range.as_deref());
             respond(&mut conn, status, &ct, &body)
+        }
+        Answer::Full {
+            status,
+            headers,
+            body,
+        } => {
+            write!(conn, "HTTP/1.1 {status} X\r\n")?;
+            for (k, v) in &headers {
+                write!(conn, "{k}: {v}\r\n")?;
+            }
+            write!(
+                conn,
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            conn.write_all(&body)?;
+            conn.flush()
+        }
+        Answer::Cut { length, head } => {
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+            )?;
+            conn.write_all(&head)?;
+            conn.flush()?;
+            // The pause lets the head reach the client before the connection is cut.
+            std::thread::sleep(Duration::from_millis(100));
+            conn.shutdown(std::net::Shutdown::Both)
+        }
+        Answer::Stall { length, head } => {
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+            )?;
+            conn.write_all(&head)?;
+            conn.flush()?;
+            // Wait for the client to hang up (a read of 0 bytes), without sending more.
+            conn.set_read_timeout(Some(Duration::from_millis(200)))?;
+            let started = Instant::now();
+            let mut buf = [0u8; 512];
+            while started.elapsed() < Duration::from_secs(120) {
+                match conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+            Ok(())
         }
         Answer::Body {
             status,
@@ -243,6 +370,40 @@ fn endless(conn: &mut TcpStream, ct: &str, prefix: &[u8], sent: &AtomicU64) -> s
         sent.store(n, Ordering::SeqCst);
     }
     Ok(())
+}
+
+/// `bytes` served as a file server honouring `Range: bytes=N-` would: `200` with all of them
+/// without a range, `206` with the rest and a `Content-Range` from `N` on, `416` past the end.
+/// Other range forms are ignored (served whole), as the clients here never send them.
+pub fn serve_range(bytes: &[u8], range: Option<&str>) -> Answer {
+    let accept = ("Accept-Ranges".to_owned(), "bytes".to_owned());
+    let start = range
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok());
+    match start {
+        None => Answer::Full {
+            status: 200,
+            headers: vec![accept],
+            body: bytes.to_vec(),
+        },
+        Some(n) if n < bytes.len() => Answer::Full {
+            status: 206,
+            headers: vec![
+                accept,
+                (
+                    "Content-Range".to_owned(),
+                    format!("bytes {n}-{}/{}", bytes.len() - 1, bytes.len()),
+                ),
+            ],
+            body: bytes[n..].to_vec(),
+        },
+        Some(_) => Answer::Full {
+            status: 416,
+            headers: vec![accept],
+            body: Vec::new(),
+        },
+    }
 }
 
 /// The value of `name` in the query of `path`.
