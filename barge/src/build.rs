@@ -8,7 +8,7 @@ use keyggdrasil::archive::{ArchiveLimits, Manifest, build_archive};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 
 use crate::config;
-use crate::error::{Error, failed};
+use crate::error::{Error, io_at};
 use crate::output::{Output, warn_loudly};
 
 /// Arguments of `barge build`.
@@ -49,7 +49,7 @@ pub(crate) fn git(source: &Path, args: &[&str]) -> Result<std::process::Output, 
         .arg(source)
         .args(args)
         .output()
-        .map_err(failed("could not run git"))
+        .map_err(Error::RunGit)
 }
 
 /// The commit of `source`'s checkout, refusing a dirty or non-git tree unless `allow_dirty`.
@@ -64,20 +64,19 @@ pub fn git_commit(source: &Path, allow_dirty: bool) -> Result<String, Error> {
             ));
             return Ok("0".repeat(40));
         }
-        return Err(Error::Usage(format!(
-            "{} is not a git checkout (git: {}); commit your sources first, or pass --allow-dirty",
-            source.display(),
-            String::from_utf8_lossy(&head.stderr).trim()
-        )));
+        return Err(Error::NotACheckout {
+            path: source.to_path_buf(),
+            stderr: String::from_utf8_lossy(&head.stderr).trim().to_owned(),
+        });
     }
     let commit = String::from_utf8_lossy(&head.stdout).trim().to_owned();
     let status = git(source, &["status", "--porcelain"])?;
     if !status.status.success() {
-        return Err(Error::Failed(format!(
-            "git status failed in {}: {}",
-            source.display(),
-            String::from_utf8_lossy(&status.stderr).trim()
-        )));
+        return Err(Error::GitFailed {
+            what: "git status",
+            path: source.to_path_buf(),
+            stderr: String::from_utf8_lossy(&status.stderr).trim().to_owned(),
+        });
     }
     if !status.stdout.is_empty() {
         if allow_dirty {
@@ -87,11 +86,9 @@ pub fn git_commit(source: &Path, allow_dirty: bool) -> Result<String, Error> {
                 source.display()
             ));
         } else {
-            return Err(Error::Usage(format!(
-                "{} has uncommitted changes (git status --porcelain is not empty); commit them, \
-                 or pass --allow-dirty",
-                source.display()
-            )));
+            return Err(Error::DirtyTree {
+                path: source.to_path_buf(),
+            });
         }
     }
     Ok(commit)
@@ -105,10 +102,8 @@ pub fn build(
     version: &str,
     allow_dirty: bool,
 ) -> Result<Built, Error> {
-    let package = PackageName::parse(package)
-        .map_err(|e| Error::Usage(format!("package name {package:?}: {e}")))?;
-    let version =
-        Version::parse(version).map_err(|e| Error::Usage(format!("version {version:?}: {e}")))?;
+    let package = parse_package(package)?;
+    let version = parse_version(version)?;
     let commit = git_commit(source, allow_dirty)?;
     build_tree(supplier, source, package, version, commit)
 }
@@ -128,11 +123,14 @@ pub fn build_tree(
         version.as_str(),
         commit,
     )
-    .map_err(failed("invalid manifest"))?;
+    .map_err(Error::Manifest)?;
     let mut out = Cursor::new(Vec::new());
-    build_archive(source, &manifest, &mut out, &ArchiveLimits::default()).map_err(failed(
-        format!("could not build an archive of {}", source.display()),
-    ))?;
+    build_archive(source, &manifest, &mut out, &ArchiveLimits::default()).map_err(|e| {
+        Error::BuildArchive {
+            path: source.to_path_buf(),
+            source: e,
+        }
+    })?;
     Ok(Built {
         bytes: out.into_inner(),
         manifest,
@@ -144,14 +142,40 @@ pub fn build_tree(
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(failed(format!("could not create {}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(io_at("could not create", parent))?;
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(failed(format!("could not write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(failed(format!("could not write {}", path.display())))
+    std::fs::write(&tmp, bytes).map_err(io_at("could not write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_at("could not write", path))
+}
+
+/// Parses a package name given on the command line.
+pub fn parse_package(text: &str) -> Result<PackageName, Error> {
+    PackageName::parse(text).map_err(|source| Error::BadName {
+        what: "package name",
+        value: text.to_owned(),
+        source,
+    })
+}
+
+/// Parses a version given on the command line.
+pub fn parse_version(text: &str) -> Result<Version, Error> {
+    Version::parse(text).map_err(|source| Error::BadName {
+        what: "version",
+        value: text.to_owned(),
+        source,
+    })
+}
+
+/// Parses a supplier name given on the command line.
+pub fn parse_supplier(text: &str) -> Result<SupplierName, Error> {
+    SupplierName::parse(text).map_err(|source| Error::BadName {
+        what: "supplier name",
+        value: text.to_owned(),
+        source,
+    })
 }
 
 /// The default archive path.
@@ -175,8 +199,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     )?;
     let path = a.out.clone().unwrap_or_else(|| default_out(dir, &built));
     write_file(&path, &built.bytes)?;
-    let (size, digest) = keyggdrasil::filesig::archive_digest(&built.bytes[..])
-        .map_err(failed("could not hash the archive"))?;
+    let (size, digest) =
+        keyggdrasil::filesig::archive_digest(&built.bytes[..]).map_err(Error::Hash)?;
     out.say(format!(
         "Built {} {} from commit {}\narchive: {} ({size} bytes)\ndigest:  {}",
         built.manifest.package(),

@@ -6,7 +6,7 @@ use keyggdrasil::keys::PublicKey;
 use keyggdrasil::names::SupplierName;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, failed};
+use crate::error::Error;
 
 /// Name of the config file inside `--dir`.
 pub const CONFIG_NAME: &str = "barge.toml";
@@ -44,15 +44,18 @@ impl Config {
     /// Checks every field.
     pub fn check(&self) -> Result<Loaded, Error> {
         if !(self.channel.starts_with("http://") || self.channel.starts_with("https://")) {
-            return Err(Error::Usage(format!(
-                "channel URL {:?} must start with http:// or https://",
-                self.channel
-            )));
+            return Err(Error::ChannelUrl(self.channel.clone()));
         }
-        let channel_key = PublicKey::from_hex(&self.channel_key)
-            .map_err(|e| Error::Usage(format!("channel key is not a valid public key: {e}")))?;
-        let supplier = SupplierName::parse(&self.supplier)
-            .map_err(|e| Error::Usage(format!("supplier name {:?}: {e}", self.supplier)))?;
+        let channel_key =
+            PublicKey::from_hex(&self.channel_key).map_err(|source| Error::BadPublicKey {
+                what: "channel key".to_owned(),
+                source,
+            })?;
+        let supplier = SupplierName::parse(&self.supplier).map_err(|source| Error::BadName {
+            what: "supplier name",
+            value: self.supplier.clone(),
+            source,
+        })?;
         Ok(Loaded {
             channel: self.channel.trim_end_matches('/').to_owned(),
             channel_key,
@@ -64,15 +67,12 @@ impl Config {
 /// Reads and checks `dir/barge.toml`.
 pub fn load(dir: &Path) -> Result<Loaded, Error> {
     let path = dir.join(CONFIG_NAME);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::Usage(format!(
-            "could not read {}: {e} (run `barge init` first, or pass --dir)",
-            path.display()
-        ))
-    })?;
-    let config: Config = toml::from_str(&text).map_err(failed(format!(
-        "{} is not a valid barge config",
-        path.display()
-    )))?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        // No config at all: the author has not run `barge init` here (or gave another --dir).
+        Err(source) => return Err(Error::NoConfig { path, source }),
+    };
+    let config: Config =
+        toml::from_str(&text).map_err(|source| Error::BadConfig { path, source })?;
     config.check()
 }

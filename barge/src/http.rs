@@ -20,7 +20,7 @@ use keyggdrasil::wire::{
 use serde::de::DeserializeOwned;
 
 use crate::config::Loaded;
-use crate::error::Error;
+use crate::error::{Error, Misbehaved};
 
 /// A client of one channel.
 pub struct Client {
@@ -120,14 +120,17 @@ impl Client {
         r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         limit: u64,
     ) -> Result<Result<T, Refused>, Error> {
-        let r = r.map_err(|e| Error::Failed(format!("could not reach {url}: {e}")))?;
+        let r = r.map_err(|e| Error::Unreachable {
+            url: url.to_owned(),
+            source: Box::new(e),
+        })?;
         let status = r.status();
         let body = r
             .into_body()
             .with_config()
             .limit(limit)
             .read_to_vec()
-            .map_err(|e| Error::Failed(format!("could not read the answer of {url}: {e}")))?;
+            .map_err(|e| body_error(url, e))?;
         match Envelope::<T>::open(&body, limit) {
             Ok(v) => Ok(Ok(v)),
             Err(WireError::Remote { code, message }) => Ok(Err(Refused {
@@ -135,9 +138,12 @@ impl Client {
                 message,
                 status: status.as_u16(),
             })),
-            Err(e) => Err(Error::Failed(format!(
-                "the channel's answer to {url} (HTTP {status}) is malformed: {e}"
-            ))),
+            Err(source) => Err(Misbehaved::Malformed {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                source,
+            }
+            .into()),
         }
     }
 
@@ -159,7 +165,7 @@ impl Client {
             entry: String::from_utf8_lossy(entry.as_bytes()).into_owned(),
             invite,
         };
-        let body = serde_json::to_vec(&req).map_err(|e| Error::Failed(e.to_string()))?;
+        let body = serde_json::to_vec(&req).map_err(Error::EncodeRequest)?;
         let url = format!("{}/v1/submit", self.base);
         let r = self
             .agent
@@ -181,7 +187,7 @@ impl Client {
         invite: Option<String>,
     ) -> Result<(Entry, SubmitResponse, VerifiedCheckpoint), Error> {
         let entry = Entry::sign(EntryBody::new(supplier.clone(), key.public(), event), &key)
-            .map_err(|e| Error::Failed(format!("could not sign the entry: {e}")))?;
+            .map_err(Error::SignEntry)?;
         drop(key);
         let resp = self.submit(&entry, invite)?;
         let checkpoint = self.confirm_inclusion(&entry, &resp)?;
@@ -202,18 +208,13 @@ impl Client {
                     .submit_once(entry, Some(token))?
                     .map_err(|e| refused(&url, e))?,
                 None => {
-                    return Err(Error::Failed(format!(
-                        "the channel refused the entry (invite_required): {}; pass --invite TOKEN",
-                        r.message.escape_debug()
-                    )));
+                    return Err(Error::InviteRequired { message: r.message });
                 }
             },
             Err(r) => return Err(refused(&url, r)),
         };
         if resp.leaf_hash.0 != Blake2b256.hash_leaf(entry.as_bytes()) {
-            return Err(Error::Failed(
-                "the channel answered a leaf hash that is not the hash of our entry".to_owned(),
-            ));
+            return Err(Misbehaved::LeafHash.into());
         }
         Ok(resp)
     }
@@ -254,11 +255,8 @@ impl Client {
         let url = format!("{}/v1/checkpoint", self.base);
         let r = self.agent.get(&url).call();
         let signed: Signed = self.open(&url, r)?;
-        wire::verify_checkpoint(&signed, &self.channel_key, None, &self.limits).map_err(|e| {
-            Error::Failed(format!(
-                "the channel's checkpoint does not verify with the pinned channel key: {e}"
-            ))
-        })
+        wire::verify_checkpoint(&signed, &self.channel_key, None, &self.limits)
+            .map_err(|e| Misbehaved::Checkpoint(e).into())
     }
 
     /// `GET /v1/proof/inclusion?index=I&size=N`.
@@ -271,13 +269,16 @@ impl Client {
         let r = self.agent.get(&url).call();
         let resp: InclusionProofResponse = self.open(&url, r)?;
         if resp.index != index || resp.size != size {
-            return Err(Error::Failed(format!(
-                "the channel answered a proof for index {} size {} when asked for index {index} size {size}",
-                resp.index, resp.size
-            )));
+            return Err(Misbehaved::ProofFor {
+                index: resp.index,
+                size: resp.size,
+                asked_index: index,
+                asked_size: size,
+            }
+            .into());
         }
         resp.to_proof(&self.limits)
-            .map_err(|e| Error::Failed(format!("bad inclusion proof from the channel: {e}")))
+            .map_err(|e| Misbehaved::BadProof(e).into())
     }
 
     /// Waits (up to about 15 s) for a signed checkpoint covering `resp`, then checks that
@@ -297,11 +298,11 @@ impl Client {
             checkpoint = self.checkpoint()?;
         }
         if checkpoint.size() < resp.size || checkpoint.size() <= resp.index {
-            return Err(Error::Failed(format!(
-                "the channel's signed checkpoint is at size {}, below the size {} it answered for our submission",
-                checkpoint.size(),
-                resp.size
-            )));
+            return Err(Misbehaved::CheckpointBehind {
+                checkpoint: checkpoint.size(),
+                answered: resp.size,
+            }
+            .into());
         }
         let leaf = Blake2b256.hash_leaf(entry.as_bytes());
         let proof = self.inclusion_proof(resp.index, checkpoint.size())?;
@@ -313,11 +314,7 @@ impl Client {
             &proof,
             &checkpoint.root().0,
         )
-        .map_err(|e| {
-            Error::Failed(format!(
-                "the inclusion proof does not lead to the signed checkpoint root: {e}"
-            ))
-        })?;
+        .map_err(Misbehaved::Inclusion)?;
         Ok(checkpoint)
     }
 
@@ -346,43 +343,55 @@ impl Client {
             let wanted = end - start;
             if resp.start != start || resp.entries.is_empty() || resp.entries.len() as u64 > wanted
             {
-                return Err(Error::Failed(format!(
-                    "the channel answered {} entries from {} when asked for entries {start}..{end}",
-                    resp.entries.len(),
-                    resp.start
-                )));
+                return Err(Misbehaved::EntriesRange {
+                    count: resp.entries.len(),
+                    start: resp.start,
+                    asked_start: start,
+                    asked_end: end,
+                }
+                .into());
             }
             for text in &resp.entries {
                 let index = state.size();
-                let entry = Entry::parse(text.as_bytes()).map_err(|e| {
-                    Error::Failed(format!("the channel's log entry {index} is malformed: {e}"))
-                })?;
-                state.apply(&entry).map_err(|e| {
-                    Error::Failed(format!(
-                        "the channel's log entry {index} breaks the key rules: {e}"
-                    ))
-                })?;
+                let entry = Entry::parse(text.as_bytes())
+                    .map_err(|source| Misbehaved::MalformedEntry { index, source })?;
+                state
+                    .apply(&entry)
+                    .map_err(|source| Misbehaved::KeyRules { index, source })?;
                 view.push_entries([entry.as_bytes()])
-                    .map_err(|e| Error::Failed(format!("the channel's log is too large: {e}")))?;
+                    .map_err(Misbehaved::LogTooLarge)?;
             }
             start = state.size();
         }
-        view.check_checkpoint(&checkpoint).map_err(|e| {
-            Error::Failed(format!(
-                "the channel's log entries do not match its signed checkpoint ({e}); \
-                 the channel is serving a log it did not sign"
-            ))
-        })?;
+        view.check_checkpoint(&checkpoint)
+            .map_err(Misbehaved::LogNotSigned)?;
         Ok(VerifiedLog { checkpoint, state })
     }
 }
 
-/// The channel's refusal as an error; its words are escaped, as they come from the network.
+/// The channel's refusal as an error; its words are escaped when printed, as they come from
+/// the network.
 fn refused(url: &str, r: Refused) -> Error {
-    Error::Failed(format!(
-        "the channel refused ({url}, HTTP {}, {}): {}",
-        r.status,
-        r.code.as_str().escape_debug(),
-        r.message.escape_debug()
-    ))
+    Error::Refused {
+        url: url.to_owned(),
+        status: r.status,
+        code: r.code,
+        message: r.message,
+    }
+}
+
+/// A body that could not be read: larger than the limit is the channel's fault (exit 3); a
+/// connection cut off half way is the network's (exit 4).
+fn body_error(url: &str, e: ureq::Error) -> Error {
+    match e {
+        ureq::Error::BodyExceedsLimit(_) => Misbehaved::Body {
+            url: url.to_owned(),
+            source: Box::new(e),
+        }
+        .into(),
+        other => Error::Unreachable {
+            url: url.to_owned(),
+            source: Box::new(other),
+        },
+    }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use keyggdrasil::secretfile::ensure_private_dir;
 
 use crate::config::{CONFIG_NAME, Config, local_dir};
-use crate::error::{Error, failed};
+use crate::error::{Error, io_at};
 use crate::output::Output;
 
 /// Arguments of `barge init`.
@@ -32,16 +32,13 @@ pub fn run(dir: &Path, out: &Output, args: Args) -> Result<(), Error> {
     let loaded = config.check()?;
     let path = dir.join(CONFIG_NAME);
     if path.exists() {
-        return Err(Error::Usage(format!(
-            "{} already exists; refusing to overwrite it",
-            path.display()
-        )));
+        return Err(Error::ConfigExists { path });
     }
-    std::fs::create_dir_all(dir).map_err(failed(format!("could not create {}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(io_at("could not create", dir))?;
     let local = local_dir(dir);
-    ensure_private_dir(&local).map_err(|e| Error::Failed(e.to_string()))?;
-    let text = toml::to_string(&config).map_err(failed("could not write the config"))?;
-    std::fs::write(&path, text).map_err(failed(format!("could not write {}", path.display())))?;
+    ensure_private_dir(&local)?;
+    let text = toml::to_string(&config).map_err(Error::WriteConfig)?;
+    std::fs::write(&path, text).map_err(io_at("could not write", &path))?;
     out.say(format!(
         "Wrote {} (supplier {}, channel {}, channel key {}).\nKeys will live in {} (mode 0700).",
         path.display(),

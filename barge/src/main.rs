@@ -16,7 +16,6 @@ mod error;
 mod http;
 mod init;
 mod key;
-mod key_revoke;
 mod output;
 mod passphrase;
 mod prepare;
@@ -36,7 +35,7 @@ pub use error::Error;
 
 /// Extension authors' CLI: supplier keys, reproducible builds, signed releases, publishing.
 #[derive(Debug, Parser)]
-#[command(name = "barge", version, about)]
+#[command(name = "barge", version, about, after_help = shipyard::error::EXIT_CODES_HELP_ONLINE)]
 pub struct Cli {
     /// The author folder holding `barge.toml` and `local/` (keys).
     #[arg(long, global = true, default_value = ".")]
@@ -60,7 +59,8 @@ pub enum Command {
     Build(build::Args),
     /// Sign a file with a key; writes `FILE.sig`.
     Sign(sign::Args),
-    /// Check a file signature: exit 0 if valid, 1 if not, 2 on usage errors.
+    /// Check a file signature: exit 0 if valid, 1 if not, 2 on usage errors, 5 if a file
+    /// cannot be read.
     Verify(verify::Args),
     /// Build, sign, submit and upload a release, then check that it is in the log.
     Release(release::Args),
@@ -96,10 +96,16 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("barge: error: {e}");
-            ExitCode::from(e.exit_code())
+            eprintln!("barge: error: {}", shipyard::report(&e));
+            exit_code(&e)
         }
     }
+}
+
+/// The one place barge turns an error into its exit code: the error's kind, through the scheme
+/// shared with hangar ([`shipyard::ErrorKind::exit_code`]).
+fn exit_code(e: &Error) -> ExitCode {
+    ExitCode::from(e.kind().exit_code())
 }
 
 #[cfg(test)]

@@ -13,13 +13,12 @@ use keyggdrasil::entry::{Digest512, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::filesig;
 use keyggdrasil::keyfile::KeyRole;
 use keyggdrasil::keys::PublicKey;
-use keyggdrasil::names::{PackageName, Version};
 use keyggdrasil::secretfile::{ensure_private_dir, write_secret_file};
 use shipyard::bundlefile::write_new_file;
 
-use crate::build::{build, default_out, write_file};
+use crate::build::{build, default_out, parse_package, parse_version, write_file};
 use crate::config::{self, local_dir};
-use crate::error::{Error, failed};
+use crate::error::{Error, io_at};
 use crate::http::Client;
 use crate::key::{find_key, read_key_file};
 use crate::output::Output;
@@ -141,10 +140,9 @@ fn dist(dir: &Path, name: String) -> PathBuf {
 
 fn refuse_existing(path: &Path) -> Result<(), Error> {
     if path.exists() {
-        return Err(Error::Usage(format!(
-            "{} exists already; move it away or pass --out",
-            path.display()
-        )));
+        return Err(Error::OutputExists {
+            path: path.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -157,22 +155,19 @@ fn write_bundle(
     request: &Request,
     extra: serde_json::Value,
 ) -> Result<(), Error> {
-    let bytes = Bundle::request_file(request)
-        .map_err(|e| Error::Failed(format!("could not build the bundle: {e}")))?;
-    let bundle = Bundle::parse(&bytes)
-        .map_err(|e| Error::Failed(format!("the bundle just built does not parse: {e}")))?;
+    let bytes = Bundle::request_file(request).map_err(Error::BuildBundle)?;
+    // Parsing what was just built gives its fingerprint and proves it readable by hangar.
+    let bundle = Bundle::parse(&bytes).map_err(Error::BuildBundle)?;
     let fp = bundle.fingerprint();
     let records = local_dir(dir).join(PREPARED_DIR);
-    ensure_private_dir(&records).map_err(|e| Error::Failed(e.to_string()))?;
+    ensure_private_dir(&records)?;
     let record = records.join(format!("{fp}.request"));
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent)
-            .map_err(failed(format!("could not create {}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(io_at("could not create", parent))?;
     }
-    write_secret_file(&record, bundle.request_bytes(), true)
-        .map_err(|e| Error::Failed(e.to_string()))?;
+    write_secret_file(&record, bundle.request_bytes(), true)?;
     write_new_file(path, &bytes)?;
     out.say(format!(
         "Wrote the {} request bundle {}\nfingerprint: {fp}\nCarry it to the air-gapped machine and run `hangar sign {}`;\n\
@@ -205,18 +200,18 @@ fn body_text(body: &EntryBody) -> String {
 fn release(dir: &Path, out: &Output, a: ReleaseArgs) -> Result<(), Error> {
     let cfg = config::load(dir)?;
     let signer = match &a.signer {
-        Some(hex) => PublicKey::from_hex(hex)
-            .map_err(|e| Error::Usage(format!("--signer is not a public key: {e}")))?,
+        Some(hex) => PublicKey::from_hex(hex).map_err(|source| Error::BadPublicKey {
+            what: "--signer".to_owned(),
+            source,
+        })?,
         None => {
             find_key(dir, KeyRole::Signing, a.key.as_deref())?
                 .1
                 .public_key
         }
     };
-    let package = PackageName::parse(&a.package)
-        .map_err(|e| Error::Usage(format!("package name {:?}: {e}", a.package)))?;
-    let version = Version::parse(&a.version)
-        .map_err(|e| Error::Usage(format!("version {:?}: {e}", a.version)))?;
+    let package = parse_package(&a.package)?;
+    let version = parse_version(&a.version)?;
     let path = a.out.clone().unwrap_or_else(|| {
         dist(
             dir,
@@ -240,10 +235,9 @@ fn release(dir: &Path, out: &Output, a: ReleaseArgs) -> Result<(), Error> {
         a.allow_dirty,
     )?;
     let archive = default_out(dir, &built);
-    let (size, digest, keyed) = filesig::digest_both(&signer, &built.bytes[..])
-        .map_err(failed("could not hash the archive"))?;
-    let commit = GitCommit::parse(built.manifest.git_commit())
-        .map_err(failed("the commit is not a valid git commit"))?;
+    let (size, digest, keyed) =
+        filesig::digest_both(&signer, &built.bytes[..]).map_err(Error::Hash)?;
+    let commit = GitCommit::parse(built.manifest.git_commit()).map_err(Error::BadCommit)?;
     let archive_name = archive
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -302,11 +296,7 @@ fn key_add(dir: &Path, out: &Output, a: KeyAddArgs) -> Result<(), Error> {
             public_key: key.public_key,
             derivation: key.derivation.clone(),
         },
-        _ => {
-            return Err(Error::Usage(
-                "only master and signing keys can be added to a supplier".to_owned(),
-            ));
-        }
+        _ => return Err(Error::NotAddable),
     };
     let path = a.out.clone().unwrap_or_else(|| {
         dist(
@@ -336,8 +326,10 @@ fn key_add(dir: &Path, out: &Output, a: KeyAddArgs) -> Result<(), Error> {
 
 fn parse_key_arg(text: &str) -> Result<PublicKey, Error> {
     if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return PublicKey::from_hex(text)
-            .map_err(|e| Error::Usage(format!("{text:?} is not a public key: {e}")));
+        return PublicKey::from_hex(text).map_err(|source| Error::BadPublicKey {
+            what: format!("{text:?}"),
+            source,
+        });
     }
     Ok(read_key_file(Path::new(text))?.public_key)
 }
@@ -345,13 +337,10 @@ fn parse_key_arg(text: &str) -> Result<PublicKey, Error> {
 fn revoke(dir: &Path, out: &Output, a: RevokeArgs) -> Result<(), Error> {
     let cfg = config::load(dir)?;
     let revoked = parse_key_arg(&a.key)?;
-    let reason = Reason::parse(&a.reason).map_err(|e| Error::Usage(format!("--reason: {e}")))?;
+    let reason = Reason::parse(&a.reason).map_err(Error::BadReason)?;
     let (_, master) = find_key(dir, KeyRole::Master, a.master_key.as_deref())?;
     if master.public_key == revoked {
-        return Err(Error::Usage(
-            "a key cannot revoke itself: sign the revocation with another master key (--master-key)"
-                .to_owned(),
-        ));
+        return Err(Error::SelfRevocationBundle);
     }
     let path = a
         .out
@@ -386,19 +375,15 @@ fn revoke(dir: &Path, out: &Output, a: RevokeArgs) -> Result<(), Error> {
 
 fn revoke_release(dir: &Path, out: &Output, a: RevokeReleaseArgs) -> Result<(), Error> {
     let cfg = config::load(dir)?;
-    let package = PackageName::parse(&a.package)
-        .map_err(|e| Error::Usage(format!("package name {:?}: {e}", a.package)))?;
-    let version = Version::parse(&a.version)
-        .map_err(|e| Error::Usage(format!("version {:?}: {e}", a.version)))?;
-    let reason = Reason::parse(&a.reason).map_err(|e| Error::Usage(format!("--reason: {e}")))?;
+    let package = parse_package(&a.package)?;
+    let version = parse_version(&a.version)?;
+    let reason = Reason::parse(&a.reason).map_err(Error::BadReason)?;
     let (_, key) = match &a.key {
         Some(p) => (p.clone(), read_key_file(p)?),
         None => find_key(dir, KeyRole::Signing, None)?,
     };
     if !matches!(key.role, KeyRole::Master | KeyRole::Signing) {
-        return Err(Error::Usage(
-            "a release revocation is signed by a master or signing key".to_owned(),
-        ));
+        return Err(Error::NotASupplierKey);
     }
     let path = a.out.clone().unwrap_or_else(|| {
         dist(

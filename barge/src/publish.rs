@@ -15,7 +15,7 @@ use keyggdrasil::secretfile::read_secret_file;
 use shipyard::bundlefile::read_bundle;
 
 use crate::config::{self, local_dir};
-use crate::error::{Error, failed};
+use crate::error::{Error, Misbehaved, io_at};
 use crate::http::{Client, show_progress};
 use crate::output::Output;
 use crate::prepare::PREPARED_DIR;
@@ -34,16 +34,12 @@ pub struct Args {
 }
 
 fn read_archive(path: &Path, size: u64) -> Result<Vec<u8>, Error> {
-    let f = std::fs::File::open(path).map_err(|e| {
-        Error::Usage(format!(
-            "could not open the archive {}: {e}",
-            path.display()
-        ))
-    })?;
+    let f = std::fs::File::open(path).map_err(io_at("could not open the archive", path))?;
     let mut bytes = Vec::new();
+    // One byte more than the bundle names, so that a longer archive is seen to be longer.
     f.take(size.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(failed(format!("could not read {}", path.display())))?;
+        .map_err(io_at("could not read", path))?;
     Ok(bytes)
 }
 
@@ -52,10 +48,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let cfg = config::load(dir)?;
     let bundle = read_bundle(&a.bundle)?;
     if !bundle.is_signed() {
-        return Err(Error::Usage(format!(
-            "{} is not signed yet: carry it to the air-gapped machine and run `hangar sign`",
-            a.bundle.display()
-        )));
+        return Err(Error::NotSigned { path: a.bundle });
     }
     let fp = bundle.fingerprint();
     let record = local_dir(dir)
@@ -63,33 +56,29 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         .join(format!("{fp}.request"));
     let prepared = match read_secret_file(&record, keyggdrasil::bundle::MAX_BUNDLE_BYTES as u64) {
         Ok(b) => b,
-        Err(e) => {
-            return Err(Error::Invalid(format!(
-                "the request in {} (fingerprint {fp}) was not prepared here ({e}): refusing to \
-                 publish what this machine did not ask for",
-                a.bundle.display()
-            )));
+        Err(source) => {
+            return Err(Error::NotPrepared {
+                path: a.bundle,
+                fingerprint: fp,
+                source,
+            });
         }
     };
     if prepared.as_slice() != bundle.request_bytes() {
-        return Err(Error::Invalid(format!(
-            "the request in {} differs from the one prepared here: refusing to publish",
-            a.bundle.display()
-        )));
+        return Err(Error::RequestDiffers { path: a.bundle });
     }
-    let entry = bundle.verify_signed().map_err(|e| {
-        Error::Invalid(format!(
-            "{} was refused: {e}; nothing was submitted",
-            a.bundle.display()
-        ))
-    })?;
+    let entry = bundle
+        .verify_signed()
+        .map_err(|source| Error::BundleSignature {
+            path: a.bundle.clone(),
+            source,
+        })?;
     let req = bundle.request();
     if req.supplier != cfg.supplier {
-        return Err(Error::Usage(format!(
-            "the bundle is for supplier {}, this folder is for {}",
-            req.supplier.as_str(),
-            cfg.supplier.as_str()
-        )));
+        return Err(Error::OtherSupplier {
+            bundle: req.supplier.as_str().to_owned(),
+            folder: cfg.supplier.as_str().to_owned(),
+        });
     }
     let archive = match &req.release {
         None => None,
@@ -113,10 +102,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             if let Some(expected) = req.expected_archive()
                 && let Err(e) = expected.check(&bytes[..])
             {
-                return Err(Error::Invalid(format!(
-                    "the archive {} does not match the signed bundle ({e}); nothing was submitted",
-                    path.display()
-                )));
+                return Err(Error::ArchiveMismatch { path, source: e });
             }
             Some((path, bytes))
         }
@@ -125,12 +111,11 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let client = Client::new(&cfg);
     let checkpoint = client.checkpoint()?;
     if checkpoint.origin() != &req.origin {
-        return Err(Error::Usage(format!(
-            "the bundle is for channel {}, but {} is channel {}; nothing was submitted",
-            req.origin.as_str(),
-            cfg.channel,
-            checkpoint.origin().as_str()
-        )));
+        return Err(Error::OtherChannel {
+            bundle: req.origin.as_str().to_owned(),
+            url: cfg.channel.clone(),
+            channel: checkpoint.origin().as_str().to_owned(),
+        });
     }
     out.step(format!(
         "1. Submitting the signed {} entry (bundle {fp}) to {}...",
@@ -162,9 +147,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             show_progress(out.json),
         )?;
         if up.size != rel.size || up.digest != rel.digest.to_hex() {
-            return Err(Error::Failed(
-                "the channel stored an archive of another size or digest".to_owned(),
-            ));
+            return Err(Misbehaved::StoredOther.into());
         }
     }
     out.step("3. Checking that the entry is in the log...");

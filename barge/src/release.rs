@@ -9,7 +9,7 @@ use keyggdrasil::keyfile::KeyRole;
 
 use crate::build::{build, default_out, write_file};
 use crate::config;
-use crate::error::{Error, failed};
+use crate::error::{Error, Misbehaved};
 use crate::http::{Client, show_progress};
 use crate::key::{find_key, unlock};
 use crate::output::Output;
@@ -68,8 +68,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         kpath.display()
     ));
     let kp = unlock(&kfile, a.passphrase_stdin)?;
-    let (size, digest, keyed) = filesig::digest_both(&kp.public(), &built.bytes[..])
-        .map_err(failed("could not hash the archive"))?;
+    let (size, digest, keyed) =
+        filesig::digest_both(&kp.public(), &built.bytes[..]).map_err(Error::Hash)?;
     let signature = filesig::sign_digest(&kp, &keyed);
     // Written only once the key unlocked, so a wrong passphrase leaves nothing behind.
     write_file(&path, &built.bytes)?;
@@ -80,8 +80,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         path.display(),
         sig_path.display()
     ));
-    let commit = GitCommit::parse(built.manifest.git_commit())
-        .map_err(failed("the commit is not a valid git commit"))?;
+    let commit = GitCommit::parse(built.manifest.git_commit()).map_err(Error::BadCommit)?;
     let event = Event::Release {
         package: built.package.clone(),
         version: built.version.clone(),
@@ -94,7 +93,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         EntryBody::new(cfg.supplier.clone(), kp.public(), event),
         &kp,
     )
-    .map_err(failed("could not sign the release entry"))?;
+    .map_err(Error::SignEntry)?;
     drop(kp);
 
     let client = Client::new(&cfg);
@@ -123,9 +122,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         show_progress(out.json),
     )?;
     if up.size != size || up.digest != hex::encode(digest) {
-        return Err(Error::Failed(
-            "the channel stored an archive of another size or digest".to_owned(),
-        ));
+        return Err(Misbehaved::StoredOther.into());
     }
     out.step(format!(
         "   Uploaded{}.",

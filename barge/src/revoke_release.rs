@@ -5,16 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::entry::{Event, Reason};
-use keyggdrasil::keyfile::{KeyFile, KeyRole};
-use keyggdrasil::names::{PackageName, Version};
-
+use crate::build::{parse_package, parse_version};
 use crate::config;
 use crate::error::Error;
 use crate::http::Client;
-use crate::key::{find_key, unlock};
-use crate::key_revoke::resolve;
+use crate::key::{find_key, resolve, unlock};
 use crate::output::Output;
+use keyggdrasil::entry::{Event, Reason};
+use keyggdrasil::keyfile::{KeyFile, KeyRole};
 
 /// Arguments of `barge revoke-release`.
 #[derive(Debug, clap::Args)]
@@ -39,15 +37,18 @@ fn signer(dir: &Path, key: Option<&str>) -> Result<(PathBuf, KeyFile), Error> {
     if let Some(text) = key {
         let named = resolve(dir, text)?;
         let Some((path, file)) = named.file else {
-            return Err(Error::Usage(format!(
-                "no key file for --key {text:?}: the revocation must be signed by one of your keys"
-            )));
+            return Err(Error::NoKeyFile {
+                option: "--key",
+                text: text.to_owned(),
+                why: "the revocation must be signed by one of your keys",
+            });
         };
         if !matches!(file.role, KeyRole::Master | KeyRole::Signing) {
-            return Err(Error::Usage(format!(
-                "{} is not a supplier key; use a signing or master key",
-                path.display()
-            )));
+            return Err(Error::KeyMayNotSign {
+                path,
+                role: file.role,
+                needed: "use a signing or master key",
+            });
         }
         return Ok((path, file));
     }
@@ -61,11 +62,9 @@ fn signer(dir: &Path, key: Option<&str>) -> Result<(PathBuf, KeyFile), Error> {
 /// Runs `barge revoke-release`.
 pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let cfg = config::load(dir)?;
-    let package = PackageName::parse(&a.package)
-        .map_err(|e| Error::Usage(format!("package name {:?}: {e}", a.package)))?;
-    let version = Version::parse(&a.version)
-        .map_err(|e| Error::Usage(format!("version {:?}: {e}", a.version)))?;
-    let reason = Reason::parse(&a.reason).map_err(|e| Error::Usage(format!("--reason: {e}")))?;
+    let package = parse_package(&a.package)?;
+    let version = parse_version(&a.version)?;
+    let reason = Reason::parse(&a.reason).map_err(Error::BadReason)?;
     let (path, file) = signer(dir, a.key.as_deref())?;
     out.step(format!(
         "Unlocking key {} ({}) to revoke {}/{} {}...",

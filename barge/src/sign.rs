@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use keyggdrasil::filesig;
 
 use crate::build::write_file;
-use crate::error::{Error, failed};
+use crate::error::{Error, io_at};
 use crate::key::{read_key_file, unlock};
 use crate::output::Output;
 
@@ -25,11 +25,9 @@ pub struct Args {
 /// Runs `barge sign`.
 pub fn run(out: &Output, a: Args) -> Result<(), Error> {
     let kf = read_key_file(&a.key)?;
-    let f = std::fs::File::open(&a.file)
-        .map_err(|e| Error::Usage(format!("could not open {}: {e}", a.file.display())))?;
+    let f = std::fs::File::open(&a.file).map_err(io_at("could not open", &a.file))?;
     let kp = unlock(&kf, a.passphrase_stdin)?;
-    let sig =
-        filesig::sign(&kp, f).map_err(failed(format!("could not read {}", a.file.display())))?;
+    let sig = filesig::sign(&kp, f).map_err(io_at("could not read", &a.file))?;
     let mut sig_path = a.file.clone().into_os_string();
     sig_path.push(".sig");
     let sig_path = PathBuf::from(sig_path);

@@ -1,11 +1,12 @@
-//! `barge verify`: checks a file signature; exit 0 valid, 1 invalid, 2 usage error.
+//! `barge verify`: checks a file signature; exit 0 valid, 1 invalid, 2 usage error, 5 when the
+//! file or the signature file cannot be read (the path is named).
 
 use std::path::PathBuf;
 
 use keyggdrasil::filesig::{self, FileSigError};
 use keyggdrasil::keys::PublicKey;
 
-use crate::error::Error;
+use crate::error::{Error, io_at};
 use crate::output::Output;
 
 /// Arguments of `barge verify`.
@@ -27,18 +28,18 @@ pub struct Args {
 
 /// Runs `barge verify`.
 pub fn run(out: &Output, a: Args) -> Result<(), Error> {
-    let key = PublicKey::from_hex(&a.public_key)
-        .map_err(|e| Error::Usage(format!("--public-key is not a valid public key: {e}")))?;
+    let key = PublicKey::from_hex(&a.public_key).map_err(|source| Error::BadPublicKey {
+        what: "--public-key".to_owned(),
+        source,
+    })?;
+    // clap's group makes one of the two required; the last arm is for a caller that bypasses it.
     let text = match (&a.signature, &a.signature_file) {
         (Some(s), _) => s.clone(),
-        (None, Some(p)) => std::fs::read_to_string(p)
-            .map_err(|e| Error::Usage(format!("could not read {}: {e}", p.display())))?,
-        (None, None) => return Err(Error::Usage("no signature given".to_owned())),
+        (None, Some(p)) => std::fs::read_to_string(p).map_err(io_at("could not read", p))?,
+        (None, None) => return Err(Error::NoSignature),
     };
-    let sig = filesig::parse_signature_text(&text)
-        .map_err(|e| Error::Usage(format!("the signature is malformed: {e}")))?;
-    let f = std::fs::File::open(&a.file)
-        .map_err(|e| Error::Usage(format!("could not open {}: {e}", a.file.display())))?;
+    let sig = filesig::parse_signature_text(&text).map_err(Error::BadSignatureText)?;
+    let f = std::fs::File::open(&a.file).map_err(io_at("could not open", &a.file))?;
     match filesig::verify(&key, &sig, f) {
         Ok(()) => {
             out.say(format!(
@@ -55,15 +56,13 @@ pub fn run(out: &Output, a: Args) -> Result<(), Error> {
             out.json(
                 serde_json::json!({"valid": false, "file": a.file, "public_key": key.to_hex()}),
             );
-            Err(Error::Invalid(format!(
-                "INVALID: the signature of {} does not verify with key {}",
-                a.file.display(),
-                key.fingerprint()
-            )))
+            Err(Error::SignatureInvalid { path: a.file, key })
         }
-        Err(e) => Err(Error::Usage(format!(
-            "could not read {}: {e}",
-            a.file.display()
-        ))),
+        // Reading the file failed half way: local (it used to be called a usage error).
+        Err(FileSigError::Io(source)) => Err(io_at("could not read", &a.file)(source)),
+        Err(e) => Err(Error::SignatureCheck {
+            path: a.file,
+            source: e,
+        }),
     }
 }

@@ -17,19 +17,16 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::build::{build_tree, git, parse_package, parse_supplier, parse_version, write_file};
+use crate::config;
+use crate::error::{Error, io_at};
+use crate::http::Client;
+use crate::key::{find_key, resolve, unlock};
+use crate::output::Output;
 use keyggdrasil::archive_check::ArchiveMismatch;
 use keyggdrasil::entry::{Claim, Digest512, Event};
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::KeyPair;
-use keyggdrasil::names::{PackageName, SupplierName, Version};
-
-use crate::build::{build_tree, git, write_file};
-use crate::config;
-use crate::error::{Error, failed};
-use crate::http::Client;
-use crate::key::{find_key, unlock};
-use crate::key_revoke::resolve;
-use crate::output::Output;
 
 /// Arguments of `barge verify-build`.
 #[derive(Debug, clap::Args)]
@@ -73,8 +70,7 @@ impl TempWorktree {
         );
         let root = std::env::temp_dir().join(name);
         // `create_dir` fails if the name exists, so nobody can have prepared it for us.
-        std::fs::create_dir(&root)
-            .map_err(failed(format!("could not create {}", root.display())))?;
+        std::fs::create_dir(&root).map_err(io_at("could not create", &root))?;
         let wt = Self {
             repo: repo.to_path_buf(),
             path: root.join("src"),
@@ -96,10 +92,11 @@ impl TempWorktree {
             ],
         )?;
         if !o.status.success() {
-            return Err(Error::Failed(format!(
-                "could not check out commit {commit} into a temporary worktree: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            )));
+            return Err(Error::GitFailed {
+                what: "git worktree add (a temporary checkout of the logged commit)",
+                path: repo.to_path_buf(),
+                stderr: String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+            });
         }
         Ok(wt)
     }
@@ -121,15 +118,18 @@ fn attesting_key(dir: &Path, key: Option<&str>) -> Result<(PathBuf, KeyFile), Er
     };
     let named = resolve(dir, text)?;
     let Some((path, file)) = named.file else {
-        return Err(Error::Usage(format!(
-            "no key file for --key {text:?}: the attestation must be signed by one of your keys"
-        )));
+        return Err(Error::NoKeyFile {
+            option: "--key",
+            text: text.to_owned(),
+            why: "the attestation must be signed by one of your keys",
+        });
     };
     if !matches!(file.role, KeyRole::Master | KeyRole::Signing) {
-        return Err(Error::Usage(format!(
-            "{} is not a supplier key; use a signing or master key",
-            path.display()
-        )));
+        return Err(Error::KeyMayNotSign {
+            path,
+            role: file.role,
+            needed: "use a signing or master key",
+        });
     }
     Ok((path, file))
 }
@@ -137,24 +137,16 @@ fn attesting_key(dir: &Path, key: Option<&str>) -> Result<(PathBuf, KeyFile), Er
 /// Runs `barge verify-build`.
 pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let cfg = config::load(dir)?;
-    let (subject, package) = a.target.split_once('/').ok_or_else(|| {
-        Error::Usage(format!(
-            "{:?} is not SUPPLIER/PACKAGE (e.g. acme/hello)",
-            a.target
-        ))
-    })?;
-    let subject = SupplierName::parse(subject)
-        .map_err(|e| Error::Usage(format!("supplier name {subject:?}: {e}")))?;
-    let package = PackageName::parse(package)
-        .map_err(|e| Error::Usage(format!("package name {package:?}: {e}")))?;
-    let version = Version::parse(&a.version)
-        .map_err(|e| Error::Usage(format!("version {:?}: {e}", a.version)))?;
+    let (subject, package) = a
+        .target
+        .split_once('/')
+        .ok_or_else(|| Error::BadTarget(a.target.clone()))?;
+    let subject = parse_supplier(subject)?;
+    let package = parse_package(package)?;
+    let version = parse_version(&a.version)?;
     let probe = git(&a.source, &["rev-parse", "--git-dir"])?;
     if !probe.status.success() {
-        return Err(Error::Usage(format!(
-            "{} is not a git repository: give --source a clone of the package's sources",
-            a.source.display()
-        )));
+        return Err(Error::NotARepository { path: a.source });
     }
     // Unlock first, so a wrong passphrase stops everything before any work or network.
     let signer: Option<(PathBuf, KeyFile, KeyPair)> = if a.attest {
@@ -183,13 +175,10 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         .and_then(|s| s.releases.get(&package))
         .and_then(|v| v.get(&version))
         .cloned()
-        .ok_or_else(|| {
-            Error::Failed(format!(
-                "{name} is not in the channel's log (checked {} entries under the checkpoint \
-                 signed by the channel key {}); check the name and version",
-                log.checkpoint.size(),
-                cfg.channel_key.fingerprint()
-            ))
+        .ok_or_else(|| Error::NotLogged {
+            name: name.clone(),
+            size: log.checkpoint.size(),
+            channel_key: cfg.channel_key,
         })?;
     let commit = record.commit.as_str().to_owned();
     out.step(format!(
@@ -204,18 +193,15 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         }
     ));
     if commit.bytes().all(|b| b == b'0') {
-        return Err(Error::Invalid(format!(
-            "{name} was released from a tree that was not a git checkout (the all-zero commit): \
-             nobody can rebuild it"
-        )));
+        return Err(Error::NotRebuildable { name });
     }
     let spec = format!("{commit}^{{commit}}");
     let has = git(&a.source, &["cat-file", "-e", &spec])?;
     if !has.status.success() {
-        return Err(Error::Usage(format!(
-            "commit {commit} is not in the repository at {}: fetch it (git fetch) and try again",
-            a.source.display()
-        )));
+        return Err(Error::CommitMissing {
+            commit,
+            path: a.source,
+        });
     }
 
     out.step(format!(
@@ -231,8 +217,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             commit.clone(),
         )?
     };
-    let (size, digest) = keyggdrasil::filesig::archive_digest(&built.bytes[..])
-        .map_err(failed("could not hash the rebuilt archive"))?;
+    let (size, digest) =
+        keyggdrasil::filesig::archive_digest(&built.bytes[..]).map_err(Error::Hash)?;
     if let Some(path) = &a.out {
         write_file(path, &built.bytes)?;
     }
@@ -262,15 +248,14 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     });
     if !reproduced {
         out.json(report);
-        return Err(Error::Invalid(format!(
-            "NOT REPRODUCED: rebuilding {name} from commit {commit} gives {size} bytes with \
-             digest {}, but the log says {} bytes with digest {}. The released archive was not \
-             built from that commit as barge builds it (or your checkout differs, e.g. by \
-             core.autocrlf); do not attest it",
-            hex::encode(digest),
-            record.size,
-            record.digest.to_hex()
-        )));
+        return Err(Error::NotReproduced {
+            name,
+            commit,
+            size,
+            digest: hex::encode(digest),
+            logged_size: record.size,
+            logged_digest: record.digest.to_hex(),
+        });
     }
     // The key rules cannot check the archive signature in the entry (they never see the
     // archive); with the rebuilt bytes in hand, we can.
@@ -278,12 +263,10 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     report["signature_valid"] = serde_json::Value::Bool(signed);
     if !signed {
         out.json(report);
-        return Err(Error::Invalid(format!(
-            "the rebuilt archive of {name} has the logged digest, but the archive signature in \
-             the release entry does not verify over it with the release's signing key {}; do \
-             not attest it",
-            record.signer.fingerprint()
-        )));
+        return Err(Error::RebuiltSignatureInvalid {
+            name,
+            signer: record.signer,
+        });
     }
     out.step(format!(
         "   Reproduced: {size} bytes, digest {} as logged, signed by {}.",
@@ -304,12 +287,10 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             .and_then(|s| s.keys.get(&kp.public()))
             .is_some_and(|k| k.revoked_at.is_none());
         if !current {
-            return Err(Error::Failed(format!(
-                "key {} is not a current key of supplier {} in the log: register it first \
-                 (`barge key register` / `barge key add`)",
-                kp.public().fingerprint(),
-                cfg.supplier.as_str()
-            )));
+            return Err(Error::NotCurrentKey {
+                key: kp.public(),
+                supplier: cfg.supplier.as_str().to_owned(),
+            });
         }
         let event = Event::Attestation {
             subject: subject.clone(),

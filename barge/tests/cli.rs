@@ -305,7 +305,7 @@ mod build_and_verify {
             code(&["verify", "--public-key", SOME_KEY, "--signature", sig, f]),
             Some(1)
         );
-        // Usage errors: no signature, malformed hex, missing file.
+        // Usage errors: no signature, malformed hex.
         assert_eq!(code(&["verify", "--public-key", &pk, f]), Some(2));
         assert_eq!(
             code(&["verify", "--public-key", &pk, "--signature", "abc", f]),
@@ -324,7 +324,8 @@ mod build_and_verify {
                 sig,
                 "/nonexistent/file"
             ]),
-            Some(2)
+            // A file that cannot be opened is a local failure, not a usage error.
+            Some(5)
         );
         // A tampered file.
         std::fs::write(&file, b"payload bytez").expect("write");

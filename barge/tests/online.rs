@@ -649,7 +649,7 @@ mod verify_build {
             ],
             None,
         );
-        refused(&o, 1, "does not verify with the pinned channel key");
+        refused(&o, 3, "does not verify with the pinned channel key");
         assert_eq!(log_size(&r.ch.base), 3);
     }
 }
@@ -705,7 +705,7 @@ mod bad_keys {
         std::fs::write(&file, "{\"format\":\"keyggdrasil-key\",").expect("write");
         let src = source_repo();
         let o = release(r.author.path(), src.path(), "1.0.0", &[], &pass());
-        released_nothing(&r, &o, 1, "key file");
+        released_nothing(&r, &o, 5, "key file");
         let o = barge(
             r.author.path(),
             &[
@@ -718,7 +718,7 @@ mod bad_keys {
             ],
             Some(&pass()),
         );
-        refused(&o, 1, "key file");
+        refused(&o, 5, "key file");
         assert_eq!(log_size(&r.ch.base), 2);
     }
 
@@ -729,7 +729,7 @@ mod bad_keys {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let src = source_repo();
         let o = release(r.author.path(), src.path(), "1.0.0", &[], &pass());
-        released_nothing(&r, &o, 1, "chmod 600");
+        released_nothing(&r, &o, 5, "chmod 600");
         let o = barge(
             r.author.path(),
             &[
@@ -742,7 +742,7 @@ mod bad_keys {
             ],
             Some(&pass()),
         );
-        refused(&o, 1, "chmod 600");
+        refused(&o, 5, "chmod 600");
         assert_eq!(log_size(&r.ch.base), 2);
     }
 

@@ -29,9 +29,9 @@ use keyggdrasil::secretfile::{ensure_private_dir, write_secret_file};
 use shipyard::keys::{LevelArg, local_dir, read_key_file, role_name, unlock};
 use shipyard::output::{Output, warn_loudly};
 use shipyard::passphrase;
-use shipyard::{Error, failed};
 use zeroize::Zeroizing;
 
+use crate::Error;
 use crate::shares::Share;
 
 /// Largest share input read from stdin or a file.
@@ -116,21 +116,18 @@ pub fn run(dir: &Path, out: &Output, cmd: BackupCommand) -> Result<(), Error> {
 
 fn split(out: &Output, a: SplitArgs) -> Result<(), Error> {
     if a.threshold < 2 || a.threshold > a.shares {
-        return Err(Error::Usage(format!(
-            "the threshold must be at least 2 and at most the number of shares (got {} of {})",
-            a.threshold, a.shares
-        )));
+        return Err(Error::BadThreshold {
+            threshold: a.threshold,
+            shares: a.shares,
+        });
     }
     let file = read_key_file(&a.key)?;
     if let Some(d) = &a.out_dir {
-        ensure_private_dir(d).map_err(|e| Error::Failed(e.to_string()))?;
+        ensure_private_dir(d)?;
         for id in 1..=a.shares {
             let p = share_path(d, id, a.shares);
             if p.exists() {
-                return Err(Error::Usage(format!(
-                    "{} exists already; use an empty folder",
-                    p.display()
-                )));
+                return Err(Error::ShareExists { path: p });
             }
         }
     }
@@ -145,9 +142,7 @@ fn split(out: &Output, a: SplitArgs) -> Result<(), Error> {
     {
         let mut value = Zeroizing::new([0u8; 32]);
         if s.y.len() != 32 {
-            return Err(Error::Failed(
-                "the secret sharing gave a share of the wrong size".into(),
-            ));
+            return Err(Error::ShareSize);
         }
         for (v, y) in value.iter_mut().zip(s.y.iter()) {
             *v = y.0;
@@ -174,8 +169,7 @@ fn split(out: &Output, a: SplitArgs) -> Result<(), Error> {
                     file.public_key.fingerprint(),
                     s.to_words().as_str()
                 ));
-                write_secret_file(&p, text.as_bytes(), false)
-                    .map_err(|e| Error::Failed(e.to_string()))?;
+                write_secret_file(&p, text.as_bytes(), false)?;
                 rows.push(serde_json::json!({"id": s.id, "file": p}));
             }
             out.say(format!(
@@ -226,15 +220,18 @@ fn read_input(files: &[PathBuf]) -> Result<Zeroizing<String>, Error> {
             .lock()
             .take(MAX_SHARE_INPUT)
             .read_to_string(&mut text)
-            .map_err(failed("could not read shares from stdin"))?;
+            .map_err(Error::ReadStdin)?;
     }
     for f in files {
-        let file = std::fs::File::open(f)
-            .map_err(|e| Error::Usage(format!("could not open {}: {e}", f.display())))?;
+        let read_err = |source| Error::ReadShares {
+            path: f.clone(),
+            source,
+        };
+        let file = std::fs::File::open(f).map_err(read_err)?;
         let mut part = Zeroizing::new(String::new());
         file.take(MAX_SHARE_INPUT)
             .read_to_string(&mut part)
-            .map_err(failed(format!("could not read {}", f.display())))?;
+            .map_err(read_err)?;
         text.push_str(&part);
         text.push('\n');
     }
@@ -242,25 +239,22 @@ fn read_input(files: &[PathBuf]) -> Result<Zeroizing<String>, Error> {
 }
 
 fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
-    let expect = PublicKey::from_hex(&a.expect)
-        .map_err(|e| Error::Usage(format!("--expect is not a public key: {e}")))?;
+    let expect = PublicKey::from_hex(&a.expect).map_err(Error::BadExpect)?;
     let supplier = a
         .supplier
         .as_deref()
         .map(SupplierName::parse)
         .transpose()
-        .map_err(|e| Error::Usage(format!("--supplier: {e}")))?;
+        .map_err(|source| Error::BadSupplier {
+            value: a.supplier.clone().unwrap_or_default(),
+            source,
+        })?;
     let role = match a.role {
         RoleArg::Master => KeyRole::Master,
         RoleArg::Signing => KeyRole::Signing,
     };
     if !a.plain && !a.passphrase_stdin && !passphrase::can_prompt() {
-        return Err(Error::Usage(
-            "no terminal to ask for the passphrase that seals the recovered key: pass \
-             --passphrase-stdin and write it as the first line of standard input (or --plain to \
-             write the seed in the clear); nothing was written"
-                .into(),
-        ));
+        return Err(Error::NoTerminalToSeal);
     }
     // With --passphrase-stdin the passphrase is the first line of stdin, before any shares.
     let stdin_pass = if a.passphrase_stdin {
@@ -275,42 +269,29 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let s = Share::from_words(line).map_err(|e| {
-            Error::Invalid(format!(
-                "share on line {} is corrupt: {e}; nothing was written",
-                n + 1
-            ))
+        let s = Share::from_words(line).map_err(|reason| Error::CorruptShare {
+            line: n + 1,
+            reason,
         })?;
         shares.push(s);
     }
-    let first = shares.first().ok_or_else(|| {
-        Error::Usage(
-            "no shares given: write them on stdin, one per line, or name share files".into(),
-        )
-    })?;
+    let first = shares.first().ok_or(Error::NoShares)?;
     let (split_id, threshold) = (first.split_id, first.threshold);
     if shares
         .iter()
         .any(|s| s.split_id != split_id || s.threshold != threshold)
     {
-        return Err(Error::Invalid(
-            "these shares come from different splits (their split ids or thresholds differ); use \
-             shares of one split only; nothing was written"
-                .into(),
-        ));
+        return Err(Error::MixedSplits);
     }
     let ids: BTreeSet<u8> = shares.iter().map(|s| s.id).collect();
     if ids.len() != shares.len() {
-        return Err(Error::Usage(
-            "the same share was given twice; give distinct shares; nothing was written".into(),
-        ));
+        return Err(Error::DuplicateShare);
     }
     if threshold < 2 || shares.len() < usize::from(threshold) {
-        return Err(Error::Invalid(format!(
-            "too few shares: {} needed, {} given; nothing was written",
-            threshold,
-            shares.len()
-        )));
+        return Err(Error::TooFewShares {
+            needed: threshold,
+            given: shares.len(),
+        });
     }
     let sharks: Vec<SharkShare> = shares
         .iter()
@@ -321,39 +302,32 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
             SharkShare::try_from(&bytes[..])
         })
         .collect::<Result<_, _>>()
-        .map_err(|e| Error::Invalid(format!("bad share: {e}")))?;
+        .map_err(Error::BadShare)?;
     let recovered = Zeroizing::new(
         Sharks(threshold)
             .recover(&sharks)
-            .map_err(|e| Error::Invalid(format!("could not recover the seed: {e}")))?,
+            .map_err(|e| Error::Recover(e.to_owned()))?,
     );
     drop(sharks);
     let mut seed = LockedBox::new([0u8; 32]);
     if recovered.len() != 32 {
-        return Err(Error::Invalid(
-            "the recovered seed has the wrong length".into(),
-        ));
+        return Err(Error::SeedLength);
     }
     seed.copy_from_slice(&recovered);
     drop(recovered);
-    let kp = crate::lock_keypair(
-        KeyPair::from_seed(&seed)
-            .map_err(|e| Error::Invalid(format!("bad recovered seed: {e}")))?,
-    );
+    let kp = crate::lock_keypair(KeyPair::from_seed(&seed).map_err(Error::BadSeed)?);
     drop(seed);
     if kp.public() != expect {
-        return Err(Error::Invalid(format!(
-            "the shares recover key {}, not the expected {}: wrong shares or wrong --expect; \
-             nothing was written",
-            kp.public().fingerprint(),
-            expect.fingerprint()
-        )));
+        return Err(Error::WrongRecoveredKey {
+            got: kp.public(),
+            expected: expect,
+        });
     }
     let path = match a.out {
         Some(p) => p,
         None => {
             let local = local_dir(dir);
-            ensure_private_dir(&local).map_err(|e| Error::Failed(e.to_string()))?;
+            ensure_private_dir(&local)?;
             local.join(format!("{}-{}.json", role_name(role), expect.fingerprint()))
         }
     };
@@ -378,11 +352,10 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
             derivation.ops_limit,
             derivation.mem_limit / (1024 * 1024)
         );
-        KeyFile::encrypted(role, supplier, &kp, &pass, derivation)
-            .map_err(|e| Error::Failed(format!("could not seal the key file: {e}")))?
+        KeyFile::encrypted(role, supplier, &kp, &pass, derivation).map_err(Error::Seal)?
     };
     drop(kp);
-    write_secret_file(&path, &file.to_bytes(), false).map_err(|e| Error::Failed(e.to_string()))?;
+    write_secret_file(&path, &file.to_bytes(), false)?;
     out.say(format!(
         "Recovered {} key {} from {} shares.\nkey file: {} ({}: keep it on this machine)",
         role_name(role),

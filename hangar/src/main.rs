@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod backup;
+mod error;
 mod shares;
 mod sign;
 
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shipyard::Error;
+pub use error::Error;
 use shipyard::output::{Output, warn_loudly};
 
 /// Environment variable that, set to `cheap`, makes new keys use the smallest Argon2i costs.
@@ -35,7 +36,7 @@ pub const TOOL: shipyard::Tool = shipyard::Tool {
 
 /// Air-gapped signing: key management, bundle signing and key backups, with no network code.
 #[derive(Debug, Parser)]
-#[command(name = "hangar", version, about)]
+#[command(name = "hangar", version, about, after_help = shipyard::error::EXIT_CODES_HELP_OFFLINE)]
 pub struct Cli {
     /// The folder holding `local/` (keys).
     #[arg(long, global = true, default_value = ".")]
@@ -90,11 +91,18 @@ fn run(cli: Cli) -> Result<(), Error> {
                 .as_deref()
                 .map(keyggdrasil::names::SupplierName::parse)
                 .transpose()
-                .map_err(|e| Error::Usage(format!("--supplier: {e}")))?;
-            shipyard::keys::new_key(&TOOL, &cli.dir, &out, supplier, a.key)
+                .map_err(|source| Error::BadSupplier {
+                    value: a.supplier.clone().unwrap_or_default(),
+                    source,
+                })?;
+            Ok(shipyard::keys::new_key(
+                &TOOL, &cli.dir, &out, supplier, a.key,
+            )?)
         }
-        Command::Key(KeyCommand::List) => shipyard::keys::list(&cli.dir, &out),
-        Command::Key(KeyCommand::FromPassphrase(a)) => shipyard::keys::from_passphrase(&out, a),
+        Command::Key(KeyCommand::List) => Ok(shipyard::keys::list(&cli.dir, &out)?),
+        Command::Key(KeyCommand::FromPassphrase(a)) => {
+            Ok(shipyard::keys::from_passphrase(&out, a)?)
+        }
         Command::Sign(a) => sign::run(&cli.dir, &out, a),
         Command::Backup(b) => backup::run(&cli.dir, &out, b),
     }
@@ -111,10 +119,16 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hangar: error: {e}");
-            ExitCode::from(e.exit_code())
+            eprintln!("hangar: error: {}", shipyard::report(&e));
+            exit_code(&e)
         }
     }
+}
+
+/// The one place hangar turns an error into its exit code: the error's kind, through the
+/// scheme shared with barge ([`shipyard::ErrorKind::exit_code`]).
+fn exit_code(e: &Error) -> ExitCode {
+    ExitCode::from(e.kind().exit_code())
 }
 
 /// Moves an unlocked key pair into locked memory, warning loudly if the OS refused to lock it.

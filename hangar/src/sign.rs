@@ -18,9 +18,10 @@ use keyggdrasil::bundle::{Bundle, Kind};
 use keyggdrasil::entry::Event;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use shipyard::bundlefile::{read_bundle, signed_path, write_new_file};
-use shipyard::keys::{all_keys, read_key_file, role_name, unlock};
+use shipyard::keys::{all_keys, read_key_file, unlock};
 use shipyard::output::{Output, warn_loudly};
-use shipyard::{Error, failed};
+
+use crate::Error;
 
 /// Arguments of `hangar sign`.
 #[derive(Debug, clap::Args)]
@@ -55,22 +56,17 @@ fn find_signer(
         None => all_keys(dir)?
             .into_iter()
             .find(|(_, k)| k.public_key == signer)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "no key file in {} for the signer {} ({}) the bundle names; pass --key FILE",
-                    shipyard::keys::local_dir(dir).display(),
-                    signer.to_hex(),
-                    signer.fingerprint()
-                ))
+            .ok_or_else(|| Error::NoSignerKey {
+                local: shipyard::keys::local_dir(dir),
+                signer,
             })?,
     };
     if file.public_key != signer {
-        return Err(Error::Usage(format!(
-            "{} holds key {}, but the bundle must be signed by {}",
-            path.display(),
-            file.public_key.fingerprint(),
-            signer.fingerprint()
-        )));
+        return Err(Error::NotTheSigner {
+            path,
+            found: file.public_key,
+            signer,
+        });
     }
     let (role_ok, wanted) = match b.request().kind {
         Kind::Release => (file.role == KeyRole::Signing, "a signing key"),
@@ -81,20 +77,19 @@ fn find_signer(
         ),
     };
     if !role_ok {
-        return Err(Error::Usage(format!(
-            "a {} bundle must be signed by {wanted}, not by a {} key",
-            b.request().kind.as_str(),
-            role_name(file.role)
-        )));
+        return Err(Error::WrongRole {
+            kind: b.request().kind.as_str(),
+            wanted,
+            found: file.role,
+        });
     }
     if let Some(s) = &file.supplier
         && s != &b.request().supplier
     {
-        return Err(Error::Usage(format!(
-            "the key belongs to supplier {}, the bundle is for supplier {}",
-            s.as_str(),
-            b.request().supplier.as_str()
-        )));
+        return Err(Error::WrongSupplier {
+            key: s.clone(),
+            bundle: b.request().supplier.clone(),
+        });
     }
     Ok((path, file))
 }
@@ -125,7 +120,7 @@ fn describe(b: &Bundle) -> Result<(Vec<String>, serde_json::Value), Error> {
         json["digest"] = rel.digest.to_hex().into();
         json["commit"] = rel.commit.as_str().into();
     }
-    let body = r.parsed_body().map_err(|e| Error::Invalid(e.to_string()))?;
+    let body = r.parsed_body().map_err(Error::BadBody)?;
     if let Some(body) = body {
         match &body.event {
             Event::MasterKey { public_key, .. } => {
@@ -196,12 +191,7 @@ fn check_archive(bundle_path: &Path, b: &Bundle, explicit: Option<&Path>) -> Res
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
             return Ok(false);
         }
-        Err(e) => {
-            return Err(Error::Usage(format!(
-                "could not open {}: {e}",
-                path.display()
-            )));
-        }
+        Err(source) => return Err(Error::OpenArchive { path, source }),
     };
     // A release request always names its archive (checked above).
     let Some(expected) = b.request().expected_archive() else {
@@ -209,16 +199,8 @@ fn check_archive(bundle_path: &Path, b: &Bundle, explicit: Option<&Path>) -> Res
     };
     match expected.check(f) {
         Ok(_) => {}
-        Err(ArchiveMismatch::Io(e)) => {
-            return Err(failed(format!("could not read {}", path.display()))(e));
-        }
-        Err(e) => {
-            return Err(Error::Invalid(format!(
-                "the archive {} does not match the bundle ({e}): the bundle or the archive was \
-                 changed; nothing was signed",
-                path.display()
-            )));
-        }
+        Err(ArchiveMismatch::Io(source)) => return Err(Error::ReadArchive { path, source }),
+        Err(source) => return Err(Error::ArchiveMismatch { path, source }),
     }
     Ok(true)
 }
@@ -230,7 +212,7 @@ fn confirm() -> Result<bool, Error> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(failed("could not read the answer"))?;
+        .map_err(Error::ReadAnswer)?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
@@ -238,17 +220,11 @@ fn confirm() -> Result<bool, Error> {
 pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let b = read_bundle(&a.bundle)?;
     if b.is_signed() {
-        return Err(Error::Usage(format!(
-            "{} is already signed; carry it to the online machine and run `barge publish`",
-            a.bundle.display()
-        )));
+        return Err(Error::AlreadySigned { path: a.bundle });
     }
     let out_path = a.out.clone().unwrap_or_else(|| signed_path(&a.bundle));
     if out_path.exists() {
-        return Err(Error::Usage(format!(
-            "{} exists already; move it away or pass --out",
-            out_path.display()
-        )));
+        return Err(Error::OutputExists { path: out_path });
     }
     let (kpath, kfile) = find_signer(dir, &b, a.key.as_deref())?;
     let archive_checked = check_archive(&a.bundle, &b, a.archive.as_deref())?;
@@ -271,21 +247,14 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     }
     if !a.yes {
         if !std::io::stdin().is_terminal() || a.passphrase_stdin {
-            return Err(Error::Usage(
-                "no terminal to confirm on: check the details above and pass --yes to sign"
-                    .to_owned(),
-            ));
+            return Err(Error::NoTerminalToConfirm);
         }
         if !confirm()? {
-            return Err(Error::Usage(
-                "not signed: declined; nothing was written".to_owned(),
-            ));
+            return Err(Error::Declined);
         }
     }
     let kp = crate::lock_keypair(unlock(&kfile, a.passphrase_stdin)?);
-    let signed = b
-        .sign(&kp)
-        .map_err(|e| Error::Failed(format!("could not sign the bundle: {e}")))?;
+    let signed = b.sign(&kp).map_err(Error::Sign)?;
     drop(kp);
     write_new_file(&out_path, &signed)?;
     out.say(format!(

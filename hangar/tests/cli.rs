@@ -178,10 +178,10 @@ mod keys {
         let k = new_key(d.path(), "--master");
         let file = PathBuf::from(k["file"].as_str().expect("file"));
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        refused(&hangar(d.path(), &["key", "list"], None), 1, "chmod 600");
+        refused(&hangar(d.path(), &["key", "list"], None), 5, "chmod 600");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         std::fs::write(&file, b"{\"format\":\"nope\"").expect("write");
-        refused(&hangar(d.path(), &["key", "list"], None), 1, "key file");
+        refused(&hangar(d.path(), &["key", "list"], None), 5, "key file");
     }
 }
 
@@ -384,7 +384,7 @@ mod sign {
         // The signing key file readable by others: refused.
         let file = PathBuf::from(s["file"].as_str().expect("file"));
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        refused(&sign(d.path(), &b, PASS, &["--yes"]), 1, "chmod 600");
+        refused(&sign(d.path(), &b, PASS, &["--yes"]), 5, "chmod 600");
         assert!(!signed.exists());
         // A corrupt key file given explicitly: refused.
         let bad = d.path().join("local/bad.json");
@@ -393,7 +393,7 @@ mod sign {
         let bad = bad.to_str().expect("utf8").to_owned();
         refused(
             &sign(d.path(), &b, PASS, &["--yes", "--key", &bad]),
-            1,
+            5,
             "key file",
         );
         assert!(!signed.exists());

@@ -9,22 +9,26 @@ use std::path::{Path, PathBuf};
 
 use keyggdrasil::bundle::{Bundle, MAX_BUNDLE_BYTES};
 
-use crate::error::{Error, failed};
+use crate::error::Error;
 
 /// Reads and parses a bundle file (size limit, checksum, canonical form). A bundle that fails
-/// to parse is [`Error::Invalid`]: damaged or tampered with.
+/// to parse is [`Error::BundleRefused`] (kind `Rejected`): damaged or tampered with. One that
+/// cannot be opened is [`Error::OpenBundle`] (kind `Local`), naming the path.
 pub fn read_bundle(path: &Path) -> Result<Bundle, Error> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| Error::Usage(format!("could not open {}: {e}", path.display())))?;
+    let f = std::fs::File::open(path).map_err(|source| Error::OpenBundle {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut bytes = Vec::new();
     f.take(MAX_BUNDLE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(failed(format!("could not read {}", path.display())))?;
-    Bundle::parse(&bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{} was refused: {e}; nothing was signed or written",
-            path.display()
-        ))
+        .map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Bundle::parse(&bytes).map_err(|source| Error::BundleRefused {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -34,20 +38,26 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Usage(format!(
-                    "{} exists already; move it away or choose another output",
-                    path.display()
-                ))
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Exists {
+                    path: path.to_path_buf(),
+                }
             } else {
-                Error::Failed(format!("could not create {}: {e}", path.display()))
+                Error::Create {
+                    path: path.to_path_buf(),
+                    source,
+                }
             }
         })?;
     let r = f.write_all(bytes).and_then(|()| f.sync_all());
-    if let Err(e) = r {
+    if let Err(source) = r {
+        // A half-written file must not be taken for a bundle later.
         let _ = std::fs::remove_file(path);
-        return Err(failed(format!("could not write {}", path.display()))(e));
+        return Err(Error::Write {
+            path: path.to_path_buf(),
+            source,
+        });
     }
     Ok(())
 }

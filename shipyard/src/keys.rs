@@ -15,7 +15,7 @@ use keyggdrasil::names::SupplierName;
 use keyggdrasil::secretfile::{ensure_private_dir, read_secret_file, write_secret_file};
 
 use crate::Tool;
-use crate::error::{Error, failed};
+use crate::error::Error;
 use crate::output::Output;
 use crate::passphrase;
 
@@ -99,9 +99,11 @@ pub fn role_name(role: KeyRole) -> &'static str {
 
 /// Reads and parses a key file, refusing one that group or others can read.
 pub fn read_key_file(path: &Path) -> Result<KeyFile, Error> {
-    let bytes =
-        read_secret_file(path, MAX_KEY_FILE_BYTES).map_err(|e| Error::Failed(e.to_string()))?;
-    KeyFile::parse(&bytes).map_err(failed(format!("key file {}", path.display())))
+    let bytes = read_secret_file(path, MAX_KEY_FILE_BYTES)?;
+    KeyFile::parse(&bytes).map_err(|source| Error::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// All key files (`*.json`) in `local/`, sorted by name. Any unreadable or corrupt one is an
@@ -111,7 +113,12 @@ pub fn all_keys(dir: &Path) -> Result<Vec<(PathBuf, KeyFile)>, Error> {
     let rd = match std::fs::read_dir(&local) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(failed(format!("could not list {}", local.display()))(e)),
+        Err(source) => {
+            return Err(Error::ListKeys {
+                path: local,
+                source,
+            });
+        }
     };
     let mut paths: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -134,12 +141,11 @@ pub fn find_key(
     if let Some(p) = explicit {
         let k = read_key_file(p)?;
         if k.role != role {
-            return Err(Error::Usage(format!(
-                "{} is a {} key, not a {} key",
-                p.display(),
-                role_name(k.role),
-                role_name(role)
-            )));
+            return Err(Error::WrongRole {
+                path: p.to_path_buf(),
+                found: k.role,
+                wanted: role,
+            });
         }
         return Ok((p.to_path_buf(), k));
     }
@@ -149,43 +155,43 @@ pub fn find_key(
         .collect();
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(Error::Usage(format!(
-            "no {} key in {} (create one with `{} key new --{}`)",
-            role_name(role),
-            local_dir(dir).display(),
-            tool.name,
-            role_name(role)
-        ))),
-        n => Err(Error::Usage(format!(
-            "{n} {} keys in {}; say which one with a key file option",
-            role_name(role),
-            local_dir(dir).display()
-        ))),
+        0 => Err(Error::NoKey {
+            role,
+            local: local_dir(dir),
+            tool: tool.name,
+        }),
+        count => Err(Error::AmbiguousKey {
+            count,
+            role,
+            local: local_dir(dir),
+        }),
     }
 }
 
 /// Unlocks a key file, reading the passphrase if it needs one (standard input or the
 /// terminal), with a progress indicator for slow derivations. A wrong passphrase is
-/// [`Error::Invalid`].
+/// [`Error::Unlock`] of kind [`crate::ErrorKind::Rejected`].
 pub fn unlock(file: &KeyFile, passphrase_stdin: bool) -> Result<KeyPair, Error> {
     if !file.needs_passphrase() {
-        return file.unlock(None).map_err(|e| Error::Invalid(e.to_string()));
+        return file.unlock(None).map_err(|source| Error::Unlock {
+            public_key: file.public_key,
+            source,
+        });
     }
     let pass = passphrase::for_unlock(passphrase_stdin)?;
     if let (Some(d), None) = (&file.derivation, &file.secret) {
         let kp = passphrase::derive_with_progress(d, &pass)?;
         if kp.public() != file.public_key {
-            return Err(Error::Invalid(
-                KeyFileError::WrongPassphrase(file.public_key).to_string(),
-            ));
+            return Err(Error::Unlock {
+                public_key: file.public_key,
+                source: KeyFileError::WrongPassphrase(file.public_key),
+            });
         }
         return Ok(kp);
     }
-    file.unlock(Some(&pass)).map_err(|e| match e {
-        KeyFileError::WrongPassphrase(_) | KeyFileError::Corrupt(_) => {
-            Error::Invalid(e.to_string())
-        }
-        other => Error::Failed(other.to_string()),
+    file.unlock(Some(&pass)).map_err(|source| Error::Unlock {
+        public_key: file.public_key,
+        source,
     })
 }
 
@@ -208,7 +214,7 @@ pub fn new_key(
         .map(Level::from)
         .unwrap_or_else(|| KeyFile::default_level(role));
     let local = local_dir(dir);
-    ensure_private_dir(&local).map_err(|e| Error::Failed(e.to_string()))?;
+    ensure_private_dir(&local)?;
 
     let (pass, generated) = passphrase::for_new(a.passphrase_stdin, a.generate_words.as_deref())?;
     let derivation = passphrase::new_derivation(tool, level);
@@ -223,7 +229,7 @@ pub fn new_key(
     drop(keypair);
     let file = KeyFile::derived(role, supplier.clone(), public, derivation);
     let path = local.join(format!("{}-{}.json", role_name(role), public.fingerprint()));
-    write_secret_file(&path, &file.to_bytes(), false).map_err(|e| Error::Failed(e.to_string()))?;
+    write_secret_file(&path, &file.to_bytes(), false)?;
 
     if generated {
         passphrase::show_generated_once(&pass);
@@ -280,7 +286,7 @@ pub fn list(dir: &Path, out: &Output) -> Result<(), Error> {
 pub fn from_passphrase(out: &Output, a: FromPassphraseArgs) -> Result<(), Error> {
     let salt = passphrase::parse_salt(&a.salt)?;
     let d = Derivation::with_salt(salt, a.ops_limit, a.mem_limit);
-    d.validate().map_err(|e| Error::Usage(e.to_string()))?;
+    d.validate().map_err(Error::BadCosts)?;
     let pass = passphrase::for_unlock(a.passphrase_stdin)?;
     let kp = passphrase::derive_with_progress(&d, &pass)?;
     let public = kp.public();
@@ -331,7 +337,7 @@ mod tests {
         assert_eq!(file.public_key, kp.public());
         // A signing key asked for, a master key given explicitly: usage error.
         let e = find_key(&TOOL, d.path(), KeyRole::Signing, Some(&p)).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.kind(), crate::ErrorKind::Usage);
         write_key(d.path(), KeyRole::Master);
         let e = find_key(&TOOL, d.path(), KeyRole::Master, None).unwrap_err();
         assert!(e.to_string().contains("2 master keys"), "{e}");
@@ -344,7 +350,15 @@ mod tests {
         let file = read_key_file(&p).unwrap();
         assert_eq!(unlock(&file, false).unwrap().public(), kp.public());
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert!(read_key_file(&p).is_err());
+        let Err(e) = read_key_file(&p) else {
+            panic!("an exposed key file is refused");
+        };
+        assert_eq!(e.kind(), crate::ErrorKind::Local);
+        assert!(
+            crate::report(&e).contains("chmod 600"),
+            "{}",
+            crate::report(&e)
+        );
         assert!(all_keys(d.path()).is_err());
     }
 }

@@ -19,7 +19,7 @@ pub mod keys;
 pub mod output;
 pub mod passphrase;
 
-pub use error::{Error, failed};
+pub use error::{Error, ErrorKind, report};
 
 /// Which program is running: used in messages ("create one with `barge key new`") and to pick
 /// the environment variable that enables cheap test derivations.

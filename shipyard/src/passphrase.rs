@@ -28,24 +28,28 @@ pub fn read_stdin_line() -> Result<Zeroizing<Vec<u8>>, Error> {
         .lock()
         .take(cap as u64)
         .read_until(b'\n', &mut buf)
-        .map_err(|e| Error::Failed(format!("could not read the passphrase from stdin: {e}")))?;
+        .map_err(|source| Error::ReadPassphrase {
+            from: "stdin",
+            source,
+        })?;
     if buf.last() == Some(&b'\n') {
         buf.pop();
         if buf.last() == Some(&b'\r') {
             buf.pop();
         }
     }
-    check_length(buf, "the passphrase read from stdin is empty")
+    check_length(buf, "read from stdin")
 }
 
-fn check_length(buf: Zeroizing<Vec<u8>>, empty: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+/// `from` says where an empty passphrase came from, for the message.
+fn check_length(buf: Zeroizing<Vec<u8>>, from: &'static str) -> Result<Zeroizing<Vec<u8>>, Error> {
     if buf.is_empty() {
-        return Err(Error::Usage(empty.to_owned()));
+        return Err(Error::EmptyPassphrase { from });
     }
     if buf.len() > MAX_PASSPHRASE_LEN {
-        return Err(Error::Usage(format!(
-            "the passphrase is longer than {MAX_PASSPHRASE_LEN} bytes"
-        )));
+        return Err(Error::PassphraseTooLong {
+            limit: MAX_PASSPHRASE_LEN,
+        });
     }
     Ok(buf)
 }
@@ -57,14 +61,13 @@ pub fn can_prompt() -> bool {
 
 /// Asks for a passphrase on the terminal without echo.
 pub fn prompt(text: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let s = Zeroizing::new(
-        rpassword::prompt_password(text)
-            .map_err(|e| Error::Failed(format!("could not read the passphrase: {e}")))?,
-    );
-    check_length(
-        Zeroizing::new(s.as_bytes().to_vec()),
-        "the passphrase is empty",
-    )
+    let s = Zeroizing::new(rpassword::prompt_password(text).map_err(|source| {
+        Error::ReadPassphrase {
+            from: "the terminal",
+            source,
+        }
+    })?);
+    check_length(Zeroizing::new(s.as_bytes().to_vec()), "typed")
 }
 
 /// The passphrase to unlock an existing key: standard input with `--passphrase-stdin`, else a
@@ -75,11 +78,7 @@ pub fn for_unlock(stdin: bool) -> Result<Zeroizing<Vec<u8>>, Error> {
     } else if can_prompt() {
         prompt("Passphrase: ")
     } else {
-        Err(Error::Usage(
-            "this key needs its passphrase and there is no terminal to ask on: pass \
-             --passphrase-stdin and write it on standard input"
-                .to_owned(),
-        ))
+        Err(Error::NoTerminalToUnlock)
     }
 }
 
@@ -94,30 +93,22 @@ pub fn for_new(
             "12" => WordCount::Twelve,
             "24" => WordCount::TwentyFour,
             other => {
-                return Err(Error::Usage(format!(
-                    "--generate-words must be 12 or 24, not {other:?}"
-                )));
+                return Err(Error::WordCount(other.to_owned()));
             }
         };
-        let phrase = generate_passphrase(words).map_err(|e| Error::Failed(e.to_string()))?;
+        let phrase = generate_passphrase(words).map_err(Error::GeneratePassphrase)?;
         return Ok((Zeroizing::new(phrase.as_bytes().to_vec()), true));
     }
     if stdin {
         return Ok((read_stdin_line()?, false));
     }
     if !can_prompt() {
-        return Err(Error::Usage(
-            "no terminal to ask for the new passphrase on: pass --passphrase-stdin (and write it \
-             on standard input) or --generate-words 12|24"
-                .to_owned(),
-        ));
+        return Err(Error::NoTerminalForNew);
     }
     let first = prompt("New passphrase: ")?;
     let second = prompt("Repeat the passphrase: ")?;
     if first.as_slice() != second.as_slice() {
-        return Err(Error::Usage(
-            "the two passphrases differ; nothing was written".to_owned(),
-        ));
+        return Err(Error::PassphrasesDiffer);
     }
     Ok((first, false))
 }
@@ -150,14 +141,10 @@ pub fn new_derivation(tool: &Tool, level: Level) -> Derivation {
 
 /// Parses a salt given in hex.
 pub fn parse_salt(text: &str) -> Result<[u8; SALT_LEN], Error> {
-    let bytes =
-        hex::decode(text).map_err(|e| Error::Usage(format!("salt is not valid hex: {e}")))?;
-    bytes.try_into().map_err(|_| {
-        Error::Usage(format!(
-            "salt must be {SALT_LEN} bytes ({} hex digits)",
-            SALT_LEN * 2
-        ))
-    })
+    let bytes = hex::decode(text).map_err(Error::SaltNotHex)?;
+    bytes
+        .try_into()
+        .map_err(|_| Error::SaltLength { len: SALT_LEN })
 }
 
 /// Derivations at least this large get a progress indicator on a terminal.
@@ -169,9 +156,7 @@ const PROGRESS_FROM_BYTES: u64 = 64 * 1024 * 1024;
 pub fn derive_with_progress(d: &Derivation, pass: &[u8]) -> Result<KeyPair, Error> {
     let show = d.mem_limit >= PROGRESS_FROM_BYTES && std::io::stderr().is_terminal();
     if !show {
-        return d
-            .derive_keypair(pass)
-            .map_err(|e| Error::Failed(format!("key derivation failed: {e}")));
+        return d.derive_keypair(pass).map_err(Error::Derive);
     }
     let start = Instant::now();
     let result = std::thread::scope(|s| {
@@ -195,8 +180,8 @@ pub fn derive_with_progress(d: &Derivation, pass: &[u8]) -> Result<KeyPair, Erro
         start.elapsed().as_secs_f64()
     );
     match result {
-        Ok(r) => r.map_err(|e| Error::Failed(format!("key derivation failed: {e}"))),
-        Err(_) => Err(Error::Failed("the key derivation thread failed".to_owned())),
+        Ok(r) => r.map_err(Error::Derive),
+        Err(_) => Err(Error::DeriveThread),
     }
 }
 
@@ -204,11 +189,15 @@ pub fn derive_with_progress(d: &Derivation, pass: &[u8]) -> Result<KeyPair, Erro
 mod tests {
     use super::*;
 
+    use crate::ErrorKind;
+
     #[test]
     fn salts_must_be_16_bytes_of_hex() {
         assert_eq!(parse_salt(&"ab".repeat(16)).unwrap(), [0xab; 16]);
-        assert_eq!(parse_salt("abc").unwrap_err().exit_code(), 2);
-        assert_eq!(parse_salt(&"ab".repeat(15)).unwrap_err().exit_code(), 2);
+        assert_eq!(parse_salt("abc").unwrap_err().kind(), ErrorKind::Usage);
+        let e = parse_salt(&"ab".repeat(15)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert_eq!(e.to_string(), "salt must be 16 bytes (32 hex digits)");
         assert!(parse_salt(&"zz".repeat(16)).is_err());
     }
 

@@ -1,4 +1,8 @@
-//! `barge key …`: create, list, recover and register supplier keys.
+//! `barge key …`: create, list, recover, register, add and revoke supplier keys, and naming
+//! keys on the command line ([`resolve`]).
+//!
+//! The submodules use `shipyard` and their siblings, never this file's items, so imports run
+//! one way only (this file → `revoke`, `resolve`; `revoke` → `resolve`).
 //!
 //! Passphrase-derived keys are stored as key files holding only the public key and the
 //! derivation record (salt and Argon2i costs), in `local/<role>-<fingerprint>.json` (0600 in a
@@ -16,6 +20,11 @@ use crate::http::Client;
 use crate::output::Output;
 use crate::passphrase;
 
+mod resolve;
+pub mod revoke;
+
+pub use resolve::resolve;
+
 /// The `barge key` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum KeyCommand {
@@ -31,7 +40,7 @@ pub enum KeyCommand {
     /// master key, to the channel.
     Add(AddArgs),
     /// Revoke a master or signing key with an entry signed by another current master key.
-    Revoke(crate::key_revoke::Args),
+    Revoke(revoke::Args),
 }
 
 // `LevelArg` stays importable from here for other subcommands.
@@ -78,23 +87,24 @@ pub fn run(dir: &Path, out: &Output, cmd: KeyCommand) -> Result<(), Error> {
         KeyCommand::FromPassphrase(a) => from_passphrase(out, a),
         KeyCommand::Register(a) => register(dir, out, a),
         KeyCommand::Add(a) => add(dir, out, a),
-        KeyCommand::Revoke(a) => crate::key_revoke::run(dir, out, a),
+        KeyCommand::Revoke(a) => revoke::run(dir, out, a),
     }
 }
 
 fn new(dir: &Path, out: &Output, a: NewArgs) -> Result<(), Error> {
     let cfg = config::load(dir)?;
-    shipyard::keys::new_key(&passphrase::TOOL, dir, out, Some(cfg.supplier), a)
+    Ok(shipyard::keys::new_key(
+        &passphrase::TOOL,
+        dir,
+        out,
+        Some(cfg.supplier),
+        a,
+    )?)
 }
 
 /// Reads and parses a key file, refusing one that group or others can read.
 pub fn read_key_file(path: &Path) -> Result<KeyFile, Error> {
-    shipyard::keys::read_key_file(path)
-}
-
-/// All key files in `local/`, sorted by name.
-pub fn all_keys(dir: &Path) -> Result<Vec<(PathBuf, KeyFile)>, Error> {
-    shipyard::keys::all_keys(dir)
+    Ok(shipyard::keys::read_key_file(path)?)
 }
 
 /// The key file given, or the only key of `role` in `local/`.
@@ -103,21 +113,26 @@ pub fn find_key(
     role: KeyRole,
     explicit: Option<&Path>,
 ) -> Result<(PathBuf, KeyFile), Error> {
-    shipyard::keys::find_key(&passphrase::TOOL, dir, role, explicit)
+    Ok(shipyard::keys::find_key(
+        &passphrase::TOOL,
+        dir,
+        role,
+        explicit,
+    )?)
 }
 
 /// Unlocks a key file, reading the passphrase if it needs one. A wrong passphrase is
-/// [`Error::Invalid`].
+/// [`shipyard::Error::Unlock`] (kind `Rejected`).
 pub fn unlock(file: &KeyFile, passphrase_stdin: bool) -> Result<KeyPair, Error> {
-    shipyard::keys::unlock(file, passphrase_stdin)
+    Ok(shipyard::keys::unlock(file, passphrase_stdin)?)
 }
 
 fn list(dir: &Path, out: &Output) -> Result<(), Error> {
-    shipyard::keys::list(dir, out)
+    Ok(shipyard::keys::list(dir, out)?)
 }
 
 fn from_passphrase(out: &Output, a: FromPassphraseArgs) -> Result<(), Error> {
-    shipyard::keys::from_passphrase(out, a)
+    Ok(shipyard::keys::from_passphrase(out, a)?)
 }
 
 fn register(dir: &Path, out: &Output, a: RegisterArgs) -> Result<(), Error> {
@@ -153,11 +168,9 @@ fn add(dir: &Path, out: &Output, a: AddArgs) -> Result<(), Error> {
     if mfile.public_key == added.public_key {
         // The channel would refuse it too (already registered), but a key cannot vouch for
         // itself: say so before asking for a passphrase.
-        return Err(Error::Usage(format!(
-            "{} would sign itself: give the current master key with --master-key and the new one \
-             with --new-master",
-            added.public_key.fingerprint()
-        )));
+        return Err(Error::SelfSigning {
+            key: added.public_key,
+        });
     }
     out.step(format!(
         "Unlocking master key {} ({})...",
