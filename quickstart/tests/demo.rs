@@ -1,27 +1,18 @@
 //! Runs the real demo (debug binaries) and checks what it says, its exit code, and that it
-//! leaves nothing behind. `cargo test --workspace` builds `channel-server`, `continuum` and
-//! `barge` next to this test before running it; alone, run
-//! `cargo build -p channel-server -p continuum -p barge` first.
+//! leaves nothing behind. The binaries come from `system_tests::bin`, which builds them when
+//! this crate's tests run alone (`cargo test -p quickstart`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `target/<profile>/`, where cargo puts the workspace binaries (this test runs from
-/// `target/<profile>/deps/`).
+/// The folder holding `channel-server`, `continuum` and `barge` (built if missing).
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
+    let dir = system_tests::bin("channel-server")
         .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
+        .expect("binary folder")
         .to_path_buf();
-    for b in ["channel-server", "continuum", "barge"] {
-        assert!(
-            dir.join(b).exists(),
-            "{} is missing: run `cargo test --workspace`, or \
-             `cargo build -p channel-server -p continuum -p barge` first",
-            dir.join(b).display()
-        );
+    for b in ["continuum", "barge"] {
+        system_tests::bin(b);
     }
     dir
 }

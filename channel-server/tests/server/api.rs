@@ -60,7 +60,7 @@ fn publish_and_audit_a_release() {
     for e in up.entries() {
         log.append(&Blake2b256, e.as_bytes()).unwrap();
     }
-    assert_eq!(log.root(&Blake2b256).unwrap(), (*up.root()).0);
+    assert_eq!(log.root(&Blake2b256).unwrap(), up.root().0);
 
     // No updates: signed, nonce-bound, same root.
     let req2 = UpdateRequest {
