@@ -697,7 +697,8 @@ async fn logged_release(
     Ok(expected)
 }
 
-fn archive_path(paths: &Paths, digest: &[u8; 64]) -> PathBuf {
+/// Where the archive with this BLAKE2b-512 is stored.
+pub fn archive_path(paths: &Paths, digest: &[u8; 64]) -> PathBuf {
     paths.archives.join(hex::encode(digest))
 }
 
@@ -706,6 +707,16 @@ struct Uploaded {
     size: u64,
     digest: String,
     already_stored: bool,
+    /// True when a stored copy did not match the log and this upload replaced it.
+    repaired: bool,
+}
+
+/// Checks the stored copy of an archive against its logged release (one streamed pass). `false`
+/// for a missing, unreadable or different file.
+pub fn stored_copy_is_good(path: &std::path::Path, expected: &ExpectedArchive) -> bool {
+    std::fs::File::open(path)
+        .map(|f| expected.check(std::io::BufReader::new(f)).is_ok())
+        .unwrap_or(false)
 }
 
 async fn upload_archive(
@@ -744,15 +755,30 @@ async fn upload_archive(
     }
     let final_path = archive_path(&s.paths, &release.digest().0);
     let digest = release.digest().0;
+    let mut repaired = false;
     if blocking(&s, move |c| store::has_archive(c, &digest)).await? {
-        // Read (and discard) the body first: answering before the client finished sending makes
-        // many clients report a broken pipe instead of this success.
-        drain(body, limit).await;
-        return Ok(ok(Uploaded {
-            size: release.size(),
-            digest: release.digest().to_hex(),
-            already_stored: true,
-        }));
+        // A stored copy is only "already stored" if it still matches the log: a copy damaged on
+        // disk is replaced by an upload that matches (the only way to repair it).
+        let (path, expected) = (final_path.clone(), release.clone());
+        let good = tokio::task::spawn_blocking(move || stored_copy_is_good(&path, &expected))
+            .await
+            .map_err(|e| ApiError::internal("blocking task", &e))?;
+        if good {
+            // Read (and discard) the body first: answering before the client finished sending
+            // makes many clients report a broken pipe instead of this success.
+            drain(body, limit).await;
+            return Ok(ok(Uploaded {
+                size: release.size(),
+                digest: release.digest().to_hex(),
+                already_stored: true,
+                repaired: false,
+            }));
+        }
+        tracing::error!(
+            path = %final_path.display(),
+            "the stored archive does not match its logged release; replacing it with this upload if it matches"
+        );
+        repaired = true;
     }
     let _permit = s
         .uploads
@@ -763,7 +789,7 @@ async fn upload_archive(
         ".upload-{}",
         hex::encode(keyggdrasil::random::bytes::<12>())
     ));
-    let result = receive(body, &tmp, &release).await;
+    let result = receive(body, &tmp, &release, repaired).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
         return result;
@@ -810,6 +836,7 @@ async fn receive(
     body: Body,
     tmp: &std::path::Path,
     release: &ExpectedArchive,
+    repaired: bool,
 ) -> Result<Response, ApiError> {
     use futures_util::StreamExt;
     let mut file = tokio::fs::File::create(tmp)
@@ -835,6 +862,7 @@ async fn receive(
         size: checked.size(),
         digest: checked.digest().to_hex(),
         already_stored: false,
+        repaired,
     }))
 }
 

@@ -67,13 +67,18 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Recompute the whole tree from the stored entries and replay every key rule.
+    /// Recompute the whole tree from the stored entries and replay every key rule; with
+    /// `--archives`, also hash every stored archive against its release entry. Exits 1 when
+    /// anything does not match, naming it.
     ///
-    /// Example: channel-server check --config /var/lib/channel/channel.toml
+    /// Example: channel-server check --archives --config /var/lib/channel/channel.toml
     Check {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
+        /// Also check every stored archive (reads all of them).
+        #[arg(long)]
+        archives: bool,
     },
 }
 
@@ -170,10 +175,29 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
-        Command::Check { config } => {
+        Command::Check { config, archives } => {
             let cfg = Config::load(&config)?;
             let (size, root) = server::check(&cfg)?;
             println!("ok: {size} entries, root {}", hex::encode(root));
+            if archives {
+                let (checked, bad) = server::check_archives(&cfg)?;
+                for b in &bad {
+                    println!(
+                        "BAD ARCHIVE: {} at {}: {}; upload the right archive again to repair it",
+                        b.release,
+                        b.path.display(),
+                        b.problem
+                    );
+                }
+                if !bad.is_empty() {
+                    return Err(format!(
+                        "{} of {checked} stored archives do not match their release entries",
+                        bad.len()
+                    )
+                    .into());
+                }
+                println!("ok: {checked} stored archives match their release entries");
+            }
             Ok(())
         }
     }

@@ -143,6 +143,59 @@ pub fn check(config: &Config) -> Result<(u64, [u8; 32]), ServerError> {
     Ok((size, root))
 }
 
+/// A stored archive that does not match its logged release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadArchive {
+    /// `supplier/package version`.
+    pub release: String,
+    /// The stored file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Hashes every stored archive against the release entry it was uploaded for (size, digest,
+/// archive signature: `keyggdrasil::archive_check`, the check sites make) and returns the ones
+/// that fail. O(total archive bytes); for `channel-server check --archives`. A bad copy is
+/// repaired by uploading the right archive again (`barge release` does; the channel replaces a
+/// stored copy that does not match).
+pub fn check_archives(config: &Config) -> Result<(usize, Vec<BadArchive>), ServerError> {
+    let paths = Paths::new(&config.data_dir());
+    let conn = store::open(&paths.db)?;
+    let releases = store::stored_releases(&conn)?;
+    let mut bad = Vec::new();
+    for (supplier, package, version, idx) in &releases {
+        let release = format!("{supplier}/{package} {version}");
+        let entry = store::entries(&conn, *idx, idx + 1)?
+            .first()
+            .and_then(|b| keyggdrasil::entry::Entry::parse(b).ok());
+        let Some(expected) = entry.and_then(|e| e.expected_archive()) else {
+            bad.push(BadArchive {
+                release,
+                path: paths.archives.clone(),
+                problem: format!("log entry {idx} is not a readable release entry"),
+            });
+            continue;
+        };
+        let path = api::archive_path(&paths, &expected.digest().0);
+        let problem = match std::fs::File::open(&path) {
+            Err(e) => Some(format!("cannot be opened: {e}")),
+            Ok(f) => expected
+                .check(std::io::BufReader::new(f))
+                .err()
+                .map(|e| e.to_string()),
+        };
+        if let Some(problem) = problem {
+            bad.push(BadArchive {
+                release,
+                path,
+                problem,
+            });
+        }
+    }
+    Ok((releases.len(), bad))
+}
+
 impl PayloadSigner for crate::signer::SignerSupervisor {
     fn sign(
         &self,

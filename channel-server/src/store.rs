@@ -173,6 +173,24 @@ pub fn has_archive(conn: &Connection, digest: &[u8; 64]) -> Result<bool, DbError
         .is_some())
 }
 
+/// Every release whose archive is recorded as stored: `(supplier, package, version, entry index)`,
+/// in log order.
+pub fn stored_releases(conn: &Connection) -> Result<Vec<(String, String, String, u64)>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT r.supplier, r.package, r.version, r.idx FROM releases r \
+         JOIN archives a ON a.digest = r.digest ORDER BY r.idx",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)? as u64,
+        ))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Records a stored archive (after the file was renamed into place).
 pub fn add_archive(conn: &Connection, digest: &[u8; 64], size: u64) -> Result<(), DbError> {
     conn.execute(

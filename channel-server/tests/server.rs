@@ -7,5 +7,6 @@ mod server {
     mod durability;
     pub mod harness;
     mod refusals;
+    mod repair;
     mod resilience;
 }

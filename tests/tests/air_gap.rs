@@ -369,13 +369,14 @@ fn prepare_refuses_bad_input_and_writes_nothing() {
         None,
     );
     refused(&o, 2, "cannot revoke itself");
-    // A bad key argument.
+    // A key argument that is neither a key nor a readable key file: a local failure (5), as any
+    // file barge cannot open.
     let o = barge(
         a.online.path(),
         &["prepare", "revoke", "not-a-key", "--reason", "x"],
         None,
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     // A bad version.
     let src = source_repo();
     let o = barge(
