@@ -4,8 +4,9 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use keyggdrasil::archive::{ArchiveLimits, Manifest, build_archive};
+use keyggdrasil::archive::{ArchiveLimits, Manifest};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::os::archive::build_archive;
 
 use crate::config;
 use crate::error::{Error, io_at};

@@ -17,7 +17,7 @@ use keyggdrasil::keys::{KeyError, PublicKey};
 use keyggdrasil::log::LogError;
 use keyggdrasil::merkle::MerkleError;
 use keyggdrasil::names::NameError;
-use keyggdrasil::secretfile::SecretFileError;
+use keyggdrasil::os::secretfile::SecretFileError;
 use keyggdrasil::state::Refusal;
 use keyggdrasil::wire::{ErrorCode, WireError};
 use shipyard::ErrorKind;

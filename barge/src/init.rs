@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use keyggdrasil::secretfile::ensure_private_dir;
+use keyggdrasil::os::secretfile::ensure_private_dir;
 
 use crate::config::{CONFIG_NAME, Config, local_dir};
 use crate::error::{Error, io_at};

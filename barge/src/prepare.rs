@@ -13,7 +13,7 @@ use keyggdrasil::entry::{Digest512, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::filesig;
 use keyggdrasil::keyfile::KeyRole;
 use keyggdrasil::keys::PublicKey;
-use keyggdrasil::secretfile::{ensure_private_dir, write_secret_file};
+use keyggdrasil::os::secretfile::{ensure_private_dir, write_secret_file};
 use shipyard::bundlefile::write_new_file;
 
 use crate::build::{build, default_out, parse_package, parse_version, write_file};
@@ -126,7 +126,7 @@ pub fn run(dir: &Path, out: &Output, cmd: PrepareCommand) -> Result<(), Error> {
     }
 }
 
-fn origin(cfg: &config::Loaded, out: &Output) -> Result<keyggdrasil::wire::ChannelName, Error> {
+fn origin(cfg: &config::Loaded, out: &Output) -> Result<keyggdrasil::names::ChannelName, Error> {
     out.step(format!(
         "Reading the channel's signed checkpoint from {}...",
         cfg.channel

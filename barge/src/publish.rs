@@ -11,7 +11,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::secretfile::read_secret_file;
+use keyggdrasil::os::secretfile::read_secret_file;
 use shipyard::bundlefile::read_bundle;
 
 use crate::config::{self, local_dir};

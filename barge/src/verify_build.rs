@@ -66,7 +66,7 @@ impl TempWorktree {
         let name = format!(
             "barge-verify-build-{}-{}",
             std::process::id(),
-            hex::encode(keyggdrasil::random::bytes::<8>())
+            hex::encode(keyggdrasil::os::random::bytes::<8>())
         );
         let root = std::env::temp_dir().join(name);
         // `create_dir` fails if the name exists, so nobody can have prepared it for us.

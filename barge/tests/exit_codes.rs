@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use keyggdrasil::keys::KeyPair;
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::protocol::Context;
-use keyggdrasil::wire::{ChannelName, Checkpoint, Envelope, Signed, TreeHash, WIRE_VERSION};
+use keyggdrasil::wire::{Checkpoint, Envelope, Signed, TreeHash, WIRE_VERSION};
 
 const PASS: &str = "correct horse battery staple";
 

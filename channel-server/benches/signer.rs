@@ -22,9 +22,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use keyggdrasil::kdf::{Purpose, SiteSecret};
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::KeyPair;
-use keyggdrasil::lockmem::LockedBox;
+use keyggdrasil::os::lockmem::LockedBox;
+use keyggdrasil::os::secretfile;
 use keyggdrasil::protocol::{self, Context};
-use keyggdrasil::secretfile;
 
 fn payload(i: usize) -> Vec<u8> {
     format!(

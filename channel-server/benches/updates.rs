@@ -347,7 +347,7 @@ fn main() {
     let pid = server.pid();
     let signers = common::children(pid);
     let key = channel_key(&server.base);
-    let nonce = hex::encode(keyggdrasil::random::bytes::<32>());
+    let nonce = hex::encode(keyggdrasil::os::random::bytes::<32>());
     verify_one(&server.base, &key, &nonce);
     let updates_url = format!("{}/v1/updates?since=0&nonce={nonce}", server.base);
     let hello_url = format!("{}/", hello.base);

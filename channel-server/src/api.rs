@@ -39,10 +39,11 @@ use keyggdrasil::archive_check::{ArchiveMismatch, ExpectedArchive};
 use keyggdrasil::entry::Entry;
 use keyggdrasil::keys::{PublicKey, Signature};
 use keyggdrasil::merkle::{self, Blake2b256};
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    ChannelName, Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope, ErrorCode,
+    Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope, ErrorCode,
     InclusionProofResponse, Nonce, Signed, SubmitRequest, SubmitResponse, TreeHash, UpdatePayload,
     WIRE_VERSION,
 };
@@ -787,7 +788,7 @@ async fn upload_archive(
         .map_err(|_| ApiError::signer_down())?;
     let tmp = s.paths.archives.join(format!(
         ".upload-{}",
-        hex::encode(keyggdrasil::random::bytes::<12>())
+        hex::encode(keyggdrasil::os::random::bytes::<12>())
     ));
     let result = receive(body, &tmp, &release, repaired).await;
     if result.is_err() {

@@ -17,7 +17,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::wire::ChannelName;
+use keyggdrasil::names::ChannelName;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 

@@ -12,8 +12,8 @@ use channel_server::config::Config;
 use channel_server::server;
 use channel_server::writer::Policy;
 use clap::{Parser, Subcommand};
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::SupplierName;
-use keyggdrasil::wire::ChannelName;
 
 /// The channel: logs verified key and release events in an append-only Merkle log and answers
 /// sites with signed, nonce-bound responses.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use keyggdrasil::kdf::SiteSecret;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::{KeyPair, PublicKey};
-use keyggdrasil::secretfile;
-use keyggdrasil::wire::ChannelName;
+use keyggdrasil::names::ChannelName;
+use keyggdrasil::os::secretfile;
 
 use crate::api::{self, AppState, PayloadSigner};
 use crate::config::{ChannelSection, Config, Paths, ServerLimits, ServerSection};
@@ -122,7 +122,7 @@ pub fn invite(
 ) -> Result<String, ServerError> {
     let paths = Paths::new(&config.data_dir());
     let conn = store::open(&paths.db)?;
-    let token = hex::encode(keyggdrasil::random::bytes::<24>());
+    let token = hex::encode(keyggdrasil::os::random::bytes::<24>());
     store::add_invite(
         &conn,
         &writer::invite_token_hash(&token),

@@ -4,7 +4,7 @@
 //! # Parts
 //! - [`run_signer`] (`channel-server signer`, [`SignerArgs`]): makes the process non-dumpable
 //!   with core files disabled, loads the channel key file (plain secret, role "channel", mode
-//!   0600 in a 0700 folder) into `mlock`ed memory ([`keyggdrasil::lockmem`]), derives the request
+//!   0600 in a 0700 folder) into `mlock`ed memory ([`keyggdrasil::os::lockmem`]), derives the request
 //!   MAC key from the 32-byte channel secret with HKDF ([`load_mac_key`]), and serves the socket
 //!   (mode 0600 in a 0700 folder; a stale socket is replaced, a live one is not). It signs only
 //!   [`Context::ChannelUpdate`](keyggdrasil::protocol::Context::ChannelUpdate) and

@@ -19,9 +19,9 @@ use channel_server::signer::{
 use keyggdrasil::kdf::{Derivation, Purpose, SiteSecret};
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::{KeyPair, PublicKey};
-use keyggdrasil::lockmem::LockedBox;
+use keyggdrasil::os::lockmem::LockedBox;
+use keyggdrasil::os::secretfile::{self, SecretFileError};
 use keyggdrasil::protocol::{self, Context};
-use keyggdrasil::secretfile::{self, SecretFileError};
 use keyggdrasil::wire::Signed;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};

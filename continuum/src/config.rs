@@ -27,8 +27,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use keyggdrasil::keys::PublicKey;
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
-use keyggdrasil::wire::ChannelName;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 

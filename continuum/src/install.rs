@@ -75,10 +75,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::archive::{ArchiveError, Manifest, extract_archive};
+use keyggdrasil::archive::{ArchiveError, Manifest};
 use keyggdrasil::archive_check::ArchiveMismatch;
 use keyggdrasil::limits::Limits;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::os::archive::extract_archive;
 use keyggdrasil::state::VerifiedRelease;
 use rusqlite::Connection;
 use thiserror::Error;
@@ -563,7 +564,7 @@ fn unix_now() -> u64 {
 }
 
 fn random_suffix() -> String {
-    hex::encode(keyggdrasil::random::bytes::<8>())
+    hex::encode(keyggdrasil::os::random::bytes::<8>())
 }
 
 // ----- download and verification -----

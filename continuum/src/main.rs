@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand};
 use continuum::config::{Config, PackageConfig, PeerConfig, SitePaths, UpdatePolicy};
 use continuum::site;
 use keyggdrasil::keys::PublicKey;
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::{PackageName, SupplierName};
-use keyggdrasil::wire::ChannelName;
 
 /// Keeps a site's extensions up to date from a channel it does not have to trust.
 #[derive(Debug, Parser)]

@@ -283,7 +283,7 @@ pub fn verify_with_peers(
     }
 
     let mut order: Vec<usize> = (0..peers.len()).collect();
-    keyggdrasil::random::shuffle(&mut order);
+    keyggdrasil::os::random::shuffle(&mut order);
     // The decision loop hands out one peer per free worker, and a new one only after it has
     // recorded an answer that left the decision pending: at most `workers` requests are in
     // flight, and none is started once the tally has decided.

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use keyggdrasil::kdf::SiteSecret;
 use keyggdrasil::keys::PublicKey;
 use keyggdrasil::limits::Limits;
-use keyggdrasil::secretfile;
-use keyggdrasil::wire::{self, ChannelName};
+use keyggdrasil::names::ChannelName;
+use keyggdrasil::os::secretfile;
+use keyggdrasil::wire;
 use serde::Serialize;
 
 use crate::channel::ChannelClient;

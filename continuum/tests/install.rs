@@ -15,14 +15,13 @@ use continuum::config::{SitePaths, TransportConfig};
 use continuum::db;
 use continuum::install::{InstallError, install_release, reconcile, rollback};
 use continuum::transport::Http;
-use keyggdrasil::archive::{
-    ArchiveError, ArchiveLimits, MANIFEST_NAME, Manifest, Rejection, build_archive,
-};
+use keyggdrasil::archive::{ArchiveError, ArchiveLimits, MANIFEST_NAME, Manifest, Rejection};
 use keyggdrasil::entry::{Digest512, Entry, EntryBody, Event, GitCommit};
 use keyggdrasil::filesig;
 use keyggdrasil::keys::{KeyPair, Signature};
 use keyggdrasil::limits::Limits;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::os::archive::build_archive;
 use keyggdrasil::state::{KeyState, VerifiedRelease};
 use rusqlite::Connection;
 use tempfile::TempDir;

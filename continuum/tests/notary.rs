@@ -22,12 +22,12 @@ use keyggdrasil::kdf::SiteSecret;
 use keyggdrasil::keys::{KeyPair, PublicKey};
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::peers::{NoPeers, RejectReason};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    ChannelName, Checkpoint, Envelope, Nonce, NotaryRequest, NotaryStatus, Signed, SubmitResponse,
-    TreeHash, UpdatePayload, UpdateRequest, VerifiedUpdate, WireError, verify_notary_answer,
-    verify_update,
+    Checkpoint, Envelope, Nonce, NotaryRequest, NotaryStatus, Signed, SubmitResponse, TreeHash,
+    UpdatePayload, UpdateRequest, VerifiedUpdate, WireError, verify_notary_answer, verify_update,
 };
 
 const ORIGIN: &str = "test.channel";
@@ -117,7 +117,7 @@ impl Channel {
 
 /// A fresh supplier's self-signed master key entry, as text.
 fn master_entry() -> String {
-    let name = format!("s{}", hex::encode(keyggdrasil::random::bytes::<6>()));
+    let name = format!("s{}", hex::encode(keyggdrasil::os::random::bytes::<6>()));
     let e = system_tests::Supplier::new(&name).master_entry();
     String::from_utf8(e.as_bytes().to_vec()).unwrap()
 }
@@ -189,9 +189,10 @@ impl Site {
     fn new(channel: ChannelConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let paths = SitePaths::new(dir.path());
-        keyggdrasil::secretfile::ensure_private_dir(&paths.local).unwrap();
+        keyggdrasil::os::secretfile::ensure_private_dir(&paths.local).unwrap();
         let secret = SiteSecret::generate();
-        keyggdrasil::secretfile::write_secret_file(&paths.secret, secret.expose(), false).unwrap();
+        keyggdrasil::os::secretfile::write_secret_file(&paths.secret, secret.expose(), false)
+            .unwrap();
         let notary_key = secret.notary_keypair().unwrap().public();
         let config = Config {
             site: Default::default(),

@@ -8,19 +8,21 @@ use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::archive::{ArchiveLimits, Manifest, build_archive};
+use keyggdrasil::archive::{ArchiveLimits, Manifest};
 use keyggdrasil::bundle::{Bundle, Kind, ReleaseRequest, Request};
 use keyggdrasil::entry::{Claim, Digest512, Entry, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::kdf::Derivation;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::{KeyPair, Signature};
 use keyggdrasil::merkle::{self, Blake2b256, MemoryStore};
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::os::archive::build_archive;
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    ChannelName, Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope,
-    InclusionProofResponse, Nonce, NotaryPayload, NotaryRequest, NotaryStatus, Signed,
-    SubmitRequest, SubmitResponse, TreeHash, UpdatePayload,
+    Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope, InclusionProofResponse, Nonce,
+    NotaryPayload, NotaryRequest, NotaryStatus, Signed, SubmitRequest, SubmitResponse, TreeHash,
+    UpdatePayload,
 };
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -201,7 +203,7 @@ fn wire_seeds(dir: &Path, entries: &[Entry]) -> Res {
         &prefixed(
             0,
             &json(&Envelope::<()>::Error {
-                code: "rate_limited".into(),
+                code: keyggdrasil::wire::ErrorCode::RateLimited,
                 message: "slow".into(),
             })?,
         ),

@@ -19,7 +19,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use keyggdrasil::archive::{ArchiveLimits, ArchivePath, EntryKind, Manifest, extract_archive};
+use keyggdrasil::archive::{ArchiveLimits, ArchivePath, EntryKind, Manifest};
+use keyggdrasil::os::archive::extract_archive;
 use libfuzzer_sys::fuzz_target;
 
 /// A private folder for this process, created once (tmpfs when there is one: fast, no disk).

@@ -22,12 +22,13 @@ use keyggdrasil::entry::Entry;
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{self, Blake2b256};
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    ChannelName, Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope,
-    InclusionProofResponse, Nonce, NotaryPayload, NotaryRequest, NotaryStatus, Signed,
-    SubmitRequest, SubmitResponse, UpdatePayload, UpdateRequest, WireError, check_time,
-    is_json_content_type, verify_notary_answer, verify_update,
+    Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope, InclusionProofResponse, Nonce,
+    NotaryPayload, NotaryRequest, NotaryStatus, Signed, SubmitRequest, SubmitResponse,
+    UpdatePayload, UpdateRequest, WireError, check_time, is_json_content_type,
+    verify_notary_answer, verify_update,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;

@@ -23,9 +23,9 @@ use blahaj::{Share as SharkShare, Sharks};
 use keyggdrasil::kdf::Level;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::{KeyPair, PublicKey};
-use keyggdrasil::lockmem::LockedBox;
 use keyggdrasil::names::SupplierName;
-use keyggdrasil::secretfile::{ensure_private_dir, write_secret_file};
+use keyggdrasil::os::lockmem::LockedBox;
+use keyggdrasil::os::secretfile::{ensure_private_dir, write_secret_file};
 use shipyard::keys::{LevelArg, local_dir, read_key_file, role_name, unlock};
 use shipyard::output::{Output, warn_loudly};
 use shipyard::passphrase;
@@ -134,7 +134,7 @@ fn split(out: &Output, a: SplitArgs) -> Result<(), Error> {
     let kp = crate::lock_keypair(unlock(&file, a.passphrase_stdin)?);
     let seed = LockedBox::new(*kp.seed());
     drop(kp);
-    let split_id: [u8; 4] = keyggdrasil::random::bytes();
+    let split_id: [u8; 4] = keyggdrasil::os::random::bytes();
     let mut shares = Vec::with_capacity(usize::from(a.shares));
     for s in Sharks(a.threshold)
         .dealer(&seed[..])

@@ -378,8 +378,8 @@ impl From<shipyard::Error> for Error {
 
 /// Secret-file failures (I/O, permissions) are the shared ones, so they have one kind whichever
 /// crate met them.
-impl From<keyggdrasil::secretfile::SecretFileError> for Error {
-    fn from(e: keyggdrasil::secretfile::SecretFileError) -> Self {
+impl From<keyggdrasil::os::secretfile::SecretFileError> for Error {
+    fn from(e: keyggdrasil::os::secretfile::SecretFileError) -> Self {
         Error::Shared(shipyard::Error::SecretFile(e))
     }
 }

@@ -8,7 +8,7 @@
 //! one appears); bundles travel on removable media.
 //!
 //! The process makes itself non-dumpable with a zero core-size limit before it reads any secret
-//! (`keyggdrasil::lockmem::harden_process`), and keeps unlocked key pairs and seeds in
+//! (`keyggdrasil::os::lockmem::harden_process`), and keeps unlocked key pairs and seeds in
 //! `LockedBox` (mlocked, excluded from core dumps, wiped on drop) where the OS allows it.
 #![forbid(unsafe_code)]
 
@@ -110,7 +110,7 @@ fn run(cli: Cli) -> Result<(), Error> {
 
 fn main() -> ExitCode {
     // Before anything reads a secret: no core dumps, no ptrace by same-user processes.
-    if let Err(e) = keyggdrasil::lockmem::harden_process() {
+    if let Err(e) = keyggdrasil::os::lockmem::harden_process() {
         warn_loudly(&format!(
             "could not disable core dumps for this process ({e}); secrets could end up in a core file"
         ));
@@ -134,8 +134,8 @@ fn exit_code(e: &Error) -> ExitCode {
 /// Moves an unlocked key pair into locked memory, warning loudly if the OS refused to lock it.
 pub fn lock_keypair(
     kp: keyggdrasil::keys::KeyPair,
-) -> keyggdrasil::lockmem::LockedBox<keyggdrasil::keys::KeyPair> {
-    let boxed = keyggdrasil::lockmem::LockedBox::new(kp);
+) -> keyggdrasil::os::lockmem::LockedBox<keyggdrasil::keys::KeyPair> {
+    let boxed = keyggdrasil::os::lockmem::LockedBox::new(kp);
     if !boxed.is_locked() {
         warn_loudly(
             "could not lock the key in memory (RLIMIT_MEMLOCK?); it may be swapped to disk",

@@ -10,8 +10,8 @@ use keyggdrasil::bundle::{Bundle, Kind, ReleaseRequest, Request, append_checksum
 use keyggdrasil::entry::{Digest512, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::filesig;
 use keyggdrasil::keys::{KeyPair, PublicKey};
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
-use keyggdrasil::wire::ChannelName;
 use serde_json::Value;
 use system_tests::{run_with_stdin, stdout_json, stdout_ok};
 

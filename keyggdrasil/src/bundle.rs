@@ -36,9 +36,9 @@ use crate::encoding;
 use crate::entry::{Digest512, Entry, EntryBody, EntryError, Event, GitCommit};
 use crate::filesig;
 use crate::keys::{KeyPair, PublicKey, Signature};
+use crate::names::ChannelName;
 use crate::names::{PackageName, SupplierName, Version};
 use crate::protocol::{self, Context};
-use crate::wire::ChannelName;
 
 /// The `format` field of every bundle request.
 pub const BUNDLE_FORMAT: &str = "keyggdrasil-bundle";

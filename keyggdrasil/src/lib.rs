@@ -84,7 +84,3 @@ pub mod peers;
 pub mod protocol;
 pub mod state;
 pub mod wire;
-
-// Old paths, kept only while the binaries move to `os::` (removed in this same change set).
-#[doc(hidden)]
-pub use os::{lockmem, random, secretfile};

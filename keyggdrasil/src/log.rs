@@ -208,10 +208,11 @@ mod tests {
     use super::*;
     use crate::keys::KeyPair;
     use crate::limits::Limits;
+    use crate::names::ChannelName;
     use crate::protocol::Context;
     use crate::wire::{
-        ChannelName, Checkpoint, Nonce, Signed, TreeHash, UpdatePayload, UpdateRequest,
-        verify_checkpoint, verify_update,
+        Checkpoint, Nonce, Signed, TreeHash, UpdatePayload, UpdateRequest, verify_checkpoint,
+        verify_update,
     };
 
     fn entry(n: u8) -> String {

@@ -32,7 +32,7 @@ use crate::protocol::{self, Context};
 
 /// The protocol version in every payload's `v` field.
 pub const WIRE_VERSION: u32 = 1;
-pub use crate::names::{ChannelName, MAX_CHANNEL_NAME_LEN};
+use crate::names::ChannelName;
 
 /// A 32-byte challenge nonce, fresh from the CSPRNG for every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,11 +5,12 @@ use keyggdrasil::entry::{Entry, EntryBody, Event};
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::limits::Limits;
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::SupplierName;
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    ChannelName, Envelope, Nonce, NotaryRequest, Signed, SubmitResponse, UpdatePayload,
-    UpdateRequest, verify_notary_answer, verify_update,
+    Envelope, Nonce, NotaryRequest, Signed, SubmitResponse, UpdatePayload, UpdateRequest,
+    verify_notary_answer, verify_update,
 };
 use proptest::prelude::*;
 

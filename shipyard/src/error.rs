@@ -13,7 +13,7 @@ use keyggdrasil::bundle::BundleError;
 use keyggdrasil::kdf::KdfError;
 use keyggdrasil::keyfile::{KeyFileError, KeyRole};
 use keyggdrasil::keys::PublicKey;
-use keyggdrasil::secretfile::SecretFileError;
+use keyggdrasil::os::secretfile::SecretFileError;
 
 /// What kind of failure an error is, for the exit code. The same scheme for barge and hangar,
 /// aligned with continuum's (docs/author-guide.md, "Exit codes").

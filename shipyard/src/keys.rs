@@ -12,7 +12,7 @@ use keyggdrasil::kdf::{Derivation, Level};
 use keyggdrasil::keyfile::{KeyFile, KeyFileError, KeyRole, MAX_KEY_FILE_BYTES};
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::names::SupplierName;
-use keyggdrasil::secretfile::{ensure_private_dir, read_secret_file, write_secret_file};
+use keyggdrasil::os::secretfile::{ensure_private_dir, read_secret_file, write_secret_file};
 
 use crate::Tool;
 use crate::error::Error;

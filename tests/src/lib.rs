@@ -24,11 +24,12 @@ use std::time::Duration;
 
 use keyggdrasil::entry::{Digest512, Entry, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::keys::{KeyPair, PublicKey};
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    ChannelName, Envelope, Nonce, NotaryPayload, NotaryRequest, NotaryStatus, Signed,
-    SubmitRequest, SubmitResponse,
+    Envelope, Nonce, NotaryPayload, NotaryRequest, NotaryStatus, Signed, SubmitRequest,
+    SubmitResponse,
 };
 
 /// Exit codes of `continuum` (see its `main.rs`).
@@ -1056,7 +1057,7 @@ pub fn plugin_archive(package: &str, version: &str, marker: &str) -> Vec<u8> {
     let manifest =
         keyggdrasil::archive::Manifest::new(package, version, "a".repeat(40)).expect("manifest");
     let mut out = std::io::Cursor::new(Vec::new());
-    keyggdrasil::archive::build_archive(
+    keyggdrasil::os::archive::build_archive(
         src.path(),
         &manifest,
         &mut out,

@@ -64,7 +64,7 @@ fn build(version: &str) -> Vec<u8> {
     let manifest =
         keyggdrasil::archive::Manifest::new("acme/hello", version, "a".repeat(40)).unwrap();
     let mut out = std::io::Cursor::new(Vec::new());
-    keyggdrasil::archive::build_archive(
+    keyggdrasil::os::archive::build_archive(
         src.path(),
         &manifest,
         &mut out,

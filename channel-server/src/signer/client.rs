@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keyggdrasil::keys::{PublicKey, Signature};
-use keyggdrasil::lockmem::LockedBox;
+use keyggdrasil::os::lockmem::LockedBox;
 use keyggdrasil::protocol::{self, Context};
 use thiserror::Error;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};

@@ -4,7 +4,8 @@ use keyggdrasil::merkle::{
     Blake2b256, Hash, HashStore, MerkleError, StoreError, StoredIndex, TreeHasher,
     append_leaf_hash, root_at, root_from_leaf_hashes, stored_hash_count,
 };
-use keyggdrasil::wire::{ChannelName, Signed, VerifiedUpdate};
+use keyggdrasil::names::ChannelName;
+use keyggdrasil::wire::{Signed, VerifiedUpdate};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -36,11 +36,11 @@ use keyggdrasil::keys::{KeyError, KeyPair};
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::Blake2b256;
 use keyggdrasil::merkle::TreeHasher;
+use keyggdrasil::names::ChannelName;
+use keyggdrasil::os::secretfile::{SecretFileError, read_secret_file};
 use keyggdrasil::protocol::Context;
-use keyggdrasil::secretfile::{SecretFileError, read_secret_file};
 use keyggdrasil::wire::{
-    ChannelName, Envelope, ErrorCode, NotaryPayload, NotaryRequest, NotaryStatus, Signed, TreeHash,
-    WIRE_VERSION,
+    Envelope, ErrorCode, NotaryPayload, NotaryRequest, NotaryStatus, Signed, TreeHash, WIRE_VERSION,
 };
 use rusqlite::Connection;
 use thiserror::Error;

@@ -69,9 +69,3 @@ pub enum EntryKind {
     /// A folder (mode 0755).
     Directory,
 }
-
-#[doc(hidden)]
-pub use crate::os::archive::{
-    ArchiveSummary, DEFLATE_LEVEL, EXEC_MODE, ExtractedArchive, FILE_MODE, IGNORED_NAME,
-    build_archive, extract_archive,
-};

@@ -34,7 +34,7 @@
 //! # Example
 //! ```
 //! use keyggdrasil::keys::KeyPair;
-//! use keyggdrasil::lockmem::LockedBox;
+//! use keyggdrasil::os::lockmem::LockedBox;
 //!
 //! let key = LockedBox::new(KeyPair::generate());
 //! if !key.is_locked() {

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use keyggdrasil::archive::{
     ArchiveError, ArchiveLimits, EntryKind, Limit, MANIFEST_NAME, PathError, Rejection,
-    SourceProblem, build_archive,
+    SourceProblem,
 };
+use keyggdrasil::os::archive::build_archive;
 use zip::ZipArchive;
 
 use crate::support::{

@@ -5,10 +5,8 @@ use std::io::{Cursor, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use keyggdrasil::archive::{
-    ArchiveError, ArchiveLimits, ExtractedArchive, MANIFEST_NAME, Manifest, Rejection,
-    build_archive, extract_archive,
-};
+use keyggdrasil::archive::{ArchiveError, ArchiveLimits, MANIFEST_NAME, Manifest, Rejection};
+use keyggdrasil::os::archive::{ExtractedArchive, build_archive, extract_archive};
 use tempfile::TempDir;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, System, ZipWriter};
