@@ -14,6 +14,7 @@
 //! it panics on anything unexpected rather than returning errors.
 #![forbid(unsafe_code)]
 
+pub mod config_doc;
 pub mod front;
 pub mod hostile;
 
