@@ -13,3 +13,11 @@ pub mod server;
 pub mod signer;
 pub mod store;
 pub mod writer;
+
+/// Whether log lines on stderr may carry ANSI colour codes: only on a terminal, and never when
+/// `NO_COLOR` is set to anything non-empty (<https://no-color.org>). journald, log files and
+/// pipes get plain text.
+pub fn colour_on_stderr() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

@@ -97,6 +97,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(channel_server::colour_on_stderr())
         .init();
     // The signer's exit code tells its supervisor whether a restart can help (78: fix the files).
     let cli = match cli.command {

@@ -523,7 +523,7 @@ pub fn run_signer(args: SignerArgs) -> Result<(), SignerError> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(crate::colour_on_stderr())
         .try_init();
     lockmem::harden_process().map_err(SignerError::Harden)?;
     let signer = Signer::load(&args.paths)?;
