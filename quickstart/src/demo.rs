@@ -400,6 +400,78 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
          successful one (also in site-a/continuum.log).",
         pkg["previous"].as_str().unwrap_or("none")
     );
+
+    // 8. The channel notices and repairs; the site then installs the real 1.2.0.
+    step(
+        8,
+        "The channel operator finds the damaged archive; the author uploads it again",
+    );
+    let check_archives = |w: &World| {
+        w.output(
+            w.cmd("channel-server")
+                .args(["check", "--archives", "--config"])
+                .arg(channel_dir.join("channel.toml")),
+            None,
+        )
+    };
+    let out = check_archives(w)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let bad = text
+        .lines()
+        .find(|l| l.starts_with("BAD ARCHIVE:"))
+        .unwrap_or_default();
+    if out.status.code() != Some(1) || !bad.contains(&format!("{SUPPLIER}/{PACKAGE} 1.2.0")) {
+        return Err(format!(
+            "channel-server check --archives did not name the damaged archive (exit {:?}): {text}",
+            out.status.code()
+        ));
+    }
+    // The line names the file and both digests in full; the release is what a person needs.
+    let named = bad.split(" at ").next().unwrap_or(bad);
+    para!(
+        "`channel-server check --archives` hashed every stored archive against its release entry \
+         and exited 1: \"{named}: …the archive's BLAKE2b-512 is … not the expected …\" (in full \
+         in its output, with the file's path)."
+    );
+    let again = release(w, &author, &src, "1.2.0")?;
+    if again["index"] != r3["index"] {
+        return Err(format!(
+            "releasing 1.2.0 again should find the same entry in the log: {again}"
+        ));
+    }
+    para!(
+        "The same release entry was already in the log (index {}); the channel replaced its \
+         damaged copy with the upload, because the upload matches the logged size, digest and \
+         signature (an upload that did not would be refused and change nothing).",
+        u64_of(&again, "index")?
+    );
+    let out = check_archives(w)?;
+    if !out.status.success() {
+        return Err(format!(
+            "check --archives still fails after the repair: {}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    let v4 = update(w, a, &["update"])?;
+    let installed = v4["channels"]
+        .as_array()
+        .and_then(|c| c.first())
+        .and_then(|c| c["installed"].as_array())
+        .and_then(|i| i.first())
+        .ok_or_else(|| format!("site-a installed nothing after the repair: {v4}"))?;
+    if installed["version"] != "1.2.0" || installed["digest"] != again["digest"] {
+        return Err(format!(
+            "site-a should have installed the repaired 1.2.0: {v4}"
+        ));
+    }
+    check_installed_file(a, "1.2.0")?;
+    para!(
+        "`channel-server check --archives` passes again, and `continuum update` on site-a \
+         installed 1.2.0 ({} bytes, BLAKE2b-512 {}…, signature verified), keeping 1.1.0 for \
+         rollback.",
+        u64_of(installed, "size")?,
+        short(str_of(installed, "digest")?)
+    );
     Ok(())
 }
 

@@ -74,6 +74,10 @@ fn demo_runs_every_step_and_cleans_up() {
         "archive digest mismatch",
         "acme/hello is still 1.1.0 (previous 1.0.0)",
         "lists 1 failed update since the last successful one",
+        // Step 8: the channel finds and repairs it; the site installs the real 1.2.0.
+        "exited 1: \"BAD ARCHIVE: acme/hello 1.2.0:",
+        "the channel replaced its damaged copy with the upload",
+        "`channel-server check --archives` passes again, and `continuum update` on site-a installed 1.2.0",
         "Stopped 4 server processes and removed",
         "Done: every step behaved as it should.",
     ] {
@@ -104,15 +108,17 @@ fn keep_leaves_the_folder_with_the_refusal_logged() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     let log = std::fs::read_to_string(kept[0].join("site-a/continuum.log")).expect("site log");
     let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 3, "{log}");
+    // Install 1.0.0, update to 1.1.0, the refused 1.2.0, then 1.2.0 after the repair.
+    assert_eq!(lines.len(), 4, "{log}");
     assert!(lines[0].contains(" update ok: "), "{log}");
     assert!(lines[1].contains(" update ok: "), "{log}");
     assert!(lines[2].contains(" update verification_failed: "), "{log}");
+    assert!(lines[3].contains(" update ok: "), "{log}");
     let installed = std::fs::read_to_string(
         kept[0].join("site-a/packages/acme/hello/current/hello-plugin.php"),
     )
     .expect("installed file");
-    assert!(installed.contains("Version: 1.1.0"), "{installed}");
+    assert!(installed.contains("Version: 1.2.0"), "{installed}");
 }
 
 #[test]
