@@ -32,6 +32,8 @@ use keyggdrasil::names::{PackageName, SupplierName, Version};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
+use crate::error::ErrorKind;
+
 /// Why the configuration could not be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -62,6 +64,51 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl ConfigError {
+    /// Always [`ErrorKind::Local`]: the file on this machine is missing, unreadable or wrong.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Local
+    }
+}
+
+/// Why an edit of the configuration asked for on the command line was refused. Nothing was
+/// changed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EditError {
+    /// `peers add` with a notary key another peer already has: each peer counts once.
+    #[error("that notary key is already configured for peer {url}; each peer counts once")]
+    DuplicatePeerKey {
+        /// The peer that has the key.
+        url: String,
+    },
+    /// `peers remove` of a URL that is not a peer.
+    #[error("no peer {url}")]
+    NoSuchPeer {
+        /// The URL given.
+        url: String,
+    },
+    /// The channel named is not configured.
+    #[error("channel {channel} is not configured")]
+    UnknownChannel {
+        /// The channel given.
+        channel: String,
+    },
+    /// No channel was named and several are configured.
+    #[error("several channels are configured: pass --channel")]
+    ChannelNeeded,
+    /// No channel is configured at all.
+    #[error("no channel is configured")]
+    NoChannel,
+}
+
+impl EditError {
+    /// Always [`ErrorKind::Usage`]: the command asked for something the config cannot take.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Usage
+    }
 }
 
 /// The whole configuration.
@@ -314,6 +361,79 @@ impl Config {
     pub fn channel(&self, name: &ChannelName) -> Option<&ChannelConfig> {
         self.channels.iter().find(|c| &c.name == name)
     }
+
+    /// Adds the peer at `url` with notary key `key`, replacing a peer with the same URL. Refuses
+    /// a key another peer already has (one notary must not vote twice). Changes only `self`;
+    /// the caller saves.
+    pub fn add_peer(&mut self, url: &str, key: PublicKey) -> Result<(), EditError> {
+        if let Some(p) = self.peers.iter().find(|p| p.key == key && p.url != url) {
+            return Err(EditError::DuplicatePeerKey { url: p.url.clone() });
+        }
+        self.peers.retain(|p| p.url != url);
+        self.peers.push(PeerConfig {
+            url: url.to_owned(),
+            key,
+        });
+        Ok(())
+    }
+
+    /// Removes the peer at `url` (compared exactly); [`EditError::NoSuchPeer`] if there is none.
+    pub fn remove_peer(&mut self, url: &str) -> Result<(), EditError> {
+        let before = self.peers.len();
+        self.peers.retain(|p| p.url != url);
+        if self.peers.len() == before {
+            return Err(EditError::NoSuchPeer {
+                url: url.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts (or keeps) tracking `supplier/name` from `channel` with `policy`, replacing an
+    /// earlier entry for the same package. Without `channel`, the only configured channel is
+    /// used. Returns the channel chosen. Installs nothing; the caller saves and updates.
+    pub fn track(
+        &mut self,
+        supplier: SupplierName,
+        name: PackageName,
+        channel: Option<ChannelName>,
+        policy: UpdatePolicy,
+    ) -> Result<ChannelName, EditError> {
+        let channel = match channel {
+            Some(c) => c,
+            None => match self.channels.as_slice() {
+                [one] => one.name.clone(),
+                [] => return Err(EditError::NoChannel),
+                _ => return Err(EditError::ChannelNeeded),
+            },
+        };
+        if self.channel(&channel).is_none() {
+            return Err(EditError::UnknownChannel {
+                channel: channel.as_str().to_owned(),
+            });
+        }
+        self.packages
+            .retain(|p| !(p.supplier == supplier && p.name == name));
+        self.packages.push(PackageConfig {
+            supplier,
+            name,
+            channel: channel.clone(),
+            policy,
+        });
+        Ok(channel)
+    }
+
+    /// Pins every tracked entry of `supplier/name` to exactly `version` (after a rollback, so
+    /// the next update does not install the newer version again). Untracked: nothing changes.
+    pub fn pin(&mut self, supplier: &SupplierName, name: &PackageName, version: Version) {
+        for p in self
+            .packages
+            .iter_mut()
+            .filter(|p| &p.supplier == supplier && &p.name == name)
+        {
+            p.policy = UpdatePolicy::Pinned(version.clone());
+        }
+    }
 }
 
 fn check_url(u: &str) -> Result<(), String> {
@@ -398,6 +518,72 @@ mod tests {
         assert!(UpdatePolicy::Pinned(v("1.0.0")).allows(Some(&cur), &v("1.0.0")));
         assert!(!UpdatePolicy::Pinned(v("1.0.0")).allows(Some(&cur), &v("1.2.4")));
         assert!(UpdatePolicy::All.allows(None, &v("0.1.0")));
+    }
+
+    fn one_channel() -> Config {
+        let key = keyggdrasil::keys::KeyPair::generate().public();
+        Config {
+            site: SiteSection::default(),
+            channels: vec![ChannelConfig {
+                name: ChannelName::parse("c").unwrap(),
+                key,
+                mirrors: vec!["http://127.0.0.1:1".into()],
+            }],
+            peers: Vec::new(),
+            packages: Vec::new(),
+            transport: TransportConfig::default(),
+        }
+    }
+
+    #[test]
+    fn peer_edits() {
+        let mut c = one_channel();
+        let k1 = keyggdrasil::keys::KeyPair::generate().public();
+        let k2 = keyggdrasil::keys::KeyPair::generate().public();
+        c.add_peer("http://a:1", k1).unwrap();
+        // The same URL again replaces it (a new key for that peer).
+        c.add_peer("http://a:1", k2).unwrap();
+        assert_eq!(c.peers.len(), 1);
+        assert_eq!(c.peers[0].key, k2);
+        let e = c.add_peer("http://b:1", k2).unwrap_err();
+        assert!(matches!(e, EditError::DuplicatePeerKey { ref url } if url == "http://a:1"));
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(matches!(
+            c.remove_peer("http://b:1"),
+            Err(EditError::NoSuchPeer { .. })
+        ));
+        c.remove_peer("http://a:1").unwrap();
+        assert!(c.peers.is_empty());
+    }
+
+    #[test]
+    fn track_and_pin() {
+        let mut c = one_channel();
+        let s = SupplierName::parse("acme").unwrap();
+        let n = PackageName::parse("hello").unwrap();
+        let chosen = c
+            .track(s.clone(), n.clone(), None, UpdatePolicy::Minor)
+            .unwrap();
+        assert_eq!(chosen.as_str(), "c");
+        c.track(s.clone(), n.clone(), None, UpdatePolicy::All)
+            .unwrap();
+        assert_eq!(c.packages.len(), 1, "tracking again replaces the entry");
+        assert_eq!(c.packages[0].policy, UpdatePolicy::All);
+        c.pin(&s, &n, v("1.0.0"));
+        assert_eq!(c.packages[0].policy, UpdatePolicy::Pinned(v("1.0.0")));
+        let other = ChannelName::parse("other").unwrap();
+        assert!(matches!(
+            c.track(s.clone(), n.clone(), Some(other), UpdatePolicy::All),
+            Err(EditError::UnknownChannel { .. })
+        ));
+        let mut two = c.clone();
+        let mut second = two.channels[0].clone();
+        second.name = ChannelName::parse("d").unwrap();
+        two.channels.push(second);
+        assert!(matches!(
+            two.track(s, n, None, UpdatePolicy::All),
+            Err(EditError::ChannelNeeded)
+        ));
     }
 
     #[test]

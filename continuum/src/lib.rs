@@ -12,7 +12,9 @@
 pub mod channel;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod install;
+pub mod lock;
 pub mod notary;
 pub mod peers;
 pub mod site;

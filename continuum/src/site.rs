@@ -12,24 +12,90 @@ use keyggdrasil::os::secretfile;
 use keyggdrasil::wire;
 use serde::Serialize;
 
-use crate::channel::ChannelClient;
-use crate::config::{ChannelConfig, Config, SitePaths};
-use crate::db;
-use crate::transport::Http;
-use crate::update::{self, ChannelReport, Failure, FailureKind};
+use thiserror::Error;
 
-/// Exit code: up to date or updated.
-pub const EXIT_OK: u8 = 0;
-/// Exit code of `status` when something needs a person's attention (stale, failing, fork).
-pub const EXIT_ATTENTION: u8 = 1;
-/// Exit code: the channel or the peers misbehaved; nothing was changed.
-pub const EXIT_VERIFICATION_FAILED: u8 = 3;
-/// Exit code: the channel or enough peers could not be reached; nothing was changed.
-pub const EXIT_UNREACHABLE: u8 = 4;
-/// Exit code: a local error (configuration, disk, database).
-pub const EXIT_LOCAL_ERROR: u8 = 5;
-/// Exit code: another `update` is running.
-pub const EXIT_BUSY: u8 = 6;
+use crate::channel::{ChannelClient, ChannelError};
+use crate::config::{ChannelConfig, Config, ConfigError, SitePaths};
+use crate::db::{self, DbError};
+use crate::error::{ErrorKind, chain};
+use crate::lock::{LockError, SiteLock};
+use crate::transport::{Http, TransportError};
+use crate::update::{self, ChannelReport, UpdateError};
+
+/// Why `init`, `status` or reading the site secret failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SiteError {
+    /// `init` into a folder that already holds a site.
+    #[error("{path} already exists; refusing to overwrite a site")]
+    AlreadyExists {
+        /// The config file found.
+        path: std::path::PathBuf,
+    },
+    /// `init` could not reach the channel to learn its name.
+    #[error("{source} (pass --channel-name to initialise without reaching the channel)")]
+    ChannelUnreachable {
+        /// What failed.
+        #[source]
+        source: ChannelError,
+    },
+    /// The channel's checkpoint does not verify with the key given to `init`.
+    #[error("the channel's checkpoint does not verify with the key you gave: {source}")]
+    CheckpointRefused {
+        /// What failed.
+        #[source]
+        source: wire::WireError,
+    },
+    /// A local file or folder could not be created, read or written.
+    #[error("could not {operation} {path}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// Where.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The site secret could not be written or read (missing, or readable by others; the
+    /// error names the file).
+    #[error(transparent)]
+    Secret(#[from] secretfile::SecretFileError),
+    /// The site secret has another length than 32 bytes.
+    #[error("{path} must hold exactly 32 bytes")]
+    SecretLength {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// The notary key could not be derived from the site secret.
+    #[error("could not derive the notary key")]
+    Key(#[from] keyggdrasil::keys::KeyError),
+    /// The config is missing, unreadable or invalid, or could not be written.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The site database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl SiteError {
+    /// [`ErrorKind::Unreachable`] when `init` could not reach the channel,
+    /// [`ErrorKind::Verification`] when its checkpoint does not verify, [`ErrorKind::Local`]
+    /// otherwise.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SiteError::ChannelUnreachable { source } if source.is_verification() => {
+                ErrorKind::Verification
+            }
+            SiteError::ChannelUnreachable { .. } => ErrorKind::Unreachable,
+            SiteError::CheckpointRefused { .. } => ErrorKind::Verification,
+            _ => ErrorKind::Local,
+        }
+    }
+}
 
 /// Current Unix time in seconds.
 pub fn now() -> u64 {
@@ -37,15 +103,6 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// The exit code for a failure kind.
-pub fn exit_code(kind: FailureKind) -> u8 {
-    match kind {
-        FailureKind::Verification => EXIT_VERIFICATION_FAILED,
-        FailureKind::Unreachable => EXIT_UNREACHABLE,
-        FailureKind::Local => EXIT_LOCAL_ERROR,
-    }
 }
 
 /// What `init` made.
@@ -67,16 +124,10 @@ pub fn init(
     channel_url: &str,
     channel_key: PublicKey,
     channel_name: Option<ChannelName>,
-) -> Result<Initialised, Failure> {
+) -> Result<Initialised, SiteError> {
     let paths = SitePaths::new(dir);
     if paths.config.exists() {
-        return Err(Failure {
-            kind: FailureKind::Local,
-            message: format!(
-                "{} already exists; refusing to overwrite a site",
-                paths.config.display()
-            ),
-        });
+        return Err(SiteError::AlreadyExists { path: paths.config });
     }
     let mut config = Config {
         site: Default::default(),
@@ -88,30 +139,19 @@ pub fn init(
     let name = match channel_name {
         Some(n) => n,
         None => {
-            let http = Http::new(&config.transport).map_err(local)?;
+            let http = Http::new(&config.transport)?;
             let limits = Limits::default();
             let probe = ChannelConfig {
-                name: ChannelName::parse("unknown").map_err(local)?,
+                // A name is needed for messages only; the checkpoint says the real one.
+                name: ChannelName::parse("unknown").expect("\"unknown\" is a valid channel name"),
                 key: channel_key,
                 mirrors: vec![channel_url.to_owned()],
             };
             let signed = ChannelClient::new(&probe, &http, &limits)
                 .checkpoint()
-                .map_err(|e| Failure {
-                    kind: FailureKind::Unreachable,
-                    message: format!(
-                        "{e} (pass --channel-name to initialise without reaching the channel)"
-                    ),
-                })?;
-            let cp =
-                wire::verify_checkpoint(&signed, &channel_key, None, &limits).map_err(|e| {
-                    Failure {
-                        kind: FailureKind::Verification,
-                        message: format!(
-                            "the channel's checkpoint does not verify with the key you gave: {e}"
-                        ),
-                    }
-                })?;
+                .map_err(|source| SiteError::ChannelUnreachable { source })?;
+            let cp = wire::verify_checkpoint(&signed, &channel_key, None, &limits)
+                .map_err(|source| SiteError::CheckpointRefused { source })?;
             cp.origin().clone()
         }
     };
@@ -120,13 +160,17 @@ pub fn init(
         key: channel_key,
         mirrors: vec![channel_url.to_owned()],
     });
-    std::fs::create_dir_all(dir).map_err(local)?;
-    secretfile::ensure_private_dir(&paths.local).map_err(local)?;
+    std::fs::create_dir_all(dir).map_err(|source| SiteError::Io {
+        operation: "create the site folder",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    secretfile::ensure_private_dir(&paths.local)?;
     let secret = SiteSecret::generate();
-    secretfile::write_secret_file(&paths.secret, secret.expose(), false).map_err(local)?;
-    db::open(&paths.db).map_err(local)?;
-    config.save(&paths.config).map_err(local)?;
-    let notary_key = secret.notary_keypair().map_err(local)?.public();
+    secretfile::write_secret_file(&paths.secret, secret.expose(), false)?;
+    db::open(&paths.db)?;
+    config.save(&paths.config)?;
+    let notary_key = secret.notary_keypair()?.public();
     Ok(Initialised {
         config: paths.config,
         channel: name,
@@ -134,22 +178,15 @@ pub fn init(
     })
 }
 
-fn local(e: impl std::fmt::Display) -> Failure {
-    Failure {
-        kind: FailureKind::Local,
-        message: e.to_string(),
-    }
-}
-
 /// Reads the site secret (for the notary key).
-pub fn site_secret(paths: &SitePaths) -> Result<SiteSecret, Failure> {
-    let bytes = secretfile::read_secret_file(&paths.secret, 32).map_err(local)?;
-    let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-        local(format!(
-            "{} must hold exactly 32 bytes",
-            paths.secret.display()
-        ))
-    })?;
+pub fn site_secret(paths: &SitePaths) -> Result<SiteSecret, SiteError> {
+    let bytes = secretfile::read_secret_file(&paths.secret, 32)?;
+    let arr: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| SiteError::SecretLength {
+            path: paths.secret.clone(),
+        })?;
     Ok(SiteSecret::from_bytes(zeroize::Zeroizing::new(arr)))
 }
 
@@ -159,101 +196,103 @@ pub struct RunReport {
     /// Per-channel reports.
     pub channels: Vec<ChannelReport>,
     /// The first failure, if any.
-    pub failure: Option<Failure>,
-    /// The exit code.
-    pub exit_code: u8,
+    pub failure: Option<UpdateError>,
+}
+
+impl RunReport {
+    /// The kind of the failure, `None` when the run succeeded.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        self.failure.as_ref().map(UpdateError::kind)
+    }
+
+    /// The run's outcome name (`ok`, or [`ErrorKind::as_str`]).
+    pub fn outcome(&self) -> &'static str {
+        self.kind().map_or("ok", ErrorKind::as_str)
+    }
+
+    /// The failure in one line, with its causes (see [`chain`]).
+    pub fn failure_text(&self) -> Option<String> {
+        self.failure.as_ref().map(|f| chain(f))
+    }
 }
 
 /// Runs one update cycle for every channel, under the site's update lock, then records the run
 /// in the database and appends one line to `continuum.log`.
+///
+/// A folder without a readable `continuum.toml` is not a site: the run fails with
+/// [`UpdateError::Config`] (naming the file) and writes nothing there, not even the lock file.
 pub fn run_update(paths: &SitePaths) -> RunReport {
+    if let Err(e) = Config::load(&paths.config) {
+        return RunReport {
+            channels: Vec::new(),
+            failure: Some(e.into()),
+        };
+    }
     let started = now();
-    let lock = match std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&paths.lock)
-    {
-        Ok(f) => f,
-        Err(e) => {
-            return finish(
+    let lock = match SiteLock::try_acquire(paths) {
+        Ok(lock) => lock,
+        Err(LockError::Busy) => {
+            let failure = UpdateError::Busy;
+            append_log(
                 paths,
                 started,
-                Vec::new(),
-                Some(local(format!(
-                    "cannot open lock file {}: {e}",
-                    paths.lock.display()
-                ))),
+                ErrorKind::AnotherRunInProgress.as_str(),
+                &chain(&failure),
             );
-        }
-    };
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let message =
-                "another continuum update is running for this site; not starting a second one"
-                    .to_owned();
-            append_log(paths, started, "busy", &message);
             return RunReport {
                 channels: Vec::new(),
-                failure: Some(Failure {
-                    kind: FailureKind::Local,
-                    message,
-                }),
-                exit_code: EXIT_BUSY,
+                failure: Some(failure),
             };
         }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return finish(
-                paths,
-                started,
-                Vec::new(),
-                Some(local(format!("cannot lock {}: {e}", paths.lock.display()))),
-            );
-        }
-    }
+        Err(e) => return finish(paths, started, Vec::new(), Some(UpdateError::Lock(e))),
+    };
     let (reports, failure) = cycle(paths);
     let report = finish(paths, started, reports, failure);
     drop(lock);
     report
 }
 
-fn cycle(paths: &SitePaths) -> (Vec<ChannelReport>, Option<Failure>) {
-    let config = match Config::load(&paths.config) {
-        Ok(c) => c,
-        Err(e) => return (Vec::new(), Some(local(e))),
-    };
-    let mut conn = match db::open(&paths.db) {
-        Ok(c) => c,
-        Err(e) => return (Vec::new(), Some(local(e))),
-    };
-    if let Err(e) = crate::install::reconcile(paths, &conn) {
-        return (Vec::new(), Some(local(e)));
+fn cycle(paths: &SitePaths) -> (Vec<ChannelReport>, Option<UpdateError>) {
+    match prepare(paths) {
+        Ok((config, conn, http, peer_http)) => channels(paths, &config, conn, &http, &peer_http),
+        Err(e) => (Vec::new(), Some(e)),
     }
-    let http = match Http::new(&config.transport) {
-        Ok(h) => h,
-        Err(e) => return (Vec::new(), Some(local(e))),
-    };
+}
+
+/// What a cycle needs before the first channel: the config, the database (with the installed
+/// packages repaired after any crash) and the two HTTP clients.
+fn prepare(paths: &SitePaths) -> Result<(Config, rusqlite::Connection, Http, Http), UpdateError> {
+    let config = Config::load(&paths.config)?;
+    let conn = db::open(&paths.db)?;
+    crate::install::reconcile(paths, &conn).map_err(|e| UpdateError::Reconcile(Box::new(e)))?;
+    let http = Http::new(&config.transport)?;
     let peer_timeout = Duration::from_secs(config.site.peer_timeout_secs.unwrap_or(5));
-    let peer_http = match Http::with_timeouts(&config.transport, peer_timeout, peer_timeout) {
-        Ok(h) => h,
-        Err(e) => return (Vec::new(), Some(local(e))),
-    };
+    let peer_http = Http::with_timeouts(&config.transport, peer_timeout, peer_timeout)?;
+    Ok((config, conn, http, peer_http))
+}
+
+fn channels(
+    paths: &SitePaths,
+    config: &Config,
+    mut conn: rusqlite::Connection,
+    http: &Http,
+    peer_http: &Http,
+) -> (Vec<ChannelReport>, Option<UpdateError>) {
     let limits = Limits {
         max_response_age_secs: config.site.max_response_age_secs.unwrap_or(86_400),
         ..Limits::default()
     };
     let now = now();
     let mut reports = Vec::new();
-    let mut failure: Option<Failure> = None;
+    let mut failure: Option<UpdateError> = None;
     for channel in &config.channels {
         let mut report = ChannelReport::default();
         let result = update::update_log(
             &mut conn,
-            &config,
+            config,
             channel,
-            &http,
-            &peer_http,
+            http,
+            peer_http,
             &limits,
             now,
             &mut report,
@@ -262,17 +301,17 @@ fn cycle(paths: &SitePaths) -> (Vec<ChannelReport>, Option<Failure>) {
             update::install_packages(
                 paths,
                 &conn,
-                &config,
+                config,
                 channel,
                 &accepted,
-                &http,
+                http,
                 &limits,
                 now,
                 &mut report,
             )
         });
         if let Err(f) = result {
-            report.notes.push(format!("FAILED: {}", f.message));
+            report.notes.push(format!("FAILED: {}", chain(&f)));
             failure.get_or_insert(f);
         }
         reports.push(report);
@@ -284,27 +323,25 @@ fn finish(
     paths: &SitePaths,
     started: u64,
     channels: Vec<ChannelReport>,
-    failure: Option<Failure>,
+    failure: Option<UpdateError>,
 ) -> RunReport {
-    let (outcome, code, message) = match &failure {
-        None => (
-            "ok",
-            EXIT_OK,
-            channels
-                .iter()
-                .flat_map(|c| c.notes.iter().cloned())
-                .collect::<Vec<_>>()
-                .join(" | "),
-        ),
-        Some(f) => (f.kind.as_str(), exit_code(f.kind), f.message.clone()),
-    };
-    append_log(paths, started, outcome, &message);
+    let report = RunReport { channels, failure };
+    let code = report.kind().map_or(0, ErrorKind::exit_code);
+    let message = report.failure_text().unwrap_or_else(|| {
+        report
+            .channels
+            .iter()
+            .flat_map(|c| c.notes.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    });
+    append_log(paths, started, report.outcome(), &message);
     if let Ok(conn) = db::open(&paths.db) {
         let run = db::Run {
             started,
             finished: now(),
             command: "update".into(),
-            outcome: outcome.into(),
+            outcome: report.outcome().into(),
             exit_code: i32::from(code),
             message: message.chars().take(2000).collect(),
         };
@@ -312,11 +349,7 @@ fn finish(
             tracing::error!(error = %e, "could not record the run");
         }
     }
-    RunReport {
-        channels,
-        failure,
-        exit_code: code,
-    }
+    report
 }
 
 /// Formats Unix seconds as an RFC 3339 UTC timestamp.
@@ -401,19 +434,15 @@ pub struct PackageStatus {
 pub const STALE_AFTER_SECS: u64 = 2 * 86_400;
 
 /// Gathers the site's status.
-pub fn status(paths: &SitePaths) -> Result<Status, Failure> {
-    let config = Config::load(&paths.config).map_err(local)?;
-    let conn = db::open(&paths.db).map_err(local)?;
+pub fn status(paths: &SitePaths) -> Result<Status, SiteError> {
+    let config = Config::load(&paths.config)?;
+    let conn = db::open(&paths.db)?;
     let now = now();
     let mut warnings = Vec::new();
     let mut channels = Vec::new();
     for c in &config.channels {
-        let size = db::accepted_entries(&conn, c.name.as_str())
-            .map_err(local)?
-            .len() as u64;
-        let fork = db::fork_evidence(&conn, c.name.as_str())
-            .map_err(local)?
-            .is_some();
+        let size = db::accepted_entries(&conn, c.name.as_str())?.len() as u64;
+        let fork = db::fork_evidence(&conn, c.name.as_str())?.is_some();
         if fork {
             warnings.push(format!(
                 "FORK DETECTED on channel {}: updates from it are stopped",
@@ -426,7 +455,7 @@ pub fn status(paths: &SitePaths) -> Result<Status, Failure> {
             fork_detected: fork,
         });
     }
-    let installed = db::installed(&conn).map_err(local)?;
+    let installed = db::installed(&conn)?;
     let packages = config
         .packages
         .iter()
@@ -441,7 +470,7 @@ pub fn status(paths: &SitePaths) -> Result<Status, Failure> {
             }
         })
         .collect();
-    let (last, failures) = db::runs_since_success(&conn).map_err(local)?;
+    let (last, failures) = db::runs_since_success(&conn)?;
     let age = last.as_ref().map(|r| now.saturating_sub(r.finished));
     match age {
         None => warnings.push("no successful update has been recorded yet".into()),

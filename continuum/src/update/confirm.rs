@@ -1,0 +1,116 @@
+//! Stage 2 of [`super::update_log`]: the peers confirm the new root; on failure the newest
+//! entry is dropped and the peers are asked again, down to the accepted size (DESIGN.md steps
+//! 3–4).
+//!
+//! Changes nothing: it only decides how many of the new entries may be applied.
+
+use keyggdrasil::entry::Entry;
+use keyggdrasil::limits::Limits;
+use keyggdrasil::log::LogView;
+use keyggdrasil::peers::{NoPeers, RejectReason};
+
+use super::{ChannelReport, UpdateError};
+use crate::config::{ChannelConfig, Config};
+use crate::peers::PeerOutcome;
+use crate::transport::Http;
+
+/// Returns the largest log size (above `accepted.size()`) whose root the peers confirmed, and
+/// fills the peer fields and notes of `report`. Fails when no new size is confirmed: with
+/// [`UpdateError::PeersRefused`] saying why for the smallest size tried.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn confirm(
+    config: &Config,
+    channel: &ChannelConfig,
+    peer_http: &Http,
+    limits: &Limits,
+    now: u64,
+    accepted: &LogView,
+    new_entries: &[Entry],
+    report: &mut ChannelReport,
+) -> Result<u64, UpdateError> {
+    let name = channel.name.as_str();
+    let start = accepted.size();
+    let concurrency = config.site.peer_concurrency.unwrap_or(16);
+    let no_peers = if config.site.allow_no_peers {
+        NoPeers::Allow
+    } else {
+        NoPeers::Refuse
+    };
+    let roots = accepted.prefix_roots(new_entries.iter().map(|e| e.as_bytes()))?;
+    let mut target = start + new_entries.len() as u64;
+    let mut last_refusal: Option<(RejectReason, bool, String)> = None;
+    while target > start {
+        let root = roots[(target - start - 1) as usize];
+        let outcome = crate::peers::verify_with_peers(
+            peer_http,
+            &config.peers,
+            channel,
+            target,
+            &root,
+            now,
+            limits,
+            concurrency,
+            no_peers,
+        );
+        match &outcome.outcome {
+            PeerOutcome::Accepted | PeerOutcome::AcceptedWithoutPeers => {
+                report.peers_agreed = outcome.agreed;
+                report.peers_needed = outcome.rule.map(|r| r.required).unwrap_or(0);
+                report.peers_total = config.peers.len();
+                report.root = Some(hex::encode(root));
+                report.notes.push(if outcome.outcome == PeerOutcome::AcceptedWithoutPeers {
+                    format!(
+                        "channel {name}: WARNING: no peers configured and allow_no_peers is set: root {} at size {target} is trusted on the channel's word alone",
+                        hex::encode(&root[..8])
+                    )
+                } else {
+                    format!(
+                        "channel {name}: root {} at size {target} confirmed by {} of {} peers",
+                        hex::encode(&root[..8]),
+                        outcome.agreed,
+                        config.peers.len()
+                    )
+                });
+                return Ok(target);
+            }
+            PeerOutcome::NoPeers(e) => {
+                return Err(UpdateError::NoPeers {
+                    channel: name.to_owned(),
+                    source: e.clone(),
+                });
+            }
+            PeerOutcome::Rejected(reason) => {
+                tracing::warn!(channel = name, size = target, %reason, "peers did not confirm the root; dropping the newest entry");
+                report.notes.push(format!(
+                    "channel {name}: peers did not confirm size {target}: {reason}"
+                ));
+                let peers = format!(
+                    "{}; {}",
+                    outcome.summary(),
+                    // Each peer's answer: "behind", "no answer", "DISAGREE" say what
+                    // happened where the counts alone do not.
+                    outcome
+                        .lines
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                last_refusal = Some((*reason, outcome.contradicted(), peers));
+                target -= 1;
+            }
+        }
+    }
+    Err(match last_refusal {
+        Some((reason, contradicted, peers)) => UpdateError::PeersRefused {
+            channel: name.to_owned(),
+            reason,
+            contradicted,
+            peers,
+        },
+        // Not reached while `new_entries` is not empty; said plainly should it ever be.
+        None => UpdateError::NothingConfirmed {
+            channel: name.to_owned(),
+        },
+    })
+}

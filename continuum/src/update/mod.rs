@@ -1,0 +1,352 @@
+//! One update cycle (`continuum update`), DESIGN.md steps 1–6.
+//!
+//! For each configured channel, [`update_log`] runs three stages, each in its own module:
+//!
+//! 1. [`fetch`]: fetch new entries with a fresh nonce and verify the channel's answer
+//!    (signature, origin, nonce, time, sizes); record what the channel showed in the observed
+//!    log (fork detection); recompute the root over the accepted log plus the new entries;
+//! 2. [`confirm`]: ask the peers to confirm the root, dropping the newest entry and asking again
+//!    on failure down to the current size;
+//! 3. [`apply`]: apply the confirmed entries to the key state, all or nothing, in one SQLite
+//!    transaction.
+//!
+//! Then [`install_packages`] installs newer allowed releases of tracked packages.
+//!
+//! Nothing is changed unless everything before it verified. An [`UpdateError`] says what
+//! failed, and its [`UpdateError::kind`] tells a misbehaving channel from an unreachable one and
+//! from a local failure. The verification itself is keyggdrasil's; these stages do the I/O.
+
+mod apply;
+mod confirm;
+mod fetch;
+mod packages;
+
+use keyggdrasil::entry::{Entry, EntryError};
+use keyggdrasil::limits::Limits;
+use keyggdrasil::log::{LogError, LogView};
+use keyggdrasil::merkle::{Blake2b256, MemoryStore, MerkleError};
+use keyggdrasil::peers::{PeerRuleError, RejectReason};
+use keyggdrasil::state::{KeyState, Refusal};
+use rusqlite::Connection;
+use thiserror::Error;
+
+use crate::channel::{ChannelClient, ChannelError};
+use crate::config::{ChannelConfig, Config, ConfigError};
+use crate::db::{self, DbError};
+use crate::error::{ErrorKind, chain};
+use crate::install::InstallError;
+use crate::lock::LockError;
+use crate::notary::ObserveError;
+use crate::transport::{Http, TransportError};
+
+pub use packages::install_packages;
+
+/// Most update pages fetched from one channel in one run.
+pub const MAX_PAGES_PER_RUN: usize = 100;
+
+/// Why an update run, or one channel's part of it, failed. Whatever failed, nothing after the
+/// failing step was done, and what the step had begun was undone (see [`crate::install`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// Another update holds the site's lock; this run did nothing.
+    #[error("another continuum update is running for this site; not starting a second one")]
+    Busy,
+    /// The site's lock could not be taken for a local reason.
+    #[error(transparent)]
+    Lock(LockError),
+    /// The site's config is missing, unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The site database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The HTTP client could not be built (for example, a bad proxy).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Repairing the installed packages at the start of the run failed.
+    #[error(transparent)]
+    Reconcile(Box<InstallError>),
+    /// An entry of the accepted log stored in the database does not parse.
+    #[error("stored entry {index} is corrupt")]
+    StoredEntryCorrupt {
+        /// Its log index.
+        index: u64,
+        /// Why.
+        #[source]
+        source: EntryError,
+    },
+    /// An entry of the accepted log stored in the database breaks the key rules on replay.
+    #[error("stored entry {index} no longer verifies")]
+    StoredEntryRefused {
+        /// Its log index.
+        index: u64,
+        /// The rule it breaks.
+        #[source]
+        source: Box<Refusal>,
+    },
+    /// The in-memory tree of the accepted log could not be built or extended.
+    #[error(transparent)]
+    Tree(#[from] MerkleError),
+    /// A fork was recorded for this channel earlier: the site no longer updates from it.
+    #[error(
+        "FORK DETECTED: channel {channel} showed inconsistent views of its log; this site no longer updates from it. Evidence: {evidence}"
+    )]
+    ForkRecorded {
+        /// The channel.
+        channel: String,
+        /// The start of the stored evidence (300 characters at most).
+        evidence: String,
+    },
+    /// The channel could not be reached, or its answer failed verification.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// Recording what the channel showed in the observed log refused it (a fork, or not a
+    /// statement of this channel) or failed locally (database, stored tree).
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    /// The channel's new entries do not extend the accepted log to its signed root.
+    #[error("channel {channel}: {source}: history was rewritten or entries were altered")]
+    NotAnExtension {
+        /// The channel.
+        channel: String,
+        /// The check that failed.
+        #[source]
+        source: LogError,
+    },
+    /// No peers are configured and `allow_no_peers` is not set.
+    #[error("channel {channel}: {source}")]
+    NoPeers {
+        /// The channel.
+        channel: String,
+        /// The peer rule's refusal.
+        #[source]
+        source: PeerRuleError,
+    },
+    /// The peers did not confirm any new size; nothing was applied.
+    #[error(
+        "channel {channel}: peers did not confirm the channel's log: {reason} ({peers}); nothing was applied"
+    )]
+    PeersRefused {
+        /// The channel.
+        channel: String,
+        /// Why the peer rule refused the last size tried (the smallest new one).
+        reason: RejectReason,
+        /// True if a peer contradicted the root (disagreed or reported a fork), as opposed to
+        /// too few answering.
+        contradicted: bool,
+        /// The counts and each peer's answer, for people.
+        peers: String,
+    },
+    /// The channel offered entries, yet none could be confirmed.
+    #[error("channel {channel}: no new entry could be confirmed")]
+    NothingConfirmed {
+        /// The channel.
+        channel: String,
+    },
+    /// The peer-confirmed entries break the key rules; nothing was applied.
+    #[error(
+        "channel {channel} logged entry {index}, which breaks the key rules: {source}; nothing was applied"
+    )]
+    KeyRules {
+        /// The channel.
+        channel: String,
+        /// The log index of the first entry refused.
+        index: u64,
+        /// The rule it breaks.
+        #[source]
+        source: Box<Refusal>,
+    },
+    /// A release could not be installed; the installed version is unchanged.
+    #[error("{release}: {}; the installed version is unchanged", install_reason(.release, .source))]
+    Install {
+        /// `supplier/package version`.
+        release: String,
+        /// What failed.
+        #[source]
+        source: Box<InstallError>,
+    },
+}
+
+/// The install error's whole chain, without the release name it starts with (the message
+/// names it already). The whole chain: "could not be extracted" alone would not say why (a
+/// path escaping the folder, a symlink, a limit).
+fn install_reason(release: &str, e: &InstallError) -> String {
+    let why = chain(e);
+    match why.strip_prefix(&format!("{release}: ")) {
+        Some(rest) => rest.to_owned(),
+        None => why,
+    }
+}
+
+impl UpdateError {
+    /// What kind of failure this is (and so the exit code): the channel, peers or an archive
+    /// misbehaving is [`ErrorKind::Verification`]; the channel, peers or mirrors out of reach
+    /// is [`ErrorKind::Unreachable`]; anything failing on this machine (including the site
+    /// database inside the observed log) is [`ErrorKind::Local`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            UpdateError::Busy => ErrorKind::AnotherRunInProgress,
+            UpdateError::Lock(e) => e.kind(),
+            UpdateError::Config(_)
+            | UpdateError::Db(_)
+            | UpdateError::Transport(_)
+            | UpdateError::Reconcile(_)
+            | UpdateError::StoredEntryCorrupt { .. }
+            | UpdateError::StoredEntryRefused { .. }
+            | UpdateError::Tree(_)
+            | UpdateError::NoPeers { .. } => ErrorKind::Local,
+            UpdateError::ForkRecorded { .. }
+            | UpdateError::NotAnExtension { .. }
+            | UpdateError::KeyRules { .. } => ErrorKind::Verification,
+            UpdateError::Channel(e) => {
+                if e.is_verification() {
+                    ErrorKind::Verification
+                } else {
+                    ErrorKind::Unreachable
+                }
+            }
+            UpdateError::Observe(e) => observe_kind(e),
+            UpdateError::PeersRefused { contradicted, .. } => {
+                if *contradicted {
+                    ErrorKind::Verification
+                } else {
+                    ErrorKind::Unreachable
+                }
+            }
+            UpdateError::NothingConfirmed { .. } => ErrorKind::Unreachable,
+            UpdateError::Install { source, .. } => source.kind(),
+        }
+    }
+}
+
+/// Only what the channel did is a verification failure: a fork, or an answer that is not a
+/// statement of this channel. A gap between the observed and the accepted log, the database
+/// and the stored tree are this site's own state.
+fn observe_kind(e: &ObserveError) -> ErrorKind {
+    match e {
+        ObserveError::Fork { .. }
+        | ObserveError::ForkRecorded { .. }
+        | ObserveError::Invalid { .. } => ErrorKind::Verification,
+        _ => ErrorKind::Local,
+    }
+}
+
+/// What a cycle did for one channel (also printed by `continuum update --json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelReport {
+    /// The channel.
+    pub channel: String,
+    /// Accepted log size before.
+    pub size_before: u64,
+    /// Accepted log size after.
+    pub size_after: u64,
+    /// Entries the channel offered but peers did not confirm (dropped this run).
+    pub dropped: u64,
+    /// How many peers agreed on the accepted root (0 when nothing new).
+    pub peers_agreed: usize,
+    /// Agreements the peer rule required, `max(1, ⌈ln N⌉)` (0 when nothing new or no peers).
+    pub peers_needed: usize,
+    /// Trusted peers configured.
+    pub peers_total: usize,
+    /// The accepted root (hex) when new entries were confirmed and applied this run.
+    pub root: Option<String>,
+    /// Releases installed this run.
+    pub installed: Vec<InstalledReport>,
+    /// Lines for people: what was verified, installed, refused.
+    pub notes: Vec<String>,
+}
+
+/// One release installed by a cycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InstalledReport {
+    /// `supplier/package`.
+    pub package: String,
+    /// The version installed.
+    pub version: String,
+    /// The previously installed version, kept for rollback.
+    pub previous: Option<String>,
+    /// The archive's size in bytes, as logged.
+    pub size: u64,
+    /// The archive's BLAKE2b-512 digest (hex), as logged and as verified.
+    pub digest: String,
+    /// The signing key (hex) whose signature over the archive was verified.
+    pub signer: String,
+}
+
+/// The key state and log of one channel as this site has accepted them.
+pub struct Accepted {
+    /// The replayed key state.
+    pub state: KeyState,
+    /// Leaf hashes of the accepted log.
+    pub tree: MemoryStore,
+}
+
+/// Replays the accepted log of `channel` from the database, verifying every entry again.
+pub fn load_accepted(conn: &Connection, channel: &str) -> Result<Accepted, UpdateError> {
+    let mut state = KeyState::new();
+    let mut tree = MemoryStore::new();
+    for (i, bytes) in db::accepted_entries(conn, channel)?.iter().enumerate() {
+        let index = i as u64;
+        let entry = Entry::parse(bytes)
+            .map_err(|source| UpdateError::StoredEntryCorrupt { index, source })?;
+        state
+            .apply(&entry)
+            .map_err(|source| UpdateError::StoredEntryRefused {
+                index,
+                source: Box::new(source),
+            })?;
+        tree.append(&Blake2b256, bytes)?;
+    }
+    Ok(Accepted { state, tree })
+}
+
+/// Runs steps 1–5 for one channel (fetch, confirm, apply): returns the accepted state
+/// afterwards. Changes nothing but the observed log unless the peers confirmed a root and every
+/// confirmed entry passes the key rules.
+#[allow(clippy::too_many_arguments)]
+pub fn update_log(
+    conn: &mut Connection,
+    config: &Config,
+    channel: &ChannelConfig,
+    http: &Http,
+    peer_http: &Http,
+    limits: &Limits,
+    now: u64,
+    report: &mut ChannelReport,
+) -> Result<Accepted, UpdateError> {
+    let name = channel.name.as_str();
+    report.channel = name.to_owned();
+    if let Some(evidence) = db::fork_evidence(conn, name)? {
+        return Err(UpdateError::ForkRecorded {
+            channel: name.to_owned(),
+            evidence: evidence.chars().take(300).collect(),
+        });
+    }
+    let mut accepted = load_accepted(conn, name)?;
+    let start = accepted.state.size();
+    report.size_before = start;
+    report.size_after = start;
+
+    let client = ChannelClient::new(channel, http, limits);
+    let accepted_view = LogView::from_store(start, &accepted.tree)?;
+    let new_entries = fetch::fetch(conn, channel, &client, &accepted_view, now)?;
+    if new_entries.is_empty() {
+        report.notes.push(format!(
+            "channel {name}: up to date at {start} entries (signed answer verified)"
+        ));
+        return Ok(accepted);
+    }
+    let target = confirm::confirm(
+        config,
+        channel,
+        peer_http,
+        limits,
+        now,
+        &accepted_view,
+        &new_entries,
+        report,
+    )?;
+    apply::apply(conn, name, &mut accepted, &new_entries, target, report)?;
+    Ok(accepted)
+}
