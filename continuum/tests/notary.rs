@@ -1,9 +1,8 @@
 //! The notary endpoint and peer verification against a real `channel-server` and real notaries
 //! over loopback HTTP.
 //!
-//! These tests run the real `channel-server` binary through the shared harness (`system-tests`).
-//! `cargo test --workspace` builds it before running any test; with `cargo test -p continuum`
-//! alone, build it first (`cargo build -p channel-server`) or point `CHANNEL_SERVER_BIN` at it.
+//! These tests run the real `channel-server` binary through the shared harness (`system-tests`),
+//! which builds it when it is missing, so `cargo test -p continuum` passes alone.
 
 use std::net::TcpListener as StdListener;
 use std::sync::Arc;
