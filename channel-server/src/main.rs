@@ -1,7 +1,8 @@
 //! `channel-server`: the channel of the secure auto-update system.
 //!
-//! `main` only parses the command line, runs the command and maps errors to exit codes
-//! (0 success, 1 failure, 2 usage); everything else lives in the library.
+//! `main` only parses the command line, runs the command and maps errors to exit codes in one
+//! place ([`exit_code`]: 0 success, 1 a check found a mismatch, 2 usage, 5 local failure);
+//! everything else lives in the library.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -18,10 +19,41 @@ use keyggdrasil::names::SupplierName;
 /// The channel: logs verified key and release events in an append-only Merkle log and answers
 /// sites with signed, nonce-bound responses.
 #[derive(Debug, Parser)]
-#[command(name = "channel-server", version, about, long_about = None)]
+#[command(name = "channel-server", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
+    /// Print one JSON object on stdout (the result, or `{"error":{"kind","message","exit_code"}}`).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 `check` found something that does not match (an entry, \
+the tree, an archive); 2 usage (bad arguments, a folder that already holds a channel); 5 local \
+failure (a file, the database, the config).";
+
+/// Where the channel's config is: `--dir` (the data folder, holding `channel.toml`) or
+/// `--config` (the file itself).
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct Location {
+    /// The channel's folder (as given to `init --dir`); its `channel.toml` is read.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The config file written by `init` (`<dir>/channel.toml`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl Location {
+    fn config_file(&self) -> PathBuf {
+        match (&self.config, &self.dir) {
+            (Some(c), _) => c.clone(),
+            (None, Some(d)) => d.join("channel.toml"),
+            // clap's group requires one of the two.
+            (None, None) => PathBuf::from("channel.toml"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,11 +77,10 @@ enum Command {
     },
     /// Run the channel (starts the signer process as a child).
     ///
-    /// Example: channel-server serve --config /var/lib/channel/channel.toml
+    /// Example: channel-server serve --dir /var/lib/channel
     Serve {
-        /// The config file written by `init`.
-        #[arg(long)]
-        config: PathBuf,
+        #[command(flatten)]
+        at: Location,
         /// Listen here instead of the configured address (e.g. 127.0.0.1:0 in tests).
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -59,23 +90,21 @@ enum Command {
     Signer(channel_server::signer::SignerArgs),
     /// Issue a one-time invite token for a new supplier (policy `invite`).
     ///
-    /// Example: channel-server invite acme --config /var/lib/channel/channel.toml
+    /// Example: channel-server invite acme --dir /var/lib/channel
     Invite {
         /// The supplier the token is for.
         supplier: String,
-        /// The config file.
-        #[arg(long)]
-        config: PathBuf,
+        #[command(flatten)]
+        at: Location,
     },
     /// Recompute the whole tree from the stored entries and replay every key rule; with
     /// `--archives`, also hash every stored archive against its release entry. Exits 1 when
     /// anything does not match, naming it.
     ///
-    /// Example: channel-server check --archives --config /var/lib/channel/channel.toml
+    /// Example: channel-server check --archives --dir /var/lib/channel
     Check {
-        /// The config file.
-        #[arg(long)]
-        config: PathBuf,
+        #[command(flatten)]
+        at: Location,
         /// Also check every stored archive (reads all of them).
         #[arg(long)]
         archives: bool,
@@ -88,6 +117,61 @@ fn parse_policy(s: &str) -> Result<Policy, String> {
         "invite" => Ok(Policy::Invite),
         _ => Err("expected `open` or `invite`".into()),
     }
+}
+
+/// Why a command failed, shaped by the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// Bad arguments or a refused local precondition (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// `check` found something that does not match (exit 1), with the findings for `--json`.
+    #[error("{0}")]
+    Mismatch(String, Option<serde_json::Value>),
+    /// A file, the database or the config failed (exit 5).
+    #[error(transparent)]
+    Local(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl CliError {
+    fn kind(&self) -> &'static str {
+        match self {
+            CliError::Usage(_) => "usage",
+            CliError::Mismatch(..) => "rejected",
+            CliError::Local(_) => "local",
+        }
+    }
+}
+
+/// The one place that decides the exit code.
+fn exit_code(e: &CliError) -> u8 {
+    match e {
+        CliError::Mismatch(..) => 1,
+        CliError::Usage(_) => 2,
+        CliError::Local(_) => 5,
+    }
+}
+
+impl From<server::ServerError> for CliError {
+    fn from(e: server::ServerError) -> Self {
+        match e {
+            server::ServerError::Exists(_) => CliError::Usage(e.to_string()),
+            server::ServerError::Db(channel_server::store::DbError::Inconsistent(_)) => {
+                CliError::Mismatch(e.to_string(), None)
+            }
+            other => CliError::Local(Box::new(other)),
+        }
+    }
+}
+
+impl From<channel_server::config::ConfigError> for CliError {
+    fn from(e: channel_server::config::ConfigError) -> Self {
+        CliError::Local(Box::new(e))
+    }
+}
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -110,18 +194,42 @@ fn main() -> ExitCode {
                 }
             };
         }
-        command => Cli { command },
+        command => Cli {
+            json: cli.json,
+            command,
+        },
     };
+    let json = cli.json;
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(value) => {
+            if json {
+                println!("{value}");
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("channel-server: error: {e}");
-            let mut source = std::error::Error::source(&*e);
+            let code = exit_code(&e);
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                eprintln!("  caused by: {s}");
+                let part = s.to_string();
+                if !message.ends_with(&part) {
+                    message.push_str(": ");
+                    message.push_str(&part);
+                }
                 source = s.source();
             }
-            ExitCode::FAILURE
+            eprintln!("channel-server: error: {message}");
+            if json {
+                let mut out = serde_json::json!({
+                    "error": {"kind": e.kind(), "message": message, "exit_code": code}
+                });
+                if let CliError::Mismatch(_, Some(details)) = &e {
+                    out["details"] = details.clone();
+                }
+                println!("{out}");
+            }
+            ExitCode::from(code)
         }
     }
 }
@@ -133,7 +241,14 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs a command; returns what `--json` prints (text output is printed here when not `--json`).
+fn run(cli: Cli) -> Result<serde_json::Value, CliError> {
+    let json = cli.json;
+    let say = |line: String| {
+        if !json {
+            println!("{line}");
+        }
+    };
     match cli.command {
         Command::Init {
             dir,
@@ -141,65 +256,88 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             policy,
             listen,
         } => {
-            let name = ChannelName::parse(&name)?;
+            let name = ChannelName::parse(&name).map_err(usage)?;
             let done = server::init(&dir, name.clone(), policy, listen)?;
-            println!("Created channel {} in {}", name.as_str(), dir.display());
-            println!(
+            say(format!(
+                "Created channel {} in {}",
+                name.as_str(),
+                dir.display()
+            ));
+            say(format!(
                 "Channel public key (sites pin this): {}",
                 done.channel_key.to_hex()
-            );
-            println!("Fingerprint: {}", done.channel_key.fingerprint());
-            println!(
+            ));
+            say(format!("Fingerprint: {}", done.channel_key.fingerprint()));
+            say(format!(
                 "Secrets are in {}/local (mode 0700); back it up offline.",
                 dir.display()
-            );
-            println!(
-                "Next: channel-server serve --config {}",
-                done.config.display()
-            );
-            Ok(())
+            ));
+            say(format!(
+                "Next: channel-server serve --dir {}",
+                dir.display()
+            ));
+            Ok(serde_json::json!({
+                "origin": name.as_str(),
+                "channel_key": done.channel_key.to_hex(),
+                "fingerprint": done.channel_key.fingerprint(),
+                "config": done.config,
+            }))
         }
-        Command::Serve { config, listen } => {
-            let cfg = Config::load(&config)?;
-            let rt = tokio::runtime::Runtime::new()?;
+        Command::Serve { at, listen } => {
+            let cfg = Config::load(&at.config_file())?;
+            let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Local(Box::new(e)))?;
             rt.block_on(server::run(cfg, listen))?;
-            Ok(())
+            Ok(serde_json::json!({"stopped": true}))
         }
-        Command::Signer(_) => Err("the signer runs from main".into()),
-        Command::Invite { supplier, config } => {
-            let cfg = Config::load(&config)?;
-            let supplier = SupplierName::parse(&supplier)?;
+        Command::Signer(_) => Err(usage("the signer runs from main")),
+        Command::Invite { supplier, at } => {
+            let cfg = Config::load(&at.config_file())?;
+            let supplier = SupplierName::parse(&supplier).map_err(usage)?;
             let token = server::invite(&cfg, &supplier, now())?;
-            println!("{token}");
+            say(token.clone());
             eprintln!(
                 "One-time invite for supplier {supplier}: give this token to them over a trusted channel."
             );
-            Ok(())
+            Ok(serde_json::json!({"supplier": supplier.as_str(), "token": token}))
         }
-        Command::Check { config, archives } => {
-            let cfg = Config::load(&config)?;
+        Command::Check { at, archives } => {
+            let cfg = Config::load(&at.config_file())?;
             let (size, root) = server::check(&cfg)?;
-            println!("ok: {size} entries, root {}", hex::encode(root));
+            say(format!("ok: {size} entries, root {}", hex::encode(root)));
+            let mut report = serde_json::json!({"size": size, "root": hex::encode(root)});
             if archives {
                 let (checked, bad) = server::check_archives(&cfg)?;
                 for b in &bad {
-                    println!(
+                    say(format!(
                         "BAD ARCHIVE: {} at {}: {}; upload the right archive again to repair it",
                         b.release,
                         b.path.display(),
                         b.problem
-                    );
+                    ));
                 }
                 if !bad.is_empty() {
-                    return Err(format!(
-                        "{} of {checked} stored archives do not match their release entries",
-                        bad.len()
-                    )
-                    .into());
+                    let list: Vec<_> = bad
+                        .iter()
+                        .map(|b| {
+                            serde_json::json!({
+                                "release": b.release, "path": b.path, "problem": b.problem
+                            })
+                        })
+                        .collect();
+                    return Err(CliError::Mismatch(
+                        format!(
+                            "{} of {checked} stored archives do not match their release entries",
+                            bad.len()
+                        ),
+                        Some(serde_json::json!({"bad_archives": list})),
+                    ));
                 }
-                println!("ok: {checked} stored archives match their release entries");
+                say(format!(
+                    "ok: {checked} stored archives match their release entries"
+                ));
+                report["archives_checked"] = checked.into();
             }
-            Ok(())
+            Ok(report)
         }
     }
 }

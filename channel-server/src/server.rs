@@ -43,6 +43,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// `init` was pointed at a folder that already holds a channel.
+    #[error("{0} already exists; refusing to overwrite a channel")]
+    Exists(PathBuf),
     /// Anything else, said plainly.
     #[error("{0}")]
     Other(String),
@@ -75,10 +78,7 @@ pub fn init(
 ) -> Result<Initialised, ServerError> {
     let config_path = dir.join("channel.toml");
     if config_path.exists() {
-        return Err(ServerError::Other(format!(
-            "{} already exists; refusing to overwrite a channel",
-            config_path.display()
-        )));
+        return Err(ServerError::Exists(config_path));
     }
     std::fs::create_dir_all(dir).map_err(io("could not create", dir))?;
     let paths = Paths::new(dir);
