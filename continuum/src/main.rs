@@ -49,6 +49,10 @@ enum Command {
         /// The channel's name; by default read from its signed checkpoint.
         #[arg(long, value_parser = cli::parse_channel)]
         channel_name: Option<ChannelName>,
+        /// Where `notary serve` will listen (written as `[site] notary_listen`; port 0 picks a
+        /// free port at each start). Give each site on a host its own port.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        notary_listen: std::net::SocketAddr,
     },
     /// Fetch, verify with peers, and install updates (run hourly from cron or a systemd timer).
     ///
@@ -182,7 +186,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             channel,
             channel_key,
             channel_name,
-        } => cli::init::run(&dir, &channel, channel_key, channel_name),
+            notary_listen,
+        } => cli::init::run(&dir, &channel, channel_key, channel_name, notary_listen),
         Command::Update { json } => cli::update::run(&paths, json),
         Command::Install {
             package,

@@ -119,18 +119,24 @@ pub struct Initialised {
 /// Creates a site folder: config with one channel, database, and a random site secret in
 /// `local/` (0700/0600). The channel's name is taken from its checkpoint, after checking the
 /// checkpoint's signature with the pinned key; without a reachable channel, pass the name.
+/// `notary_listen` is written as `[site] notary_listen`, so `continuum notary serve` (and the
+/// systemd unit in fixtures/, which passes no address) starts as written.
 pub fn init(
     dir: &Path,
     channel_url: &str,
     channel_key: PublicKey,
     channel_name: Option<ChannelName>,
+    notary_listen: std::net::SocketAddr,
 ) -> Result<Initialised, SiteError> {
     let paths = SitePaths::new(dir);
     if paths.config.exists() {
         return Err(SiteError::AlreadyExists { path: paths.config });
     }
     let mut config = Config {
-        site: Default::default(),
+        site: crate::config::SiteSection {
+            notary_listen: Some(notary_listen),
+            ..Default::default()
+        },
         channels: Vec::new(),
         peers: Vec::new(),
         packages: Vec::new(),

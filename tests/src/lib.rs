@@ -684,6 +684,9 @@ impl Site {
                     &channel.base,
                     "--channel-key",
                     &channel.key.to_hex(),
+                    // Tests run many sites at once: a free port at each start.
+                    "--notary-listen",
+                    "127.0.0.1:0",
                 ]),
             "Notary public key (give it to sites that peer with you): ",
         );

@@ -15,8 +15,9 @@ pub fn run(
     channel: &str,
     key: PublicKey,
     name: Option<ChannelName>,
+    notary_listen: std::net::SocketAddr,
 ) -> Result<(), CliError> {
-    let done = site::init(dir, channel, key, name)?;
+    let done = site::init(dir, channel, key, name, notary_listen)?;
     println!(
         "Created site in {} for channel {}",
         dir.display(),
