@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 use continuum::config::{SitePaths, UpdatePolicy};
 use continuum::error::ErrorKind;
 use keyggdrasil::keys::PublicKey;
@@ -21,12 +21,19 @@ use keyggdrasil::names::ChannelName;
 use cli::{CliError, PackageArg};
 
 /// Keeps a site's extensions up to date from a channel it does not have to trust.
+///
+/// Example: continuum --dir /var/lib/mysite update
 #[derive(Debug, Parser)]
-#[command(name = "continuum", version, about, long_about = None, after_help = cli::EXIT_CODES_HELP)]
+#[command(name = "continuum", version, about)]
 struct Cli {
-    /// The site folder (holds continuum.toml).
-    #[arg(long, global = true, default_value = ".")]
-    site: PathBuf,
+    /// The site folder (holds continuum.toml); `init` creates it. (Also accepted under its
+    /// old name, which help no longer shows.)
+    #[arg(long = "dir", alias = "site", global = true, default_value = ".")]
+    dir: PathBuf,
+    /// Print one JSON object on stdout: the command's result, or
+    /// `{"error":{"kind","message","exit_code"}}`; sentences still go to stderr.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,11 +42,8 @@ struct Cli {
 enum Command {
     /// Create a site folder: config, database, and a random site secret under local/.
     ///
-    /// Example: continuum init --dir /var/lib/mysite --channel https://plugins.example.org --channel-key 3b6a…
+    /// Example: continuum --dir /var/lib/mysite init --channel https://plugins.example.org --channel-key 3b6a…
     Init {
-        /// The folder to create.
-        #[arg(long)]
-        dir: PathBuf,
         /// The channel's base URL.
         #[arg(long)]
         channel: String,
@@ -56,16 +60,11 @@ enum Command {
     },
     /// Fetch, verify with peers, and install updates (run hourly from cron or a systemd timer).
     ///
-    /// Example: continuum --site /var/lib/mysite update
-    Update {
-        /// Print one JSON object on stdout (what was verified and installed, per channel)
-        /// instead of sentences; a failure is still also told on stderr.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Example: continuum --dir /var/lib/mysite update
+    Update {},
     /// Start tracking a package and install its newest allowed release.
     ///
-    /// Example: continuum --site /var/lib/mysite install acme/hello --policy minor
+    /// Example: continuum --dir /var/lib/mysite install acme/hello --policy minor
     Install {
         /// `supplier/package`.
         #[arg(value_parser = cli::parse_package)]
@@ -76,13 +75,10 @@ enum Command {
         /// The channel (needed only when several are configured).
         #[arg(long, value_parser = cli::parse_channel)]
         channel: Option<ChannelName>,
-        /// Print the update's outcome as one JSON object (as `update --json`).
-        #[arg(long)]
-        json: bool,
     },
     /// Restore the previous version of a package.
     ///
-    /// Example: continuum --site /var/lib/mysite rollback acme/hello
+    /// Example: continuum --dir /var/lib/mysite rollback acme/hello
     Rollback {
         /// `supplier/package`.
         #[arg(value_parser = cli::parse_package)]
@@ -90,16 +86,16 @@ enum Command {
     },
     /// Show log sizes, installed packages, the last success and failures since.
     ///
-    /// Example: continuum --site /var/lib/mysite status --json
-    Status {
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Example: continuum --dir /var/lib/mysite status --json
+    Status {},
     /// Manage trusted peer notaries.
+    ///
+    /// Example: continuum --dir /var/lib/mysite peers list
     #[command(subcommand)]
     Peers(PeersCommand),
     /// The peer notary endpoint.
+    ///
+    /// Example: continuum --dir /var/lib/mysite notary key
     #[command(subcommand)]
     Notary(NotaryCommand),
 }
@@ -108,7 +104,7 @@ enum Command {
 enum PeersCommand {
     /// Add a peer: its notary URL and notary public key.
     ///
-    /// Example: continuum --site . peers add http://peer.example.net:9000 5f1c…
+    /// Example: continuum --dir . peers add http://peer.example.net:9000 5f1c…
     Add {
         /// The peer's notary base URL.
         url: String,
@@ -117,8 +113,12 @@ enum PeersCommand {
         key: PublicKey,
     },
     /// List peers.
+    ///
+    /// Example: continuum --dir /var/lib/mysite peers list --json
     List,
     /// Remove a peer by URL.
+    ///
+    /// Example: continuum --dir /var/lib/mysite peers remove http://peer.example.net:9000
     Remove {
         /// The peer's URL.
         url: String,
@@ -129,18 +129,23 @@ enum PeersCommand {
 enum NotaryCommand {
     /// Serve the notary endpoint.
     ///
-    /// Example: continuum --site /var/lib/mysite notary serve --listen 0.0.0.0:9000
+    /// Example: continuum --dir /var/lib/mysite notary serve --listen 0.0.0.0:9000
     Serve {
         /// Address to listen on (default: site.notary_listen from the config).
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
     /// Print this site's notary public key.
+    ///
+    /// Example: continuum --dir /var/lib/mysite notary key
     Key,
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             // `--help` and `--version` are printed on stdout and succeed; anything else clap
@@ -158,14 +163,30 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(cli::colour_on_stderr())
         .init();
+    let json = cli.json;
     let result = run(cli);
     if let Err(e) = &result
         && !e.reported()
     {
-        eprintln!("continuum: error: {}", continuum::error::chain(e));
+        let message = continuum::error::chain(e);
+        eprintln!("continuum: error: {message}");
+        if json {
+            println!("{}", cli::error_json(e.kind(), &message));
+        }
     }
     exit_code(result.map_err(|e| e.kind()))
+}
+
+/// The command line as clap sees it: [`Cli`], with the exit codes after every subcommand's help
+/// too (clap puts `after_help` on the top level only).
+fn command() -> clap::Command {
+    fn with_exit_codes(cmd: clap::Command) -> clap::Command {
+        cmd.after_help(cli::EXIT_CODES_HELP)
+            .mut_subcommands(with_exit_codes)
+    }
+    with_exit_codes(<Cli as clap::CommandFactory>::command())
 }
 
 /// The one place an outcome becomes the process's exit code (docs/site-operator.md, "Exit
@@ -179,28 +200,34 @@ fn exit_code(outcome: Result<(), ErrorKind>) -> ExitCode {
 
 /// Runs one command against the site folder given with `--site`.
 fn run(cli: Cli) -> Result<(), CliError> {
-    let paths = SitePaths::new(&cli.site);
+    let paths = SitePaths::new(&cli.dir);
+    let json = cli.json;
     match cli.command {
         Command::Init {
-            dir,
             channel,
             channel_key,
             channel_name,
             notary_listen,
-        } => cli::init::run(&dir, &channel, channel_key, channel_name, notary_listen),
-        Command::Update { json } => cli::update::run(&paths, json),
+        } => cli::init::run(
+            &cli.dir,
+            &channel,
+            channel_key,
+            channel_name,
+            notary_listen,
+            json,
+        ),
+        Command::Update {} => cli::update::run(&paths, json),
         Command::Install {
             package,
             policy,
             channel,
-            json,
         } => cli::update::install(&paths, &package, policy, channel, json),
         Command::Rollback { package } => cli::rollback::run(&paths, &package),
-        Command::Status { json } => cli::status::run(&paths, json),
+        Command::Status {} => cli::status::run(&paths, json),
         Command::Peers(PeersCommand::Add { url, key }) => cli::peers::add(&paths, &url, key),
         Command::Peers(PeersCommand::List) => cli::peers::list(&paths),
         Command::Peers(PeersCommand::Remove { url }) => cli::peers::remove(&paths, &url),
-        Command::Notary(NotaryCommand::Key) => cli::notary::key(&paths),
+        Command::Notary(NotaryCommand::Key) => cli::notary::key(&paths, json),
         Command::Notary(NotaryCommand::Serve { listen }) => cli::notary::serve(&paths, listen),
     }
 }
@@ -213,6 +240,33 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    /// Every command's `--help`, down to the last subcommand, shows an example and the exit
+    /// codes (issue 12, "one CLI language").
+    #[test]
+    fn every_help_has_an_example_and_the_exit_codes() {
+        fn walk(cmd: &mut clap::Command, path: String, missing: &mut Vec<String>) {
+            let help = cmd.render_long_help().to_string();
+            if !help.contains("Example: continuum") {
+                missing.push(format!("{path}: no example"));
+            }
+            if !help.contains("Exit codes:") {
+                missing.push(format!("{path}: no exit codes"));
+            }
+            for sub in cmd.get_subcommands_mut() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" {
+                    walk(sub, name, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cmd = command();
+        cmd.build();
+        walk(&mut cmd, "continuum".into(), &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
     }
 
     #[test]

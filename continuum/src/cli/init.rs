@@ -16,8 +16,18 @@ pub fn run(
     key: PublicKey,
     name: Option<ChannelName>,
     notary_listen: std::net::SocketAddr,
+    json: bool,
 ) -> Result<(), CliError> {
     let done = site::init(dir, channel, key, name, notary_listen)?;
+    if json {
+        super::print_json(&serde_json::json!({
+            "dir": dir,
+            "channel": done.channel.as_str(),
+            "notary_key": done.notary_key.to_hex(),
+            "notary_listen": notary_listen.to_string(),
+        }))?;
+        return Ok(());
+    }
     println!(
         "Created site in {} for channel {}",
         dir.display(),
@@ -28,7 +38,7 @@ pub fn run(
         done.notary_key.to_hex()
     );
     println!(
-        "Next: add peers (continuum --site {} peers add URL KEY), then install packages.",
+        "Next: add peers (continuum --dir {} peers add URL KEY), then install packages.",
         dir.display()
     );
     Ok(())

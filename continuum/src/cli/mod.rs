@@ -128,6 +128,36 @@ impl CliError {
     }
 }
 
+/// The one error object every command prints on stdout with `--json` when it fails (the same
+/// shape as channel-server's): `{"error":{"kind","message","exit_code"}}`. `kind` is
+/// [`ErrorKind::as_str`].
+pub fn error_json(kind: ErrorKind, message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": {
+            "kind": kind.as_str(),
+            "message": message,
+            "exit_code": kind.exit_code(),
+        }
+    })
+}
+
+/// Whether log lines on stderr may carry ANSI colour: only on a terminal, and never when
+/// `NO_COLOR` is set (<https://no-color.org>), so files and journald get plain text.
+pub fn colour_on_stderr() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Prints one JSON value on stdout, on one line.
+pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value}").map_err(|source| CliError::Io {
+        operation: "write to stdout",
+        source,
+    })
+}
+
 /// A `supplier/package` argument.
 #[derive(Debug, Clone)]
 pub struct PackageArg {

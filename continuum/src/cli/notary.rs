@@ -9,10 +9,14 @@ use continuum::site::{self, SiteError};
 use super::CliError;
 
 /// Prints the site's notary public key (derived from `local/site-secret`).
-pub fn key(paths: &SitePaths) -> Result<(), CliError> {
+pub fn key(paths: &SitePaths, json: bool) -> Result<(), CliError> {
     let secret = site::site_secret(paths)?;
     let pair = secret.notary_keypair().map_err(SiteError::from)?;
-    println!("{}", pair.public().to_hex());
+    if json {
+        super::print_json(&serde_json::json!({ "notary_key": pair.public().to_hex() }))?;
+    } else {
+        println!("{}", pair.public().to_hex());
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `continuum update` and `continuum install`.
 
 use continuum::config::{Config, SitePaths, UpdatePolicy};
+use continuum::error::ErrorKind;
 use continuum::site::{self, RunReport};
 use keyggdrasil::names::ChannelName;
 
@@ -43,28 +44,63 @@ pub fn install(
 fn print_report(report: &RunReport, json: bool) {
     let failure = report.failure_text();
     if json {
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "exit_code": report.kind().map_or(0, |k| k.exit_code()),
             "outcome": report.outcome(),
             "failure": failure,
             "channels": report.channels,
         });
+        if let (Some(kind), Some(f)) = (report.kind(), &failure) {
+            value["error"] = super::error_json(kind, f)["error"].clone();
+        }
         println!("{value}");
-        if let Some(f) = &failure {
-            eprintln!("continuum: UPDATE FAILED ({}): {f}", report.outcome());
+    } else {
+        for c in &report.channels {
+            for n in &c.notes {
+                println!("{n}");
+            }
         }
-        return;
-    }
-    for c in &report.channels {
-        for n in &c.notes {
-            println!("{n}");
-        }
-    }
-    match &failure {
-        None => println!("ok: site is up to date"),
-        Some(f) => {
-            eprintln!("continuum: UPDATE FAILED ({}): {f}", report.outcome());
-            eprintln!("continuum: the site was left as it was.");
+        if failure.is_none() {
+            println!("ok: site is up to date");
         }
     }
+    if let (Some(kind), Some(f)) = (report.kind(), &failure) {
+        for line in failure_lines(report, kind, f) {
+            eprintln!("continuum: {line}");
+        }
+    }
+}
+
+/// What stderr says about a failed run: the failure, then what it left behind. A busy site is
+/// not a failure of this run (the other run goes on), so it is told calmly; a run whose log
+/// advanced before an install failed says so instead of "site unchanged".
+fn failure_lines(report: &RunReport, kind: ErrorKind, failure: &str) -> Vec<String> {
+    if kind == ErrorKind::AnotherRunInProgress {
+        return vec![format!(
+            "another update or rollback is running on this site; this run did nothing \
+             (exit 6, normal when runs overlap): {failure}"
+        )];
+    }
+    let mut lines = vec![format!("UPDATE FAILED ({}): {failure}", report.outcome())];
+    let advanced: Vec<String> = report
+        .channels
+        .iter()
+        .filter(|c| c.size_after > c.size_before)
+        .map(|c| {
+            format!(
+                "{} ({} -> {} entries)",
+                c.channel, c.size_before, c.size_after
+            )
+        })
+        .collect();
+    if advanced.is_empty() {
+        lines.push("the site was left as it was.".to_owned());
+    } else {
+        lines.push(format!(
+            "the verified log advanced for {}; the release that failed was not installed \
+             (the lines above say what was), and the next run retries it.",
+            advanced.join(", ")
+        ));
+    }
+    lines
 }
