@@ -21,7 +21,7 @@ const NOWHERE: &str = "http://127.0.0.1:1";
 
 fn continuum(site: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_continuum"))
-        .arg("--site")
+        .arg("--dir")
         .arg(site)
         .args(args)
         .env("RUST_LOG", "off")

@@ -170,7 +170,7 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
             .map(|k| k.trim().to_owned())
             .ok_or_else(|| format!("continuum init did not print a notary key:\n{out}"))?;
         let mut cmd = w.cmd("continuum");
-        cmd.arg("--site")
+        cmd.arg("--dir")
             .arg(&dir)
             .args(["notary", "serve", "--listen", "127.0.0.1:0"]);
         let notary_url = w.start_server(&format!("notary-{name}"), cmd)?;
@@ -189,7 +189,7 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
     for s in &sites {
         for p in sites.iter().filter(|p| p.name != s.name) {
             w.ok(
-                w.cmd("continuum").arg("--site").arg(&s.dir).args([
+                w.cmd("continuum").arg("--dir").arg(&s.dir).args([
                     "peers",
                     "add",
                     &p.notary_url,
@@ -339,7 +339,7 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
         short(digest3)
     );
     let mut cmd = w.cmd("continuum");
-    cmd.arg("--site").arg(&a.dir).args(["update", "--json"]);
+    cmd.arg("--dir").arg(&a.dir).args(["update", "--json"]);
     let out = w.output(&mut cmd, None)?;
     let code = out.status.code().unwrap_or(-1);
     let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
@@ -362,7 +362,7 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
     // JSON is what we read either way.
     let out = w.output(
         w.cmd("continuum")
-            .arg("--site")
+            .arg("--dir")
             .arg(&a.dir)
             .args(["status", "--json"]),
         None,
@@ -573,11 +573,11 @@ fn check_on_disk(channel_dir: &Path, r: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// `continuum --site A <args> --json`, which must succeed.
+/// `continuum --dir A <args> --json`, which must succeed.
 fn update(w: &World, site: &SiteInfo, args: &[&str]) -> Result<Value, String> {
     let v = w.json(
         w.cmd("continuum")
-            .arg("--site")
+            .arg("--dir")
             .arg(&site.dir)
             .args(args)
             .arg("--json"),

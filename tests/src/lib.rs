@@ -699,10 +699,10 @@ impl Site {
         }
     }
 
-    /// Runs `continuum --site ROOT <args>`.
+    /// Runs `continuum --dir ROOT <args>`.
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(bin("continuum"))
-            .arg("--site")
+            .arg("--dir")
             .arg(&self.root)
             .args(args)
             .env("RUST_LOG", "warn")
@@ -713,7 +713,7 @@ impl Site {
     /// Starts `continuum notary serve` on a free loopback port.
     pub fn start_notary(&mut self) -> String {
         let mut cmd = Command::new(bin("continuum"));
-        cmd.arg("--site")
+        cmd.arg("--dir")
             .arg(&self.root)
             .args(["notary", "serve", "--listen", "127.0.0.1:0"]);
         let (child, base) = spawn_listening(cmd);
@@ -728,7 +728,7 @@ impl Site {
         let url = self.notary_url.clone().expect("the notary ran before");
         let addr = url.trim_start_matches("http://").to_owned();
         let mut cmd = Command::new(bin("continuum"));
-        cmd.arg("--site")
+        cmd.arg("--dir")
             .arg(&self.root)
             .args(["notary", "serve", "--listen", &addr]);
         let (child, base) = spawn_listening(cmd);

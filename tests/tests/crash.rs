@@ -118,7 +118,7 @@ fn restore(saved: &Path, root: &Path) {
 
 fn update(root: &Path) -> Command {
     let mut cmd = Command::new(bin("continuum"));
-    cmd.arg("--site")
+    cmd.arg("--dir")
         .arg(root)
         .arg("update")
         .env("RUST_LOG", "error")

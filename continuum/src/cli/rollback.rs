@@ -22,7 +22,7 @@ pub fn run(paths: &SitePaths, package: &PackageArg) -> Result<(), CliError> {
     println!("{package}: rolled back to {}", done.version);
     println!(
         "{package}: pinned to ={} so updates do not reinstall the newer version; \
-         unpin with: continuum --site {} install {package} --policy all",
+         unpin with: continuum --dir {} install {package} --policy all",
         done.version,
         paths.root.display()
     );
