@@ -39,7 +39,7 @@ use crate::error::ErrorKind;
 #[non_exhaustive]
 pub enum ConfigError {
     /// Reading failed.
-    #[error("could not read config file {path}")]
+    #[error("could not read config file {path}{}", crate::error::io_hint(.source))]
     Read {
         /// The file.
         path: PathBuf,
@@ -48,7 +48,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// Writing failed.
-    #[error("could not write config file {path}")]
+    #[error("could not write config file {path}{}", crate::error::io_hint(.source))]
     Write {
         /// The file.
         path: PathBuf,

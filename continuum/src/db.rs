@@ -71,12 +71,41 @@ CREATE TABLE IF NOT EXISTS runs (
 
 /// Opens (creating if needed) the site database: WAL, durable commits.
 pub fn open(path: &Path) -> Result<Connection, DbError> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let named = |e| DbError(name_file(path, e));
+    let conn = Connection::open(path).map_err(named)?;
+    // Switching to WAL is the first write: a read-only file or folder fails here.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(named)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(SCHEMA).map_err(named)?;
     Ok(conn)
+}
+
+/// SQLite's open errors ("unable to open database file", "attempt to write a readonly
+/// database") name neither the file nor the fix; this adds both.
+fn name_file(path: &Path, e: rusqlite::Error) -> rusqlite::Error {
+    use rusqlite::ffi::ErrorCode;
+    match e {
+        rusqlite::Error::SqliteFailure(code, message)
+            if matches!(
+                code.code,
+                ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied
+            ) =>
+        {
+            let what = message.unwrap_or_else(|| code.to_string());
+            rusqlite::Error::SqliteFailure(
+                code,
+                Some(format!(
+                    "{what}: {}: the user running continuum must be able to read and write this \
+                     file and its folder (check the owner with `ls -ld`, or run as the site's \
+                     user), and --dir must name the site folder",
+                    path.display()
+                )),
+            )
+        }
+        other => other,
+    }
 }
 
 /// The accepted entries of a channel, in order.

@@ -51,6 +51,23 @@ impl ErrorKind {
     }
 }
 
+/// What to do about a local file that could not be used, as a clause to put after the path:
+/// a missing file usually means the wrong `--dir`, a refused one the wrong user. Empty for
+/// other failures, whose own text says enough.
+pub fn io_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            " (no site here: pass --dir with the folder `continuum init` created, or create one \
+             with `continuum --dir FOLDER init --channel URL --channel-key KEY`)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (permission denied: run continuum as the user that owns the site folder, for \
+             example `sudo -u continuum`, or fix the owner with chown -R)"
+        }
+        _ => "",
+    }
+}
+
 /// An error and its sources, joined with ": ", each cause told once: a source whose text the
 /// message already contains (a `#[error(transparent)]` wrapper, or a cause a message names
 /// mid-sentence) is not repeated.
@@ -71,6 +88,16 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_hints_say_what_to_do() {
+        use std::io::{Error, ErrorKind as Io};
+        // Root ignores file modes, so the tests of the binary cannot make a real
+        // permission error; the clause is checked here.
+        assert!(io_hint(&Error::from(Io::PermissionDenied)).contains("run continuum as the user"));
+        assert!(io_hint(&Error::from(Io::NotFound)).contains("continuum --dir FOLDER init"));
+        assert_eq!(io_hint(&Error::other("disk on fire")), "");
+    }
 
     #[test]
     fn exit_codes_are_the_documented_ones() {

@@ -203,3 +203,43 @@ fn a_failure_after_the_log_advanced_says_so() {
     assert_eq!(site.accepted_size(), 3);
     assert_eq!(site.installed_version("acme", "hello"), None);
 }
+
+/// A folder that is not a site names the file and says how to make one; a database that cannot
+/// be opened names the file and what to check.
+#[test]
+fn local_failures_name_the_path_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    for args in [&["status"][..], &["update"], &["peers", "list"]] {
+        let o = run(&missing, args);
+        assert_eq!(code(&o), 5);
+        let err = text(&o.stderr);
+        assert!(
+            err.contains(&*missing.join("continuum.toml").to_string_lossy()),
+            "{err}"
+        );
+        assert!(
+            err.contains("no site here: pass --dir with the folder `continuum init` created"),
+            "{err}"
+        );
+        assert!(
+            !missing.exists(),
+            "nothing is created in a folder that is not a site"
+        );
+    }
+    // site.db is a folder: SQLite cannot open it.
+    let site = site_for(dir.path(), NOWHERE);
+    std::fs::remove_file(site.join("site.db")).unwrap();
+    std::fs::create_dir(site.join("site.db")).unwrap();
+    let o = run(&site, &["status"]);
+    assert_eq!(code(&o), 5);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&*site.join("site.db").to_string_lossy()),
+        "{err}"
+    );
+    assert!(
+        err.contains("must be able to read and write this file"),
+        "{err}"
+    );
+}
