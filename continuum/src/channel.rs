@@ -4,6 +4,15 @@
 //! [`keyggdrasil::wire::verify_update`] checked the pinned key, origin, nonce, time and sizes; the
 //! root is still to be recomputed by the caller. Nothing the site sends to a channel names its
 //! peers.
+//!
+//! A mirror that cannot be reached, or says it is overloaded (HTTP 429, 502, 503, 504, or the
+//! error codes `rate_limited`, `busy`, `timeout`, `shutting_down`, `signer_unavailable`), is
+//! skipped for the next one: [`ChannelError::Unreachable`] when none answered. A mirror that
+//! answers with anything else that is not a well-formed `ok` envelope (garbage, a body cut
+//! short, JSON of another shape, another HTTP status such as 404 or 500, an error code that
+//! makes no sense for a well-formed request) stops the attempt with
+//! [`ChannelError::Malformed`]: it is the channel's (or a man in the middle's) doing, and must
+//! not be papered over by asking the next mirror.
 
 use keyggdrasil::limits::Limits;
 use keyggdrasil::wire::{
@@ -12,7 +21,7 @@ use keyggdrasil::wire::{
 use thiserror::Error;
 
 use crate::config::ChannelConfig;
-use crate::transport::{Http, TransportError};
+use crate::transport::Http;
 
 /// Why talking to the channel failed.
 #[derive(Debug, Error)]
@@ -28,21 +37,62 @@ pub enum ChannelError {
     },
     /// A mirror answered, but the answer is wrong: the channel (or someone in between)
     /// misbehaved. Nothing from it is used.
-    #[error("channel {channel} sent an answer that fails verification: {source}")]
+    #[error("channel {channel} sent an answer that fails verification (from {url}): {source}")]
     Verification {
         /// The channel name.
         channel: String,
+        /// The URL that answered.
+        url: String,
         /// What failed.
         #[source]
         source: WireError,
+    },
+    /// A mirror answered, but not with a well-formed answer (see the module docs): the
+    /// channel (or someone in between) misbehaved. Nothing from it is used.
+    #[error("channel {channel} sent a malformed answer from {url}: {message}")]
+    Malformed {
+        /// The channel name.
+        channel: String,
+        /// The URL that answered.
+        url: String,
+        /// What was wrong (server-provided text is escaped and cut short).
+        message: String,
     },
 }
 
 impl ChannelError {
     /// True if the channel misbehaved (as opposed to being unreachable).
     pub fn is_verification(&self) -> bool {
-        matches!(self, ChannelError::Verification { .. })
+        matches!(
+            self,
+            ChannelError::Verification { .. } | ChannelError::Malformed { .. }
+        )
     }
+}
+
+/// An overloaded or restarting server: an outage, to be retried (and the next mirror asked).
+fn is_outage_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+/// Error codes that mean "not now" rather than "no".
+fn is_outage_code(code: &ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::RateLimited
+            | ErrorCode::Busy
+            | ErrorCode::Timeout
+            | ErrorCode::ShuttingDown
+            | ErrorCode::SignerUnavailable
+    )
+}
+
+/// Server-provided text for a message: control characters escaped, at most 200 characters.
+fn shown(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .flat_map(char::escape_default)
+        .collect()
 }
 
 /// A client for one configured channel.
@@ -73,15 +123,17 @@ impl<'a> ChannelClient<'a> {
             nonce: Nonce::generate(),
         };
         let path = format!("/v1/updates?since={since}&nonce={}", request.nonce.to_hex());
-        let signed = self
+        let (signed, url) = self
             .get_envelope::<Signed>(&path, self.limits.max_update_response_bytes + 4096)
             .map_err(|e| match e {
                 // Say what it means: the server's own words name only its error code.
                 ChannelError::Verification {
                     channel,
+                    url,
                     source: WireError::Remote { code, message },
                 } if code == ErrorCode::SinceBeyondLog => ChannelError::Verification {
                     channel,
+                    url,
                     source: WireError::Remote {
                         code,
                         message: format!(
@@ -101,6 +153,7 @@ impl<'a> ChannelClient<'a> {
         )
         .map_err(|source| ChannelError::Verification {
             channel: self.cfg.name.as_str().to_owned(),
+            url,
             source,
         })
     }
@@ -109,6 +162,7 @@ impl<'a> ChannelClient<'a> {
     /// check the channel name).
     pub fn checkpoint(&self) -> Result<Signed, ChannelError> {
         self.get_envelope::<Signed>("/v1/checkpoint", self.limits.max_small_response_bytes)
+            .map(|(signed, _)| signed)
     }
 
     /// The archive URLs of a release, one per mirror, in order.
@@ -125,43 +179,86 @@ impl<'a> ChannelClient<'a> {
             .collect()
     }
 
+    /// The first mirror's well-formed `ok` answer, and the URL that gave it (see the module
+    /// docs for which failures move on to the next mirror).
     fn get_envelope<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         limit: u64,
-    ) -> Result<T, ChannelError> {
+    ) -> Result<(T, String), ChannelError> {
+        let channel = self.cfg.name.as_str();
+        let malformed = |url: &str, message: String| ChannelError::Malformed {
+            channel: channel.to_owned(),
+            url: url.to_owned(),
+            message,
+        };
         let mut errors = Vec::new();
         for mirror in &self.cfg.mirrors {
             let url = format!("{}{path}", mirror.trim_end_matches('/'));
-            match self.http.get(&url, limit) {
-                Ok(resp) => match Envelope::<T>::open(&resp.body, limit) {
-                    Ok(v) => return Ok(v),
-                    Err(WireError::Remote { code, message })
-                        if code == ErrorCode::SinceBeyondLog =>
-                    {
-                        // The channel says it has fewer entries than we already accepted from
-                        // it: a rollback (or a different log). Never just "unreachable".
-                        return Err(ChannelError::Verification {
-                            channel: self.cfg.name.as_str().to_owned(),
-                            source: WireError::Remote { code, message },
-                        });
-                    }
-                    Err(WireError::Remote { code, message }) => {
-                        errors.push(format!("{mirror}: HTTP {} {code}: {message}", resp.status));
-                    }
-                    Err(e) => errors.push(format!("{mirror}: HTTP {}: {e}", resp.status)),
-                },
-                Err(e @ TransportError::TooLarge { .. }) => {
+            let resp = match self.http.get(&url, limit) {
+                Ok(resp) => resp,
+                Err(e) if e.is_malformed() => return Err(malformed(&url, e.to_string())),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            let status = resp.status;
+            if is_outage_status(status) {
+                errors.push(format!(
+                    "{url}: HTTP {status}: the server is overloaded or restarting"
+                ));
+                continue;
+            }
+            match Envelope::<T>::open(&resp.body, limit) {
+                Ok(v) if (200..300).contains(&status) => return Ok((v, url)),
+                Ok(_) => {
+                    return Err(malformed(
+                        &url,
+                        format!("HTTP {status} with an \"ok\" answer"),
+                    ));
+                }
+                Err(WireError::Remote { code, message }) if code == ErrorCode::SinceBeyondLog => {
+                    // The channel says it has fewer entries than we already accepted from
+                    // it: a rollback (or a different log). Never just "unreachable".
                     return Err(ChannelError::Verification {
-                        channel: self.cfg.name.as_str().to_owned(),
-                        source: WireError::Malformed(e.to_string()),
+                        channel: channel.to_owned(),
+                        url,
+                        source: WireError::Remote { code, message },
                     });
                 }
-                Err(e) => errors.push(format!("{mirror}: {e}")),
+                Err(WireError::Remote { code, message }) if is_outage_code(&code) => {
+                    errors.push(format!("{url}: HTTP {status} {code}: {}", shown(&message)));
+                }
+                Err(WireError::Remote { code, message }) => {
+                    let hint = if status == 404 {
+                        format!(
+                            " (is {mirror} the channel's base URL? see [[channel]] mirrors in continuum.toml)"
+                        )
+                    } else {
+                        String::new()
+                    };
+                    return Err(malformed(
+                        &url,
+                        format!("HTTP {status} error {code}: {}{hint}", shown(&message)),
+                    ));
+                }
+                Err(e) => {
+                    let start = String::from_utf8_lossy(resp.body.get(..60).unwrap_or(&resp.body))
+                        .into_owned();
+                    return Err(malformed(
+                        &url,
+                        format!(
+                            "HTTP {status}, {} bytes that are not a channel answer ({e}); they begin with \"{}\"",
+                            resp.body.len(),
+                            shown(&start)
+                        ),
+                    ));
+                }
             }
         }
         Err(ChannelError::Unreachable {
-            channel: self.cfg.name.as_str().to_owned(),
+            channel: channel.to_owned(),
             errors,
         })
     }

@@ -102,6 +102,12 @@ pub enum EditError {
     /// No channel is configured at all.
     #[error("no channel is configured")]
     NoChannel,
+    /// `peers add` of something that is not an `http://` or `https://` URL.
+    #[error("{message}: give the peer's notary base URL, such as http://peer.example.net:9000")]
+    BadUrl {
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl EditError {
@@ -280,6 +286,16 @@ pub struct TransportConfig {
     /// Timeout in seconds for an archive download (default 600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub download_timeout_secs: Option<u64>,
+    /// Slowest archive download kept, in bytes per second over a window (default 1024; 0
+    /// turns the floor off): a slower mirror is left for the next one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_rate_bytes_per_sec: Option<u64>,
+    /// The window of `min_rate_bytes_per_sec`, in seconds (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_rate_window_secs: Option<u64>,
+    /// Longest network time of one `update` run, in seconds (default 1800; 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_deadline_secs: Option<u64>,
 }
 
 impl Config {
@@ -366,6 +382,8 @@ impl Config {
     /// a key another peer already has (one notary must not vote twice). Changes only `self`;
     /// the caller saves.
     pub fn add_peer(&mut self, url: &str, key: PublicKey) -> Result<(), EditError> {
+        // Saved unchecked, a bad URL would make the next load of the file fail.
+        check_url(url).map_err(|message| EditError::BadUrl { message })?;
         if let Some(p) = self.peers.iter().find(|p| p.key == key && p.url != url) {
             return Err(EditError::DuplicatePeerKey { url: p.url.clone() });
         }

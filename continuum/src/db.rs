@@ -405,3 +405,78 @@ pub fn remove_installed(conn: &Connection, supplier: &str, package: &str) -> Res
     )?;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Peer checks: which peers failed in the last `update` run that asked them, and how (bogus or
+// unreachable), for `status`. Replaced per channel whenever a run asks that channel's peers.
+// The table is created on first use by `ensure_peer_tables`.
+
+const PEER_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS peer_checks (
+    channel    TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    checked_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, url)
+) STRICT;
+";
+
+/// Creates the peer-check table if it does not exist yet (idempotent).
+pub fn ensure_peer_tables(conn: &Connection) -> Result<(), DbError> {
+    conn.execute_batch(PEER_SCHEMA)?;
+    Ok(())
+}
+
+/// One peer that failed in the last run that asked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCheck {
+    /// The channel asked about.
+    pub channel: String,
+    /// The peer's URL, without credentials.
+    pub url: String,
+    /// `BOGUS` or `unreachable` (the names of `crate::peers::PeerLineOutcome`).
+    pub outcome: String,
+    /// Why (the first reason in that run).
+    pub detail: String,
+    /// When (Unix seconds).
+    pub checked_at: u64,
+}
+
+/// Replaces the recorded failing peers of `channel` with `checks` (empty: none failed).
+pub fn replace_peer_checks(
+    conn: &Connection,
+    channel: &str,
+    checks: &[PeerCheck],
+) -> Result<(), DbError> {
+    ensure_peer_tables(conn)?;
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM peer_checks WHERE channel = ?1", [channel])?;
+    for c in checks {
+        tx.execute(
+            "INSERT OR REPLACE INTO peer_checks (channel, url, outcome, detail, checked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.channel, c.url, c.outcome, c.detail, c.checked_at as i64],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The failing peers recorded, by channel and URL.
+pub fn peer_checks(conn: &Connection) -> Result<Vec<PeerCheck>, DbError> {
+    ensure_peer_tables(conn)?;
+    let mut stmt = conn.prepare(
+        "SELECT channel, url, outcome, detail, checked_at FROM peer_checks ORDER BY channel, url",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(PeerCheck {
+            channel: r.get(0)?,
+            url: r.get(1)?,
+            outcome: r.get(2)?,
+            detail: r.get(3)?,
+            checked_at: r.get::<_, i64>(4)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

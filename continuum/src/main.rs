@@ -111,6 +111,10 @@ enum PeersCommand {
         /// The peer's notary public key (64 hex).
         #[arg(value_parser = cli::parse_key)]
         key: PublicKey,
+        /// Add it without asking the peer to prove the key (a signed answer to a fresh
+        /// challenge); for a peer that is not running yet.
+        #[arg(long)]
+        offline: bool,
     },
     /// List peers.
     ///
@@ -224,7 +228,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         } => cli::update::install(&paths, &package, policy, channel, json),
         Command::Rollback { package } => cli::rollback::run(&paths, &package),
         Command::Status {} => cli::status::run(&paths, json),
-        Command::Peers(PeersCommand::Add { url, key }) => cli::peers::add(&paths, &url, key),
+        Command::Peers(PeersCommand::Add { url, key, offline }) => {
+            cli::peers::add(&paths, &url, key, offline)
+        }
         Command::Peers(PeersCommand::List) => cli::peers::list(&paths),
         Command::Peers(PeersCommand::Remove { url }) => cli::peers::remove(&paths, &url),
         Command::Notary(NotaryCommand::Key) => cli::notary::key(&paths, json),

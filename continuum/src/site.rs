@@ -271,9 +271,15 @@ fn prepare(paths: &SitePaths) -> Result<(Config, rusqlite::Connection, Http, Htt
     let config = Config::load(&paths.config)?;
     let conn = db::open(&paths.db)?;
     crate::install::reconcile(paths, &conn).map_err(|e| UpdateError::Reconcile(Box::new(e)))?;
-    let http = Http::new(&config.transport)?;
+    // One deadline for the whole run's network time, channel, mirrors and peers alike.
+    let deadline = config
+        .transport
+        .run_deadline_secs
+        .unwrap_or(crate::transport::DEFAULT_RUN_DEADLINE_SECS);
+    let http = Http::new(&config.transport)?.with_run_deadline(deadline);
     let peer_timeout = Duration::from_secs(config.site.peer_timeout_secs.unwrap_or(5));
-    let peer_http = Http::with_timeouts(&config.transport, peer_timeout, peer_timeout)?;
+    let peer_http = Http::with_timeouts(&config.transport, peer_timeout, peer_timeout)?
+        .with_run_deadline(deadline);
     Ok((config, conn, http, peer_http))
 }
 
@@ -320,10 +326,46 @@ fn channels(
             report.notes.push(format!("FAILED: {}", chain(&f)));
             failure.get_or_insert(f);
         }
+        record_peer_checks(&conn, &report, now);
         reports.push(report);
     }
     (reports, failure)
 }
+
+/// Keeps which peers failed, and how, for `status`, when this run asked the channel's peers
+/// (a root was confirmed, or some peer failed). A database failure here is logged, not fatal:
+/// the run's own outcome is what matters.
+fn record_peer_checks(conn: &rusqlite::Connection, report: &ChannelReport, now: u64) {
+    if report.root.is_none() && report.peers_bogus.is_empty() && report.peers_unreachable.is_empty()
+    {
+        return;
+    }
+    let check = |outcome: &str, p: &crate::peers::PeerProblem| db::PeerCheck {
+        channel: report.channel.clone(),
+        url: p.url.clone(),
+        outcome: outcome.to_owned(),
+        detail: p.detail.chars().take(500).collect(),
+        checked_at: now,
+    };
+    let checks: Vec<db::PeerCheck> = report
+        .peers_bogus
+        .iter()
+        .map(|p| check(PEER_BOGUS, p))
+        .chain(
+            report
+                .peers_unreachable
+                .iter()
+                .map(|p| check(PEER_UNREACHABLE, p)),
+        )
+        .collect();
+    if let Err(e) = db::replace_peer_checks(conn, &report.channel, &checks) {
+        tracing::error!(error = %e, "could not record the peer checks");
+    }
+}
+
+/// The outcome names of failing peers in `peer_checks`.
+const PEER_BOGUS: &str = "BOGUS";
+const PEER_UNREACHABLE: &str = "unreachable";
 
 fn finish(
     paths: &SitePaths,
@@ -410,8 +452,26 @@ pub struct Status {
     pub last_success_age_secs: Option<u64>,
     /// Failed runs since the last success.
     pub failures_since_success: Vec<String>,
-    /// Warnings for people (stale success, fork evidence).
+    /// Warnings for people (stale success, fork evidence, bogus peers).
     pub warnings: Vec<String>,
+    /// Peers whose answer was unusable in the last run that asked them (a wrong key pinned, a
+    /// peer not following the channel, tampering): counted apart from unreachable ones.
+    pub peers_bogus: Vec<PeerStatus>,
+    /// Peers that could not be reached in the last run that asked them.
+    pub peers_unreachable: Vec<PeerStatus>,
+}
+
+/// A failing peer in `status`.
+#[derive(Debug, Serialize)]
+pub struct PeerStatus {
+    /// The channel it was asked about.
+    pub channel: String,
+    /// Its URL, without credentials.
+    pub url: String,
+    /// Why it failed.
+    pub detail: String,
+    /// When (RFC 3339).
+    pub checked_at: String,
 }
 
 /// One channel in `status`.
@@ -476,6 +536,7 @@ pub fn status(paths: &SitePaths) -> Result<Status, SiteError> {
             }
         })
         .collect();
+    let (peers_bogus, peers_unreachable) = peer_status(&conn, &config, &mut warnings)?;
     let (last, failures) = db::runs_since_success(&conn)?;
     let age = last.as_ref().map(|r| now.saturating_sub(r.finished));
     match age {
@@ -504,7 +565,45 @@ pub fn status(paths: &SitePaths) -> Result<Status, SiteError> {
             })
             .collect(),
         warnings,
+        peers_bogus,
+        peers_unreachable,
     })
+}
+
+/// The failing peers recorded by the last runs, for peers still configured; a warning for
+/// each bogus one (an unreachable peer may be back next hour; a bogus one needs a person).
+fn peer_status(
+    conn: &rusqlite::Connection,
+    config: &Config,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<PeerStatus>, Vec<PeerStatus>), SiteError> {
+    let configured: Vec<String> = config
+        .peers
+        .iter()
+        .map(|p| crate::peers::redact_url(&p.url))
+        .collect();
+    let (mut bogus, mut unreachable) = (Vec::new(), Vec::new());
+    for c in db::peer_checks(conn)? {
+        if !configured.contains(&c.url) {
+            continue;
+        }
+        let p = PeerStatus {
+            channel: c.channel,
+            url: c.url,
+            detail: c.detail,
+            checked_at: rfc3339(c.checked_at),
+        };
+        if c.outcome == PEER_BOGUS {
+            warnings.push(format!(
+                "peer {} sent a bogus answer about channel {} ({}): check its notary key with its operator and set it with `continuum peers add URL KEY`, or remove it with `continuum peers remove URL`",
+                p.url, p.channel, p.detail
+            ));
+            bogus.push(p);
+        } else {
+            unreachable.push(p);
+        }
+    }
+    Ok((bogus, unreachable))
 }
 
 #[cfg(test)]

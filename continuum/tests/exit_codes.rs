@@ -81,7 +81,11 @@ fn exit_0_on_success() {
     let site = site_for(dir.path(), NOWHERE, &any_key());
     assert!(site.join("continuum.toml").is_file());
     let key = any_key();
-    let o = continuum(&site, &["peers", "add", "http://127.0.0.1:9", &key]);
+    // --offline: no notary runs at that address (`peers add` would ask it for a signed answer).
+    let o = continuum(
+        &site,
+        &["peers", "add", "--offline", "http://127.0.0.1:9", &key],
+    );
     expect(&o, 0, &[]);
     let o = continuum(&site, &["peers", "list"]);
     expect(&o, 0, &[]);
@@ -148,7 +152,10 @@ fn exit_2_on_usage_errors() {
     );
     let key = any_key();
     expect(
-        &continuum(&site, &["peers", "add", "http://127.0.0.1:9", &key]),
+        &continuum(
+            &site,
+            &["peers", "add", "--offline", "http://127.0.0.1:9", &key],
+        ),
         0,
         &[],
     );

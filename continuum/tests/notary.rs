@@ -608,7 +608,8 @@ fn a_fork_is_kept_served_and_checked_by_peers() {
         report.outcome,
         PeerOutcome::Rejected(RejectReason::TooManyFailures { failed: 1, cap: 1 })
     );
-    assert_eq!(report.lines[0].outcome, PeerLineOutcome::NoAnswer);
+    assert_eq!(report.lines[0].outcome, PeerLineOutcome::Bogus);
+    assert_eq!((report.bogus, report.unreachable), (1, 0));
     assert!(
         report.lines[0].detail.contains("does not prove"),
         "{}",
@@ -654,7 +655,8 @@ fn fork_evidence_that_proves_nothing_counts_as_no_answer() {
         &root_of(&real),
         1,
     );
-    assert_eq!(report.lines[0].outcome, PeerLineOutcome::NoAnswer);
+    assert_eq!(report.lines[0].outcome, PeerLineOutcome::Bogus);
+    assert_eq!((report.bogus, report.unreachable), (1, 0));
     assert!(!report.contradicted());
     assert!(!report.accepted());
 }
@@ -735,6 +737,16 @@ fn peers_agree_disagree_and_fail() {
         PeerOutcome::Rejected(RejectReason::TooManyFailures { failed: 2, cap: 2 })
     );
     assert!(!report.contradicted());
+    // Closed ports are unreachable peers, not bogus ones.
+    assert_eq!((report.unreachable, report.bogus), (2, 0));
+    assert!(
+        report
+            .lines
+            .iter()
+            .all(|l| l.outcome == PeerLineOutcome::Unreachable),
+        "{:?}",
+        report.lines
+    );
 
     // One down out of three still leaves enough.
     let mixed = vec![down[0].clone(), honest[0].clone(), honest[1].clone()];
@@ -754,7 +766,8 @@ fn peers_agree_disagree_and_fail() {
     );
     assert_eq!(report.lines[0].outcome, PeerLineOutcome::Behind);
 
-    // A bad signature (the key in our config is not the peer's) counts as no answer.
+    // A bad signature (the key in our config is not the peer's) counts as no answer, sorted
+    // apart as a bogus peer.
     let impostor = PeerConfig {
         url: honest[2].url.clone(),
         key: KeyPair::generate().public(),
@@ -764,7 +777,8 @@ fn peers_agree_disagree_and_fail() {
         report.outcome,
         PeerOutcome::Rejected(RejectReason::TooManyFailures { failed: 1, cap: 1 })
     );
-    assert_eq!(report.lines[0].outcome, PeerLineOutcome::NoAnswer);
+    assert_eq!(report.lines[0].outcome, PeerLineOutcome::Bogus);
+    assert_eq!((report.bogus, report.unreachable), (1, 0));
     assert!(
         report.lines[0].detail.contains("signature"),
         "{}",

@@ -874,9 +874,11 @@ impl Site {
         payload.status
     }
 
-    /// Adds `other`'s notary as a peer.
+    /// Adds `other`'s notary as a peer, with `--offline`: many tests add peers that are not
+    /// running yet, pin a wrong key on purpose, or sit behind a misbehaving front, which a
+    /// verified `peers add` would refuse (continuum/tests/malformed.rs tests that refusal).
     pub fn add_peer(&self, url: &str, key: &PublicKey) {
-        let out = self.run(&["peers", "add", url, &key.to_hex()]);
+        let out = self.run(&["peers", "add", "--offline", url, &key.to_hex()]);
         assert!(
             out.status.success(),
             "peers add: {}",

@@ -142,7 +142,7 @@ fn slow_peer_times_out_and_counts_as_no_answer() {
         exit::UNREACHABLE,
         &[
             "peers did not confirm the channel's log",
-            &format!("{}: no answer", slow_peer.url),
+            &format!("{}: unreachable", slow_peer.url),
             "timed out",
             "nothing was applied",
         ],

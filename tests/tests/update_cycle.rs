@@ -120,7 +120,7 @@ fn too_many_peers_down_changes_nothing() {
         .iter()
         .filter(|u| {
             t.contains(&format!(
-                "{u}: no answer (request to {u}/v1/notary/root failed"
+                "{u}: unreachable (request to {u}/v1/notary/root failed"
             ))
         })
         .count();

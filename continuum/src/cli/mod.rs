@@ -76,6 +76,9 @@ pub enum CliError {
     /// `notary serve` without `--listen` and without `site.notary_listen`.
     #[error("no --listen given and no site.notary_listen in the config")]
     NoListenAddress,
+    /// `peers add` could not verify the peer's key (unreachable, or it did not prove it).
+    #[error(transparent)]
+    PeerCheck(#[from] continuum::peers::PeerCheckError),
     /// A local I/O step of a command failed (starting the runtime, binding, writing stdout).
     #[error("could not {operation}")]
     Io {
@@ -113,6 +116,7 @@ impl CliError {
             CliError::Install(e) => e.kind(),
             CliError::Lock(e) => e.kind(),
             CliError::NoListenAddress => ErrorKind::Usage,
+            CliError::PeerCheck(e) => e.kind(),
             CliError::NeedsAttention { .. } => ErrorKind::NeedsAttention,
             CliError::Db(_)
             | CliError::StoredVersion { .. }

@@ -1,14 +1,47 @@
 //! `continuum peers add|list|remove`.
 
+use std::time::Duration;
+
 use continuum::config::{Config, SitePaths};
+use continuum::peers::check_peer;
+use continuum::site;
+use continuum::transport::Http;
 use keyggdrasil::keys::PublicKey;
+use keyggdrasil::limits::Limits;
 
 use super::CliError;
 
-/// Adds (or replaces) the peer at `url` with notary key `key`, and saves the config.
-pub fn add(paths: &SitePaths, url: &str, key: PublicKey) -> Result<(), CliError> {
+/// Adds (or replaces) the peer at `url` with notary key `key`, and saves the config. Unless
+/// `offline`, first asks the peer for a signed answer to a fresh challenge about each channel
+/// and refuses a key that does not verify ([`check_peer`]); nothing is saved then.
+pub fn add(paths: &SitePaths, url: &str, key: PublicKey, offline: bool) -> Result<(), CliError> {
     let mut cfg = Config::load(&paths.config)?;
+    // The edit first (a duplicate key or a bad URL is refused before any network).
     cfg.add_peer(url, key)?;
+    if offline {
+        println!(
+            "not asking the peer (--offline): its key is unverified until the first update asks it"
+        );
+    } else {
+        let peer_timeout = Duration::from_secs(cfg.site.peer_timeout_secs.unwrap_or(5));
+        let http = Http::with_timeouts(&cfg.transport, peer_timeout, peer_timeout)
+            .map_err(|e| CliError::Site(e.into()))?;
+        let limits = Limits {
+            max_response_age_secs: cfg
+                .site
+                .max_response_age_secs
+                .unwrap_or(Limits::default().max_response_age_secs),
+            ..Limits::default()
+        };
+        let checked = check_peer(&http, url, &key, &cfg.channels, site::now(), &limits)?;
+        for n in &checked.notes {
+            println!("{n}");
+        }
+        println!(
+            "verified: peer {url} signed a fresh answer to a random challenge with this key (channel {})",
+            checked.verified.join(", ")
+        );
+    }
     cfg.save(&paths.config)?;
     println!("added peer {url} ({})", key.fingerprint());
     Ok(())

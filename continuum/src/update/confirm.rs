@@ -11,12 +11,15 @@ use keyggdrasil::peers::{NoPeers, RejectReason};
 
 use super::{ChannelReport, UpdateError};
 use crate::config::{ChannelConfig, Config};
-use crate::peers::PeerOutcome;
+use crate::peers::{PeerLineOutcome, PeerOutcome, PeerProblem};
 use crate::transport::Http;
 
 /// Returns the largest log size (above `accepted.size()`) whose root the peers confirmed, and
 /// fills the peer fields and notes of `report`. Fails when no new size is confirmed: with
 /// [`UpdateError::PeersRefused`] saying why for the smallest size tried.
+///
+/// A peer failing in several rounds is told once: one note per failing peer per run (the
+/// first reason; bogus before unreachable), and one note for all the sizes refused.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn confirm(
     config: &Config,
@@ -27,6 +30,90 @@ pub(super) fn confirm(
     accepted: &LogView,
     new_entries: &[Entry],
     report: &mut ChannelReport,
+) -> Result<u64, UpdateError> {
+    let mut failing: Vec<(PeerLineOutcome, PeerProblem)> = Vec::new();
+    let mut refused: Vec<(u64, String)> = Vec::new();
+    let result = rounds(
+        config,
+        channel,
+        peer_http,
+        limits,
+        now,
+        accepted,
+        new_entries,
+        report,
+        &mut failing,
+        &mut refused,
+    );
+    let name = channel.name.as_str();
+    if let Some((_, last)) = refused.last() {
+        let sizes: Vec<String> = refused.iter().map(|(s, _)| s.to_string()).collect();
+        let (word, list) = if sizes.len() == 1 {
+            ("size", sizes.join(""))
+        } else {
+            ("sizes", sizes.join(", "))
+        };
+        tracing::warn!(channel = name, sizes = %list, reason = %last, "peers did not confirm the root");
+        report.notes.push(format!(
+            "channel {name}: peers did not confirm {word} {list}: {last}"
+        ));
+    }
+    for (outcome, p) in &failing {
+        report.notes.push(format!(
+            "channel {name}: peer {}: {} ({})",
+            p.url,
+            outcome.name(),
+            p.detail
+        ));
+    }
+    for (outcome, p) in failing {
+        match outcome {
+            PeerLineOutcome::Bogus => report.peers_bogus.push(p),
+            _ => report.peers_unreachable.push(p),
+        }
+    }
+    result
+}
+
+/// Remembers each failing peer once: the first reason, a bogus answer before an unreachable
+/// one.
+fn remember(failing: &mut Vec<(PeerLineOutcome, PeerProblem)>, lines: &[crate::peers::PeerLine]) {
+    for l in lines {
+        if !matches!(
+            l.outcome,
+            PeerLineOutcome::Bogus | PeerLineOutcome::Unreachable
+        ) {
+            continue;
+        }
+        let problem = PeerProblem {
+            url: l.url.clone(),
+            detail: l.detail.clone(),
+        };
+        match failing.iter_mut().find(|(_, p)| p.url == l.url) {
+            Some(slot)
+                if slot.0 == PeerLineOutcome::Unreachable
+                    && l.outcome == PeerLineOutcome::Bogus =>
+            {
+                *slot = (l.outcome, problem);
+            }
+            Some(_) => {}
+            None => failing.push((l.outcome, problem)),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rounds(
+    config: &Config,
+    channel: &ChannelConfig,
+    peer_http: &Http,
+    limits: &Limits,
+    now: u64,
+    accepted: &LogView,
+    new_entries: &[Entry],
+    report: &mut ChannelReport,
+    failing: &mut Vec<(PeerLineOutcome, PeerProblem)>,
+    refused: &mut Vec<(u64, String)>,
 ) -> Result<u64, UpdateError> {
     let name = channel.name.as_str();
     let start = accepted.size();
@@ -52,6 +139,7 @@ pub(super) fn confirm(
             concurrency,
             no_peers,
         );
+        remember(failing, &outcome.lines);
         match &outcome.outcome {
             PeerOutcome::Accepted | PeerOutcome::AcceptedWithoutPeers => {
                 report.peers_agreed = outcome.agreed;
@@ -80,10 +168,7 @@ pub(super) fn confirm(
                 });
             }
             PeerOutcome::Rejected(reason) => {
-                tracing::warn!(channel = name, size = target, %reason, "peers did not confirm the root; dropping the newest entry");
-                report.notes.push(format!(
-                    "channel {name}: peers did not confirm size {target}: {reason}"
-                ));
+                refused.push((target, reason.to_string()));
                 let peers = format!(
                     "{}; {}",
                     outcome.summary(),

@@ -115,7 +115,9 @@ pub enum UpdateError {
         source: LogError,
     },
     /// No peers are configured and `allow_no_peers` is not set.
-    #[error("channel {channel}: {source}")]
+    #[error(
+        "channel {channel}: {source} (add peers with `continuum peers add URL KEY`, their notary URL and key; or set allow_no_peers = true under [site] in continuum.toml to trust the channel alone, for tests and first set-up only)"
+    )]
     NoPeers {
         /// The channel.
         channel: String,
@@ -125,7 +127,8 @@ pub enum UpdateError {
     },
     /// The peers did not confirm any new size; nothing was applied.
     #[error(
-        "channel {channel}: peers did not confirm the channel's log: {reason} ({peers}); nothing was applied"
+        "channel {channel}: peers did not confirm the channel's log: {reason} ({peers}); nothing was applied{}",
+        refused_hint(*.contradicted)
     )]
     PeersRefused {
         /// The channel.
@@ -166,6 +169,16 @@ pub enum UpdateError {
         #[source]
         source: Box<InstallError>,
     },
+}
+
+/// What to do when too few peers confirmed (nothing to add when a peer contradicted the
+/// channel: that is not fixed by adding peers).
+fn refused_hint(contradicted: bool) -> &'static str {
+    if contradicted {
+        ""
+    } else {
+        "; too few peers confirmed: check that they are up (`continuum status` lists unreachable and bogus peers), or add more with `continuum peers add URL KEY` (allow_no_peers under [site] applies only to a site with no peers at all)"
+    }
 }
 
 /// The install error's whole chain, without the release name it starts with (the message
@@ -249,6 +262,12 @@ pub struct ChannelReport {
     pub peers_needed: usize,
     /// Trusted peers configured.
     pub peers_total: usize,
+    /// Peers that could not be reached (or said they were overloaded) this run.
+    pub peers_unreachable: Vec<crate::peers::PeerProblem>,
+    /// Peers whose answer was unusable this run: a bad signature (wrong key pinned?), not
+    /// following the channel, not HTTP, cut short, stale. Counted as failures, never as
+    /// disagreements; `status` warns about them.
+    pub peers_bogus: Vec<crate::peers::PeerProblem>,
     /// The accepted root (hex) when new entries were confirmed and applied this run.
     pub root: Option<String>,
     /// Releases installed this run.
