@@ -205,6 +205,23 @@ pub enum Error {
     /// The two new passphrases typed differ.
     #[error("the two passphrases differ; nothing was written")]
     PassphrasesDiffer,
+    /// A new key's passphrase is below the strength floor ([`crate::passphrase::MIN_SCORE`]).
+    /// Carries zxcvbn's score and its advice, never the passphrase.
+    #[error(
+        "the passphrase is too weak for a new key (strength {score} of 4, at least {min} needed){advice}; \
+         the key's salt and Argon2i costs are public in the channel's log, so anyone can try to \
+         guess it offline. Use `--generate-words 12` (or 24) for a generated passphrase, or a \
+         longer one of several unrelated words; nothing was written \
+         (`--allow-weak-passphrase` overrides this, not recommended)",
+        min = crate::passphrase::MIN_SCORE,
+        advice = if advice.is_empty() { String::new() } else { format!(": {advice}") }
+    )]
+    WeakPassphrase {
+        /// zxcvbn's score, 0 to 4.
+        score: u8,
+        /// zxcvbn's warning and suggestions (about the passphrase's shape, not its text).
+        advice: String,
+    },
     /// A bundle file could not be opened.
     #[error("could not open {path}")]
     OpenBundle {
@@ -284,6 +301,7 @@ impl Error {
             | Error::NoTerminalForNew
             | Error::WordCount(_)
             | Error::PassphrasesDiffer
+            | Error::WeakPassphrase { .. }
             | Error::Exists { .. } => ErrorKind::Usage,
             Error::Derive(_)
             | Error::DeriveThread

@@ -68,6 +68,11 @@ pub struct NewArgs {
     /// Generate a passphrase of 12 or 24 words, shown once on stderr.
     #[arg(long, value_parser = ["12", "24"])]
     pub generate_words: Option<String>,
+    /// Accept a passphrase below the strength floor (zxcvbn score 3 of 4), with a loud
+    /// warning. Not recommended: the key's salt and costs are public, so it can be guessed
+    /// offline.
+    #[arg(long, conflicts_with = "generate_words")]
+    pub allow_weak_passphrase: bool,
 }
 
 /// Arguments of `key from-passphrase`.
@@ -214,9 +219,17 @@ pub fn new_key(
         .map(Level::from)
         .unwrap_or_else(|| KeyFile::default_level(role));
     let local = local_dir(dir);
-    ensure_private_dir(&local)?;
 
     let (pass, generated) = passphrase::for_new(a.passphrase_stdin, a.generate_words.as_deref())?;
+    if !generated {
+        // Before any derivation or file: a refused passphrase leaves nothing behind.
+        let mut context = vec![tool.name];
+        if let Some(s) = &supplier {
+            context.push(s.as_str());
+        }
+        passphrase::check_strength(&pass, a.allow_weak_passphrase, &context)?;
+    }
+    ensure_private_dir(&local)?;
     let derivation = passphrase::new_derivation(tool, level);
     eprintln!(
         "Deriving the {} key (Argon2i, {} passes over {} MiB); this can take a while...",

@@ -113,6 +113,42 @@ pub fn for_new(
     Ok((first, false))
 }
 
+/// The strength floor of a new key's passphrase: zxcvbn score 3 of 4 ("safely unguessable",
+/// an estimated 10^10 guesses or more). A key's salt and Argon2i costs are public in the log,
+/// so the passphrase is all that stands against an offline guesser; the costs multiply each
+/// guess, they do not replace a strong passphrase. Generated 12- and 24-word passphrases pass.
+pub const MIN_SCORE: u8 = 3;
+
+/// Refuses a new key's passphrase below [`MIN_SCORE`] ([`Error::WeakPassphrase`], naming
+/// `--generate-words`), unless `allow_weak`, which prints a loud warning instead. `context`
+/// are words the passphrase should not be built from (the supplier name, the tool's name):
+/// zxcvbn counts them as easy to guess.
+///
+/// zxcvbn looks at the first 100 characters only, and it copies the text into its own buffers,
+/// which are not zeroized (the passphrase itself stays in zeroizing memory here). This does not
+/// check that the passphrase is unused elsewhere or not leaked: only how guessable it looks.
+pub fn check_strength(pass: &[u8], allow_weak: bool, context: &[&str]) -> Result<(), Error> {
+    let text = Zeroizing::new(String::from_utf8_lossy(pass).into_owned());
+    let estimate = zxcvbn::zxcvbn(&text, context);
+    let score = u8::from(estimate.score());
+    if score >= MIN_SCORE {
+        return Ok(());
+    }
+    if allow_weak {
+        warn_loudly(&format!(
+            "--allow-weak-passphrase: this passphrase is WEAK (strength {score} of 4, at least \
+             {MIN_SCORE} recommended). The key's salt and costs are public in the channel's log; \
+             anyone can guess this passphrase offline and sign as you. Replace the key soon."
+        ));
+        return Ok(());
+    }
+    let advice = estimate
+        .feedback()
+        .map(|f| f.to_string().trim().trim_end_matches('.').to_owned())
+        .unwrap_or_default();
+    Err(Error::WeakPassphrase { score, advice })
+}
+
 /// Shows a generated passphrase once, on stderr only, so `--json` output and logs of stdout
 /// never carry it.
 pub fn show_generated_once(pass: &[u8]) {
@@ -209,6 +245,38 @@ mod tests {
         let (p, _) = for_new(false, Some("24")).unwrap();
         assert_eq!(String::from_utf8_lossy(&p).split(' ').count(), 24);
         assert!(for_new(false, Some("13")).is_err());
+    }
+
+    #[test]
+    fn weak_passphrases_are_refused_unless_allowed_and_generated_ones_pass() {
+        for weak in ["x", "letmein", "acme2024", "qwertyuiop", "Password1"] {
+            let e = check_strength(weak.as_bytes(), false, &["acme"]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{weak}");
+            let text = e.to_string();
+            assert!(text.contains("--generate-words"), "{text}");
+            if weak.len() > 4 {
+                assert!(!text.contains(weak), "the message must not repeat it: {text}");
+            }
+            check_strength(weak.as_bytes(), true, &[]).unwrap();
+        }
+        // The supplier's own name is no strength.
+        assert!(check_strength(b"acmeacme", false, &["acme"]).is_err());
+        // Strong enough: the test and demo passphrases of this workspace among them.
+        for strong in [
+            "tarnish velvet orbit canyon mistral 7 quill",
+            "correct horse battery staple",
+            "demo master passphrase, not a secret",
+            "demo signing passphrase, not a secret",
+            "a brand new passphrase for the recovered key",
+        ] {
+            check_strength(strong.as_bytes(), false, &["acme", "barge"]).unwrap();
+        }
+        for n in ["12", "24"] {
+            for _ in 0..20 {
+                let (p, _) = for_new(false, Some(n)).unwrap();
+                check_strength(&p, false, &["acme"]).unwrap();
+            }
+        }
     }
 
     #[test]
