@@ -517,6 +517,24 @@ pub enum Misbehaved {
     /// The checkpoint's signature (or version, size bound) does not verify with the pinned key.
     #[error("the channel's checkpoint does not verify with the pinned channel key")]
     Checkpoint(#[source] WireError),
+    /// Pin first: the channel's signed answer (its checkpoint, or its answer to a fresh
+    /// challenge) does not verify with the pinned channel key, or does not echo the challenge.
+    #[error(
+        "the channel's signed answer to {url} does not verify with the pinned channel key {} \
+         (channel_key in barge.toml, or --channel-key of barge init); nothing was sent or \
+         written. Either the key is wrong (compare it with the key the channel's operator \
+         published) or this is not that channel (check the URL)",
+        channel_key.fingerprint()
+    )]
+    Pin {
+        /// The URL whose answer failed.
+        url: String,
+        /// The pinned key.
+        channel_key: PublicKey,
+        /// Why.
+        #[source]
+        source: WireError,
+    },
     /// The answered leaf hash is not the hash of the submitted entry.
     #[error("the channel answered a leaf hash that is not the hash of our entry")]
     LeafHash,

@@ -3,6 +3,7 @@
 //! that a submitted entry is included under a checkpoint signed by the pinned channel key, and a
 //! replay of the whole log against such a checkpoint.
 
+use std::cell::OnceCell;
 use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use keyggdrasil::merkle::{Blake2b256, TreeHasher, verify_inclusion};
 use keyggdrasil::names::SupplierName;
 use keyggdrasil::state::KeyState;
 use keyggdrasil::wire::{
-    self, EntriesResponse, Envelope, ErrorCode, InclusionProofResponse, Signed, SubmitRequest,
-    SubmitResponse, VerifiedCheckpoint, WireError,
+    self, EntriesResponse, Envelope, ErrorCode, InclusionProofResponse, Nonce, Signed,
+    SubmitRequest, SubmitResponse, UpdateRequest, VerifiedCheckpoint, WireError,
 };
 use serde::de::DeserializeOwned;
 
@@ -28,6 +29,8 @@ pub struct Client {
     base: String,
     channel_key: keyggdrasil::keys::PublicKey,
     limits: Limits,
+    /// Set once [`Client::check_pin`] passed: the checkpoint it verified.
+    pinned: OnceCell<VerifiedCheckpoint>,
 }
 
 /// The `data` of a `PUT /v1/archives/…` answer.
@@ -110,7 +113,75 @@ impl Client {
             base: cfg.channel.clone(),
             channel_key: cfg.channel_key,
             limits: Limits::default(),
+            pinned: OnceCell::new(),
         }
+    }
+
+    /// A client for the configured channel that has passed [`Client::check_pin`], with a step
+    /// line saying so: what every submitting command starts with, before it unlocks a key.
+    pub fn pinned(cfg: &Loaded, out: &crate::output::Output) -> Result<Self, Error> {
+        let client = Self::new(cfg);
+        out.step(format!(
+            "Checking that {} answers a fresh challenge signed with the pinned channel key {}...",
+            cfg.channel,
+            cfg.channel_key.fingerprint()
+        ));
+        client.check_pin()?;
+        Ok(client)
+    }
+
+    /// Pin first: asks the channel for its signed checkpoint and then for a signed answer to a
+    /// fresh random challenge (`GET /v1/updates?since=SIZE&nonce=N`, which must echo the nonce,
+    /// name the checkpoint's channel and carry a current time), and checks both with the pinned
+    /// channel key. Every command that submits calls this before it unlocks a key or sends
+    /// anything, and [`Client::submit`] and [`Client::upload`] call it too, so a wrong pinned
+    /// key (or a channel impersonated by someone without its key) gets nothing: a mismatch is
+    /// [`Misbehaved::Pin`] (exit 3). Runs the network check once per client; later calls
+    /// return the checkpoint verified then.
+    ///
+    /// It does not check that the channel's log is consistent with anything seen before (barge
+    /// keeps no log state), only that the channel holds the pinned key now.
+    pub fn check_pin(&self) -> Result<VerifiedCheckpoint, Error> {
+        if let Some(c) = self.pinned.get() {
+            return Ok(c.clone());
+        }
+        let url = format!("{}/v1/checkpoint", self.base);
+        let r = self.agent.get(&url).call();
+        let signed: Signed = self.open(&url, r)?;
+        let checkpoint = wire::verify_checkpoint(&signed, &self.channel_key, None, &self.limits)
+            .map_err(|source| Misbehaved::Pin {
+                url: url.clone(),
+                channel_key: self.channel_key,
+                source,
+            })?;
+        let request = UpdateRequest {
+            since: checkpoint.size(),
+            nonce: Nonce::generate(),
+        };
+        let url = format!(
+            "{}/v1/updates?since={}&nonce={}",
+            self.base,
+            request.since,
+            request.nonce.to_hex()
+        );
+        let r = self.agent.get(&url).call();
+        let signed: Signed = self
+            .open_raw(&url, r, self.limits.max_update_response_bytes)?
+            .map_err(|e| refused(&url, e))?;
+        wire::verify_update(
+            &signed,
+            &self.channel_key,
+            checkpoint.origin(),
+            &request,
+            now(),
+            &self.limits,
+        )
+        .map_err(|source| Misbehaved::Pin {
+            url,
+            channel_key: self.channel_key,
+            source,
+        })?;
+        Ok(self.pinned.get_or_init(|| checkpoint).clone())
     }
 
     /// Reads an answer under `limit` and opens its envelope; a refusal keeps its code.
@@ -200,6 +271,7 @@ impl Client {
     /// up by a channel that accepts the entry without it. Checks that the answered leaf hash is
     /// the hash of `entry`.
     pub fn submit(&self, entry: &Entry, invite: Option<String>) -> Result<SubmitResponse, Error> {
+        self.check_pin()?;
         let url = format!("{}/v1/submit", self.base);
         let resp = match self.submit_once(entry, None)? {
             Ok(resp) => resp,
@@ -229,6 +301,7 @@ impl Client {
         archive: &[u8],
         progress: bool,
     ) -> Result<UploadResponse, Error> {
+        self.check_pin()?;
         let url = format!("{}/v1/archives/{supplier}/{package}/{version}", self.base);
         let total = archive.len() as u64;
         let req = self
@@ -367,6 +440,15 @@ impl Client {
             .map_err(Misbehaved::LogNotSigned)?;
         Ok(VerifiedLog { checkpoint, state })
     }
+}
+
+/// The local Unix time in seconds (0 if the clock is before 1970, which the time check then
+/// refuses).
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The channel's refusal as an error; its words are escaped when printed, as they come from

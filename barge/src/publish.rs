@@ -108,8 +108,10 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         }
     };
 
-    let client = Client::new(&cfg);
-    let checkpoint = client.checkpoint()?;
+    // Pin first: the checkpoint and a fresh challenge verify with the pinned key before the
+    // bundle's entry is sent.
+    let client = Client::pinned(&cfg, out)?;
+    let checkpoint = client.check_pin()?;
     if checkpoint.origin() != &req.origin {
         return Err(Error::OtherChannel {
             bundle: req.origin.as_str().to_owned(),

@@ -40,6 +40,8 @@ pub struct Args {
 pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let cfg = config::load(dir)?;
     let (kpath, kfile) = find_key(dir, KeyRole::Signing, a.key.as_deref())?;
+    // Pin first: nothing is built, unlocked or sent for a channel that does not hold the key.
+    let client = Client::pinned(&cfg, out)?;
 
     out.step(format!(
         "1. Building {}/{} {} from {}...",
@@ -96,7 +98,6 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     .map_err(Error::SignEntry)?;
     drop(kp);
 
-    let client = Client::new(&cfg);
     out.step(format!(
         "3. Submitting the release entry to {}...",
         cfg.channel

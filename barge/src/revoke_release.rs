@@ -66,6 +66,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let version = parse_version(&a.version)?;
     let reason = Reason::parse(&a.reason).map_err(Error::BadReason)?;
     let (path, file) = signer(dir, a.key.as_deref())?;
+    // Pin first: no passphrase is asked for, and nothing sent, for a channel without the key.
+    let client = Client::pinned(&cfg, out)?;
     out.step(format!(
         "Unlocking key {} ({}) to revoke {}/{} {}...",
         file.public_key.fingerprint(),
@@ -80,7 +82,6 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         version: version.clone(),
         reason: reason.clone(),
     };
-    let client = Client::new(&cfg);
     out.step(format!("Submitting the revocation to {}...", cfg.channel));
     let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, kp, event, None)?;
     out.say(format!(

@@ -148,7 +148,14 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     if !probe.status.success() {
         return Err(Error::NotARepository { path: a.source });
     }
-    // Unlock first, so a wrong passphrase stops everything before any work or network.
+    // With --attest, pin first (a channel without the pinned key gets nothing, and no
+    // passphrase is asked for), then unlock, so a wrong passphrase stops everything before any
+    // rebuild.
+    let client = if a.attest {
+        Client::pinned(&cfg, out)?
+    } else {
+        Client::new(&cfg)
+    };
     let signer: Option<(PathBuf, KeyFile, KeyPair)> = if a.attest {
         let (path, file) = attesting_key(dir, a.key.as_deref())?;
         let kp = unlock(&file, a.passphrase_stdin)?;
@@ -163,7 +170,6 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         version.as_str()
     );
 
-    let client = Client::new(&cfg);
     out.step(format!(
         "1. Reading and checking the log of {} against its signed checkpoint...",
         cfg.channel

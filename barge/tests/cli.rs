@@ -18,7 +18,7 @@ mod init {
 
     #[test]
     fn writes_config_and_private_local_folder() {
-        let a = author("http://127.0.0.1:9", SOME_KEY);
+        let a = offline_author("http://127.0.0.1:9", SOME_KEY);
         assert!(a.path().join("barge.toml").is_file());
         let mode = std::fs::metadata(a.path().join("local"))
             .expect("local")
@@ -68,7 +68,7 @@ mod keys {
 
     #[test]
     fn new_key_file_holds_no_secret_and_from_passphrase_reproduces_it() {
-        let a = author("http://127.0.0.1:9", SOME_KEY);
+        let a = offline_author("http://127.0.0.1:9", SOME_KEY);
         let k = new_key(a.path(), "--master");
         let file = PathBuf::from(k["file"].as_str().expect("file"));
         let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
@@ -125,7 +125,7 @@ mod keys {
 
     #[test]
     fn generated_words_are_shown_once_on_stderr_only() {
-        let a = author("http://127.0.0.1:9", SOME_KEY);
+        let a = offline_author("http://127.0.0.1:9", SOME_KEY);
         let o = barge(
             a.path(),
             &[
@@ -154,7 +154,7 @@ mod keys {
 
     #[test]
     fn wrong_passphrase_is_refused_and_nothing_is_written() {
-        let a = author("http://127.0.0.1:9", SOME_KEY);
+        let a = offline_author("http://127.0.0.1:9", SOME_KEY);
         let k = new_key(a.path(), "--signing");
         let target = a.path().join("file.bin");
         std::fs::write(&target, b"payload").expect("write");
@@ -176,7 +176,7 @@ mod keys {
 
     #[test]
     fn key_file_readable_by_others_is_refused() {
-        let a = author("http://127.0.0.1:9", SOME_KEY);
+        let a = offline_author("http://127.0.0.1:9", SOME_KEY);
         let k = new_key(a.path(), "--signing");
         let file = PathBuf::from(k["file"].as_str().expect("file"));
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -221,7 +221,7 @@ mod build_and_verify {
 
     #[test]
     fn building_twice_gives_identical_bytes() {
-        let a = author("http://127.0.0.1:9", SOME_KEY);
+        let a = offline_author("http://127.0.0.1:9", SOME_KEY);
         let src = source_repo();
         ok(&build(a.path(), src.path(), &a.path().join("one.zip"), &[]));
         // Other mtimes do not matter.
@@ -235,7 +235,7 @@ mod build_and_verify {
 
     #[test]
     fn dirty_or_non_git_tree_is_refused_unless_allowed_loudly() {
-        let a = author("http://127.0.0.1:9", SOME_KEY);
+        let a = offline_author("http://127.0.0.1:9", SOME_KEY);
         let src = source_repo();
         std::fs::write(src.path().join("new.txt"), "x").expect("write");
         let out = a.path().join("a.zip");
@@ -260,7 +260,7 @@ mod build_and_verify {
 
     #[test]
     fn verify_exit_codes() {
-        let a = author("http://127.0.0.1:9", SOME_KEY);
+        let a = offline_author("http://127.0.0.1:9", SOME_KEY);
         let k = new_key(a.path(), "--signing");
         let pk = k["public_key"].as_str().expect("pk").to_owned();
         let file = a.path().join("file.bin");

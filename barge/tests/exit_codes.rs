@@ -82,6 +82,7 @@ fn author(channel: &str, channel_key: &str) -> (tempfile::TempDir, String) {
         dir.path(),
         &[
             "init",
+            "--offline",
             "--channel",
             channel,
             "--channel-key",

@@ -637,7 +637,7 @@ mod verify_build {
             "not a git repository",
         );
         // An author folder that pinned another channel key trusts nothing this channel says.
-        let stranger = author(&r.ch.base, SOME_KEY);
+        let stranger = offline_author(&r.ch.base, SOME_KEY);
         let o = barge(
             stranger.path(),
             &[
@@ -862,7 +862,7 @@ mod reproducible {
 
     #[test]
     fn same_bytes_twice_and_across_copies_with_other_mtimes_and_modes() {
-        let a = author("http://127.0.0.1:9", SOME_KEY);
+        let a = offline_author("http://127.0.0.1:9", SOME_KEY);
         let src = source_repo();
         // An executable script keeps its execute bit in the archive whatever the umask.
         std::fs::write(src.path().join("run.sh"), "#!/bin/sh\necho hi\n").expect("write");

@@ -459,7 +459,7 @@ fn a_key_revocation_signed_on_the_airgap_reaches_the_log() {
 #[test]
 fn barge_signs_with_a_key_file_recovered_and_sealed_by_hangar() {
     // A key made by barge (the channel is never contacted here).
-    let d = common::author("http://127.0.0.1:9", SOME_KEY);
+    let d = common::offline_author("http://127.0.0.1:9", SOME_KEY);
     let k = new_key(d.path(), "--signing");
     let split = json(&hangar(
         d.path(),

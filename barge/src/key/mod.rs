@@ -138,6 +138,8 @@ fn from_passphrase(out: &Output, a: FromPassphraseArgs) -> Result<(), Error> {
 fn register(dir: &Path, out: &Output, a: RegisterArgs) -> Result<(), Error> {
     let cfg = config::load(dir)?;
     let (path, file) = find_key(dir, KeyRole::Master, a.key.as_deref())?;
+    // Pin first: no passphrase is asked for, and nothing sent, for a channel without the key.
+    let client = Client::pinned(&cfg, out)?;
     out.step(format!(
         "Unlocking master key {} ({})...",
         file.public_key.fingerprint(),
@@ -148,7 +150,6 @@ fn register(dir: &Path, out: &Output, a: RegisterArgs) -> Result<(), Error> {
         public_key: master.public(),
         derivation: file.derivation.clone(),
     };
-    let client = Client::new(&cfg);
     out.step(format!("Submitting the master key to {}...", cfg.channel));
     let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, master, event, a.invite)?;
     report_submit(out, "master key", &file, &resp, &checkpoint);
@@ -172,6 +173,8 @@ fn add(dir: &Path, out: &Output, a: AddArgs) -> Result<(), Error> {
             key: added.public_key,
         });
     }
+    // Pin first: no passphrase is asked for, and nothing sent, for a channel without the key.
+    let client = Client::pinned(&cfg, out)?;
     out.step(format!(
         "Unlocking master key {} ({})...",
         mfile.public_key.fingerprint(),
@@ -189,7 +192,6 @@ fn add(dir: &Path, out: &Output, a: AddArgs) -> Result<(), Error> {
             derivation: added.derivation.clone(),
         }
     };
-    let client = Client::new(&cfg);
     out.step(format!(
         "Submitting {what} {} to {}...",
         added.public_key.fingerprint(),

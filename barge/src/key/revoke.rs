@@ -93,6 +93,8 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         .as_ref()
         .map(|(_, k)| shipyard::keys::role_name(k.role))
         .unwrap_or("supplier");
+    // Pin first: no passphrase is asked for, and nothing sent, for a channel without the key.
+    let client = Client::pinned(&cfg, out)?;
     out.step(format!(
         "Unlocking master key {} ({}) to revoke {what} key {}...",
         by_file.public_key.fingerprint(),
@@ -104,7 +106,6 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         public_key: revoked.public_key,
         reason: reason.clone(),
     };
-    let client = Client::new(&cfg);
     out.step(format!("Submitting the revocation to {}...", cfg.channel));
     let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, master, event, None)?;
     out.say(format!(

@@ -57,6 +57,27 @@ pub fn author(channel: &str, key: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Like [`author`], with `init --offline`: the key is not checked against a channel (for
+/// tests without one, or that pin a wrong key on purpose).
+pub fn offline_author(channel: &str, key: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(&barge(
+        dir.path(),
+        &[
+            "init",
+            "--offline",
+            "--channel",
+            channel,
+            "--channel-key",
+            key,
+            "--supplier",
+            "acme",
+        ],
+        None,
+    ));
+    dir
+}
+
 pub const SOME_KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 
 pub fn git(dir: &Path, args: &[&str]) {
