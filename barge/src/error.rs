@@ -58,7 +58,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// The channel URL is not http(s).
-    #[error("channel URL {0:?} must start with http:// or https://")]
+    #[error(
+        "channel URL {0:?} must start with http:// or https:// (fix `channel` in barge.toml, or \
+         --channel of barge init)"
+    )]
     ChannelUrl(String),
     /// A public key given (channel key, `--public-key`, `--signer`, a key to revoke) is invalid.
     #[error("{what} is not a valid public key")]
@@ -102,7 +105,7 @@ pub enum Error {
     #[error("the signature is malformed")]
     BadSignatureText(#[source] HexError),
     /// A file could not be opened, read, created or written.
-    #[error("{action} {path}")]
+    #[error("{action} {}{}", path.display(), permission_hint(source))]
     Io {
         /// What was being done, e.g. `could not open`.
         action: &'static str,
@@ -450,7 +453,12 @@ pub enum Error {
     #[error("could not encode the request")]
     EncodeRequest(#[source] serde_json::Error),
     /// The channel could not be reached, or could not serve the request now.
-    #[error("could not reach {url}")]
+    #[error(
+        "could not reach {url} (check the channel URL, `channel` in barge.toml or --channel of \
+         barge init, and that the channel is up; for a TLS or certificate error, that the URL's \
+         host name is the one in the channel's certificate and that the system trusts its \
+         issuer)"
+    )]
     Unreachable {
         /// The URL.
         url: String,
@@ -709,6 +717,17 @@ fn refusal_kind(code: &ErrorCode) -> ErrorKind {
         | ErrorCode::UploadInterrupted
         | ErrorCode::Internal => ErrorKind::Unreachable,
         _ => ErrorKind::Rejected,
+    }
+}
+
+/// The fix for a refused file operation, appended to [`Error::Io`]'s message; empty for other
+/// causes (the cause itself is printed after the message).
+fn permission_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        " (permission denied: run as the user who owns the author folder, fix its permissions, \
+         or pass another --dir)"
+    } else {
+        ""
     }
 }
 

@@ -4,7 +4,7 @@
 //! replay of the whole log against such a checkpoint.
 
 use std::cell::OnceCell;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use keyggdrasil::entry::{Entry, EntryBody, Event, MAX_ENTRY_BYTES};
@@ -61,9 +61,10 @@ pub struct VerifiedLog {
     pub state: KeyState,
 }
 
-/// Whether upload progress should be drawn: only for people, on a terminal, outside `--json`.
+/// Whether upload progress should be drawn: only for people, on a terminal, outside `--json`,
+/// and not with `NO_COLOR` ([`shipyard::output::colour_on_stderr`]).
 pub fn show_progress(json: bool) -> bool {
-    !json && std::io::stderr().is_terminal()
+    !json && shipyard::output::colour_on_stderr()
 }
 
 /// A reader that counts what goes through it and draws a progress line on stderr.

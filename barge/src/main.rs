@@ -35,7 +35,7 @@ pub use error::Error;
 
 /// Extension authors' CLI: supplier keys, reproducible builds, signed releases, publishing.
 #[derive(Debug, Parser)]
-#[command(name = "barge", version, about, after_help = shipyard::error::EXIT_CODES_HELP_ONLINE)]
+#[command(name = "barge", version, about)]
 pub struct Cli {
     /// The author folder holding `barge.toml` and `local/` (keys).
     #[arg(long, global = true, default_value = ".")]
@@ -81,7 +81,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Init(a) => init::run(&cli.dir, &out, a),
         Command::Key(k) => key::run(&cli.dir, &out, k),
         Command::Build(a) => build::run(&cli.dir, &out, a),
-        Command::Sign(a) => sign::run(&out, a),
+        Command::Sign(a) => sign::run(&cli.dir, &out, a),
         Command::Verify(a) => verify::run(&out, a),
         Command::Release(a) => release::run(&cli.dir, &out, a),
         Command::RevokeRelease(a) => revoke_release::run(&cli.dir, &out, a),
@@ -91,21 +91,97 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("barge: error: {}", shipyard::report(&e));
-            exit_code(&e)
-        }
-    }
+/// One example per subcommand, shown at the end of its `--help` with the exit codes.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "",
+        "barge --dir ~/acme release ./hello --package hello --version 1.2.0",
+    ),
+    (
+        "init",
+        "barge init --channel https://channel.example --channel-key <64 hex from the operator> --supplier acme",
+    ),
+    ("key", "barge key new --master --generate-words 24"),
+    ("key new", "barge key new --signing --generate-words 12"),
+    ("key list", "barge --json key list"),
+    (
+        "key from-passphrase",
+        "barge key from-passphrase --salt <32 hex> --ops-limit 8 --mem-limit 536870912",
+    ),
+    ("key register", "barge key register --invite <token>"),
+    (
+        "key add",
+        "barge key add --signing-key local/signing-<fingerprint>.json",
+    ),
+    (
+        "key revoke",
+        "barge key revoke <fingerprint prefix> --reason \"laptop stolen\"",
+    ),
+    (
+        "build",
+        "barge build ./hello --package hello --version 1.2.0",
+    ),
+    ("sign", "barge sign dist/hello-1.2.0.zip --key signing-"),
+    (
+        "verify",
+        "barge verify --public-key <64 hex> --signature-file hello-1.2.0.zip.sig hello-1.2.0.zip",
+    ),
+    (
+        "release",
+        "barge release ./hello --package hello --version 1.2.0",
+    ),
+    (
+        "revoke-release",
+        "barge revoke-release hello 1.2.0 --reason \"breaks upgrades\"",
+    ),
+    (
+        "verify-build",
+        "barge verify-build acme/hello 1.2.0 --source ./hello --attest",
+    ),
+    (
+        "prepare",
+        "barge prepare release ./hello --package hello --version 1.2.0",
+    ),
+    (
+        "prepare release",
+        "barge prepare release ./hello --package hello --version 1.2.0",
+    ),
+    (
+        "prepare key-add",
+        "barge prepare key-add --key local/signing-<fingerprint>.json",
+    ),
+    (
+        "prepare revoke",
+        "barge prepare revoke <64 hex> --reason \"key lost\"",
+    ),
+    (
+        "prepare revoke-release",
+        "barge prepare revoke-release --package hello --version 1.2.0 --reason \"breaks upgrades\"",
+    ),
+    ("publish", "barge publish dist/hello-1.2.0.bundle.signed"),
+];
+
+/// barge's command line with the examples and exit codes in every `--help`.
+pub fn command() -> clap::Command {
+    shipyard::output::document(
+        <Cli as clap::CommandFactory>::command(),
+        EXAMPLES,
+        shipyard::error::EXIT_CODES_HELP_ONLINE,
+    )
 }
 
-/// The one place barge turns an error into its exit code: the error's kind, through the scheme
-/// shared with hangar ([`shipyard::ErrorKind::exit_code`]).
-fn exit_code(e: &Error) -> ExitCode {
-    ExitCode::from(e.kind().exit_code())
+fn main() -> ExitCode {
+    let cli: Cli = match shipyard::output::parse_args(command()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => shipyard::output::finish(),
+        // The one place barge turns an error into its exit code: the error's kind, through
+        // the scheme shared with hangar ([`shipyard::ErrorKind::exit_code`]).
+        Err(e) => shipyard::output::fail("barge", json, e.kind(), &e),
+    }
 }
 
 #[cfg(test)]
@@ -116,5 +192,21 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    /// Every example names a subcommand that exists (a renamed one would leave its example
+    /// behind silently).
+    #[test]
+    fn every_example_names_a_subcommand() {
+        let root = command();
+        for (path, _) in EXAMPLES {
+            let mut c = &root;
+            for part in path.split_whitespace() {
+                c = c
+                    .find_subcommand(part)
+                    .unwrap_or_else(|| panic!("no subcommand {path:?}"));
+            }
+        }
     }
 }

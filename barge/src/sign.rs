@@ -1,12 +1,12 @@
 //! `barge sign`: a Halite-compatible signature file beside the signed file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use keyggdrasil::filesig;
 
 use crate::build::write_file;
 use crate::error::{Error, io_at};
-use crate::key::{read_key_file, unlock};
+use crate::key::{resolve, unlock};
 use crate::output::Output;
 
 /// Arguments of `barge sign`.
@@ -14,17 +14,25 @@ use crate::output::Output;
 pub struct Args {
     /// The file to sign.
     pub file: PathBuf,
-    /// The key file to sign with.
+    /// The key to sign with: a key file path, or a unique prefix of a key file name or
+    /// fingerprint in `--dir`'s `local/` (see `barge key list`).
     #[arg(long)]
-    pub key: PathBuf,
+    pub key: String,
     /// Read the key's passphrase from standard input.
     #[arg(long)]
     pub passphrase_stdin: bool,
 }
 
 /// Runs `barge sign`.
-pub fn run(out: &Output, a: Args) -> Result<(), Error> {
-    let kf = read_key_file(&a.key)?;
+pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
+    let named = resolve(dir, &a.key)?;
+    let Some((_, kf)) = named.file else {
+        return Err(Error::NoKeyFile {
+            option: "--key",
+            text: a.key,
+            why: "signing needs the key's file (its derivation record)",
+        });
+    };
     let f = std::fs::File::open(&a.file).map_err(io_at("could not open", &a.file))?;
     let kp = unlock(&kf, a.passphrase_stdin)?;
     let sig = filesig::sign(&kp, f).map_err(io_at("could not read", &a.file))?;

@@ -36,7 +36,7 @@ pub const TOOL: shipyard::Tool = shipyard::Tool {
 
 /// Air-gapped signing: key management, bundle signing and key backups, with no network code.
 #[derive(Debug, Parser)]
-#[command(name = "hangar", version, about, after_help = shipyard::error::EXIT_CODES_HELP_OFFLINE)]
+#[command(name = "hangar", version, about)]
 pub struct Cli {
     /// The folder holding `local/` (keys).
     #[arg(long, global = true, default_value = ".")]
@@ -108,6 +108,49 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
+/// One example per subcommand, shown at the end of its `--help` with the exit codes.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "",
+        "hangar --dir /media/usb/acme sign dist/hello-1.2.0.bundle",
+    ),
+    (
+        "key",
+        "hangar key new --master --supplier acme --generate-words 24",
+    ),
+    (
+        "key new",
+        "hangar key new --signing --supplier acme --generate-words 12",
+    ),
+    ("key list", "hangar --json key list"),
+    (
+        "key from-passphrase",
+        "hangar key from-passphrase --salt <32 hex> --ops-limit 8 --mem-limit 536870912",
+    ),
+    ("sign", "hangar sign dist/hello-1.2.0.bundle"),
+    (
+        "backup",
+        "hangar backup split --key local/master-<fingerprint>.json --threshold 3 --shares 5 --out-dir shares",
+    ),
+    (
+        "backup split",
+        "hangar backup split --key local/master-<fingerprint>.json --threshold 3 --shares 5 --out-dir shares",
+    ),
+    (
+        "backup combine",
+        "hangar backup combine --expect <64 hex> shares/share-1.txt shares/share-2.txt shares/share-3.txt",
+    ),
+];
+
+/// hangar's command line with the examples and exit codes in every `--help`.
+pub fn command() -> clap::Command {
+    shipyard::output::document(
+        <Cli as clap::CommandFactory>::command(),
+        EXAMPLES,
+        shipyard::error::EXIT_CODES_HELP_OFFLINE,
+    )
+}
+
 fn main() -> ExitCode {
     // Before anything reads a secret: no core dumps, no ptrace by same-user processes.
     if let Err(e) = keyggdrasil::os::lockmem::harden_process() {
@@ -115,20 +158,17 @@ fn main() -> ExitCode {
             "could not disable core dumps for this process ({e}); secrets could end up in a core file"
         ));
     }
-    let cli = Cli::parse();
+    let cli: Cli = match shipyard::output::parse_args(command()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let json = cli.json;
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hangar: error: {}", shipyard::report(&e));
-            exit_code(&e)
-        }
+        Ok(()) => shipyard::output::finish(),
+        // The one place hangar turns an error into its exit code: the error's kind, through
+        // the scheme shared with barge ([`shipyard::ErrorKind::exit_code`]).
+        Err(e) => shipyard::output::fail("hangar", json, e.kind(), &e),
     }
-}
-
-/// The one place hangar turns an error into its exit code: the error's kind, through the
-/// scheme shared with barge ([`shipyard::ErrorKind::exit_code`]).
-fn exit_code(e: &Error) -> ExitCode {
-    ExitCode::from(e.kind().exit_code())
 }
 
 /// Moves an unlocked key pair into locked memory, warning loudly if the OS refused to lock it.
@@ -152,5 +192,20 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    /// Every example names a subcommand that exists.
+    #[test]
+    fn every_example_names_a_subcommand() {
+        let root = command();
+        for (path, _) in EXAMPLES {
+            let mut c = &root;
+            for part in path.split_whitespace() {
+                c = c
+                    .find_subcommand(part)
+                    .unwrap_or_else(|| panic!("no subcommand {path:?}"));
+            }
+        }
     }
 }

@@ -694,7 +694,11 @@ mod backup {
         refused(&split(d.path(), key, "1", "3", PASS, &[]), 2, "threshold");
         let o = split(d.path(), key, "2", "3", "wrong", &[]);
         refused(&o, 1, "wrong passphrase");
-        assert!(o.stdout.is_empty());
+        // No share on stdout: only the --json error object.
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+        assert_eq!(v.as_object().map(|m| m.len()), Some(1), "{v}");
+        assert_eq!(v["error"]["kind"], "rejected");
+        assert_eq!(v["error"]["exit_code"], 1);
 
         let out = d.path().join("shares");
         let o = split(

@@ -52,6 +52,20 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The kind's name in the `--json` error object (`{"error":{"kind":…}}`): `rejected`,
+    /// `usage`, `channel_misbehaved`, `unreachable` or `local`. Stable: scripts match it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::Usage => "usage",
+            ErrorKind::ChannelMisbehaved => "channel_misbehaved",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Local => "local",
+        }
+    }
+}
+
 /// The exit codes as `--help` shows them (after_help), for binaries that talk to a channel.
 pub const EXIT_CODES_HELP_ONLINE: &str = "\
 Exit codes:

@@ -187,10 +187,12 @@ pub fn parse_salt(text: &str) -> Result<[u8; SALT_LEN], Error> {
 const PROGRESS_FROM_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Derives the key pair, showing a spinner with elapsed seconds on stderr while a slow
-/// derivation runs, if stderr is a terminal. Without a terminal nothing extra is printed, so
-/// logs stay clean.
+/// derivation runs, if stderr is a terminal and `NO_COLOR` is unset
+/// ([`crate::output::colour_on_stderr`]). Otherwise nothing extra is printed, so logs stay
+/// clean.
 pub fn derive_with_progress(d: &Derivation, pass: &[u8]) -> Result<KeyPair, Error> {
-    let show = d.mem_limit >= PROGRESS_FROM_BYTES && std::io::stderr().is_terminal();
+    // A redrawn line is decoration: only on a terminal, and not with NO_COLOR.
+    let show = d.mem_limit >= PROGRESS_FROM_BYTES && crate::output::colour_on_stderr();
     if !show {
         return d.derive_keypair(pass).map_err(Error::Derive);
     }
@@ -255,7 +257,10 @@ mod tests {
             let text = e.to_string();
             assert!(text.contains("--generate-words"), "{text}");
             if weak.len() > 4 {
-                assert!(!text.contains(weak), "the message must not repeat it: {text}");
+                assert!(
+                    !text.contains(weak),
+                    "the message must not repeat it: {text}"
+                );
             }
             check_strength(weak.as_bytes(), true, &[]).unwrap();
         }
