@@ -35,19 +35,43 @@ pub(super) fn ensure_staging(staging: &Path) -> Result<(), InstallError> {
 }
 
 /// Downloads into `dest` (resuming what is there) from the first URL that delivers all `size`
-/// bytes. Unreachable mirrors and cut-short downloads move on to the next URL; more bytes than
-/// `size` stops at once (the transport deleted them).
+/// bytes. Unreachable, stalled (below the transport's rate floor) and cut-short downloads move
+/// on to the next URL, which resumes from the bytes kept; more bytes than `size` stops at once
+/// (the transport deleted them). Returns true when the file holds bytes of more than one
+/// transfer (kept from before, or from a mirror left midway): if it then fails its checks, the
+/// kept part may be the culprit, and the caller downloads it once more from the start.
 pub(super) fn fetch(
     http: &Http,
     urls: &[String],
     dest: &Path,
     size: u64,
     name: &str,
-) -> Result<(), InstallError> {
+) -> Result<bool, InstallError> {
     let mut errors = Vec::new();
+    let kept = || fs::symlink_metadata(dest).map(|m| m.len()).unwrap_or(0);
+    let mut mixed = false;
     for url in urls {
+        let before = kept();
+        mixed |= before > 0;
         match http.download(url, dest, size) {
-            Ok((_, got)) if got == size => return Ok(()),
+            Err(e @ TransportError::Stalled { .. }) => {
+                // A mirror below the rate floor is one that did not deliver: what it sent is
+                // not mixed into the next mirror's transfer (the digest would fail and cost a
+                // second download); the bytes kept from before stay.
+                let dropped = fs::OpenOptions::new()
+                    .write(true)
+                    .open(dest)
+                    .and_then(|f| f.set_len(before));
+                if let Err(source) = dropped {
+                    return Err(InstallError::Io {
+                        operation: "cut back the stalled download",
+                        path: dest.to_path_buf(),
+                        source,
+                    });
+                }
+                errors.push(e.to_string());
+            }
+            Ok((_, got)) if got == size => return Ok(mixed),
             Ok((200 | 206, got)) => errors.push(format!(
                 "{url}: connection closed after {got} of {size} bytes"
             )),

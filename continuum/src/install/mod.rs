@@ -338,8 +338,8 @@ pub fn install_release(
     // rest. If such a mixed download fails its checks, the kept part may be the culprit, so it
     // is downloaded once more from the start (verify_download deleted it) before anything is
     // reported: a fresh download that fails is a real failure, from one transfer.
-    let resumed = fs::symlink_metadata(&download).is_ok_and(|m| m.len() > 0);
-    fetch(http, urls, &download, size, &name)?;
+    // (Also when a mirror was left midway, stalled or cut, and the next one resumed.)
+    let resumed = fetch(http, urls, &download, size, &name)?;
     match verify_download(&download, release, &name) {
         Err(first)
             if resumed
