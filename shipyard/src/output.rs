@@ -151,6 +151,7 @@ fn document_at(
 /// usage error (exit 2): clap's message on stderr, and when `--json` is among the arguments,
 /// also the error object on stdout.
 pub fn parse_args<C: clap::FromArgMatches>(cmd: clap::Command) -> Result<C, ExitCode> {
+    let tool = cmd.get_name().to_owned();
     let parsed = cmd.try_get_matches().and_then(|m| C::from_arg_matches(&m));
     match parsed {
         Ok(c) => Ok(c),
@@ -164,17 +165,20 @@ pub fn parse_args<C: clap::FromArgMatches>(cmd: clap::Command) -> Result<C, Exit
             ) {
                 e.exit();
             }
-            // Best effort: stderr may be closed; the exit code still tells.
-            let _ = e.print();
+            // clap's plain rendering (no escape codes), told like every other error:
+            // `TOOL: error: WHAT`, then clap's tip and usage lines.
+            let text = e.render().to_string();
+            let mut lines = text.lines();
+            let first = lines
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_owned();
+            eprintln!("{tool}: error: {first}");
+            for line in lines {
+                eprintln!("{line}");
+            }
             if std::env::args_os().any(|a| a == "--json") {
-                // clap's plain rendering, without its "error: " prefix and usage hint.
-                let text = e.render().to_string();
-                let first = text
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ")
-                    .to_owned();
                 println!("{}", error_object(ErrorKind::Usage, &first));
             }
             Err(ExitCode::from(ErrorKind::Usage.exit_code()))
