@@ -76,3 +76,15 @@ pub fn load(dir: &Path) -> Result<Loaded, Error> {
         toml::from_str(&text).map_err(|source| Error::BadConfig { path, source })?;
     config.check()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/config.md lists every key of barge.toml: this fails as soon as [`Config`] gains a
+    /// field the reference lacks (the field names come from serde's unknown-field error).
+    #[test]
+    fn every_barge_toml_key_is_in_the_reference() {
+        system_tests::config_doc::assert_documented::<Config>("barge.toml", "(top level)");
+    }
+}
