@@ -21,7 +21,7 @@ use keyggdrasil::wire::{
 use thiserror::Error;
 
 use crate::config::ChannelConfig;
-use crate::transport::Http;
+use crate::transport::{Http, TransportError};
 
 /// Why talking to the channel failed.
 #[derive(Debug, Error)]
@@ -197,7 +197,15 @@ impl<'a> ChannelClient<'a> {
             let url = format!("{}{path}", mirror.trim_end_matches('/'));
             let resp = match self.http.get(&url, limit) {
                 Ok(resp) => resp,
-                Err(e) if e.is_malformed() => return Err(malformed(&url, e.to_string())),
+                Err(TransportError::Malformed { message, .. }) => {
+                    return Err(malformed(&url, message));
+                }
+                Err(TransportError::TooLarge { limit, .. }) => {
+                    return Err(malformed(
+                        &url,
+                        format!("the answer is larger than the limit of {limit} bytes"),
+                    ));
+                }
                 Err(e) => {
                     errors.push(e.to_string());
                     continue;

@@ -184,7 +184,11 @@ fn exit_3_when_the_channel_misbehaves() {
     expect(
         &o,
         3,
-        &["UPDATE FAILED (verification_failed)", "fails verification"],
+        &[
+            "UPDATE FAILED (verification_failed)",
+            "malformed answer",
+            "larger than the limit",
+        ],
     );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("update JSON");
     assert_eq!(v["outcome"], "verification_failed", "{v}");
