@@ -32,7 +32,7 @@ pub(super) fn confirm(
     report: &mut ChannelReport,
 ) -> Result<u64, UpdateError> {
     let mut failing: Vec<(PeerLineOutcome, PeerProblem)> = Vec::new();
-    let mut refused: Vec<(u64, String)> = Vec::new();
+    let mut refused: Vec<(u64, RejectReason)> = Vec::new();
     let result = rounds(
         config,
         channel,
@@ -46,17 +46,26 @@ pub(super) fn confirm(
         &mut refused,
     );
     let name = channel.name.as_str();
-    if let Some((_, last)) = refused.last() {
-        let sizes: Vec<String> = refused.iter().map(|(s, _)| s.to_string()).collect();
-        let (word, list) = if sizes.len() == 1 {
-            ("size", sizes.join(""))
-        } else {
-            ("sizes", sizes.join(", "))
+    // One note per run of sizes refused for the same kind of reason (pop-off asks about each
+    // size), with the first one's words.
+    let mut i = 0;
+    while let Some((first, reason)) = refused.get(i) {
+        let same: Vec<String> = refused[i + 1..]
+            .iter()
+            // The same kind of refusal (its counts may differ from round to round).
+            .take_while(|(_, r)| std::mem::discriminant(r) == std::mem::discriminant(reason))
+            .map(|(s, _)| s.to_string())
+            .collect();
+        let also = match same.len() {
+            0 => String::new(),
+            1 => format!("; the same for size {}", same.join("")),
+            _ => format!("; the same for sizes {}", same.join(", ")),
         };
-        tracing::warn!(channel = name, sizes = %list, reason = %last, "peers did not confirm the root");
+        tracing::warn!(channel = name, size = first, %reason, "peers did not confirm the root{also}");
         report.notes.push(format!(
-            "channel {name}: peers did not confirm {word} {list}: {last}"
+            "channel {name}: peers did not confirm size {first}: {reason}{also}"
         ));
+        i += 1 + same.len();
     }
     for (outcome, p) in &failing {
         report.notes.push(format!(
@@ -113,7 +122,7 @@ fn rounds(
     new_entries: &[Entry],
     report: &mut ChannelReport,
     failing: &mut Vec<(PeerLineOutcome, PeerProblem)>,
-    refused: &mut Vec<(u64, String)>,
+    refused: &mut Vec<(u64, RejectReason)>,
 ) -> Result<u64, UpdateError> {
     let name = channel.name.as_str();
     let start = accepted.size();
@@ -168,7 +177,7 @@ fn rounds(
                 });
             }
             PeerOutcome::Rejected(reason) => {
-                refused.push((target, reason.to_string()));
+                refused.push((target, *reason));
                 let peers = format!(
                     "{}; {}",
                     outcome.summary(),
