@@ -536,3 +536,28 @@ fn barge_signs_with_a_key_file_recovered_and_sealed_by_hangar() {
         None,
     ));
 }
+
+/// Pin first for `publish`: a signed bundle published from a folder whose pinned channel key
+/// the channel does not hold submits nothing (exit 3, log and archives unchanged); with the
+/// right key again the same bundle goes through.
+#[test]
+fn publish_with_a_wrong_pinned_key_submits_nothing() {
+    let ch = start();
+    let a = author(&ch);
+    let p = prepare_master_key_add(&a);
+    let bundle = PathBuf::from(p["bundle"].as_str().expect("bundle"));
+    let signed = sign_on_airgap(&a, &bundle, None);
+    let cfg_path = a.online.path().join("barge.toml");
+    let good = std::fs::read_to_string(&cfg_path).expect("barge.toml");
+    let wrong = good.replace(&ch.key.to_hex(), SOME_KEY);
+    assert_ne!(wrong, good);
+    std::fs::write(&cfg_path, &wrong).expect("write barge.toml");
+    let o = publish(&a, &signed);
+    refused(&o, 3, "does not verify with the pinned channel key");
+    let v: Value = serde_json::from_slice(&o.stdout).expect("the --json error object");
+    assert_eq!(v["error"]["kind"], "channel_misbehaved");
+    assert_eq!(log_size(&ch.base), 0, "nothing submitted");
+    std::fs::write(&cfg_path, &good).expect("write barge.toml");
+    json(&publish(&a, &signed));
+    assert_eq!(log_size(&ch.base), 1);
+}
