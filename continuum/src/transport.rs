@@ -659,7 +659,61 @@ fn read_limited(
 
 #[cfg(test)]
 mod tests {
-    use super::without_credentials;
+    use super::{Http, TransportError, without_credentials};
+    use crate::config::TransportConfig;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A one-connection server on loopback that reads the request and then does `answer`.
+    fn once(answer: fn(&mut std::net::TcpStream)) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            if let Ok((mut c, _)) = l.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                answer(&mut c);
+            }
+        });
+        url
+    }
+
+    fn get(url: &str) -> Result<super::Response, TransportError> {
+        Http::new(&TransportConfig::default())
+            .unwrap()
+            .get(url, 1 << 20)
+    }
+
+    /// The table of docs/site-operator.md, "Unreachable or malformed", at the transport.
+    #[test]
+    fn unreachable_or_malformed() {
+        // Closed before any byte of an answer: unreachable.
+        let url = once(|_| {});
+        assert!(matches!(get(&url), Err(TransportError::Request { .. })));
+        // Refused: unreachable.
+        assert!(matches!(
+            get("http://127.0.0.1:1/x"),
+            Err(TransportError::Request { .. })
+        ));
+        // Bytes that are not HTTP: malformed.
+        let url = once(|c| {
+            let _ = c.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
+        });
+        let e = get(&url).unwrap_err();
+        assert!(e.is_malformed(), "{e}");
+        // A status line, then the body cut short: malformed.
+        let url = once(|c| {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"status\"");
+        });
+        let e = get(&url).unwrap_err();
+        assert!(e.is_malformed(), "{e}");
+        assert!(e.to_string().contains("cut short"), "{e}");
+        // A bad status is the caller's to judge: the transport hands it over.
+        let url = once(|c| {
+            let _ = c.write_all(b"HTTP/1.1 500 X\r\nContent-Length: 2\r\n\r\nno");
+        });
+        assert_eq!(get(&url).unwrap().status, 500);
+    }
 
     #[test]
     fn proxy_credentials_are_not_shown() {
