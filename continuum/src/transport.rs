@@ -10,7 +10,7 @@
 //! # Unreachable or malformed
 //!
 //! A failure is sorted by how far the exchange got (docs/site-operator.md, "Unreachable or
-//! malformed"; decision 42 in docs/decisions.md):
+//! malformed"; decision 46 in docs/decisions.md):
 //!
 //! - [`TransportError::Request`] (unreachable): no HTTP status line arrived: connection
 //!   refused or reset, DNS failure, TLS failure, proxy failure, or a timeout before the
