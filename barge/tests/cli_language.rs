@@ -298,3 +298,47 @@ fn weak_passphrases_are_refused_unless_overridden_loudly_and_generated_words_pas
     }
     assert_eq!(key_files(a.path()), 4);
 }
+
+#[test]
+fn a_bad_url_and_a_tls_failure_name_the_url_and_the_fix() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let o = barge(
+        d.path(),
+        &[
+            "--json",
+            "init",
+            "--channel",
+            "ftp://channel.example",
+            "--channel-key",
+            SOME_KEY,
+            "--supplier",
+            "acme",
+        ],
+        None,
+    );
+    let m = error_object(&o, "usage", 2);
+    assert!(
+        m.contains("ftp://channel.example") && m.contains("http:// or https://"),
+        "{m}"
+    );
+    // https:// to a channel that speaks plain HTTP: the TLS handshake fails.
+    let ch = start();
+    let https = ch.base.replace("http://", "https://");
+    let o = barge(
+        d.path(),
+        &[
+            "--json",
+            "init",
+            "--channel",
+            &https,
+            "--channel-key",
+            &ch.key.to_hex(),
+            "--supplier",
+            "acme",
+        ],
+        None,
+    );
+    let m = error_object(&o, "unreachable", 4);
+    assert!(m.contains(&https) && m.contains("certificate"), "{m}");
+    assert!(!d.path().join("barge.toml").exists());
+}

@@ -310,3 +310,36 @@ fn exit_5_when_a_file_cannot_be_opened_and_the_path_is_named() {
     );
     fails_with(&o, 5, &format!("could not read {missing}"));
 }
+
+/// Pin first is a fresh answer, not a replayed one: a "channel" that serves a checkpoint
+/// really signed by the pinned key (say, copied from the real channel) but cannot sign an
+/// answer to init's fresh challenge is refused with exit 3, and nothing is written.
+#[test]
+fn exit_3_when_a_replayed_checkpoint_cannot_answer_the_challenge() {
+    let channel = KeyPair::generate();
+    let url = fake_channel(checkpoint_signed_by(&channel));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = barge(
+        dir.path(),
+        &[
+            "init",
+            "--channel",
+            &url,
+            "--channel-key",
+            &channel.public().to_hex(),
+            "--supplier",
+            "acme",
+        ],
+        None,
+    );
+    fails_with(&o, 3, "does not verify with the pinned channel key");
+    assert!(
+        stderr(&o).contains("/v1/updates?since=0&nonce="),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !dir.path().join("barge.toml").exists(),
+        "nothing is written"
+    );
+}
