@@ -554,6 +554,11 @@ fn req_err(url: &str, e: ureq::Error) -> TransportError {
         ureq::Error::Timeout(which) => unreachable(timed_out(which)),
         ureq::Error::Io(io) => match io_timeout(io) {
             Some(t) => unreachable(t),
+            // Before any HTTP byte of an https:// exchange, corrupt data is the TLS layer's
+            // (rustls reports through an I/O error): say so, and what to check.
+            None if io.kind() == std::io::ErrorKind::InvalidData && url.starts_with("https://") => {
+                unreachable(tls_failed(io))
+            }
             None => unreachable(io.to_string()),
         },
         ureq::Error::Protocol(p) => TransportError::Malformed {
@@ -571,11 +576,17 @@ fn req_err(url: &str, e: ureq::Error) -> TransportError {
         ureq::Error::BadUri(why) => unreachable(format!(
             "not a usable URL ({why}): fix it in continuum.toml (http://host:port or https://host)"
         )),
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => unreachable(format!(
-            "TLS failed ({e}): check that the URL's scheme is right (https:// for a TLS server, http:// otherwise) and that the server's certificate is valid for that host name"
-        )),
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
+            unreachable(tls_failed(&e))
+        }
         other => unreachable(other.to_string()),
     }
+}
+
+fn tls_failed(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "TLS failed ({e}): check that the URL's scheme is right (https:// for a TLS server, http:// otherwise) and that the server's certificate is valid for that host name"
+    )
 }
 
 /// An error while reading a body whose status line and headers arrived: a timeout is still an
@@ -713,6 +724,19 @@ mod tests {
             let _ = c.write_all(b"HTTP/1.1 500 X\r\nContent-Length: 2\r\n\r\nno");
         });
         assert_eq!(get(&url).unwrap().status, 500);
+        // https:// to a server that speaks plain HTTP: unreachable, naming TLS and the fix.
+        let url = once(|c| {
+            let _ = c.write_all(b"HTTP/1.1 400 X\r\nContent-Length: 0\r\n\r\n");
+        })
+        .replace("http://", "https://");
+        match get(&url) {
+            Err(TransportError::Request { url: u, message }) => {
+                assert_eq!(u, url);
+                assert!(message.contains("TLS"), "{message}");
+                assert!(message.contains("scheme"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
