@@ -21,6 +21,7 @@ use keyggdrasil::os::secretfile::SecretFileError;
 use keyggdrasil::state::Refusal;
 use keyggdrasil::wire::{ErrorCode, WireError};
 use shipyard::ErrorKind;
+use shipyard::error::permission_hint;
 use shipyard::keys::role_name;
 
 /// Why a barge command failed. Messages are lowercase and never contain secrets.
@@ -720,17 +721,6 @@ fn refusal_kind(code: &ErrorCode) -> ErrorKind {
     }
 }
 
-/// The fix for a refused file operation, appended to [`Error::Io`]'s message; empty for other
-/// causes (the cause itself is printed after the message).
-fn permission_hint(e: &io::Error) -> &'static str {
-    if e.kind() == io::ErrorKind::PermissionDenied {
-        " (permission denied: run as the user who owns the author folder, fix its permissions, \
-         or pass another --dir)"
-    } else {
-        ""
-    }
-}
-
 /// `Error::Io` for `action` on `path`: `.map_err(io_at("could not read", &path))`.
 pub fn io_at<'p>(
     action: &'static str,
@@ -759,6 +749,19 @@ mod tests {
             refusal_kind(&ErrorCode::KeyRule("not_current_signing_key")),
             ErrorKind::Rejected
         );
+    }
+
+    /// Tests run as root, where the file system refuses nothing, so the refusal is made here.
+    #[test]
+    fn a_permission_error_names_the_path_and_the_fix() {
+        let e = io_at(
+            "could not write",
+            std::path::Path::new("/srv/acme/dist/x.zip"),
+        )(io::Error::from(io::ErrorKind::PermissionDenied));
+        let text = shipyard::report(&e);
+        assert!(text.starts_with("could not write /srv/acme/dist/x.zip (permission denied: "));
+        assert!(text.contains("--dir"), "{text}");
+        assert_eq!(e.kind(), ErrorKind::Local);
     }
 
     #[test]

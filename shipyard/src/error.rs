@@ -237,7 +237,7 @@ pub enum Error {
         advice: String,
     },
     /// A bundle file could not be opened.
-    #[error("could not open {path}")]
+    #[error("could not open {}{}", path.display(), permission_hint(source))]
     OpenBundle {
         /// The file.
         path: PathBuf,
@@ -246,7 +246,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A file could not be read.
-    #[error("could not read {path}")]
+    #[error("could not read {}{}", path.display(), permission_hint(source))]
     Read {
         /// The file.
         path: PathBuf,
@@ -270,7 +270,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A new file could not be created.
-    #[error("could not create {path}")]
+    #[error("could not create {}{}", path.display(), permission_hint(source))]
     Create {
         /// The file.
         path: PathBuf,
@@ -279,7 +279,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A file could not be written (or synced).
-    #[error("could not write {path}")]
+    #[error("could not write {}{}", path.display(), permission_hint(source))]
     Write {
         /// The file.
         path: PathBuf,
@@ -327,6 +327,17 @@ impl Error {
             | Error::Write { .. } => ErrorKind::Local,
             Error::BundleRefused { .. } => ErrorKind::Rejected,
         }
+    }
+}
+
+/// The fix for a refused file operation, for messages that name the file: empty for other
+/// causes (the cause itself is printed after the message by [`report`]).
+pub fn permission_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        " (permission denied: run as the user who owns the folder, fix its permissions, or pass \
+         another --dir)"
+    } else {
+        ""
     }
 }
 
