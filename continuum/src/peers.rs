@@ -210,8 +210,8 @@ impl PeerReport {
     }
 }
 
-/// Removes `user:password@` from a URL for logs.
-pub(crate) fn redact_url(url: &str) -> String {
+/// Removes `user:password@` from a URL for logs and messages.
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -263,6 +263,25 @@ fn bogus_and_unreachable_peers_are_counted_apart() {
     honest.stop_notary();
 }
 
+/// No peers at all, and `allow_no_peers` not set: the message names both ways out.
+#[test]
+fn no_peers_names_peers_add_and_allow_no_peers() {
+    let (_channel, site) = world();
+    site.set_option("site", "allow_no_peers", false);
+    let before = site.snapshot();
+    let out = site.run(&["update"]);
+    assert_says(
+        &out,
+        5,
+        &[
+            "no peers are configured",
+            "continuum peers add URL KEY",
+            "allow_no_peers = true",
+        ],
+    );
+    assert_eq!(site.snapshot(), before);
+}
+
 fn config_of(site: &Site) -> Vec<u8> {
     std::fs::read(site.root.join("continuum.toml")).expect("config")
 }

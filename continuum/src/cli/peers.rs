@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use continuum::config::{Config, SitePaths};
-use continuum::peers::check_peer;
+use continuum::peers::{check_peer, redact_url};
 use continuum::site;
 use continuum::transport::Http;
 use keyggdrasil::keys::PublicKey;
@@ -15,6 +15,8 @@ use super::CliError;
 /// `offline`, first asks the peer for a signed answer to a fresh challenge about each channel
 /// and refuses a key that does not verify ([`check_peer`]); nothing is saved then.
 pub fn add(paths: &SitePaths, url: &str, key: PublicKey, offline: bool) -> Result<(), CliError> {
+    // Credentials in the URL (`user:password@`) are never printed.
+    let shown = redact_url(url);
     let mut cfg = Config::load(&paths.config)?;
     // The edit first (a duplicate key or a bad URL is refused before any network).
     cfg.add_peer(url, key)?;
@@ -38,12 +40,12 @@ pub fn add(paths: &SitePaths, url: &str, key: PublicKey, offline: bool) -> Resul
             println!("{n}");
         }
         println!(
-            "verified: peer {url} signed a fresh answer to a random challenge with this key (channel {})",
+            "verified: peer {shown} signed a fresh answer to a random challenge with this key (channel {})",
             checked.verified.join(", ")
         );
     }
     cfg.save(&paths.config)?;
-    println!("added peer {url} ({})", key.fingerprint());
+    println!("added peer {shown} ({})", key.fingerprint());
     Ok(())
 }
 
