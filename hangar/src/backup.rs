@@ -96,6 +96,10 @@ pub struct CombineArgs {
     /// can read the file holds the key.
     #[arg(long)]
     pub plain: bool,
+    /// Accept a sealing passphrase below the strength floor (zxcvbn score 3 of 4), with a loud
+    /// warning. Not recommended: whoever copies the file can guess it offline.
+    #[arg(long, conflicts_with = "plain")]
+    pub allow_weak_passphrase: bool,
     /// The role recorded in the key file.
     #[arg(long, value_enum, default_value = "master")]
     pub role: RoleArg,
@@ -342,6 +346,13 @@ fn combine(dir: &Path, out: &Output, a: CombineArgs) -> Result<(), Error> {
             Some(p) => p,
             None => passphrase::for_new(false, None)?.0,
         };
+        // The same floor as a new key's: the sealed file is the key, and a stolen copy can be
+        // guessed offline at leisure. Checked before anything is derived or written.
+        let mut context = vec![crate::TOOL.name];
+        if let Some(s) = &supplier {
+            context.push(s.as_str());
+        }
+        passphrase::check_strength(&pass, a.allow_weak_passphrase, &context)?;
         let level = a
             .level
             .map(Level::from)

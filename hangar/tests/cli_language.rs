@@ -255,3 +255,64 @@ fn no_escape_codes_on_pipes_or_with_no_color() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!o.stderr.contains(&0x1b), "{o:?}");
 }
+
+/// `backup combine` seals the recovered key under a new passphrase: the same floor as a new
+/// key's, before anything is written; the override is loud.
+#[test]
+fn backup_combine_refuses_a_weak_sealing_passphrase() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let m = json(&hangar(
+        d.path(),
+        &["--json", "key", "new", "--master", "--passphrase-stdin"],
+        Some(&format!("{PASS}\n")),
+    ));
+    let key = m["file"].as_str().expect("file");
+    let expect = m["public_key"].as_str().expect("pk");
+    let split = json(&hangar(
+        d.path(),
+        &[
+            "--json",
+            "backup",
+            "split",
+            "--key",
+            key,
+            "--threshold",
+            "2",
+            "--shares",
+            "3",
+            "--passphrase-stdin",
+        ],
+        Some(&format!("{PASS}\n")),
+    ));
+    let words: Vec<&str> = split["shares"]
+        .as_array()
+        .expect("shares")
+        .iter()
+        .map(|s| s["words"].as_str().expect("words"))
+        .collect();
+    let t = tempfile::tempdir().expect("tempdir");
+    let combine = |pass: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "backup",
+            "combine",
+            "--expect",
+            expect,
+            "--passphrase-stdin",
+        ];
+        args.extend_from_slice(extra);
+        hangar(
+            t.path(),
+            &args,
+            Some(&format!("{pass}\n{}\n{}\n", words[0], words[1])),
+        )
+    };
+    let o = combine("x", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("too weak"), "{}", stderr(&o));
+    assert_eq!(key_files(t.path()), 0, "nothing written");
+    let o = combine("x", &["--allow-weak-passphrase"]);
+    json(&o);
+    assert!(stderr(&o).contains("WEAK"), "{}", stderr(&o));
+    assert_eq!(key_files(t.path()), 1);
+}

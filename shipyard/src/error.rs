@@ -224,8 +224,8 @@ pub enum Error {
     #[error(
         "the passphrase is too weak for a new key (strength {score} of 4, at least {min} needed){advice}; \
          the key's salt and Argon2i costs are public in the channel's log, so anyone can try to \
-         guess it offline. Use `--generate-words 12` (or 24) for a generated passphrase, or a \
-         longer one of several unrelated words; nothing was written \
+         guess it offline. Use `--generate-words 12` (or 24) of `key new` for a generated \
+         passphrase, or a longer one of several unrelated words; nothing was written \
          (`--allow-weak-passphrase` overrides this, not recommended)",
         min = crate::passphrase::MIN_SCORE,
         advice = if advice.is_empty() { String::new() } else { format!(": {advice}") }
