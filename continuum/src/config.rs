@@ -102,6 +102,14 @@ pub enum EditError {
     /// No channel is configured at all.
     #[error("no channel is configured")]
     NoChannel,
+    /// `remove` of a package that is neither tracked nor installed.
+    #[error(
+        "{package} is not tracked by this site (`continuum list` shows the tracked packages)"
+    )]
+    NotTracked {
+        /// `supplier/package` as given.
+        package: String,
+    },
     /// `peers add` of something that is not an `http://` or `https://` URL.
     #[error("{message}: give the peer's notary base URL, such as http://peer.example.net:9000")]
     BadUrl {
@@ -157,6 +165,10 @@ pub struct SiteSection {
     /// Per-peer timeout in seconds (default 5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_timeout_secs: Option<u64>,
+    /// What `update` does when the log revoked an installed version (default `report`); a
+    /// package's own `on_revoked` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_revoked: Option<OnRevoked>,
 }
 
 /// `[[channel]]`.
@@ -268,6 +280,28 @@ pub struct PackageConfig {
     /// Update policy (default `all`).
     #[serde(default = "default_policy")]
     pub policy: UpdatePolicy,
+    /// What `update` does when the log revoked this package's installed version (default:
+    /// `[site] on_revoked`, else `report`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_revoked: Option<OnRevoked>,
+}
+
+/// What `update` does about an installed version that the log revoked (the release, or the
+/// signing key that signed it), when no newer allowed release replaces it in the same run.
+/// Every value also reports it, loudly, on every run while it lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRevoked {
+    /// Keep serving it and warn (the default): a person decides.
+    #[default]
+    Report,
+    /// Go back to a version that is not revoked: the kept previous version if it is not
+    /// revoked, else the newest older release the log still allows. Without one, it only
+    /// reports (it never installs something revoked).
+    Rollback,
+    /// Stop serving it: remove the install (its `current` link and version folders); the
+    /// package stays tracked, so the next good release is installed again.
+    Remove,
 }
 
 /// `[transport]`.
@@ -430,6 +464,12 @@ impl Config {
                 channel: channel.as_str().to_owned(),
             });
         }
+        // An operator's on_revoked for the package survives `install` again.
+        let on_revoked = self
+            .packages
+            .iter()
+            .find(|p| p.supplier == supplier && p.name == name)
+            .and_then(|p| p.on_revoked);
         self.packages
             .retain(|p| !(p.supplier == supplier && p.name == name));
         self.packages.push(PackageConfig {
@@ -437,8 +477,27 @@ impl Config {
             name,
             channel: channel.clone(),
             policy,
+            on_revoked,
         });
         Ok(channel)
+    }
+
+    /// What `update` does when `package`'s installed version is revoked: its own
+    /// `on_revoked`, else the site's, else [`OnRevoked::Report`].
+    pub fn on_revoked(&self, package: &PackageConfig) -> OnRevoked {
+        package
+            .on_revoked
+            .or(self.site.on_revoked)
+            .unwrap_or_default()
+    }
+
+    /// Stops tracking `supplier/name`; returns whether it was tracked. Removes nothing on
+    /// disk; the caller saves.
+    pub fn untrack(&mut self, supplier: &SupplierName, name: &PackageName) -> bool {
+        let before = self.packages.len();
+        self.packages
+            .retain(|p| !(&p.supplier == supplier && &p.name == name));
+        self.packages.len() != before
     }
 
     /// Pins every tracked entry of `supplier/name` to exactly `version` (after a rollback, so

@@ -17,6 +17,7 @@ pub mod install;
 pub mod lock;
 pub mod notary;
 pub mod peers;
+pub mod revocation;
 pub mod site;
 pub mod transport;
 pub mod update;

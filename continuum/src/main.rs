@@ -83,6 +83,35 @@ enum Command {
         /// `supplier/package`.
         #[arg(value_parser = cli::parse_package)]
         package: PackageArg,
+        /// Roll back even if the log revoked the previous version (the release or its
+        /// signing key); without it such a rollback is refused (exit 2).
+        #[arg(long)]
+        allow_revoked: bool,
+    },
+    /// Stop tracking a package; with --delete also remove its installed files and kept versions.
+    ///
+    /// Example: continuum --dir /var/lib/mysite remove acme/hello --delete
+    Remove {
+        /// `supplier/package`.
+        #[arg(value_parser = cli::parse_package)]
+        package: PackageArg,
+        /// Also remove its installed files, the versions kept for rollback and their records
+        /// (without it the files stay, no longer updated).
+        #[arg(long)]
+        delete: bool,
+    },
+    /// List the tracked packages: installed and kept versions, channel, policy, on_revoked.
+    ///
+    /// Example: continuum --dir /var/lib/mysite list --json
+    List {},
+    /// Show what the accepted log says about a package: versions, signers, revocations,
+    /// attestations (no network; run update first for the newest log).
+    ///
+    /// Example: continuum --dir /var/lib/mysite info acme/hello
+    Info {
+        /// `supplier/package`.
+        #[arg(value_parser = cli::parse_package)]
+        package: PackageArg,
     },
     /// Show log sizes, installed packages, the last success and failures since.
     ///
@@ -226,8 +255,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
             policy,
             channel,
         } => cli::update::install(&paths, &package, policy, channel, json),
-        Command::Rollback { package } => cli::rollback::run(&paths, &package),
+        Command::Rollback {
+            package,
+            allow_revoked,
+        } => cli::rollback::run(&paths, &package, allow_revoked),
         Command::Status {} => cli::status::run(&paths, json),
+        Command::Remove { package, delete } => cli::remove::run(&paths, &package, delete, json),
+        Command::List {} => cli::list::run(&paths, json),
+        Command::Info { package } => cli::info::run(&paths, &package, json),
         Command::Peers(PeersCommand::Add { url, key, offline }) => {
             cli::peers::add(&paths, &url, key, offline)
         }

@@ -79,6 +79,10 @@ pub enum SiteError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The accepted log stored in the site database could not be replayed (to find revoked
+    /// versions).
+    #[error("could not replay the accepted log in the site database")]
+    Log(#[source] Box<UpdateError>),
 }
 
 impl SiteError {
@@ -459,6 +463,9 @@ pub struct Status {
     pub peers_bogus: Vec<PeerStatus>,
     /// Peers that could not be reached in the last run that asked them.
     pub peers_unreachable: Vec<PeerStatus>,
+    /// Installed and kept-for-rollback versions that the log revoked (the release or its
+    /// signing key), each with the revocation entry and its reason; each is also a warning.
+    pub revoked: Vec<crate::revocation::RevokedVersion>,
 }
 
 /// A failing peer in `status`.
@@ -536,6 +543,20 @@ pub fn status(paths: &SitePaths) -> Result<Status, SiteError> {
             }
         })
         .collect();
+    let revoked =
+        crate::revocation::revoked_versions(&conn, &mut crate::revocation::Logs::default())
+            .map_err(|e| SiteError::Log(Box::new(e)))?;
+    for r in &revoked {
+        warnings.push(format!(
+            "{}; {}",
+            r.describe(),
+            if r.installed {
+                format!("update to a good release, or roll back with `continuum rollback {}` (on_revoked in continuum.toml decides what update does)", r.package)
+            } else {
+                "do not roll back to it".to_owned()
+            }
+        ));
+    }
     let (peers_bogus, peers_unreachable) = peer_status(&conn, &config, &mut warnings)?;
     let (last, failures) = db::runs_since_success(&conn)?;
     let age = last.as_ref().map(|r| now.saturating_sub(r.finished));
@@ -567,6 +588,7 @@ pub fn status(paths: &SitePaths) -> Result<Status, SiteError> {
         warnings,
         peers_bogus,
         peers_unreachable,
+        revoked,
     })
 }
 

@@ -6,9 +6,12 @@
 //! (package name, key, policy, channel name) happens in clap, through the `parse_*`
 //! functions here, so a malformed argument is a usage error before anything runs.
 
+pub mod info;
 pub mod init;
+pub mod list;
 pub mod notary;
 pub mod peers;
+pub mod remove;
 pub mod rollback;
 pub mod status;
 pub mod update;
@@ -88,6 +91,19 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// `rollback` to a version that the log revoked, without `--allow-revoked`; nothing was
+    /// changed.
+    #[error(
+        "{package}: refusing to roll back to {version}: {revocation}; pass --allow-revoked to roll back to it anyway"
+    )]
+    RevokedTarget {
+        /// `supplier/package`.
+        package: String,
+        /// The previous version.
+        version: String,
+        /// The revocation entry and its reason.
+        revocation: String,
+    },
     /// `status` found something that needs a person's attention; it printed the warnings.
     #[error("{warnings} warnings need attention")]
     NeedsAttention {
@@ -115,7 +131,7 @@ impl CliError {
             CliError::Update(e) => e.kind(),
             CliError::Install(e) => e.kind(),
             CliError::Lock(e) => e.kind(),
-            CliError::NoListenAddress => ErrorKind::Usage,
+            CliError::NoListenAddress | CliError::RevokedTarget { .. } => ErrorKind::Usage,
             CliError::PeerCheck(e) => e.kind(),
             CliError::NeedsAttention { .. } => ErrorKind::NeedsAttention,
             CliError::Db(_)

@@ -39,6 +39,9 @@ pub fn run(paths: &SitePaths, json: bool) -> Result<(), CliError> {
                     .unwrap_or_default()
             );
         }
+        for r in &st.revoked {
+            println!("REVOKED: {}", r.describe());
+        }
         match (&st.last_success, st.last_success_age_secs) {
             (Some(t), Some(a)) => {
                 println!("last successful update: {t} ({} min ago)", a / 60)

@@ -426,7 +426,7 @@ pub fn install_release(
 }
 
 pub use reconcile::reconcile;
-pub use rollback::rollback;
+pub use rollback::{rollback, uninstall};
 
 /// The folder of one package and the names used in messages and the database.
 struct PackageDir {

@@ -4,6 +4,7 @@
 use keyggdrasil::names::{PackageName, SupplierName};
 use rusqlite::Connection;
 
+use super::fsutil::{remove_file_if_exists, sync_dir};
 use super::place::point_current;
 use super::reconcile::reconcile_package;
 use super::{InstallError, Installed, PackageDir, unix_now};
@@ -60,4 +61,32 @@ pub fn rollback(
         return Err(e.into());
     }
     Ok(record)
+}
+
+/// Stops serving `supplier/package`: removes its `current` link, then (as the repair after a
+/// crash would) its install record, its kept version folders and their records, and its empty
+/// folders. Returns the version that was installed, if any. The config is not touched: the
+/// caller decides whether the package stays tracked.
+///
+/// Removing the link is the commit point: a crash before it leaves the install as it was, a
+/// crash after it leaves a package that the next run's repair finishes removing
+/// ([`super::reconcile`] forgets a package without a `current` link). Call it under the site's
+/// lock.
+pub fn uninstall(
+    paths: &SitePaths,
+    conn: &Connection,
+    supplier: &SupplierName,
+    package: &PackageName,
+) -> Result<Option<String>, InstallError> {
+    db::ensure_install_tables(conn)?;
+    let now = unix_now();
+    let pkg = PackageDir::new(paths, supplier, package);
+    reconcile_package(paths, conn, &pkg, now)?;
+    let was = db::installed_one(conn, &pkg.supplier, &pkg.package)?.map(|i| i.version);
+    remove_file_if_exists(&pkg.current())?;
+    if pkg.dir.is_dir() {
+        sync_dir(&pkg.dir)?;
+    }
+    reconcile_package(paths, conn, &pkg, now)?;
+    Ok(was)
 }

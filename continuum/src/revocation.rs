@@ -1,0 +1,213 @@
+//! Which installed or kept versions the accepted log revoked, and why (for `status`,
+//! `rollback`, `update`'s `on_revoked`, and `info`).
+//!
+//! A version is revoked if the log revoked the release itself, or revoked the signing key that
+//! signed it (a release signed by a revoked key is never installable again, see
+//! [`keyggdrasil::state::KeyState::installable`]). The key state keeps only the index of the
+//! revocation entry; the reason is read from that entry in the accepted log. [`revocation_of`]
+//! is pure; [`Logs`] and [`revoked_versions`] read the site database.
+
+use std::collections::BTreeMap;
+
+use keyggdrasil::entry::{Entry, Event};
+use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::state::KeyState;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::db;
+use crate::update::{UpdateError, load_accepted};
+
+/// What the log revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokedWhat {
+    /// The release itself (a `release_revocation` entry).
+    Release,
+    /// The signing key that signed the release (a `key_revocation` entry).
+    SigningKey,
+}
+
+/// Why one version may no longer be trusted: the revocation entry and its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    /// The release or its signing key.
+    pub revoked: RevokedWhat,
+    /// Log index of the revocation entry.
+    pub entry: u64,
+    /// The reason the entry gives (for people; at most 256 bytes, no control characters, as
+    /// keyggdrasil validated it).
+    pub reason: String,
+    /// The signing key of the release (hex).
+    pub signer: String,
+}
+
+impl Revocation {
+    /// One phrase for people: "the release was revoked by log entry 7 (reason: \"broken\")".
+    pub fn describe(&self) -> String {
+        let what = match self.revoked {
+            RevokedWhat::Release => "the release was revoked".to_owned(),
+            RevokedWhat::SigningKey => format!(
+                "its signing key {}… was revoked",
+                self.signer.get(..16).unwrap_or(&self.signer)
+            ),
+        };
+        format!(
+            "{what} by log entry {} (reason: {:?})",
+            self.entry, self.reason
+        )
+    }
+}
+
+/// The revocation of `supplier/package version` in `state`, if the release or its signing key
+/// was revoked; `None` if it is not revoked, and also if the log does not know that version
+/// at all (then there is nothing the log says against it). `entries` is the accepted log the
+/// state was replayed from (index = position); the reason is read from the entry there.
+pub fn revocation_of(
+    state: &KeyState,
+    entries: &[Vec<u8>],
+    supplier: &str,
+    package: &str,
+    version: &str,
+) -> Option<Revocation> {
+    let supplier = SupplierName::parse(supplier).ok()?;
+    let package = PackageName::parse(package).ok()?;
+    let version = Version::parse(version).ok()?;
+    let s = state.supplier(&supplier)?;
+    let r = s.releases.get(&package)?.get(&version)?;
+    let (revoked, entry) = match (
+        r.revoked_at,
+        s.keys.get(&r.signer).and_then(|k| k.revoked_at),
+    ) {
+        (Some(i), _) => (RevokedWhat::Release, i),
+        (None, Some(i)) => (RevokedWhat::SigningKey, i),
+        (None, None) => return None,
+    };
+    Some(Revocation {
+        revoked,
+        entry,
+        reason: reason_at(entries, entry),
+        signer: r.signer.to_hex(),
+    })
+}
+
+/// The reason of the revocation entry at `index`. The entries were verified when the state was
+/// replayed from them, so a missing or other entry means the caller passed another log; say
+/// so rather than fail, the revocation itself is certain.
+fn reason_at(entries: &[Vec<u8>], index: u64) -> String {
+    let entry = usize::try_from(index)
+        .ok()
+        .and_then(|i| entries.get(i))
+        .and_then(|b| Entry::parse(b).ok());
+    match entry.as_ref().map(|e| &e.body().event) {
+        Some(Event::ReleaseRevocation { reason, .. } | Event::KeyRevocation { reason, .. }) => {
+            reason.as_str().to_owned()
+        }
+        _ => "(the revocation entry could not be read)".to_owned(),
+    }
+}
+
+/// The accepted logs of the channels asked about so far, replayed once each.
+#[derive(Default)]
+pub struct Logs {
+    by_channel: BTreeMap<String, (KeyState, Vec<Vec<u8>>)>,
+}
+
+impl Logs {
+    /// The key state and entries of `channel` as this site accepted them (replayed and
+    /// verified again on first use; an unknown channel is an empty log).
+    pub fn get(
+        &mut self,
+        conn: &Connection,
+        channel: &str,
+    ) -> Result<&(KeyState, Vec<Vec<u8>>), UpdateError> {
+        if !self.by_channel.contains_key(channel) {
+            let state = load_accepted(conn, channel)?.state;
+            let entries = db::accepted_entries(conn, channel)?;
+            self.by_channel.insert(channel.to_owned(), (state, entries));
+        }
+        Ok(&self.by_channel[channel])
+    }
+
+    /// [`revocation_of`] in the accepted log of `channel`.
+    pub fn revocation(
+        &mut self,
+        conn: &Connection,
+        channel: &str,
+        supplier: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<Option<Revocation>, UpdateError> {
+        let (state, entries) = self.get(conn, channel)?;
+        Ok(revocation_of(state, entries, supplier, package, version))
+    }
+}
+
+/// One installed or kept version that the log revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevokedVersion {
+    /// `supplier/package`.
+    pub package: String,
+    /// The version.
+    pub version: String,
+    /// True for the installed (served) version, false for a version kept for rollback.
+    pub installed: bool,
+    /// The revocation.
+    #[serde(flatten)]
+    pub revocation: Revocation,
+}
+
+impl RevokedVersion {
+    /// One line for people, naming the package, the version, the entry and the reason.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} ({}) is REVOKED: {}",
+            self.package,
+            self.version,
+            if self.installed {
+                "installed"
+            } else {
+                "kept for rollback"
+            },
+            self.revocation.describe()
+        )
+    }
+}
+
+/// Every installed version, and every version kept for rollback, of every installed package
+/// that the log of its channel revoked (directly or through its signing key). Reads the
+/// database only; changes nothing.
+pub fn revoked_versions(
+    conn: &Connection,
+    logs: &mut Logs,
+) -> Result<Vec<RevokedVersion>, UpdateError> {
+    db::ensure_install_tables(conn)?;
+    let mut out = Vec::new();
+    for i in db::installed(conn)? {
+        let name = format!("{}/{}", i.supplier, i.package);
+        if let Some(r) = logs.revocation(conn, &i.channel, &i.supplier, &i.package, &i.version)? {
+            out.push(RevokedVersion {
+                package: name.clone(),
+                version: i.version.clone(),
+                installed: true,
+                revocation: r,
+            });
+        }
+        for s in db::stored_versions(conn, &i.supplier, &i.package)? {
+            if s.version == i.version {
+                continue;
+            }
+            if let Some(r) =
+                logs.revocation(conn, &s.channel, &s.supplier, &s.package, &s.version)?
+            {
+                out.push(RevokedVersion {
+                    package: name.clone(),
+                    version: s.version,
+                    installed: false,
+                    revocation: r,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
