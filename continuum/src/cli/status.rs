@@ -29,10 +29,15 @@ pub fn run(paths: &SitePaths, json: bool) -> Result<(), CliError> {
             );
         }
         for p in &st.packages {
+            let revoked = st
+                .revoked
+                .iter()
+                .any(|r| r.installed && r.package == p.name);
             println!(
-                "package {}: {}{}",
+                "package {}: {}{}{}",
                 p.name,
                 p.version.as_deref().unwrap_or("not installed"),
+                if revoked { " — REVOKED" } else { "" },
                 p.previous
                     .as_deref()
                     .map(|v| format!(" (previous {v})"))
