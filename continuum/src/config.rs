@@ -103,9 +103,7 @@ pub enum EditError {
     #[error("no channel is configured")]
     NoChannel,
     /// `remove` of a package that is neither tracked nor installed.
-    #[error(
-        "{package} is not tracked by this site (`continuum list` shows the tracked packages)"
-    )]
+    #[error("{package} is not tracked by this site (`continuum list` shows the tracked packages)")]
     NotTracked {
         /// `supplier/package` as given.
         package: String,
