@@ -26,7 +26,9 @@ pub fn run(
     let conn = db::open(&paths.db)?;
     let installed = db::installed_one(&conn, package.supplier.as_str(), package.name.as_str())?;
     let tracked = cfg.untrack(&package.supplier, &package.name);
-    if !tracked && !(delete && installed.is_some()) {
+    // Untracked is fine only for `--delete` of files still installed (a crash's leftover).
+    let finishing = delete && installed.is_some();
+    if !(tracked || finishing) {
         return Err(EditError::NotTracked {
             package: package.to_string(),
         }

@@ -77,14 +77,15 @@ pub fn install_packages(
             .filter(|r| pkg.policy.allows(current.as_ref(), r.version()))
             .max_by(|a, b| a.version().cmp(b.version()));
         let Some(release) = best else {
-            if revoked && let Some(v) = &current {
-                if let Err(f) = on_revoked(
+            if revoked
+                && let Some(v) = &current
+                && let Err(f) = on_revoked(
                     paths, conn, channel, accepted, &client, http, limits, now, pkg, mode, v,
                     report,
-                ) {
-                    report.notes.push(chain(&f));
-                    first_failure.get_or_insert(f);
-                }
+                )
+            {
+                report.notes.push(chain(&f));
+                first_failure.get_or_insert(f);
             }
             if current.is_none() {
                 report.notes.push(format!(
