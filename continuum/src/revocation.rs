@@ -211,3 +211,150 @@ pub fn revoked_versions(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use keyggdrasil::entry::{Digest512, EntryBody, GitCommit, Reason};
+    use keyggdrasil::keys::KeyPair;
+
+    use super::*;
+
+    struct Log {
+        state: KeyState,
+        entries: Vec<Vec<u8>>,
+    }
+
+    impl Log {
+        fn add(&mut self, by: &KeyPair, event: Event) -> u64 {
+            let body = EntryBody::new(SupplierName::parse("acme").unwrap(), by.public(), event);
+            let e = Entry::sign(body, by).unwrap();
+            self.state.apply(&e).unwrap();
+            self.entries.push(e.as_bytes().to_vec());
+            self.entries.len() as u64 - 1
+        }
+    }
+
+    fn release(key: &KeyPair, version: &str) -> Event {
+        let archive = version.as_bytes();
+        let (size, digest) = keyggdrasil::filesig::archive_digest(archive).unwrap();
+        Event::Release {
+            package: PackageName::parse("hello").unwrap(),
+            version: Version::parse(version).unwrap(),
+            size,
+            digest: Digest512(digest),
+            commit: GitCommit::parse(&"a".repeat(40)).unwrap(),
+            signature: keyggdrasil::filesig::sign(key, archive).unwrap(),
+        }
+    }
+
+    /// acme with a master and a signing key, and hello 1.0.0 and 1.1.0 signed by it.
+    fn log() -> (Log, KeyPair, KeyPair) {
+        let (master, signing) = (KeyPair::generate(), KeyPair::generate());
+        let mut log = Log {
+            state: KeyState::new(),
+            entries: Vec::new(),
+        };
+        log.add(
+            &master,
+            Event::MasterKey {
+                public_key: master.public(),
+                derivation: None,
+            },
+        );
+        log.add(
+            &master,
+            Event::SigningKey {
+                public_key: signing.public(),
+                derivation: None,
+            },
+        );
+        log.add(&signing, release(&signing, "1.0.0"));
+        log.add(&signing, release(&signing, "1.1.0"));
+        (log, master, signing)
+    }
+
+    fn of(log: &Log, version: &str) -> Option<Revocation> {
+        revocation_of(&log.state, &log.entries, "acme", "hello", version)
+    }
+
+    #[test]
+    fn a_revoked_release_names_its_entry_and_reason() {
+        let (mut log, master, signing) = log();
+        assert_eq!(of(&log, "1.1.0"), None);
+        let at = log.add(
+            &master,
+            Event::ReleaseRevocation {
+                package: PackageName::parse("hello").unwrap(),
+                version: Version::parse("1.1.0").unwrap(),
+                reason: Reason::parse("broken build").unwrap(),
+            },
+        );
+        let r = of(&log, "1.1.0").expect("revoked");
+        assert_eq!(
+            r,
+            Revocation {
+                revoked: RevokedWhat::Release,
+                entry: at,
+                reason: "broken build".into(),
+                signer: signing.public().to_hex(),
+            }
+        );
+        assert_eq!(
+            r.describe(),
+            format!("the release was revoked by log entry {at} (reason: \"broken build\")")
+        );
+        assert_eq!(of(&log, "1.0.0"), None);
+    }
+
+    #[test]
+    fn a_revoked_signing_key_revokes_every_release_it_signed() {
+        let (mut log, master, signing) = log();
+        let at = log.add(
+            &master,
+            Event::KeyRevocation {
+                public_key: signing.public(),
+                reason: Reason::parse("key leaked").unwrap(),
+            },
+        );
+        for v in ["1.0.0", "1.1.0"] {
+            let r = of(&log, v).expect("revoked");
+            assert_eq!((r.revoked, r.entry), (RevokedWhat::SigningKey, at));
+            assert_eq!(r.reason, "key leaked");
+            assert!(
+                r.describe().starts_with("its signing key "),
+                "{}",
+                r.describe()
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_versions_and_names_are_not_revoked() {
+        let (log, _, _) = log();
+        assert_eq!(of(&log, "9.9.9"), None);
+        assert_eq!(of(&log, "not a version"), None);
+        assert_eq!(
+            revocation_of(&log.state, &log.entries, "nobody", "hello", "1.0.0"),
+            None
+        );
+        assert_eq!(
+            revocation_of(&log.state, &log.entries, "acme", "Bad Name", "1.0.0"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_missing_revocation_entry_is_said_not_fatal() {
+        let (mut log, master, _) = log();
+        log.add(
+            &master,
+            Event::ReleaseRevocation {
+                package: PackageName::parse("hello").unwrap(),
+                version: Version::parse("1.0.0").unwrap(),
+                reason: Reason::parse("x").unwrap(),
+            },
+        );
+        let r = revocation_of(&log.state, &[], "acme", "hello", "1.0.0").expect("revoked");
+        assert_eq!(r.reason, "(the revocation entry could not be read)");
+    }
+}

@@ -281,3 +281,47 @@ fn remove_is_refused_while_an_update_holds_the_lock() {
     drop(lock);
     assert!((fx.site.snapshot(), config_text(&fx.site)) == before);
 }
+
+#[test]
+fn a_remove_interrupted_after_the_link_went_is_finished_by_the_next_run() {
+    let fx = fixture();
+    // What `remove --delete` leaves when killed right after its commit point: the config saved
+    // without the package, the `current` link gone, the version folders and records still there.
+    assert_says(&fx.site.run(&["remove", "acme/hello"]), exit::OK, &[]);
+    std::fs::remove_file(fx.site.root.join("packages/acme/hello/current")).expect("unlink");
+    assert!(
+        fx.site
+            .root
+            .join("packages/acme/hello/versions/1.1.0")
+            .is_dir()
+    );
+    // The next run's repair finishes the removal; nothing is served or reported.
+    assert_says(&fx.site.run(&["update"]), exit::OK, &[]);
+    assert_eq!(fx.site.installed_version("acme", "hello"), None);
+    assert!(!fx.site.root.join("packages/acme").exists());
+    let o = fx.site.run(&["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(st["revoked"], serde_json::json!([]), "{st}");
+}
+
+#[test]
+fn install_again_keeps_the_packages_on_revoked() {
+    let fx = fixture();
+    fx.site.edit_config(|cfg| {
+        let p = cfg
+            .get_mut("package")
+            .and_then(|p| p.as_array_mut())
+            .and_then(|a| a.first_mut())
+            .and_then(|p| p.as_table_mut())
+            .expect("a [[package]]");
+        p.insert("on_revoked".into(), toml::Value::String("remove".into()));
+    });
+    assert_says(
+        &fx.site.run(&["install", "acme/hello", "--policy", "minor"]),
+        exit::OK,
+        &[],
+    );
+    let cfg = config_text(&fx.site);
+    assert!(cfg.contains("on_revoked = \"remove\""), "{cfg}");
+    assert!(cfg.contains("policy = \"minor\""), "{cfg}");
+}
