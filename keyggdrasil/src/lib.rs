@@ -82,5 +82,6 @@ pub mod names;
 pub mod os;
 pub mod peers;
 pub mod protocol;
+pub mod snapshot;
 pub mod state;
 pub mod wire;

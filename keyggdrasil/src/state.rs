@@ -342,9 +342,10 @@ pub struct Applied {
 /// The key state derived from a log prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyState {
-    size: u64,
-    suppliers: BTreeMap<SupplierName, SupplierState>,
-    key_owner: BTreeMap<PublicKey, SupplierName>,
+    // Crate-visible for `snapshot`, which builds a partial state from stored rows.
+    pub(crate) size: u64,
+    pub(crate) suppliers: BTreeMap<SupplierName, SupplierState>,
+    pub(crate) key_owner: BTreeMap<PublicKey, SupplierName>,
 }
 
 impl KeyState {
