@@ -60,8 +60,14 @@ enum Command {
     },
     /// Fetch, verify with peers, and install updates (run hourly from cron or a systemd timer).
     ///
-    /// Example: continuum --dir /var/lib/mysite update
-    Update {},
+    /// Example: continuum --dir /var/lib/mysite update --dry-run
+    Update {
+        /// Verify everything (channel answers, peers, key rules, each archive, downloaded into
+        /// a temporary folder) and print what would be installed, but change nothing: no
+        /// install, no hook, no log or database change, no status file.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Start tracking a package and install its newest allowed release.
     ///
     /// Example: continuum --dir /var/lib/mysite install acme/hello --policy minor
@@ -249,7 +255,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             notary_listen,
             json,
         ),
-        Command::Update {} => cli::update::run(&paths, json),
+        Command::Update { dry_run } => cli::update::run(&paths, json, dry_run),
         Command::Install {
             package,
             policy,
@@ -264,10 +270,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::List {} => cli::list::run(&paths, json),
         Command::Info { package } => cli::info::run(&paths, &package, json),
         Command::Peers(PeersCommand::Add { url, key, offline }) => {
-            cli::peers::add(&paths, &url, key, offline)
+            cli::peers::add(&paths, &url, key, offline, json)
         }
-        Command::Peers(PeersCommand::List) => cli::peers::list(&paths),
-        Command::Peers(PeersCommand::Remove { url }) => cli::peers::remove(&paths, &url),
+        Command::Peers(PeersCommand::List) => cli::peers::list(&paths, json),
+        Command::Peers(PeersCommand::Remove { url }) => cli::peers::remove(&paths, &url, json),
         Command::Notary(NotaryCommand::Key) => cli::notary::key(&paths, json),
         Command::Notary(NotaryCommand::Serve { listen }) => cli::notary::serve(&paths, listen),
     }

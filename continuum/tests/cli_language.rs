@@ -117,7 +117,19 @@ fn json_errors_are_one_documented_object() {
     assert_eq!(v["error"]["kind"], "unreachable", "{v}");
     assert_eq!(v["error"]["exit_code"], 4, "{v}");
 
-    // Success with --json is one object too.
+    // Success with --json is one object too, sentences on stderr.
+    let key = KeyPair::generate().public().to_hex();
+    let url = "http://127.0.0.1:7";
+    let o = run(&site, &["peers", "add", url, &key, "--offline", "--json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let v = one_object(&o);
+    assert_eq!(v["added"]["key"], key.as_str(), "{v}");
+    assert!(text(&o.stderr).contains("--offline"), "{}", text(&o.stderr));
+    let o = run(&site, &["peers", "list", "--json"]);
+    assert_eq!(one_object(&o)["peers"][0]["url"], url);
+    let o = run(&site, &["peers", "remove", url, "--json"]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(one_object(&o)["removed"], url);
     let o = run(&site, &["notary", "key", "--json"]);
     assert_eq!(code(&o), 0);
     assert_eq!(

@@ -168,6 +168,16 @@ pub fn colour_on_stderr() -> bool {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// Prints a sentence for a person: on stdout, or on stderr when stdout carries `--json`'s
+/// one object.
+pub fn say(json: bool, text: impl AsRef<str>) {
+    if json {
+        eprintln!("{}", text.as_ref());
+    } else {
+        println!("{}", text.as_ref());
+    }
+}
+
 /// Prints one JSON value on stdout, on one line.
 pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
     use std::io::Write;
