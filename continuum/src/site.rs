@@ -543,9 +543,19 @@ pub fn status(paths: &SitePaths) -> Result<Status, SiteError> {
             }
         })
         .collect();
+    // A log that no longer replays is told as a warning, not a failure: the rest of the
+    // status is still worth showing, and the exit code (1) still alerts.
     let revoked =
-        crate::revocation::revoked_versions(&conn, &mut crate::revocation::Logs::default())
-            .map_err(|e| SiteError::Log(Box::new(e)))?;
+        match crate::revocation::revoked_versions(&conn, &mut crate::revocation::Logs::default()) {
+            Ok(r) => r,
+            Err(e) => {
+                warnings.push(format!(
+                    "could not check the installed versions for revocations: {}",
+                    chain(&SiteError::Log(Box::new(e)))
+                ));
+                Vec::new()
+            }
+        };
     for r in &revoked {
         warnings.push(format!(
             "{}; {}",
