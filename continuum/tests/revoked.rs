@@ -499,3 +499,23 @@ fn an_unknown_on_revoked_value_is_refused() {
         Some("1.1.0")
     );
 }
+
+#[test]
+fn status_warns_when_the_stored_log_no_longer_replays() {
+    let fx = installed_with_previous();
+    fx.revoke_release("1.1.0", "broken build");
+    assert_says(&fx.site.run(&["update"]), exit::OK, &[]);
+    let db = rusqlite::Connection::open(fx.site.root.join("site.db")).expect("db");
+    db.execute("UPDATE log_entries SET bytes = x'00' WHERE idx = 4", [])
+        .expect("corrupt");
+    // The rest of the status is still shown; the check that could not be made is a warning.
+    assert_says(
+        &fx.site.run(&["status"]),
+        exit::ATTENTION,
+        &[
+            "package acme/hello: 1.1.0",
+            "could not check the installed versions for revocations",
+            "stored entry 4 is corrupt",
+        ],
+    );
+}
