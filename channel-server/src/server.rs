@@ -139,7 +139,24 @@ pub fn check(config: &Config) -> Result<(u64, [u8; 32]), ServerError> {
     let conn = store::open(&paths.db)?;
     // The entries against the stored tree (through the core's LogView), then the key rules.
     let (size, root) = store::verify_stored_tree(&conn)?;
-    writer::load_state(&conn)?;
+    let (replayed, _) = writer::load_state(&conn)?;
+    // The snapshot the writer advances must be exactly what the full replay gives.
+    match store::state_size(&conn)? {
+        // A database from before snapshots: `serve` builds it at its next start.
+        None => {}
+        Some(_) => {
+            let stored = store::stored_state(&conn)?;
+            if stored != replayed {
+                return Err(store::DbError::Inconsistent(format!(
+                    "the stored key state (at {} entries) differs from a replay of the log (at {size}); \
+                     repair: stop the server, run `sqlite3 channel.db \"DELETE FROM meta WHERE key = 'state_size'\"` \
+                     and start it again, which rebuilds the snapshot from the log",
+                    stored.size()
+                ))
+                .into());
+            }
+        }
+    }
     Ok((size, root))
 }
 

@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use keyggdrasil::entry::Entry;
 use keyggdrasil::log::LogView;
 use keyggdrasil::merkle::{self, Blake2b256, Hash, HashStore, StoreError, StoredIndex, TreeHasher};
+use keyggdrasil::snapshot::{Changes, KeyRow, Needs, PartialState, ReleaseRow, SnapshotError};
+use keyggdrasil::state::KeyState;
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
 
@@ -65,6 +67,21 @@ CREATE TABLE IF NOT EXISTS archives (
     digest BLOB PRIMARY KEY,
     size   INTEGER NOT NULL
 ) STRICT;
+-- The key state derived from the entries (keyggdrasil::snapshot rows), advanced in the same
+-- transaction as the entries; meta 'state_size' says how many entries it covers.
+CREATE TABLE IF NOT EXISTS state_keys (
+    key      BLOB PRIMARY KEY,
+    supplier TEXT NOT NULL,
+    row      BLOB NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS state_keys_by_supplier ON state_keys (supplier);
+CREATE TABLE IF NOT EXISTS state_releases (
+    supplier TEXT NOT NULL,
+    package  TEXT NOT NULL,
+    version  TEXT NOT NULL,
+    row      BLOB NOT NULL,
+    PRIMARY KEY (supplier, package, version)
+) STRICT;
 ";
 
 /// Opens (and creates if needed) the database at `path` with the channel's pragmas and schema.
@@ -78,10 +95,170 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
-/// The number of entries in the log.
+/// The number of entries in the log: one past the highest index, an O(log n) lookup (entries
+/// are only ever appended at the next index, in one transaction with their tree hashes).
 pub fn size(conn: &Connection) -> Result<u64, DbError> {
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))?;
+    let n: i64 = conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries", [], |r| {
+        r.get(0)
+    })?;
     Ok(n as u64)
+}
+
+/// The number of stored tree hashes: one past the highest position (O(log n)).
+pub fn tree_hash_count(conn: &Connection) -> Result<u64, DbError> {
+    let n: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(pos) + 1, 0) FROM tree_hashes",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+/// How many entries the stored key state covers (`None`: no snapshot was ever written, a
+/// database from before snapshots).
+pub fn state_size(conn: &Connection) -> Result<Option<u64>, DbError> {
+    let v: Option<String> = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = 'state_size'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    v.map(|t| {
+        t.parse::<u64>()
+            .map_err(|_| DbError::Inconsistent(format!("meta state_size is {t:?}")))
+    })
+    .transpose()
+}
+
+/// Loads the rows of the stored key state that applying `entries` reads (see
+/// [`keyggdrasil::snapshot`]): O(rows touched), whatever the log size.
+pub fn load_partial_state(
+    conn: &Connection,
+    size: u64,
+    entries: &[&keyggdrasil::entry::Entry],
+) -> Result<PartialState, DbError> {
+    let needs = Needs::of(entries.iter().copied());
+    let mut partial = PartialState::new(size);
+    let bad = |e: SnapshotError| DbError::Inconsistent(format!("stored key state: {e}"));
+    for supplier in &needs.suppliers {
+        let mut stmt = conn.prepare_cached("SELECT row FROM state_keys WHERE supplier = ?1")?;
+        let rows = stmt
+            .query_map([supplier.as_str()], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = rows
+            .iter()
+            .map(|b| KeyRow::decode(b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        partial.load_supplier(supplier, rows).map_err(bad)?;
+    }
+    for key in &needs.key_owners {
+        let owner: Option<String> = conn
+            .prepare_cached("SELECT supplier FROM state_keys WHERE key = ?1")?
+            .query_row([&key.as_bytes()[..]], |r| r.get(0))
+            .optional()?;
+        let owner = owner
+            .map(|o| keyggdrasil::names::SupplierName::parse(&o))
+            .transpose()
+            .map_err(|e| DbError::Inconsistent(format!("stored key owner: {e}")))?;
+        partial.load_key_owner(*key, owner).map_err(bad)?;
+    }
+    for id in &needs.releases {
+        let row: Option<Vec<u8>> = conn
+            .prepare_cached(
+                "SELECT row FROM state_releases WHERE supplier = ?1 AND package = ?2 AND version = ?3",
+            )?
+            .query_row(
+                params![id.supplier.as_str(), id.package.as_str(), id.version.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let record = match row {
+            None => None,
+            Some(b) => {
+                let row = ReleaseRow::decode(&b).map_err(bad)?;
+                if row.id != *id {
+                    return Err(DbError::Inconsistent(format!(
+                        "stored release row for {}/{} {} names another release",
+                        id.supplier, id.package, id.version
+                    )));
+                }
+                Some(row.record)
+            }
+        };
+        partial.load_release(id.clone(), record);
+    }
+    Ok(partial)
+}
+
+/// Writes the rows a batch changed and the new state size (inside the batch's transaction).
+pub fn write_state_changes(conn: &Connection, changes: &Changes) -> Result<(), DbError> {
+    for row in &changes.keys {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO state_keys (key, supplier, row) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![
+            &row.key.as_bytes()[..],
+            row.supplier.as_str(),
+            row.encode()
+        ])?;
+    }
+    for row in &changes.releases {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO state_releases (supplier, package, version, row) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            row.id.supplier.as_str(),
+            row.id.package.as_str(),
+            row.id.version.as_str(),
+            row.encode()
+        ])?;
+    }
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('state_size', ?1)")?
+        .execute([changes.size.to_string()])?;
+    Ok(())
+}
+
+/// Replaces the whole stored key state with `state`'s rows (the one-time migration of a
+/// database from before snapshots, inside a transaction).
+pub fn write_whole_state(conn: &Connection, state: &KeyState) -> Result<(), DbError> {
+    conn.execute("DELETE FROM state_keys", [])?;
+    conn.execute("DELETE FROM state_releases", [])?;
+    let (keys, releases) = state.rows();
+    write_state_changes(
+        conn,
+        &Changes {
+            size: state.size(),
+            keys,
+            releases,
+        },
+    )
+}
+
+/// The whole stored key state (O(state); for `channel-server check`, which compares it with a
+/// full replay).
+pub fn stored_state(conn: &Connection) -> Result<KeyState, DbError> {
+    let bad = |e: SnapshotError| DbError::Inconsistent(format!("stored key state: {e}"));
+    let size = state_size(conn)?.unwrap_or(0);
+    let mut keys = Vec::new();
+    let mut stmt = conn.prepare("SELECT key, supplier, row FROM state_keys")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (key, supplier, bytes): (Vec<u8>, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let row = KeyRow::decode(&bytes).map_err(bad)?;
+        if row.key.as_bytes()[..] != key[..] || row.supplier.as_str() != supplier {
+            return Err(DbError::Inconsistent(format!(
+                "stored key row for {} does not match its columns",
+                row.key
+            )));
+        }
+        keys.push(row);
+    }
+    let mut releases = Vec::new();
+    let mut stmt = conn.prepare("SELECT row FROM state_releases")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        releases.push(ReleaseRow::decode(&r.get::<_, Vec<u8>>(0)?).map_err(bad)?);
+    }
+    KeyState::from_rows(size, keys, releases).map_err(bad)
 }
 
 /// Entries `start .. end` (exact bytes), in order.

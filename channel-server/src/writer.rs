@@ -1,21 +1,24 @@
 //! The single writer: appends verified entries to the log in groups.
 //!
 //! Request handlers parse entries and verify their signatures in parallel, then queue them here.
-//! One thread owns the write connection and the [`KeyState`]: it takes everything queued (up to a
-//! batch limit), checks each entry against the key rules in order, appends the accepted ones to
-//! the entries table and the Merkle tree in **one transaction**, commits (durably:
+//! One thread owns the write connection: it takes everything queued (up to a batch limit), loads
+//! the rows of the stored key state those entries touch ([`keyggdrasil::snapshot`]), checks each
+//! entry against the key rules in order, appends the accepted ones to the entries table and the
+//! Merkle tree and writes the changed key-state rows in **one transaction**, commits (durably:
 //! `synchronous = FULL`), and only then answers every submitter and publishes the new head. A
 //! submitter is therefore never told "appended" for an entry a crash could lose, and a refused
 //! entry never touches the log.
 //!
-//! If a commit fails, the batch is answered with a storage error and the writer rebuilds its
-//! state from the database, so memory and disk cannot drift apart.
+//! Nothing of the key state lives in memory between batches, so start-up costs O(log n)
+//! ([`load_head`]) and a failed commit leaves nothing to rebuild: the rolled-back transaction
+//! took the batch's rows with it. The full replay ([`load_state`]) is `channel-server check`'s.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use keyggdrasil::entry::{CheckedEntry, Event};
 use keyggdrasil::merkle::{self, Blake2b256, Hash, TreeHasher};
+use keyggdrasil::snapshot::SnapshotError;
 use keyggdrasil::state::{KeyState, Refusal};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
@@ -123,8 +126,47 @@ pub fn invite_token_hash(token: &str) -> [u8; 32] {
     Blake2b256.hash_leaf(format!("keyggdrasil/v1/invite\0{token}").as_bytes())
 }
 
+/// The head of the stored log, checked cheaply (O(log n) reads): the tree holds exactly the
+/// hashes of `size` entries, and the stored key state covers exactly `size` entries. A database
+/// from before key-state snapshots gets its snapshot once, by a full replay, here.
+pub fn load_head(conn: &mut Connection) -> Result<Head, DbError> {
+    let size = store::size(conn)?;
+    let hashes = store::tree_hash_count(conn)?;
+    if hashes != merkle::stored_hash_count(size)? {
+        return Err(DbError::Inconsistent(format!(
+            "{hashes} tree hashes for {size} entries; run `channel-server check`"
+        )));
+    }
+    match store::state_size(conn)? {
+        Some(n) if n == size => {}
+        Some(n) => {
+            return Err(DbError::Inconsistent(format!(
+                "the stored key state covers {n} entries but the log has {size}; run \
+                 `channel-server check`, which replays the whole log"
+            )));
+        }
+        None if size == 0 => {
+            // A new channel: its snapshot is empty and covers the empty log.
+            store::write_state_changes(conn, &keyggdrasil::snapshot::Changes::default())?;
+        }
+        None => {
+            tracing::warn!(
+                size,
+                "no key-state snapshot in this database: building it once by replaying the log"
+            );
+            let (state, _) = load_state(conn)?;
+            let tx = conn.transaction()?;
+            store::write_whole_state(&tx, &state)?;
+            tx.commit()?;
+        }
+    }
+    let root = store::root_at(conn, size)?;
+    Ok(Head { size, root })
+}
+
 /// Replays the stored log into a fresh key state, verifying every signature and rule again, and
-/// checks the stored tree size. Used at start-up and after a failed commit.
+/// checks the stored tree size: O(size) work, for `channel-server check` and the one-time
+/// snapshot migration, never for serving.
 pub fn load_state(conn: &Connection) -> Result<(KeyState, Head), DbError> {
     let size = store::size(conn)?;
     let mut state = KeyState::new();
@@ -139,8 +181,8 @@ pub fn load_state(conn: &Connection) -> Result<(KeyState, Head), DbError> {
             DbError::Inconsistent(format!("stored entry {idx} is refused on replay: {e}"))
         })?;
     }
-    let stored: i64 = conn.query_row("SELECT COUNT(*) FROM tree_hashes", [], |r| r.get(0))?;
-    if stored as u64 != merkle::stored_hash_count(size)? {
+    let stored = store::tree_hash_count(conn)?;
+    if stored != merkle::stored_hash_count(size)? {
         return Err(DbError::Inconsistent(format!(
             "{stored} tree hashes for {size} entries"
         )));
@@ -156,8 +198,8 @@ pub fn start(
     max_batch: usize,
     queue: usize,
 ) -> Result<(WriterHandle, std::thread::JoinHandle<()>), DbError> {
-    let conn = store::open(&path)?;
-    let (state, head) = load_state(&conn)?;
+    let mut conn = store::open(&path)?;
+    let head = load_head(&mut conn)?;
     let shared = Arc::new(RwLock::new(head));
     let (tx, rx) = mpsc::channel(queue.max(1));
     let handle = WriterHandle {
@@ -166,14 +208,13 @@ pub fn start(
     };
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || run(conn, state, rx, shared, policy, max_batch.max(1)))
+        .spawn(move || run(conn, rx, shared, policy, max_batch.max(1)))
         .map_err(|e| DbError::Inconsistent(format!("could not start the writer thread: {e}")))?;
     Ok((handle, thread))
 }
 
 fn run(
     mut conn: Connection,
-    mut state: KeyState,
     mut rx: mpsc::Receiver<Submission>,
     head: Arc<RwLock<Head>>,
     policy: Policy,
@@ -191,7 +232,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        match append_batch(&mut conn, &mut state, current, &batch, policy) {
+        match append_batch(&mut conn, current, &batch, policy) {
             Ok((results, new_head)) => {
                 current = new_head;
                 if let Ok(mut h) = head.write() {
@@ -202,13 +243,12 @@ fn run(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "append batch failed; nothing from it was acknowledged, reloading state from the database");
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "append batch failed; nothing from it was acknowledged, reloading the head from the database");
                 for s in batch {
                     let _ = s.reply.send(Err(SubmitError::Storage));
                 }
-                match load_state(&conn) {
-                    Ok((s, h)) => {
-                        state = s;
+                match load_head(&mut conn) {
+                    Ok(h) => {
                         current = h;
                         if let Ok(mut w) = head.write() {
                             *w = h;
@@ -228,12 +268,13 @@ type BatchResult = (Vec<Result<Appended, SubmitError>>, Head);
 
 fn append_batch(
     conn: &mut Connection,
-    state: &mut KeyState,
     head: Head,
     batch: &[Submission],
     policy: Policy,
 ) -> Result<BatchResult, DbError> {
     let tx = conn.transaction()?;
+    let entries: Vec<&keyggdrasil::entry::Entry> = batch.iter().map(|s| s.entry.entry()).collect();
+    let mut state = store::load_partial_state(&tx, head.size, &entries)?;
     let mut size = head.size;
     let mut results: Vec<Result<Appended, SubmitError>> = Vec::with_capacity(batch.len());
     for s in batch {
@@ -249,7 +290,8 @@ fn append_batch(
             continue;
         }
         let body = entry.body();
-        let new_supplier = state.supplier(&body.supplier).is_none();
+        // The entry's supplier is loaded (snapshot::Needs), so this answer is the full state's.
+        let new_supplier = state.loaded_state().supplier(&body.supplier).is_none();
         if policy == Policy::Invite && new_supplier {
             match &s.invite {
                 None => {
@@ -264,9 +306,13 @@ fn append_batch(
                 }
             }
         }
-        if let Err(r) = state.apply_checked(&s.entry) {
-            results.push(Err(SubmitError::Refused(r)));
-            continue;
+        match state.apply(&s.entry) {
+            Ok(_) => {}
+            Err(SnapshotError::Refused(r)) => {
+                results.push(Err(SubmitError::Refused(r)));
+                continue;
+            }
+            Err(e) => return Err(DbError::Inconsistent(e.to_string())),
         }
         // From here on the state has changed: any error must abort the whole batch (the caller
         // then reloads the state), never skip just this entry.
@@ -326,6 +372,7 @@ fn append_batch(
     let root = if size == head.size {
         head.root
     } else {
+        store::write_state_changes(&tx, &state.changes())?;
         store::root_at(&tx, size)?
     };
     tx.commit()?;

@@ -9,4 +9,5 @@ mod server {
     mod refusals;
     mod repair;
     mod resilience;
+    mod snapshot;
 }
