@@ -108,6 +108,10 @@ enum Command {
         /// Also check every stored archive (reads all of them).
         #[arg(long)]
         archives: bool,
+        /// Replace a key-state snapshot that differs from the full replay by the replay (the
+        /// repair `check` names); blocks submissions while it replays.
+        #[arg(long)]
+        rebuild_state: bool,
     },
 }
 
@@ -300,11 +304,23 @@ fn run(cli: Cli) -> Result<serde_json::Value, CliError> {
             );
             Ok(serde_json::json!({"supplier": supplier.as_str(), "token": token}))
         }
-        Command::Check { at, archives } => {
+        Command::Check {
+            at,
+            archives,
+            rebuild_state,
+        } => {
             let cfg = Config::load(&at.config_file())?;
-            let (size, root) = server::check(&cfg)?;
+            let (size, root, rebuilt) = server::check(&cfg, rebuild_state)?;
+            if rebuilt {
+                say(format!(
+                    "rebuilt the key-state snapshot from a replay of all {size} entries"
+                ));
+            }
             say(format!("ok: {size} entries, root {}", hex::encode(root)));
-            let mut report = serde_json::json!({"size": size, "root": hex::encode(root)});
+            let mut report = serde_json::json!({
+                "size": size, "root": hex::encode(root), "rebuilt_state": rebuilt
+            });
+
             if archives {
                 let (checked, bad) = server::check_archives(&cfg)?;
                 for b in &bad {

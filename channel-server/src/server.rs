@@ -132,32 +132,46 @@ pub fn invite(
     Ok(token)
 }
 
-/// Recomputes the whole tree from the stored entries and replays the key rules: the check that
-/// the database is intact. Returns `(size, root)`.
-pub fn check(config: &Config) -> Result<(u64, [u8; 32]), ServerError> {
+/// Recomputes the whole tree from the stored entries, replays the key rules, and compares the
+/// key-state snapshot the writer advances with that replay: the check that the database is
+/// intact. Returns `(size, root, rebuilt)`.
+///
+/// With `rebuild_state`, a snapshot that differs from the replay (or is missing) is replaced by
+/// the replay's rows, in one write transaction taken before the replay, so a running server
+/// cannot append in between; `rebuilt` says whether it was.
+pub fn check(config: &Config, rebuild_state: bool) -> Result<(u64, [u8; 32], bool), ServerError> {
     let paths = Paths::new(&config.data_dir());
-    let conn = store::open(&paths.db)?;
+    let mut conn = store::open(&paths.db)?;
+    let behaviour = if rebuild_state {
+        rusqlite::TransactionBehavior::Immediate
+    } else {
+        rusqlite::TransactionBehavior::Deferred
+    };
+    let tx = conn
+        .transaction_with_behavior(behaviour)
+        .map_err(store::DbError::from)?;
     // The entries against the stored tree (through the core's LogView), then the key rules.
-    let (size, root) = store::verify_stored_tree(&conn)?;
-    let (replayed, _) = writer::load_state(&conn)?;
-    // The snapshot the writer advances must be exactly what the full replay gives.
-    match store::state_size(&conn)? {
+    let (size, root) = store::verify_stored_tree(&tx)?;
+    let (replayed, _) = writer::load_state(&tx)?;
+    let matches = match store::state_size(&tx)? {
         // A database from before snapshots: `serve` builds it at its next start.
-        None => {}
-        Some(_) => {
-            let stored = store::stored_state(&conn)?;
-            if stored != replayed {
-                return Err(store::DbError::Inconsistent(format!(
-                    "the stored key state (at {} entries) differs from a replay of the log (at {size}); \
-                     repair: stop the server, run `sqlite3 channel.db \"DELETE FROM meta WHERE key = 'state_size'\"` \
-                     and start it again, which rebuilds the snapshot from the log",
-                    stored.size()
-                ))
-                .into());
-            }
-        }
+        None => !rebuild_state,
+        Some(_) => store::stored_state(&tx).is_ok_and(|stored| stored == replayed),
+    };
+    if matches {
+        return Ok((size, root, false));
     }
-    Ok((size, root))
+    if rebuild_state {
+        store::write_whole_state(&tx, &replayed)?;
+        tx.commit().map_err(store::DbError::from)?;
+        return Ok((size, root, true));
+    }
+    let at = store::state_size(&tx)?.unwrap_or(0);
+    Err(store::DbError::Inconsistent(format!(
+        "the stored key state (at {at} entries) differs from a replay of the log (at {size}); \
+         repair it with `channel-server check --rebuild-state`"
+    ))
+    .into())
 }
 
 /// A stored archive that does not match its logged release.

@@ -96,6 +96,22 @@ fn check_finds_an_edited_state_row() {
         "{}",
         text(&o)
     );
+    assert!(
+        text(&o).contains("channel-server check --rebuild-state"),
+        "{}",
+        text(&o)
+    );
+    // The repair it names works, and the server then enforces the log's rules again.
+    let o = admin(&ch, &["check", "--rebuild-state"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("rebuilt the key-state snapshot"),
+        "{}",
+        text(&o)
+    );
+    assert!(ch.check().starts_with("ok: "));
+    ch.spawn();
+    acme.publish_plugin(&ch, "hello", "1.1.0", "two");
 }
 
 #[test]
