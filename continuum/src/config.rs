@@ -142,7 +142,42 @@ pub struct Config {
     /// HTTP transport.
     #[serde(default)]
     pub transport: TransportConfig,
+    /// Site-wide hooks (`[hooks]`): programs run after an install, a rollback or a failed run.
+    #[serde(default, skip_serializing_if = "HooksConfig::is_empty")]
+    pub hooks: HooksConfig,
 }
+
+/// `[hooks]`: programs continuum runs after an event, each an argv array (no shell). A
+/// package's own hook (in its `[[package]]`) replaces the site-wide one for that package. See
+/// [`crate::hooks`] for the environment they get and how a failure is reported.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HooksConfig {
+    /// Run after each package an `update` installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_install: Option<Vec<String>>,
+    /// Run after `continuum rollback`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_rollback: Option<Vec<String>>,
+    /// Run after an `update` that failed (exit 3, 4 or 5; not 6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<Vec<String>>,
+    /// Longest a hook may run, in seconds (default 60); then it is killed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook_timeout_secs: Option<u64>,
+}
+
+impl HooksConfig {
+    /// True when nothing is set (the section is then not written).
+    pub fn is_empty(&self) -> bool {
+        self == &HooksConfig::default()
+    }
+}
+
+/// Default of `[hooks] hook_timeout_secs`.
+pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 60;
+/// Largest `hook_timeout_secs` accepted: a run is hourly.
+pub const MAX_HOOK_TIMEOUT_SECS: u64 = 3600;
 
 /// `[site]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -167,6 +202,10 @@ pub struct SiteSection {
     /// package's own `on_revoked` overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_revoked: Option<OnRevoked>,
+    /// Where `update` writes its JSON status file after every run (default
+    /// `<site>/status.json`); an absolute path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_file: Option<PathBuf>,
 }
 
 /// `[[channel]]`.
@@ -282,6 +321,21 @@ pub struct PackageConfig {
     /// `[site] on_revoked`, else `report`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_revoked: Option<OnRevoked>,
+    /// Where the CMS finds the package: an absolute path that continuum makes a symbolic link
+    /// to the package's `current` link (so it switches atomically with it). Its parent folder
+    /// must exist; the path itself must be absent or such a link. See [`crate::install`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_dir: Option<PathBuf>,
+    /// This package's `post_install` hook, instead of `[hooks] post_install`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_install: Option<Vec<String>>,
+    /// This package's `post_rollback` hook, instead of `[hooks] post_rollback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_rollback: Option<Vec<String>>,
+    /// This package's `on_failure` hook (a failed install of this package), instead of
+    /// `[hooks] on_failure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<Vec<String>>,
 }
 
 /// What `update` does about an installed version that the log revoked (the release, or the
@@ -341,10 +395,12 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        cfg.validate().map_err(|message| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        cfg.validate()
+            .and_then(|()| cfg.validate_cms(path.parent().unwrap_or(Path::new("."))))
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
         Ok(cfg)
     }
 
@@ -401,6 +457,63 @@ impl Config {
             return Err(
                 "transport.proxy must be a socks5h:// (remote DNS) or socks5:// URL".into(),
             );
+        }
+        Ok(())
+    }
+
+    /// Checks the CMS keys: hooks are argv arrays starting with an absolute program path and
+    /// a bounded timeout; `install_dir` and `status_file` are absolute, plain (no `.` or `..`),
+    /// and `install_dir` is outside the site folder `root` and different for each package.
+    fn validate_cms(&self, root: &Path) -> Result<(), String> {
+        let h = &self.hooks;
+        for (key, argv) in [
+            ("[hooks] post_install", &h.post_install),
+            ("[hooks] post_rollback", &h.post_rollback),
+            ("[hooks] on_failure", &h.on_failure),
+        ] {
+            check_argv(key, argv.as_deref())?;
+        }
+        if let Some(t) = h.hook_timeout_secs
+            && !(1..=MAX_HOOK_TIMEOUT_SECS).contains(&t)
+        {
+            return Err(format!(
+                "[hooks] hook_timeout_secs = {t}: give 1 to {MAX_HOOK_TIMEOUT_SECS} seconds"
+            ));
+        }
+        if let Some(f) = &self.site.status_file {
+            check_plain_absolute("[site] status_file", f)?;
+        }
+        // The site folder as the OS names it, so that a symlinked path to it is still caught.
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let mut dirs = std::collections::BTreeSet::new();
+        for p in &self.packages {
+            let who = format!("package {}/{}", p.supplier, p.name);
+            for (key, argv) in [
+                ("post_install", &p.post_install),
+                ("post_rollback", &p.post_rollback),
+                ("on_failure", &p.on_failure),
+            ] {
+                check_argv(&format!("{who}: {key}"), argv.as_deref())?;
+            }
+            let Some(dir) = &p.install_dir else { continue };
+            check_plain_absolute(&format!("{who}: install_dir"), dir)?;
+            let parent = dir.parent().map(|d| {
+                std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf())
+            });
+            if dir.starts_with(&root) || parent.as_ref().is_some_and(|d| d.starts_with(&root)) {
+                return Err(format!(
+                    "{who}: install_dir {} is inside the site folder {}: continuum manages that \
+                     folder; name the place the CMS loads plugins from, outside it",
+                    dir.display(),
+                    root.display()
+                ));
+            }
+            if !dirs.insert(dir.clone()) {
+                return Err(format!(
+                    "{who}: install_dir {} is also another package's install_dir",
+                    dir.display()
+                ));
+            }
         }
         Ok(())
     }
@@ -462,12 +575,14 @@ impl Config {
                 channel: channel.as_str().to_owned(),
             });
         }
-        // An operator's on_revoked for the package survives `install` again.
-        let on_revoked = self
+        // An operator's on_revoked, install_dir and hooks for the package survive `install`
+        // again.
+        let old = self
             .packages
             .iter()
             .find(|p| p.supplier == supplier && p.name == name)
-            .and_then(|p| p.on_revoked);
+            .cloned();
+        let on_revoked = old.as_ref().and_then(|p| p.on_revoked);
         self.packages
             .retain(|p| !(p.supplier == supplier && p.name == name));
         self.packages.push(PackageConfig {
@@ -476,6 +591,10 @@ impl Config {
             channel: channel.clone(),
             policy,
             on_revoked,
+            install_dir: old.as_ref().and_then(|p| p.install_dir.clone()),
+            post_install: old.as_ref().and_then(|p| p.post_install.clone()),
+            post_rollback: old.as_ref().and_then(|p| p.post_rollback.clone()),
+            on_failure: old.and_then(|p| p.on_failure),
         });
         Ok(channel)
     }
@@ -509,6 +628,50 @@ impl Config {
             p.policy = UpdatePolicy::Pinned(version.clone());
         }
     }
+}
+
+/// A hook is an argv array: a program given by its absolute path (no `PATH` search, no shell),
+/// then its arguments; no NUL bytes (they cannot be passed to a program).
+fn check_argv(key: &str, argv: Option<&[String]>) -> Result<(), String> {
+    let Some(argv) = argv else { return Ok(()) };
+    let Some(program) = argv.first() else {
+        return Err(format!(
+            "{key} is empty: give the program and its arguments, e.g. [\"/usr/local/bin/wp\", \"plugin\", \"activate\"]"
+        ));
+    };
+    if !Path::new(program).is_absolute() {
+        return Err(format!(
+            "{key}: {program:?} is not an absolute path: hooks are run without a shell or PATH \
+             search; give the program's full path (e.g. /usr/bin/{program})"
+        ));
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(format!("{key}: an argument contains a NUL byte"));
+    }
+    Ok(())
+}
+
+/// An absolute path without `.` or `..` components (so it names exactly one place, and a
+/// `..` cannot lead out of where it seems to point).
+fn check_plain_absolute(key: &str, path: &Path) -> Result<(), String> {
+    use std::path::Component;
+    if !path.is_absolute() {
+        return Err(format!(
+            "{key} {} is relative: give an absolute path",
+            path.display()
+        ));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+        || path.parent().is_none()
+    {
+        return Err(format!(
+            "{key} {}: give a plain absolute path, without `.` or `..`, and not /",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 fn check_url(u: &str) -> Result<(), String> {
@@ -607,6 +770,7 @@ mod tests {
             peers: Vec::new(),
             packages: Vec::new(),
             transport: TransportConfig::default(),
+            hooks: HooksConfig::default(),
         }
     }
 

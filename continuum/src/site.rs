@@ -145,6 +145,7 @@ pub fn init(
         peers: Vec::new(),
         packages: Vec::new(),
         transport: Default::default(),
+        hooks: Default::default(),
     };
     let name = match channel_name {
         Some(n) => n,
@@ -207,6 +208,8 @@ pub struct RunReport {
     pub channels: Vec<ChannelReport>,
     /// The first failure, if any.
     pub failure: Option<UpdateError>,
+    /// The hooks this run ran (none for a dry run), in order.
+    pub hooks: Vec<crate::hooks::HookReport>,
 }
 
 impl RunReport {
@@ -231,13 +234,22 @@ impl RunReport {
 ///
 /// A folder without a readable `continuum.toml` is not a site: the run fails with
 /// [`UpdateError::Config`] (naming the file) and writes nothing there, not even the lock file.
+///
+/// Then it runs the `post_install` hook of each package it installed, or the `on_failure`
+/// hook if it failed (not when busy), and writes the status file ([`crate::status_file`]),
+/// except when busy. A failing hook is reported (notes, log line, status file), never undoes
+/// an install, and does not change the outcome.
 pub fn run_update(paths: &SitePaths) -> RunReport {
-    if let Err(e) = Config::load(&paths.config) {
-        return RunReport {
-            channels: Vec::new(),
-            failure: Some(e.into()),
-        };
-    }
+    let config = match Config::load(&paths.config) {
+        Ok(c) => c,
+        Err(e) => {
+            return RunReport {
+                channels: Vec::new(),
+                failure: Some(e.into()),
+                hooks: Vec::new(),
+            };
+        }
+    };
     let started = now();
     let lock = match SiteLock::try_acquire(paths) {
         Ok(lock) => lock,
@@ -252,14 +264,96 @@ pub fn run_update(paths: &SitePaths) -> RunReport {
             return RunReport {
                 channels: Vec::new(),
                 failure: Some(failure),
+                hooks: Vec::new(),
             };
         }
-        Err(e) => return finish(paths, started, Vec::new(), Some(UpdateError::Lock(e))),
+        Err(e) => {
+            let failure = UpdateError::Lock(e);
+            let hooks = run_hooks(paths, &config, &[], Some(&failure));
+            return finish(paths, &config, started, Vec::new(), Some(failure), hooks);
+        }
     };
-    let (reports, failure) = cycle(paths);
-    let report = finish(paths, started, reports, failure);
+    let (mut reports, failure) = cycle(paths);
+    // Hooks run under the lock, after the run's changes and before its record, so the log
+    // line and the status file say how they went.
+    let hooks = run_hooks(paths, &config, &reports, failure.as_ref());
+    if let Some(last) = reports.last_mut() {
+        last.notes
+            .extend(hooks.iter().filter(|h| h.failed()).map(|h| h.note()));
+    }
+    let report = finish(paths, &config, started, reports, failure, hooks);
     drop(lock);
     report
+}
+
+/// `post_install` for each installed package (its own hook, else the site's), or
+/// `on_failure` for a failed run (the failing package's own hook if the failure is its
+/// install, else the site's).
+fn run_hooks(
+    paths: &SitePaths,
+    config: &Config,
+    reports: &[ChannelReport],
+    failure: Option<&UpdateError>,
+) -> Vec<crate::hooks::HookReport> {
+    use crate::hooks::{self, HookContext, HookEvent};
+    let timeout = hooks::timeout(config);
+    let site = std::fs::canonicalize(&paths.root).unwrap_or_else(|_| paths.root.clone());
+    let package = |name: &str| {
+        config
+            .packages
+            .iter()
+            .find(|p| format!("{}/{}", p.supplier, p.name) == name)
+    };
+    let mut done = Vec::new();
+    for installed in reports.iter().flat_map(|c| c.installed.iter()) {
+        let pkg = package(&installed.package);
+        let Some(argv) = HookEvent::PostInstall.argv(config, pkg) else {
+            continue;
+        };
+        let ctx = HookContext {
+            site: site.clone(),
+            package: Some(installed.package.clone()),
+            version: Some(installed.version.clone()),
+            previous: installed.previous.clone(),
+            install_dir: pkg.map(|p| crate::install::cms_path(paths, p)),
+            ..Default::default()
+        };
+        done.push(hooks::run(argv, HookEvent::PostInstall, &ctx, timeout));
+    }
+    if let Some(f) = failure {
+        let kind = f.kind();
+        if kind == ErrorKind::AnotherRunInProgress {
+            return done;
+        }
+        // `supplier/package version` of a failed install, to tell the hook which package.
+        let (name, version) = match f {
+            UpdateError::Install { release, .. } => match release.split_once(' ') {
+                Some((n, v)) => (Some(n.to_owned()), Some(v.to_owned())),
+                None => (Some(release.clone()), None),
+            },
+            _ => (None, None),
+        };
+        let pkg = name.as_deref().and_then(package);
+        if let Some(argv) = HookEvent::OnFailure.argv(config, pkg) {
+            let ctx = HookContext {
+                site,
+                previous: pkg.and_then(|p| {
+                    db::open(&paths.db)
+                        .ok()
+                        .and_then(|c| db::installed_one(&c, p.supplier.as_str(), p.name.as_str()).ok())
+                        .flatten()
+                        .map(|i| i.version)
+                }),
+                install_dir: pkg.map(|p| crate::install::cms_path(paths, p)),
+                package: name,
+                version,
+                error: Some(chain(f)),
+                exit_code: Some(kind.exit_code()),
+            };
+            done.push(hooks::run(argv, HookEvent::OnFailure, &ctx, timeout));
+        }
+    }
+    done
 }
 
 fn cycle(paths: &SitePaths) -> (Vec<ChannelReport>, Option<UpdateError>) {
@@ -275,7 +369,17 @@ fn prepare(paths: &SitePaths) -> Result<(Config, rusqlite::Connection, Http, Htt
     let config = Config::load(&paths.config)?;
     let conn = db::open(&paths.db)?;
     crate::install::reconcile(paths, &conn).map_err(|e| UpdateError::Reconcile(Box::new(e)))?;
+    // Before anything is fetched: a misplaced install_dir stops the run with nothing changed,
+    // and a link a crash left unmade is made now.
+    crate::install::sync_install_dirs(paths, &conn, &config)
+        .map_err(|e| UpdateError::InstallDir(Box::new(e)))?;
     // One deadline for the whole run's network time, channel, mirrors and peers alike.
+    let (http, peer_http) = clients(&config)?;
+    Ok((config, conn, http, peer_http))
+}
+
+/// The two HTTP clients of a run (channel and mirrors; peers), under one run deadline.
+fn clients(config: &Config) -> Result<(Http, Http), UpdateError> {
     let deadline = config
         .transport
         .run_deadline_secs
@@ -284,7 +388,118 @@ fn prepare(paths: &SitePaths) -> Result<(Config, rusqlite::Connection, Http, Htt
     let peer_timeout = Duration::from_secs(config.site.peer_timeout_secs.unwrap_or(5));
     let peer_http = Http::with_timeouts(&config.transport, peer_timeout, peer_timeout)?
         .with_run_deadline(deadline);
-    Ok((config, conn, http, peer_http))
+    Ok((http, peer_http))
+}
+
+/// `update --dry-run`: everything a run does up to and including the verification of the
+/// channel's answers, the peers' confirmation, the key rules and each archive that would be
+/// installed, against a copy of the site database and into a temporary folder, then throws
+/// both away. The report's `would_install` says what a real run would install now.
+///
+/// Changes nothing of the site: not `site.db` (the accepted and observed logs, the peer
+/// checks, the run record), not `continuum.log`, `continuum.toml`, `packages/`, any
+/// `install_dir` or the status file; runs no hook. It takes no lock (it writes nothing and
+/// reads the database through one consistent snapshot), so it also runs beside an update.
+/// What it cannot show: what `on_revoked` would do, and peers or mirrors changing their
+/// minds before the real run.
+pub fn run_dry_run(paths: &SitePaths) -> RunReport {
+    let scratch_root = std::env::temp_dir().join(format!(
+        "continuum-dry-run-{}",
+        hex::encode(keyggdrasil::os::random::bytes::<8>())
+    ));
+    let (channels, failure) = match dry_cycle(paths, &scratch_root) {
+        Ok(r) => r,
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    if let Err(e) = std::fs::remove_dir_all(&scratch_root)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("could not remove {}: {e}", scratch_root.display());
+    }
+    RunReport {
+        channels,
+        failure,
+        hooks: Vec::new(),
+    }
+}
+
+fn dry_cycle(
+    paths: &SitePaths,
+    scratch_root: &Path,
+) -> Result<(Vec<ChannelReport>, Option<UpdateError>), UpdateError> {
+    let config = Config::load(&paths.config)?;
+    let scratch = SitePaths::new(scratch_root);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(scratch_root)
+            .map_err(|source| UpdateError::Scratch {
+                path: scratch_root.to_path_buf(),
+                source,
+            })?;
+    }
+    {
+        // Read-only, so that not even a WAL checkpoint touches the real file.
+        let real = rusqlite::Connection::open_with_flags(
+            &paths.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .map_err(db::DbError)?;
+        real.execute("VACUUM INTO ?1", [scratch.db.to_string_lossy()])
+            .map_err(db::DbError)?;
+    }
+    let mut copy = db::open(&scratch.db)?;
+    db::ensure_install_tables(&copy)?;
+    let real_installed = db::installed(&copy)?;
+    // A misplaced install_dir would stop the real run: say so now.
+    for p in &config.packages {
+        if let Some(dir) = &p.install_dir {
+            crate::install::sync_install_dir(paths, &p.supplier, &p.name, dir, true, true)
+                .map_err(|e| UpdateError::InstallDir(Box::new(e)))?;
+        }
+    }
+    let (http, peer_http) = clients(&config)?;
+    let limits = Limits {
+        max_response_age_secs: config.site.max_response_age_secs.unwrap_or(86_400),
+        ..Limits::default()
+    };
+    let now = now();
+    let mut reports = Vec::new();
+    let mut failure: Option<UpdateError> = None;
+    for channel in &config.channels {
+        let mut report = ChannelReport::default();
+        let result = update::update_log(
+            &mut copy,
+            &config,
+            channel,
+            &http,
+            &peer_http,
+            &limits,
+            now,
+            &mut report,
+        )
+        .and_then(|accepted| {
+            update::verify_installs(
+                &scratch,
+                &copy,
+                &real_installed,
+                &config,
+                channel,
+                &accepted,
+                &http,
+                &limits,
+                now,
+                &mut report,
+            )
+        });
+        if let Err(f) = result {
+            report.notes.push(format!("FAILED: {}", chain(&f)));
+            failure.get_or_insert(f);
+        }
+        reports.push(report);
+    }
+    Ok((reports, failure))
 }
 
 fn channels(
@@ -325,6 +540,16 @@ fn channels(
                 now,
                 &mut report,
             )
+        });
+        // The install_dir links of what was just installed (the first install of a package
+        // with an install_dir; updates go through `current` and need no change).
+        let result = result.and_then(|()| {
+            if report.installed.is_empty() {
+                return Ok(());
+            }
+            crate::install::sync_install_dirs(paths, &conn, config)
+                .map(|_| ())
+                .map_err(|e| UpdateError::InstallDir(Box::new(e)))
         });
         if let Err(f) = result {
             report.notes.push(format!("FAILED: {}", chain(&f)));
@@ -371,15 +596,23 @@ fn record_peer_checks(conn: &rusqlite::Connection, report: &ChannelReport, now: 
 const PEER_BOGUS: &str = "BOGUS";
 const PEER_UNREACHABLE: &str = "unreachable";
 
+/// Records the run: one line in `continuum.log` (with any failed hook), a row in `site.db`,
+/// and the status file (a failure to write it is logged: the run's outcome stands).
 fn finish(
     paths: &SitePaths,
+    config: &Config,
     started: u64,
     channels: Vec<ChannelReport>,
     failure: Option<UpdateError>,
+    hooks: Vec<crate::hooks::HookReport>,
 ) -> RunReport {
-    let report = RunReport { channels, failure };
+    let report = RunReport {
+        channels,
+        failure,
+        hooks,
+    };
     let code = report.kind().map_or(0, ErrorKind::exit_code);
-    let message = report.failure_text().unwrap_or_else(|| {
+    let mut message = report.failure_text().unwrap_or_else(|| {
         report
             .channels
             .iter()
@@ -387,11 +620,25 @@ fn finish(
             .collect::<Vec<_>>()
             .join(" | ")
     });
+    if report.failure.is_some() {
+        for h in report.hooks.iter().filter(|h| h.failed()) {
+            message.push_str(" | ");
+            message.push_str(&h.note());
+        }
+    }
     append_log(paths, started, report.outcome(), &message);
+    let finished = now();
+    let status = crate::status_file::build(paths, Some(config), &report, started, finished);
+    if let Err(e) = crate::status_file::write(
+        &crate::status_file::path(paths, Some(config)),
+        &status,
+    ) {
+        tracing::error!("{e}");
+    }
     if let Ok(conn) = db::open(&paths.db) {
         let run = db::Run {
             started,
-            finished: now(),
+            finished,
             command: "update".into(),
             outcome: report.outcome().into(),
             exit_code: i32::from(code),

@@ -199,6 +199,7 @@ impl Site {
             peers: Vec::new(),
             packages: Vec::new(),
             transport: TransportConfig::default(),
+            hooks: Default::default(),
         };
         config.save(&paths.config).unwrap();
         continuum::db::open(&paths.db).unwrap();

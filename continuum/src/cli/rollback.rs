@@ -62,6 +62,7 @@ pub fn run(paths: &SitePaths, package: &PackageArg, allow_revoked: bool) -> Resu
     cfg.pin(&package.supplier, &package.name, pinned);
     cfg.save(&paths.config)?;
     println!("{package}: rolled back to {}", done.version);
+    post_rollback(paths, &cfg, package, &done);
     if let Some((_, r)) = &revoked {
         println!(
             "{package}: WARNING: {} is REVOKED: {}",
@@ -76,4 +77,34 @@ pub fn run(paths: &SitePaths, package: &PackageArg, allow_revoked: bool) -> Resu
         paths.root.display()
     );
     Ok(())
+}
+
+/// Runs the `post_rollback` hook (the package's own, else `[hooks]`), still under the lock. A
+/// failure is told on stderr; the rollback stays and the exit code is unchanged.
+fn post_rollback(
+    paths: &SitePaths,
+    cfg: &Config,
+    package: &PackageArg,
+    done: &continuum::install::Installed,
+) {
+    use continuum::hooks::{self, HookContext, HookEvent};
+    let pkg = cfg
+        .packages
+        .iter()
+        .find(|p| p.supplier == package.supplier && p.name == package.name);
+    let Some(argv) = HookEvent::PostRollback.argv(cfg, pkg) else {
+        return;
+    };
+    let ctx = HookContext {
+        site: std::fs::canonicalize(&paths.root).unwrap_or_else(|_| paths.root.clone()),
+        package: Some(package.to_string()),
+        version: Some(done.version.clone()),
+        previous: done.previous.clone(),
+        install_dir: pkg.map(|p| continuum::install::cms_path(paths, p)),
+        ..Default::default()
+    };
+    let report = hooks::run(argv, HookEvent::PostRollback, &ctx, hooks::timeout(cfg));
+    if report.failed() {
+        eprintln!("continuum: {}", report.note());
+    }
 }

@@ -7,10 +7,15 @@ use keyggdrasil::names::ChannelName;
 
 use super::{CliError, PackageArg};
 
-/// Runs one update cycle and prints its report (sentences, or one JSON object).
-pub fn run(paths: &SitePaths, json: bool) -> Result<(), CliError> {
-    let report = site::run_update(paths);
-    print_report(&report, json);
+/// Runs one update cycle (or, with `dry_run`, verifies one without changing anything) and
+/// prints its report (sentences, or one JSON object).
+pub fn run(paths: &SitePaths, json: bool, dry_run: bool) -> Result<(), CliError> {
+    let report = if dry_run {
+        site::run_dry_run(paths)
+    } else {
+        site::run_update(paths)
+    };
+    print_report(&report, json, dry_run);
     match report.failure {
         None => Ok(()),
         Some(f) => Err(CliError::Update(Box::new(f))),
@@ -38,10 +43,10 @@ pub fn install(
     } else {
         println!("Tracking {package}; running an update to install it.");
     }
-    run(paths, json)
+    run(paths, json, false)
 }
 
-fn print_report(report: &RunReport, json: bool) {
+fn print_report(report: &RunReport, json: bool, dry_run: bool) {
     let failure = report.failure_text();
     if json {
         let mut value = serde_json::json!({
@@ -49,7 +54,12 @@ fn print_report(report: &RunReport, json: bool) {
             "outcome": report.outcome(),
             "failure": failure,
             "channels": report.channels,
+            "hooks": report.hooks,
+            "hook_failed": report.hooks.iter().any(|h| h.failed()),
         });
+        if dry_run {
+            value["dry_run"] = true.into();
+        }
         if let (Some(kind), Some(f)) = (report.kind(), &failure) {
             value["error"] = super::error_json(kind, f)["error"].clone();
         }
@@ -60,11 +70,36 @@ fn print_report(report: &RunReport, json: bool) {
                 println!("{n}");
             }
         }
-        if failure.is_none() {
+        if failure.is_none() && dry_run {
+            let would: Vec<String> = report
+                .channels
+                .iter()
+                .flat_map(|c| c.would_install.iter())
+                .map(|i| format!("{} {}", i.package, i.version))
+                .collect();
+            if would.is_empty() {
+                println!("dry run: nothing would be installed; nothing was changed");
+            } else {
+                println!(
+                    "dry run: would install {}; nothing was changed",
+                    would.join(", ")
+                );
+            }
+        } else if failure.is_none() {
             println!("ok: site is up to date");
         }
     }
+    for h in report.hooks.iter().filter(|h| h.failed()) {
+        eprintln!("continuum: {}", h.note());
+    }
     if let (Some(kind), Some(f)) = (report.kind(), &failure) {
+        if dry_run {
+            eprintln!(
+                "continuum: DRY RUN FAILED ({}): {f}\ncontinuum: nothing was changed (dry run).",
+                report.outcome()
+            );
+            return;
+        }
         for line in failure_lines(report, kind, f) {
             eprintln!("continuum: {line}");
         }

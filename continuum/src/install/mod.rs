@@ -22,7 +22,10 @@
 //!     trash-<random>/                 a version folder on its way out
 //! ```
 //!
-//! The web server (or CMS) loads a package through `packages/<supplier>/<package>/current`.
+//! The web server (or CMS) loads a package through `packages/<supplier>/<package>/current`,
+//! or through the package's `install_dir`, a symbolic link to that `current` link which
+//! continuum makes where the CMS expects the package ([`sync_install_dir`]); `current` stays
+//! the one atomic switch for both.
 //! `staging/` and `packages/` must be on the same file system (folders move by `rename`).
 //!
 //! In the archive, the manifest's `package` is `<supplier>/<package>` (for example
@@ -73,6 +76,7 @@
 
 mod fetch;
 mod fsutil;
+mod install_dir;
 mod place;
 mod reconcile;
 mod rollback;
@@ -425,7 +429,31 @@ pub fn install_release(
     Ok(record)
 }
 
+pub use install_dir::{LinkChange, cms_path, sync_install_dir};
 pub use reconcile::reconcile;
+
+/// Makes every tracked package's `install_dir` (see [`sync_install_dir`]) match the
+/// `installed` table: a link to `current` for an installed package, none for one that is not.
+/// Run at the start of an update (repairing a crash between an install and its link, and
+/// refusing a misplaced `install_dir` before anything is fetched) and after its installs.
+/// Stops at the first path that is wrong and returns its error.
+pub fn sync_install_dirs(
+    paths: &SitePaths,
+    conn: &Connection,
+    config: &crate::config::Config,
+) -> Result<Vec<(String, LinkChange)>, InstallError> {
+    db::ensure_install_tables(conn)?;
+    let mut changes = Vec::new();
+    for p in &config.packages {
+        let Some(dir) = &p.install_dir else { continue };
+        let installed = db::installed_one(conn, p.supplier.as_str(), p.name.as_str())?.is_some();
+        let change = sync_install_dir(paths, &p.supplier, &p.name, dir, installed, false)?;
+        if change != LinkChange::Unchanged {
+            changes.push((format!("{}/{}", p.supplier, p.name), change));
+        }
+    }
+    Ok(changes)
+}
 pub use rollback::{rollback, uninstall};
 
 /// The folder of one package and the names used in messages and the database.

@@ -18,6 +18,7 @@
 
 mod apply;
 mod confirm;
+mod dry_run;
 mod fetch;
 mod packages;
 
@@ -39,6 +40,7 @@ use crate::lock::LockError;
 use crate::notary::ObserveError;
 use crate::transport::{Http, TransportError};
 
+pub use dry_run::verify_installs;
 pub use packages::install_packages;
 
 /// Most update pages fetched from one channel in one run.
@@ -160,6 +162,22 @@ pub enum UpdateError {
         #[source]
         source: Box<Refusal>,
     },
+    /// A package's `install_dir` cannot be made or kept (something else is at that path, or
+    /// its folder is missing); nothing was fetched or installed for the run when found first.
+    #[error("install_dir {}", chain(.0))]
+    InstallDir(Box<InstallError>),
+    /// `update --dry-run` could not make its temporary folder (set `TMPDIR` to a writable
+    /// folder with room for the archives).
+    #[error(
+        "could not create the dry run's temporary folder {path} (set TMPDIR to a writable folder with room for the archives)"
+    )]
+    Scratch {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A release could not be installed; the installed version is unchanged.
     #[error("{release}: {}; the installed version is unchanged", install_reason(.release, .source))]
     Install {
@@ -205,6 +223,8 @@ impl UpdateError {
             | UpdateError::Db(_)
             | UpdateError::Transport(_)
             | UpdateError::Reconcile(_)
+            | UpdateError::InstallDir(_)
+            | UpdateError::Scratch { .. }
             | UpdateError::StoredEntryCorrupt { .. }
             | UpdateError::StoredEntryRefused { .. }
             | UpdateError::Tree(_)
@@ -272,6 +292,10 @@ pub struct ChannelReport {
     pub root: Option<String>,
     /// Releases installed this run.
     pub installed: Vec<InstalledReport>,
+    /// `update --dry-run`: releases that would be installed (archive downloaded and verified
+    /// into a temporary folder, nothing installed). Absent from the JSON of a real run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_install: Vec<InstalledReport>,
     /// Lines for people: what was verified, installed, refused.
     pub notes: Vec<String>,
 }
