@@ -497,9 +497,9 @@ impl Config {
             }
             let Some(dir) = &p.install_dir else { continue };
             check_plain_absolute(&format!("{who}: install_dir"), dir)?;
-            let parent = dir.parent().map(|d| {
-                std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf())
-            });
+            let parent = dir
+                .parent()
+                .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf()));
             if dir.starts_with(&root) || parent.as_ref().is_some_and(|d| d.starts_with(&root)) {
                 return Err(format!(
                     "{who}: install_dir {} is inside the site folder {}: continuum manages that \

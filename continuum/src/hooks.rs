@@ -312,8 +312,17 @@ mod tests {
             (failed.outcome, failed.exit_code),
             (HookOutcome::Failed, Some(1))
         );
-        assert!(failed.note().starts_with("HOOK FAILED: post_install for acme/hello"));
-        let missing = run(&argv(&["/nonexistent/hook"]), HookEvent::OnFailure, &ctx(), t);
+        assert!(
+            failed
+                .note()
+                .starts_with("HOOK FAILED: post_install for acme/hello")
+        );
+        let missing = run(
+            &argv(&["/nonexistent/hook"]),
+            HookEvent::OnFailure,
+            &ctx(),
+            t,
+        );
         assert_eq!(missing.outcome, HookOutcome::NotStarted);
         assert!(missing.detail.contains("/nonexistent/hook"), "{missing:?}");
     }

@@ -340,7 +340,9 @@ fn run_hooks(
                 previous: pkg.and_then(|p| {
                     db::open(&paths.db)
                         .ok()
-                        .and_then(|c| db::installed_one(&c, p.supplier.as_str(), p.name.as_str()).ok())
+                        .and_then(|c| {
+                            db::installed_one(&c, p.supplier.as_str(), p.name.as_str()).ok()
+                        })
                         .flatten()
                         .map(|i| i.version)
                 }),
@@ -629,10 +631,9 @@ fn finish(
     append_log(paths, started, report.outcome(), &message);
     let finished = now();
     let status = crate::status_file::build(paths, Some(config), &report, started, finished);
-    if let Err(e) = crate::status_file::write(
-        &crate::status_file::path(paths, Some(config)),
-        &status,
-    ) {
+    if let Err(e) =
+        crate::status_file::write(&crate::status_file::path(paths, Some(config)), &status)
+    {
         tracing::error!("{e}");
     }
     if let Ok(conn) = db::open(&paths.db) {

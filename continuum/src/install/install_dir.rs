@@ -83,7 +83,8 @@ pub fn sync_install_dir(
     };
     match fs::symlink_metadata(install_dir) {
         Ok(meta) if meta.file_type().is_symlink() => {
-            let points = fs::read_link(install_dir).map_err(io_err("read the link", install_dir))?;
+            let points =
+                fs::read_link(install_dir).map_err(io_err("read the link", install_dir))?;
             if points != target {
                 return Err(corrupt(format!(
                     "is a symbolic link to {}, not to {} (the install_dir of \
