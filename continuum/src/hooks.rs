@@ -27,7 +27,7 @@
 //! What a hook does not do: it never changes what continuum did. A failing hook (non-zero
 //! exit, killed, not startable) is reported in the run's notes, on standard error, in
 //! `continuum.log` and in the status file (`hook_failed`), and the verified install or the
-//! rollback stays. It does not change the exit code either (decision 52 in docs/decisions.md).
+//! rollback stays. It does not change the exit code either (decision 56 in docs/decisions.md).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

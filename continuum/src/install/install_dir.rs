@@ -6,7 +6,7 @@
 //! `install_dir -> <site>/packages/<supplier>/<package>/current -> versions/<version>` and
 //! lands on a complete, verified version, before, during and after an update or a rollback.
 //! The link itself never changes once made; it is created by renaming a new link over the
-//! path (atomic), so a crash leaves either no link or the whole one. Decision 50 in
+//! path (atomic), so a crash leaves either no link or the whole one. Decision 54 in
 //! docs/decisions.md says why this and not a copy or a folder beside `install_dir`.
 //!
 //! Refused, naming the path and the fix, and changing nothing: a path that exists and is not
