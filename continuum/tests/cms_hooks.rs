@@ -152,7 +152,26 @@ fn install_dir_is_a_link_that_switches_and_rolls_back() {
             .is_symlink()
     );
     acme.publish_plugin(&channel, "hello", "1.1.0", "second");
+    // A CMS reading through install_dir during the update always finds a complete version.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (stop, file) = (stop.clone(), target.join("plugin.php"));
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let text = std::fs::read_to_string(&file).expect("install_dir always resolves");
+                assert!(
+                    text.contains("1.0.0 first") || text.contains("1.1.0 second"),
+                    "{text}"
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
     stdout_ok(&site.run(&["update"]));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().expect("reader") > 0);
     assert!(read().contains("1.1.0 second"));
     stdout_ok(&site.run(&["rollback", "acme/hello"]));
     assert!(read().contains("1.0.0 first"));
