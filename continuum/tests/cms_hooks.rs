@@ -180,6 +180,12 @@ fn install_dir_is_a_link_that_switches_and_rolls_back() {
         s["packages"][0]["install_dir"],
         target.display().to_string()
     );
+    // remove --delete takes the link away with the files.
+    stdout_ok(&site.run(&["remove", "acme/hello", "--delete"]));
+    assert!(
+        std::fs::symlink_metadata(&target).is_err(),
+        "the install_dir link stayed"
+    );
 }
 
 #[test]

@@ -25,6 +25,12 @@ pub fn run(
     let mut cfg = Config::load(&paths.config)?;
     let conn = db::open(&paths.db)?;
     let installed = db::installed_one(&conn, package.supplier.as_str(), package.name.as_str())?;
+    // Kept before untracking: with --delete the install_dir link must go with the files.
+    let install_dir = cfg
+        .packages
+        .iter()
+        .find(|p| p.supplier == package.supplier && p.name == package.name)
+        .and_then(|p| p.install_dir.clone());
     let tracked = cfg.untrack(&package.supplier, &package.name);
     // Untracked is fine only for `--delete` of files still installed (a crash's leftover).
     let finishing = delete && installed.is_some();
@@ -38,7 +44,19 @@ pub fn run(
         cfg.save(&paths.config)?;
     }
     let deleted = if delete {
-        continuum::install::uninstall(paths, &conn, &package.supplier, &package.name)?
+        let was = continuum::install::uninstall(paths, &conn, &package.supplier, &package.name)?;
+        if let Some(dir) = &install_dir {
+            // Only the link continuum made is removed; anything else there is reported.
+            continuum::install::sync_install_dir(
+                paths,
+                &package.supplier,
+                &package.name,
+                dir,
+                false,
+                false,
+            )?;
+        }
+        was
     } else {
         None
     };
