@@ -10,9 +10,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use keyggdrasil::entry::Entry;
+use keyggdrasil::keys::PublicKey;
 use keyggdrasil::log::LogView;
 use keyggdrasil::merkle::{self, Blake2b256, Hash, HashStore, StoreError, StoredIndex, TreeHasher};
-use keyggdrasil::snapshot::{Changes, KeyRow, Needs, PartialState, ReleaseRow, SnapshotError};
+use keyggdrasil::names::{PackageName, SupplierName};
+use keyggdrasil::snapshot::{Changes, KeyRow, ReleaseId, ReleaseRow, RowSource, SnapshotError};
 use keyggdrasil::state::KeyState;
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
@@ -30,6 +32,12 @@ pub enum DbError {
     /// A Merkle computation over stored hashes failed.
     #[error("tree error")]
     Merkle(#[from] merkle::MerkleError),
+}
+
+impl From<SnapshotError> for DbError {
+    fn from(e: SnapshotError) -> Self {
+        DbError::Inconsistent(format!("stored key state: {e}"))
+    }
 }
 
 const SCHEMA: &str = "
@@ -128,41 +136,32 @@ pub fn state_size(conn: &Connection) -> Result<Option<u64>, DbError> {
     .transpose()
 }
 
-/// Loads the rows of the stored key state that applying `entries` reads (see
-/// [`keyggdrasil::snapshot`]): O(rows touched), whatever the log size.
-pub fn load_partial_state(
-    conn: &Connection,
-    size: u64,
-    entries: &[&keyggdrasil::entry::Entry],
-) -> Result<PartialState, DbError> {
-    let needs = Needs::of(entries.iter().copied());
-    let mut partial = PartialState::new(size);
-    let bad = |e: SnapshotError| DbError::Inconsistent(format!("stored key state: {e}"));
-    for supplier in &needs.suppliers {
-        let mut stmt = conn.prepare_cached("SELECT row FROM state_keys WHERE supplier = ?1")?;
-        let rows = stmt
-            .query_map([supplier.as_str()], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows = rows
-            .iter()
-            .map(|b| KeyRow::decode(b))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
-        partial.load_supplier(supplier, rows).map_err(bad)?;
+/// The stored key-state rows, read through a connection (inside or outside a transaction), for
+/// [`PartialState::load`].
+pub struct SqliteRows<'c>(pub &'c Connection);
+
+impl RowSource for SqliteRows<'_> {
+    type Error = DbError;
+
+    fn key_rows_of(&self, supplier: &SupplierName) -> Result<Vec<Vec<u8>>, DbError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT row FROM state_keys WHERE supplier = ?1")?;
+        let rows = stmt.query_map([supplier.as_str()], |r| r.get::<_, Vec<u8>>(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
-    for key in &needs.key_owners {
-        let owner: Option<String> = conn
-            .prepare_cached("SELECT supplier FROM state_keys WHERE key = ?1")?
+
+    fn key_row(&self, key: &PublicKey) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT row FROM state_keys WHERE key = ?1")?
             .query_row([&key.as_bytes()[..]], |r| r.get(0))
-            .optional()?;
-        let owner = owner
-            .map(|o| keyggdrasil::names::SupplierName::parse(&o))
-            .transpose()
-            .map_err(|e| DbError::Inconsistent(format!("stored key owner: {e}")))?;
-        partial.load_key_owner(*key, owner).map_err(bad)?;
+            .optional()?)
     }
-    for id in &needs.releases {
-        let row: Option<Vec<u8>> = conn
+
+    fn release_row(&self, id: &ReleaseId) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self
+            .0
             .prepare_cached(
                 "SELECT row FROM state_releases WHERE supplier = ?1 AND package = ?2 AND version = ?3",
             )?
@@ -170,23 +169,22 @@ pub fn load_partial_state(
                 params![id.supplier.as_str(), id.package.as_str(), id.version.as_str()],
                 |r| r.get(0),
             )
-            .optional()?;
-        let record = match row {
-            None => None,
-            Some(b) => {
-                let row = ReleaseRow::decode(&b).map_err(bad)?;
-                if row.id != *id {
-                    return Err(DbError::Inconsistent(format!(
-                        "stored release row for {}/{} {} names another release",
-                        id.supplier, id.package, id.version
-                    )));
-                }
-                Some(row.record)
-            }
-        };
-        partial.load_release(id.clone(), record);
+            .optional()?)
     }
-    Ok(partial)
+
+    fn package_rows(
+        &self,
+        supplier: &SupplierName,
+        package: &PackageName,
+    ) -> Result<Vec<Vec<u8>>, DbError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT row FROM state_releases WHERE supplier = ?1 AND package = ?2",
+        )?;
+        let rows = stmt.query_map(params![supplier.as_str(), package.as_str()], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
 }
 
 /// Writes the rows a batch changed and the new state size (inside the batch's transaction).
@@ -236,14 +234,13 @@ pub fn write_whole_state(conn: &Connection, state: &KeyState) -> Result<(), DbEr
 /// The whole stored key state (O(state); for `channel-server check`, which compares it with a
 /// full replay).
 pub fn stored_state(conn: &Connection) -> Result<KeyState, DbError> {
-    let bad = |e: SnapshotError| DbError::Inconsistent(format!("stored key state: {e}"));
     let size = state_size(conn)?.unwrap_or(0);
     let mut keys = Vec::new();
     let mut stmt = conn.prepare("SELECT key, supplier, row FROM state_keys")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let (key, supplier, bytes): (Vec<u8>, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
-        let row = KeyRow::decode(&bytes).map_err(bad)?;
+        let row = KeyRow::decode(&bytes)?;
         if row.key.as_bytes()[..] != key[..] || row.supplier.as_str() != supplier {
             return Err(DbError::Inconsistent(format!(
                 "stored key row for {} does not match its columns",
@@ -256,9 +253,9 @@ pub fn stored_state(conn: &Connection) -> Result<KeyState, DbError> {
     let mut stmt = conn.prepare("SELECT row FROM state_releases")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        releases.push(ReleaseRow::decode(&r.get::<_, Vec<u8>>(0)?).map_err(bad)?);
+        releases.push(ReleaseRow::decode(&r.get::<_, Vec<u8>>(0)?)?);
     }
-    KeyState::from_rows(size, keys, releases).map_err(bad)
+    KeyState::from_rows(size, keys, releases).map_err(DbError::from)
 }
 
 /// Entries `start .. end` (exact bytes), in order.

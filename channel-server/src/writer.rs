@@ -18,12 +18,12 @@ use std::sync::{Arc, RwLock};
 
 use keyggdrasil::entry::{CheckedEntry, Event};
 use keyggdrasil::merkle::{self, Blake2b256, Hash, TreeHasher};
-use keyggdrasil::snapshot::SnapshotError;
+use keyggdrasil::snapshot::{PartialState, SnapshotError};
 use keyggdrasil::state::{KeyState, Refusal};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{self, DbError, SqliteHashes};
+use crate::store::{self, DbError, SqliteHashes, SqliteRows};
 
 /// The supplier registration policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -273,8 +273,8 @@ fn append_batch(
     policy: Policy,
 ) -> Result<BatchResult, DbError> {
     let tx = conn.transaction()?;
-    let entries: Vec<&keyggdrasil::entry::Entry> = batch.iter().map(|s| s.entry.entry()).collect();
-    let mut state = store::load_partial_state(&tx, head.size, &entries)?;
+    let entries = batch.iter().map(|s| s.entry.entry());
+    let mut state = PartialState::load(&SqliteRows(&tx), head.size, entries)?;
     let mut size = head.size;
     let mut results: Vec<Result<Appended, SubmitError>> = Vec::with_capacity(batch.len());
     for s in batch {

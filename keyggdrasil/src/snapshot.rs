@@ -276,8 +276,12 @@ impl PartialState {
                     row.id.supplier, row.id.package, row.id.version
                 )));
             }
-            self.insert_release(&row.id, row.record);
-            self.loaded.releases.insert(row.id);
+            // A release already loaded may have been changed by an applied entry since: the
+            // stored row is older, so it must not overwrite the one in memory.
+            if !self.loaded.releases.contains(&row.id) {
+                self.insert_release(&row.id, row.record);
+                self.loaded.releases.insert(row.id);
+            }
         }
         self.packages.insert((supplier.clone(), package.clone()));
         Ok(())
@@ -440,6 +444,115 @@ impl PartialState {
     /// decisions.
     pub fn loaded_state(&self) -> &KeyState {
         &self.state
+    }
+}
+
+/// Where [`PartialState::load`] reads stored rows from: the encoded rows ([`KeyRow::encode`],
+/// [`ReleaseRow::encode`]) a store keeps, by the lookups the rules need. A store implements
+/// these lookups (a few indexed queries); decoding and every consistency check stay here.
+pub trait RowSource {
+    /// The store's error; it must carry a [`SnapshotError`] for rows that do not decode or
+    /// contradict each other.
+    type Error: From<SnapshotError>;
+    /// Every key row of `supplier`.
+    fn key_rows_of(&self, supplier: &SupplierName) -> Result<Vec<Vec<u8>>, Self::Error>;
+    /// The row of `key`, if it was ever registered.
+    fn key_row(&self, key: &PublicKey) -> Result<Option<Vec<u8>>, Self::Error>;
+    /// The row of one release, if it was ever logged.
+    fn release_row(&self, id: &ReleaseId) -> Result<Option<Vec<u8>>, Self::Error>;
+    /// Every release row of one package.
+    fn package_rows(
+        &self,
+        supplier: &SupplierName,
+        package: &PackageName,
+    ) -> Result<Vec<Vec<u8>>, Self::Error>;
+}
+
+impl PartialState {
+    /// Loads from `source` what applying `entries` after a stored state of `size` entries
+    /// reads ([`Needs::of`]): O(rows touched), whatever the log size.
+    pub fn load<'a, S: RowSource>(
+        source: &S,
+        size: u64,
+        entries: impl IntoIterator<Item = &'a Entry>,
+    ) -> Result<PartialState, S::Error> {
+        let needs = Needs::of(entries);
+        let mut partial = PartialState::new(size);
+        for supplier in &needs.suppliers {
+            partial.load_supplier_from(source, supplier)?;
+        }
+        for key in &needs.key_owners {
+            let owner = match source.key_row(key)? {
+                None => None,
+                Some(bytes) => {
+                    let row = KeyRow::decode(&bytes)?;
+                    if row.key != *key {
+                        return Err(SnapshotError::Inconsistent(format!(
+                            "the stored row for key {key} names key {}",
+                            row.key
+                        ))
+                        .into());
+                    }
+                    Some(row.supplier)
+                }
+            };
+            partial.load_key_owner(*key, owner)?;
+        }
+        for id in &needs.releases {
+            let record = match source.release_row(id)? {
+                None => None,
+                Some(bytes) => {
+                    let row = ReleaseRow::decode(&bytes)?;
+                    if row.id != *id {
+                        return Err(SnapshotError::Inconsistent(format!(
+                            "the stored row for {}/{} {} names another release",
+                            id.supplier, id.package, id.version
+                        ))
+                        .into());
+                    }
+                    Some(row.record)
+                }
+            };
+            partial.load_release(id.clone(), record);
+        }
+        Ok(partial)
+    }
+
+    /// Loads a supplier's keys from `source` if they are not loaded yet.
+    pub fn load_supplier_from<S: RowSource>(
+        &mut self,
+        source: &S,
+        supplier: &SupplierName,
+    ) -> Result<(), S::Error> {
+        if self.loaded.suppliers.contains(supplier) {
+            return Ok(());
+        }
+        let rows = source
+            .key_rows_of(supplier)?
+            .iter()
+            .map(|b| KeyRow::decode(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.load_supplier(supplier, rows)?)
+    }
+
+    /// Loads a package's every release (and its supplier's keys) from `source`, so that
+    /// [`PartialState::installable_versions`] can answer for it.
+    pub fn load_package_from<S: RowSource>(
+        &mut self,
+        source: &S,
+        supplier: &SupplierName,
+        package: &PackageName,
+    ) -> Result<(), S::Error> {
+        self.load_supplier_from(source, supplier)?;
+        if self.packages.contains(&(supplier.clone(), package.clone())) {
+            return Ok(());
+        }
+        let rows = source
+            .package_rows(supplier, package)?
+            .iter()
+            .map(|b| ReleaseRow::decode(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.load_package(supplier, package, rows)?)
     }
 }
 

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use keyggdrasil::entry::{Claim, Digest512, Entry, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::keys::{KeyPair, PublicKey, Signature};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
-use keyggdrasil::snapshot::{KeyRow, Needs, PartialState, ReleaseId, ReleaseRow, SnapshotError};
+use keyggdrasil::snapshot::{
+    KeyRow, PartialState, ReleaseId, ReleaseRow, RowSource, SnapshotError,
+};
 use keyggdrasil::state::KeyState;
 use proptest::prelude::*;
 
@@ -109,6 +111,36 @@ fn entry(op: &Op) -> Entry {
     Entry::sign(EntryBody::new(supplier, signer.public(), event), &signer).unwrap()
 }
 
+impl RowSource for Store {
+    type Error = SnapshotError;
+    fn key_rows_of(&self, supplier: &SupplierName) -> Result<Vec<Vec<u8>>, SnapshotError> {
+        Ok(self
+            .keys
+            .values()
+            .filter(|r| r.supplier == *supplier)
+            .map(KeyRow::encode)
+            .collect())
+    }
+    fn key_row(&self, key: &PublicKey) -> Result<Option<Vec<u8>>, SnapshotError> {
+        Ok(self.keys.get(key).map(KeyRow::encode))
+    }
+    fn release_row(&self, id: &ReleaseId) -> Result<Option<Vec<u8>>, SnapshotError> {
+        Ok(self.releases.get(id).map(ReleaseRow::encode))
+    }
+    fn package_rows(
+        &self,
+        supplier: &SupplierName,
+        package: &PackageName,
+    ) -> Result<Vec<Vec<u8>>, SnapshotError> {
+        Ok(self
+            .releases
+            .values()
+            .filter(|r| r.id.supplier == *supplier && r.id.package == *package)
+            .map(ReleaseRow::encode)
+            .collect())
+    }
+}
+
 /// A stand-in for a database: rows by key, and the size.
 #[derive(Default)]
 struct Store {
@@ -118,22 +150,9 @@ struct Store {
 }
 
 impl Store {
-    /// Loads what `batch` needs, the way `continuum` and the channel do with SQL lookups.
+    /// Loads what `batch` needs through the same code `continuum` and the channel use.
     fn load(&self, batch: &[Entry]) -> PartialState {
-        let needs = Needs::of(batch);
-        let mut p = PartialState::new(self.size);
-        for s in &needs.suppliers {
-            let rows = self.keys.values().filter(|r| r.supplier == *s).cloned();
-            p.load_supplier(s, rows).unwrap();
-        }
-        for k in &needs.key_owners {
-            p.load_key_owner(*k, self.keys.get(k).map(|r| r.supplier.clone()))
-                .unwrap();
-        }
-        for id in &needs.releases {
-            p.load_release(id.clone(), self.releases.get(id).map(|r| r.record.clone()));
-        }
-        p
+        PartialState::load(self, self.size, batch).unwrap()
     }
 
     fn write(&mut self, p: &PartialState) {
@@ -197,20 +216,7 @@ fn check_sequence(entries: &[Entry], cuts: &[usize]) -> Vec<&'static str> {
         for p in PACKAGES {
             let p = PackageName::parse(p).unwrap();
             let mut partial = PartialState::new(store.size);
-            partial
-                .load_supplier(&s, store.keys.values().filter(|r| r.supplier == s).cloned())
-                .unwrap();
-            partial
-                .load_package(
-                    &s,
-                    &p,
-                    store
-                        .releases
-                        .values()
-                        .filter(|r| r.id.supplier == s && r.id.package == p)
-                        .cloned(),
-                )
-                .unwrap();
+            partial.load_package_from(&store, &s, &p).unwrap();
             assert_eq!(
                 partial.installable_versions(&s, &p).unwrap(),
                 replay.installable_versions(&s, &p)
