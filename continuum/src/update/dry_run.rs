@@ -9,6 +9,7 @@
 use keyggdrasil::limits::Limits;
 use rusqlite::Connection;
 
+use super::packages::newest_allowed;
 use super::{Accepted, ChannelReport, InstalledReport, UpdateError};
 use crate::channel::ChannelClient;
 use crate::config::{ChannelConfig, Config, SitePaths};
@@ -52,12 +53,7 @@ pub fn verify_installs(
                 "{name}: WARNING: the installed version {v} is no longer trusted (revoked); a real run applies on_revoked"
             ));
         }
-        let best = accepted
-            .state
-            .installable_versions(&pkg.supplier, &pkg.name)
-            .into_iter()
-            .filter(|r| pkg.policy.allows(current.as_ref(), r.version()))
-            .max_by(|a, b| a.version().cmp(b.version()));
+        let best = newest_allowed(&accepted.state, pkg, current.as_ref());
         let Some(release) = best else {
             report.notes.push(match &current {
                 Some(v) => format!("{name}: would stay at {v} (nothing newer allowed)"),

@@ -70,12 +70,7 @@ pub fn install_packages(
                 r.describe()
             ));
         }
-        let best = accepted
-            .state
-            .installable_versions(&pkg.supplier, &pkg.name)
-            .into_iter()
-            .filter(|r| pkg.policy.allows(current.as_ref(), r.version()))
-            .max_by(|a, b| a.version().cmp(b.version()));
+        let best = newest_allowed(&accepted.state, pkg, current.as_ref());
         let Some(release) = best else {
             if revoked
                 && let Some(v) = &current
@@ -284,4 +279,19 @@ fn on_revoked(
             Ok(())
         }
     }
+}
+
+/// The release an update installs for `pkg`: the newest installable one (not revoked, signer
+/// current) that its policy allows from `current`. The one place this choice is made, for real
+/// runs and dry runs alike.
+pub(crate) fn newest_allowed(
+    state: &keyggdrasil::state::KeyState,
+    pkg: &crate::config::PackageConfig,
+    current: Option<&keyggdrasil::names::Version>,
+) -> Option<keyggdrasil::state::VerifiedRelease> {
+    state
+        .installable_versions(&pkg.supplier, &pkg.name)
+        .into_iter()
+        .filter(|r| pkg.policy.allows(current, r.version()))
+        .max_by(|a, b| a.version().cmp(b.version()))
 }
