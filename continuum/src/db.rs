@@ -79,6 +79,7 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch(SCHEMA).map_err(named)?;
+    conn.execute_batch(crate::snapshot::SCHEMA)?;
     Ok(conn)
 }
 
@@ -106,14 +107,6 @@ fn name_file(path: &Path, e: rusqlite::Error) -> rusqlite::Error {
         }
         other => other,
     }
-}
-
-/// The accepted entries of a channel, in order.
-pub fn accepted_entries(conn: &Connection, channel: &str) -> Result<Vec<Vec<u8>>, DbError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT bytes FROM log_entries WHERE channel = ?1 ORDER BY idx")?;
-    let rows = stmt.query_map([channel], |r| r.get::<_, Vec<u8>>(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Appends accepted entries starting at `start` (inside the caller's transaction).

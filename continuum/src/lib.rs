@@ -20,6 +20,7 @@ pub mod notary;
 pub mod peers;
 pub mod revocation;
 pub mod site;
+pub mod snapshot;
 pub mod status_file;
 pub mod transport;
 pub mod update;

@@ -119,6 +119,17 @@ enum Command {
         #[arg(value_parser = cli::parse_package)]
         package: PackageArg,
     },
+    /// Replay every stored log entry, verifying each again, and compare with the stored key
+    /// state (runs apply only new entries; this is the full check). Exit 5 if damaged.
+    ///
+    /// Example: continuum --dir /var/lib/mysite check --repair
+    Check {
+        /// Rebuild the key state of a damaged channel from the longest run of entries that
+        /// verify, dropping the stored entries after it (the next update fetches and verifies
+        /// them again, peers included).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Show log sizes, installed packages, the last success and failures since.
     ///
     /// Example: continuum --dir /var/lib/mysite status --json
@@ -266,6 +277,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             allow_revoked,
         } => cli::rollback::run(&paths, &package, allow_revoked),
         Command::Status {} => cli::status::run(&paths, json),
+        Command::Check { repair } => cli::check::run(&paths, repair, json),
         Command::Remove { package, delete } => cli::remove::run(&paths, &package, delete, json),
         Command::List {} => cli::list::run(&paths, json),
         Command::Info { package } => cli::info::run(&paths, &package, json),

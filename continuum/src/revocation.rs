@@ -10,13 +10,15 @@
 use std::collections::BTreeMap;
 
 use keyggdrasil::entry::{Entry, Event};
-use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::names::{ChannelName, PackageName, SupplierName, Version};
+use keyggdrasil::snapshot::PartialState;
 use keyggdrasil::state::KeyState;
 use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::db;
-use crate::update::{UpdateError, load_accepted};
+use crate::snapshot::{SiteRows, StateError, named_state_error};
+use crate::update::UpdateError;
 
 /// What the log revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,11 +63,11 @@ impl Revocation {
 
 /// The revocation of `supplier/package version` in `state`, if the release or its signing key
 /// was revoked; `None` if it is not revoked, and also if the log does not know that version
-/// at all (then there is nothing the log says against it). `entries` is the accepted log the
-/// state was replayed from (index = position); the reason is read from the entry there.
+/// at all (then there is nothing the log says against it). `entry_at` reads the accepted entry at
+/// a log index (of the log the state was derived from); the reason is read from the entry there.
 pub fn revocation_of(
     state: &KeyState,
-    entries: &[Vec<u8>],
+    entry_at: &dyn Fn(u64) -> Option<Vec<u8>>,
     supplier: &str,
     package: &str,
     version: &str,
@@ -86,7 +88,7 @@ pub fn revocation_of(
     Some(Revocation {
         revoked,
         entry,
-        reason: reason_at(entries, entry),
+        reason: reason_at(entry_at, entry),
         signer: r.signer.to_hex(),
     })
 }
@@ -94,11 +96,8 @@ pub fn revocation_of(
 /// The reason of the revocation entry at `index`. The entries were verified when the state was
 /// replayed from them, so a missing or other entry means the caller passed another log; say
 /// so rather than fail, the revocation itself is certain.
-fn reason_at(entries: &[Vec<u8>], index: u64) -> String {
-    let entry = usize::try_from(index)
-        .ok()
-        .and_then(|i| entries.get(i))
-        .and_then(|b| Entry::parse(b).ok());
+fn reason_at(entry_at: &dyn Fn(u64) -> Option<Vec<u8>>, index: u64) -> String {
+    let entry = entry_at(index).and_then(|b| Entry::parse(&b).ok());
     match entry.as_ref().map(|e| &e.body().event) {
         Some(Event::ReleaseRevocation { reason, .. } | Event::KeyRevocation { reason, .. }) => {
             reason.as_str().to_owned()
@@ -107,26 +106,40 @@ fn reason_at(entries: &[Vec<u8>], index: u64) -> String {
     }
 }
 
-/// The accepted logs of the channels asked about so far, replayed once each.
+/// The accepted key state of the channels and packages asked about so far, loaded from the
+/// snapshot ([`crate::snapshot`]) once each: O(rows of those packages), whatever the log size.
 #[derive(Default)]
 pub struct Logs {
-    by_channel: BTreeMap<String, (KeyState, Vec<Vec<u8>>)>,
+    by_channel: BTreeMap<String, PartialState>,
 }
 
 impl Logs {
-    /// The key state and entries of `channel` as this site accepted them (replayed and
-    /// verified again on first use; an unknown channel is an empty log).
-    pub fn get(
+    /// The key state of `channel` as this site accepted it, with `supplier/package` (and the
+    /// supplier's keys) loaded; the snapshot is checked against the stored log on first use
+    /// of each channel. An unknown channel is an empty log.
+    pub fn package(
         &mut self,
         conn: &Connection,
         channel: &str,
-    ) -> Result<&(KeyState, Vec<Vec<u8>>), UpdateError> {
+        supplier: &SupplierName,
+        package: &PackageName,
+    ) -> Result<&KeyState, UpdateError> {
         if !self.by_channel.contains_key(channel) {
-            let state = load_accepted(conn, channel)?.state;
-            let entries = db::accepted_entries(conn, channel)?;
-            self.by_channel.insert(channel.to_owned(), (state, entries));
+            let size = match ChannelName::parse(channel) {
+                Ok(name) => crate::snapshot::open(conn, &name)?.head.size,
+                Err(_) => 0,
+            };
+            self.by_channel
+                .insert(channel.to_owned(), PartialState::new(size));
         }
-        Ok(&self.by_channel[channel])
+        let state = self
+            .by_channel
+            .get_mut(channel)
+            .ok_or_else(|| StateError::NotLoaded(channel.to_owned()))?;
+        state
+            .load_package_from(&SiteRows::new(conn, channel), supplier, package)
+            .map_err(|e| named_state_error(channel, e))?;
+        Ok(state.loaded_state())
     }
 
     /// [`revocation_of`] in the accepted log of `channel`.
@@ -138,8 +151,17 @@ impl Logs {
         package: &str,
         version: &str,
     ) -> Result<Option<Revocation>, UpdateError> {
-        let (state, entries) = self.get(conn, channel)?;
-        Ok(revocation_of(state, entries, supplier, package, version))
+        let (Ok(s), Ok(p)) = (SupplierName::parse(supplier), PackageName::parse(package)) else {
+            return Ok(None);
+        };
+        let state = self.package(conn, channel, &s, &p)?;
+        Ok(revocation_of(
+            state,
+            &|i| crate::snapshot::entry_at(conn, channel, i).ok().flatten(),
+            supplier,
+            package,
+            version,
+        ))
     }
 }
 
@@ -274,7 +296,13 @@ mod tests {
     }
 
     fn of(log: &Log, version: &str) -> Option<Revocation> {
-        revocation_of(&log.state, &log.entries, "acme", "hello", version)
+        revocation_of(
+            &log.state,
+            &|i| log.entries.get(i as usize).cloned(),
+            "acme",
+            "hello",
+            version,
+        )
     }
 
     #[test]
@@ -334,11 +362,23 @@ mod tests {
         assert_eq!(of(&log, "9.9.9"), None);
         assert_eq!(of(&log, "not a version"), None);
         assert_eq!(
-            revocation_of(&log.state, &log.entries, "nobody", "hello", "1.0.0"),
+            revocation_of(
+                &log.state,
+                &|i| log.entries.get(i as usize).cloned(),
+                "nobody",
+                "hello",
+                "1.0.0"
+            ),
             None
         );
         assert_eq!(
-            revocation_of(&log.state, &log.entries, "acme", "Bad Name", "1.0.0"),
+            revocation_of(
+                &log.state,
+                &|i| log.entries.get(i as usize).cloned(),
+                "acme",
+                "Bad Name",
+                "1.0.0"
+            ),
             None
         );
     }
@@ -354,7 +394,7 @@ mod tests {
                 reason: Reason::parse("x").unwrap(),
             },
         );
-        let r = revocation_of(&log.state, &[], "acme", "hello", "1.0.0").expect("revoked");
+        let r = revocation_of(&log.state, &|_| None, "acme", "hello", "1.0.0").expect("revoked");
         assert_eq!(r.reason, "(the revocation entry could not be read)");
     }
 }

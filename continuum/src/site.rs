@@ -81,7 +81,7 @@ pub enum SiteError {
     Transport(#[from] TransportError),
     /// The accepted log stored in the site database could not be replayed (to find revoked
     /// versions).
-    #[error("could not replay the accepted log in the site database")]
+    #[error("could not read the accepted key state in the site database")]
     Log(#[source] Box<UpdateError>),
 }
 
@@ -762,7 +762,12 @@ pub fn status(paths: &SitePaths) -> Result<Status, SiteError> {
     let mut warnings = Vec::new();
     let mut channels = Vec::new();
     for c in &config.channels {
-        let size = db::accepted_entries(&conn, c.name.as_str())?.len() as u64;
+        // The head, not a count of the entries: `status` answers even when the snapshot is
+        // damaged (the next update refuses, naming `continuum check`).
+        let size = match crate::snapshot::head(&conn, c.name.as_str()) {
+            Ok(Some(h)) => h.size,
+            _ => crate::snapshot::entry_count(&conn, c.name.as_str()).unwrap_or(0),
+        };
         let fork = db::fork_evidence(&conn, c.name.as_str())?.is_some();
         if fork {
             warnings.push(format!(

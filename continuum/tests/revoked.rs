@@ -398,7 +398,7 @@ fn on_revoked_rollback_without_a_good_version_only_reports() {
     fx.package_on_revoked("rollback");
     // Both logged versions are signed by the revoked key: nothing to go back to.
     fx.revoke_signing_key();
-    let before = fx.site.snapshot();
+    let before = fx.site.snapshot_without_log();
     assert_says(
         &fx.site.run(&["update"]),
         exit::OK,
@@ -412,14 +412,8 @@ fn on_revoked_rollback_without_a_good_version_only_reports() {
         fx.site.installed_version("acme", "hello").as_deref(),
         Some("1.1.0")
     );
-    let after = fx.site.snapshot();
-    assert!(
-        after
-            .iter()
-            .filter(|(k, _)| k != "log_entries")
-            .eq(before.iter().filter(|(k, _)| k != "log_entries")),
-        "the files changed"
-    );
+    let after = fx.site.snapshot_without_log();
+    assert!(after == before, "the files changed");
 }
 
 #[test]
@@ -515,7 +509,8 @@ fn status_warns_when_the_stored_log_no_longer_replays() {
         &[
             "package acme/hello: 1.1.0",
             "could not check the installed versions for revocations",
-            "stored entry 4 is corrupt",
+            "stored entry 4 does not hash to its leaf",
+            "continuum check",
         ],
     );
 }

@@ -477,6 +477,75 @@ impl CheckedEntry {
     }
 }
 
+/// Entries verified per Ed25519 batch by [`check_all`].
+pub const CHECK_BATCH: usize = 64;
+
+/// Verifies the signatures of `entries` and wraps them as checked, or names (by position) the
+/// first whose signature does not verify strictly.
+///
+/// Signatures are verified [`CHECK_BATCH`] at a time with [`crate::keys::verify_batch`]; a
+/// batch that fails is verified again one by one with the strict rule of
+/// [`Entry::into_checked`], which decides. So an entry the strict rule accepts is never refused
+/// here. The other way round, see `docs/decisions.md` ("batch verification"): for an adversarial
+/// signature whose `R` has a torsion component, which only the holder of the signing key can
+/// make and which the channel refuses when it is submitted, a batch can pass where the strict
+/// rule alone would refuse; `continuum check` replays with the strict rule and says so.
+pub fn check_all(entries: &[Entry]) -> Result<Vec<CheckedEntry>, usize> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (n, chunk) in entries.chunks(CHECK_BATCH).enumerate() {
+        let messages: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|e| protocol::signed_bytes(e.body.event.context(), e.body_bytes()))
+            .collect();
+        let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
+        let signatures: Vec<crate::keys::Signature> = chunk.iter().map(|e| e.signature).collect();
+        let keys: Vec<PublicKey> = chunk.iter().map(|e| e.body.signer).collect();
+        if crate::keys::verify_batch(&refs, &signatures, &keys).is_err() {
+            for (i, e) in chunk.iter().enumerate() {
+                if !e.signature_is_valid() {
+                    return Err(n * CHECK_BATCH + i);
+                }
+            }
+        }
+        out.extend(chunk.iter().cloned().map(CheckedEntry));
+    }
+    Ok(out)
+}
+
+/// [`check_all`] split across the machine's cores (`std::thread::available_parallelism`), in
+/// contiguous parts; the same decision, the first bad entry by position.
+pub fn check_all_parallel(entries: &[Entry]) -> Result<Vec<CheckedEntry>, usize> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(entries.len().div_ceil(CHECK_BATCH).max(1));
+    if threads <= 1 {
+        return check_all(entries);
+    }
+    // Whole batches per part, so the batching (and so the decision) is the same as check_all's.
+    let per = entries.len().div_ceil(threads).div_ceil(CHECK_BATCH) * CHECK_BATCH;
+    let parts: Vec<Result<Vec<CheckedEntry>, usize>> = std::thread::scope(|s| {
+        let handles: Vec<_> = entries
+            .chunks(per)
+            .map(|part| s.spawn(move || check_all(part)))
+            .collect();
+        handles
+            .into_iter()
+            // A verifier thread cannot panic on any input (check_all does not); if one ever
+            // did, refusing its whole part is the safe answer.
+            .map(|h| h.join().unwrap_or(Err(0)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(entries.len());
+    for (n, part) in parts.into_iter().enumerate() {
+        match part {
+            Ok(v) => out.extend(v),
+            Err(i) => return Err(n * per + i),
+        }
+    }
+    Ok(out)
+}
+
 impl Entry {
     /// Verifies the signature strictly and wraps the entry as checked.
     pub fn into_checked(self) -> Result<CheckedEntry, crate::keys::BadSignature> {

@@ -649,6 +649,28 @@ const ROW_VERSION: u8 = 1;
 /// Longest encoded row accepted when decoding (a release with many attestations).
 pub const MAX_ROW_BYTES: usize = 1 << 20;
 
+/// The check digest a store keeps beside an encoded row: BLAKE2b-256 over a fixed context
+/// string, the length-prefixed `scope` (the store's name for the log the row belongs to, for
+/// example a site's channel name) and the row.
+///
+/// It catches a row that was corrupted or edited by hand, or copied from another log's state,
+/// when the row is read. It is not a MAC (there is no key): whoever can write the store can
+/// recompute it. It does not catch a whole valid row put back from an older state; a full
+/// replay (`continuum check`, `channel-server check`) does.
+pub fn row_digest(scope: &str, row: &[u8]) -> [u8; 32] {
+    let mut state = blake2b_simd::Params::new().hash_length(32).to_state();
+    state.update(b"keyggdrasil snapshot row v1\0");
+    state.update(&(scope.len() as u64).to_be_bytes());
+    state.update(scope.as_bytes());
+    state.update(row);
+    let mut out = [0u8; 32];
+    // hash_length(32): all 32 bytes are copied; zip cannot panic.
+    for (o, b) in out.iter_mut().zip(state.finalize().as_bytes()) {
+        *o = *b;
+    }
+    out
+}
+
 struct Writer(Vec<u8>);
 
 impl Writer {

@@ -886,13 +886,34 @@ impl Site {
         );
     }
 
+    /// [`Site::snapshot`] without the accepted log and its key state (the tables a run that
+    /// accepts new entries changes): the files and the install records.
+    pub fn snapshot_without_log(&self) -> Vec<(String, Vec<u8>)> {
+        const LOG_TABLES: [&str; 4] = [
+            "log_entries",
+            "accepted_heads",
+            "state_keys",
+            "state_releases",
+        ];
+        self.snapshot()
+            .into_iter()
+            .filter(|(k, _)| !LOG_TABLES.contains(&k.as_str()))
+            .collect()
+    }
+
     /// Everything that must not change when an update fails: every file under the site folder
     /// except the run log, and the contents of the tables that matter.
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
         walk(&self.root.join("packages"), &self.root, &mut out);
         let db = rusqlite::Connection::open(self.root.join("site.db")).expect("db");
-        for table in ["log_entries", "installed"] {
+        for table in [
+            "log_entries",
+            "installed",
+            "accepted_heads",
+            "state_keys",
+            "state_releases",
+        ] {
             let mut stmt = db
                 .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
                 .expect("query");

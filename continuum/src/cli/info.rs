@@ -72,9 +72,10 @@ pub fn run(paths: &SitePaths, package: &PackageArg, json: bool) -> Result<(), Cl
     let mut logs = Logs::default();
     let mut versions = Vec::new();
     for channel in &channels {
-        let (state, entries) = logs
-            .get(&conn, channel)
+        let state = logs
+            .package(&conn, channel, &package.supplier, &package.name)
             .map_err(|e| CliError::Site(SiteError::Log(Box::new(e))))?;
+        let entry_at = |i| continuum::snapshot::entry_at(&conn, channel, i).ok().flatten();
         let Some(releases) = state
             .supplier(&package.supplier)
             .and_then(|st| st.releases.get(&package.name))
@@ -92,7 +93,7 @@ pub fn run(paths: &SitePaths, package: &PackageArg, json: bool) -> Result<(), Cl
                 installable: state
                     .installable(&package.supplier, &package.name, v)
                     .is_some(),
-                revocation: revocation_of(state, entries, s, p, v.as_str()),
+                revocation: revocation_of(state, &entry_at, s, p, v.as_str()),
                 attestations: r
                     .attestations
                     .iter()

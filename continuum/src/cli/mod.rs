@@ -6,6 +6,7 @@
 //! (package name, key, policy, channel name) happens in clap, through the `parse_*`
 //! functions here, so a malformed argument is a usage error before anything runs.
 
+pub mod check;
 pub mod info;
 pub mod init;
 pub mod list;
@@ -104,6 +105,15 @@ pub enum CliError {
         /// The revocation entry and its reason.
         revocation: String,
     },
+    /// `check` found damage it did not repair; it printed what.
+    #[error("{channels} channel(s) damaged")]
+    Damaged {
+        /// How many channels.
+        channels: usize,
+    },
+    /// The key-state snapshot could not be read or checked.
+    #[error(transparent)]
+    State(#[from] continuum::snapshot::StateError),
     /// `status` found something that needs a person's attention; it printed the warnings.
     #[error("{warnings} warnings need attention")]
     NeedsAttention {
@@ -135,6 +145,8 @@ impl CliError {
             CliError::PeerCheck(e) => e.kind(),
             CliError::NeedsAttention { .. } => ErrorKind::NeedsAttention,
             CliError::Db(_)
+            | CliError::Damaged { .. }
+            | CliError::State(_)
             | CliError::StoredVersion { .. }
             | CliError::Notary(_)
             | CliError::Io { .. } => ErrorKind::Local,
@@ -144,7 +156,10 @@ impl CliError {
     /// True if the command has told the operator already (an update's failure, `status`'s
     /// warnings), so `main` prints nothing more.
     pub fn reported(&self) -> bool {
-        matches!(self, CliError::Update(_) | CliError::NeedsAttention { .. })
+        matches!(
+            self,
+            CliError::Update(_) | CliError::NeedsAttention { .. } | CliError::Damaged { .. }
+        )
     }
 }
 

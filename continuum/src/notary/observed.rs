@@ -251,6 +251,49 @@ pub fn observed_root_at(
     )?))
 }
 
+/// The compact range of the observed log of `channel` at `size`, for extending that prefix
+/// (the accepted log is a prefix of the observed one: see [`crate::snapshot`]); `None` if fewer
+/// entries are observed. O(log n) reads from the stored tree (O(n) over the leaf hashes if the
+/// stored tree is missing, as in [`observed_root_at`]).
+pub fn observed_view(
+    conn: &Connection,
+    channel: &ChannelName,
+    size: u64,
+) -> Result<Option<LogView>, ObserveError> {
+    let n = observed_size(conn, channel)?;
+    if size > n {
+        return Ok(None);
+    }
+    let name = channel.as_str();
+    if tree_complete(conn, name, n)? {
+        let store = TreeStore {
+            conn,
+            channel: name,
+        };
+        return Ok(Some(LogView::from_store(size, &store)?));
+    }
+    let mut store = keyggdrasil::merkle::MemoryStore::new();
+    for leaf in leaves(conn, name, 0, size)? {
+        store.append_leaf_hash(&Blake2b256, leaf)?;
+    }
+    Ok(Some(LogView::from_store(size, &store)?))
+}
+
+/// The observed leaf hash at `index` of `channel`, if that entry was observed.
+pub fn observed_leaf(
+    conn: &Connection,
+    channel: &ChannelName,
+    index: u64,
+) -> Result<Option<Hash>, ObserveError> {
+    let Some(end) = index.checked_add(1) else {
+        return Ok(None);
+    };
+    if end > observed_size(conn, channel)? {
+        return Ok(None);
+    }
+    Ok(leaves(conn, channel.as_str(), index, end)?.first().copied())
+}
+
 /// The fork recorded for `channel`, if any.
 pub fn fork_record(
     conn: &Connection,

@@ -44,16 +44,13 @@ pub fn verify_installs(
             .find(|i| i.supplier == pkg.supplier.as_str() && i.package == pkg.name.as_str());
         let current = installed.and_then(|i| keyggdrasil::names::Version::parse(&i.version).ok());
         if let Some(v) = &current
-            && accepted
-                .state
-                .installable(&pkg.supplier, &pkg.name, v)
-                .is_none()
+            && accepted.installable(&pkg.supplier, &pkg.name, v)?.is_none()
         {
             report.notes.push(format!(
                 "{name}: WARNING: the installed version {v} is no longer trusted (revoked); a real run applies on_revoked"
             ));
         }
-        let best = newest_allowed(&accepted.state, pkg, current.as_ref());
+        let best = newest_allowed(accepted, pkg, current.as_ref())?;
         let Some(release) = best else {
             report.notes.push(match &current {
                 Some(v) => format!("{name}: would stay at {v} (nothing newer allowed)"),

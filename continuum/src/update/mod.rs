@@ -22,12 +22,13 @@ mod dry_run;
 mod fetch;
 mod packages;
 
-use keyggdrasil::entry::{Entry, EntryError};
 use keyggdrasil::limits::Limits;
-use keyggdrasil::log::{LogError, LogView};
-use keyggdrasil::merkle::{Blake2b256, MemoryStore, MerkleError};
+use keyggdrasil::log::LogError;
+use keyggdrasil::merkle::MerkleError;
+use keyggdrasil::names::{ChannelName, PackageName, SupplierName, Version};
 use keyggdrasil::peers::{PeerRuleError, RejectReason};
-use keyggdrasil::state::{KeyState, Refusal};
+use keyggdrasil::snapshot::PartialState;
+use keyggdrasil::state::{Refusal, VerifiedRelease};
 use rusqlite::Connection;
 use thiserror::Error;
 
@@ -38,6 +39,7 @@ use crate::error::{ErrorKind, chain};
 use crate::install::InstallError;
 use crate::lock::LockError;
 use crate::notary::ObserveError;
+use crate::snapshot::{self, StateError};
 use crate::transport::{Http, TransportError};
 
 pub use dry_run::verify_installs;
@@ -69,24 +71,10 @@ pub enum UpdateError {
     /// Repairing the installed packages at the start of the run failed.
     #[error(transparent)]
     Reconcile(Box<InstallError>),
-    /// An entry of the accepted log stored in the database does not parse.
-    #[error("stored entry {index} is corrupt")]
-    StoredEntryCorrupt {
-        /// Its log index.
-        index: u64,
-        /// Why.
-        #[source]
-        source: EntryError,
-    },
-    /// An entry of the accepted log stored in the database breaks the key rules on replay.
-    #[error("stored entry {index} no longer verifies")]
-    StoredEntryRefused {
-        /// Its log index.
-        index: u64,
-        /// The rule it breaks.
-        #[source]
-        source: Box<Refusal>,
-    },
+    /// The stored key-state snapshot does not match the stored log, or could not be read or
+    /// advanced (see [`crate::snapshot`]).
+    #[error(transparent)]
+    State(#[from] StateError),
     /// The in-memory tree of the accepted log could not be built or extended.
     #[error(transparent)]
     Tree(#[from] MerkleError),
@@ -225,8 +213,7 @@ impl UpdateError {
             | UpdateError::Reconcile(_)
             | UpdateError::InstallDir(_)
             | UpdateError::Scratch { .. }
-            | UpdateError::StoredEntryCorrupt { .. }
-            | UpdateError::StoredEntryRefused { .. }
+            | UpdateError::State(_)
             | UpdateError::Tree(_)
             | UpdateError::NoPeers { .. } => ErrorKind::Local,
             UpdateError::ForkRecorded { .. }
@@ -317,31 +304,68 @@ pub struct InstalledReport {
     pub signer: String,
 }
 
-/// The key state and log of one channel as this site has accepted them.
+/// The key state and log of one channel as this site has accepted them, from the snapshot
+/// (see [`crate::snapshot`]): the head and compact range of the accepted log, and the key state
+/// with the channel's tracked packages loaded. Loading it is O(log n + rows of those packages).
 pub struct Accepted {
-    /// The replayed key state.
-    pub state: KeyState,
-    /// Leaf hashes of the accepted log.
-    pub tree: MemoryStore,
+    /// The accepted log, checked at start against the stored entries and tree hashes.
+    pub log: snapshot::Opened,
+    /// The key state of the tracked packages of this channel (and their suppliers' keys);
+    /// asking about anything else is an error ([`StateError::NotLoaded`]), never a wrong answer.
+    pub state: PartialState,
 }
 
-/// Replays the accepted log of `channel` from the database, verifying every entry again.
-pub fn load_accepted(conn: &Connection, channel: &str) -> Result<Accepted, UpdateError> {
-    let mut state = KeyState::new();
-    let mut tree = MemoryStore::new();
-    for (i, bytes) in db::accepted_entries(conn, channel)?.iter().enumerate() {
-        let index = i as u64;
-        let entry = Entry::parse(bytes)
-            .map_err(|source| UpdateError::StoredEntryCorrupt { index, source })?;
-        state
-            .apply(&entry)
-            .map_err(|source| UpdateError::StoredEntryRefused {
-                index,
-                source: Box::new(source),
-            })?;
-        tree.append(&Blake2b256, bytes)?;
+impl Accepted {
+    /// Entries accepted.
+    pub fn size(&self) -> u64 {
+        self.log.head.size
     }
-    Ok(Accepted { state, tree })
+
+    /// Every installable release of a loaded package, oldest first.
+    pub fn installable_versions(
+        &self,
+        supplier: &SupplierName,
+        package: &PackageName,
+    ) -> Result<Vec<VerifiedRelease>, UpdateError> {
+        Ok(self
+            .state
+            .installable_versions(supplier, package)
+            .map_err(StateError::from)?)
+    }
+
+    /// The release of a loaded package, if it is installable now.
+    pub fn installable(
+        &self,
+        supplier: &SupplierName,
+        package: &PackageName,
+        version: &Version,
+    ) -> Result<Option<VerifiedRelease>, UpdateError> {
+        Ok(self
+            .state
+            .installable(supplier, package, version)
+            .map_err(StateError::from)?)
+    }
+}
+
+/// Opens the accepted log of `channel` (the start check of [`crate::snapshot::open`]) and loads
+/// the key state of the packages `config` tracks on it.
+pub fn load_accepted(
+    conn: &Connection,
+    config: &Config,
+    channel: &ChannelName,
+) -> Result<Accepted, UpdateError> {
+    let log = snapshot::open(conn, channel)?;
+    let state = snapshot::load_packages(
+        conn,
+        channel.as_str(),
+        log.head.size,
+        config
+            .packages
+            .iter()
+            .filter(|p| p.channel == *channel)
+            .map(|p| (&p.supplier, &p.name)),
+    )?;
+    Ok(Accepted { log, state })
 }
 
 /// Runs steps 1–5 for one channel (fetch, confirm, apply): returns the accepted state
@@ -366,13 +390,13 @@ pub fn update_log(
             evidence: evidence.chars().take(300).collect(),
         });
     }
-    let mut accepted = load_accepted(conn, name)?;
-    let start = accepted.state.size();
+    let accepted = load_accepted(conn, config, &channel.name)?;
+    let start = accepted.size();
     report.size_before = start;
     report.size_after = start;
 
     let client = ChannelClient::new(channel, http, limits);
-    let accepted_view = LogView::from_store(start, &accepted.tree)?;
+    let accepted_view = accepted.log.view.clone();
     let new_entries = fetch::fetch(conn, channel, &client, &accepted_view, now)?;
     if new_entries.is_empty() {
         report.notes.push(format!(
@@ -390,6 +414,7 @@ pub fn update_log(
         &new_entries,
         report,
     )?;
-    apply::apply(conn, name, &mut accepted, &new_entries, target, report)?;
-    Ok(accepted)
+    apply::apply(conn, name, &accepted, &new_entries, target, report)?;
+    // The tracked packages again, as the new entries left them.
+    load_accepted(conn, config, &channel.name)
 }

@@ -41,10 +41,7 @@ pub fn install_packages(
         let mode = config.on_revoked(pkg);
         let mut revoked = false;
         if let Some(v) = &current
-            && accepted
-                .state
-                .installable(&pkg.supplier, &pkg.name, v)
-                .is_none()
+            && accepted.installable(&pkg.supplier, &pkg.name, v)?.is_none()
         {
             // Revoked (or its signing key was) after it was installed: say so loudly; the
             // newest allowed release below replaces it if there is one, else `on_revoked`.
@@ -70,7 +67,7 @@ pub fn install_packages(
                 r.describe()
             ));
         }
-        let best = newest_allowed(&accepted.state, pkg, current.as_ref());
+        let best = newest_allowed(accepted, pkg, current.as_ref())?;
         let Some(release) = best else {
             if revoked
                 && let Some(v) = &current
@@ -162,19 +159,22 @@ fn revocation(
     version: &str,
 ) -> Result<Option<crate::revocation::Revocation>, UpdateError> {
     // The entries are read only when something is revoked: the reason is in the entry.
-    let revoked = keyggdrasil::names::Version::parse(version).is_ok_and(|v| {
-        accepted
-            .state
-            .installable(&pkg.supplier, &pkg.name, &v)
-            .is_none()
-    });
+    let revoked = match keyggdrasil::names::Version::parse(version) {
+        Ok(v) => accepted
+            .installable(&pkg.supplier, &pkg.name, &v)?
+            .is_none(),
+        Err(_) => false,
+    };
     if !revoked {
         return Ok(None);
     }
-    let entries = db::accepted_entries(conn, channel.name.as_str())?;
     Ok(crate::revocation::revocation_of(
-        &accepted.state,
-        &entries,
+        accepted.state.loaded_state(),
+        &|i| {
+            crate::snapshot::entry_at(conn, channel.name.as_str(), i)
+                .ok()
+                .flatten()
+        },
         pkg.supplier.as_str(),
         pkg.name.as_str(),
         version,
@@ -228,12 +228,13 @@ fn on_revoked(
             let previous = installed
                 .and_then(|i| i.previous)
                 .and_then(|p| keyggdrasil::names::Version::parse(&p).ok())
-                .filter(|p| {
+                .map(|p| {
                     accepted
-                        .state
-                        .installable(&pkg.supplier, &pkg.name, p)
-                        .is_some()
-                });
+                        .installable(&pkg.supplier, &pkg.name, &p)
+                        .map(|r| r.map(|_| p))
+                })
+                .transpose()?
+                .flatten();
             if let Some(p) = previous {
                 let done = crate::install::rollback(paths, conn, &pkg.supplier, &pkg.name)
                     .map_err(|e| failed(p.as_str(), e))?;
@@ -245,8 +246,7 @@ fn on_revoked(
                 return Ok(());
             }
             let older = accepted
-                .state
-                .installable_versions(&pkg.supplier, &pkg.name)
+                .installable_versions(&pkg.supplier, &pkg.name)?
                 .into_iter()
                 .filter(|r| r.version() < current && r.version().semver().pre.is_empty())
                 .max_by(|a, b| a.version().cmp(b.version()));
@@ -285,13 +285,13 @@ fn on_revoked(
 /// current) that its policy allows from `current`. The one place this choice is made, for real
 /// runs and dry runs alike.
 pub(crate) fn newest_allowed(
-    state: &keyggdrasil::state::KeyState,
+    accepted: &Accepted,
     pkg: &crate::config::PackageConfig,
     current: Option<&keyggdrasil::names::Version>,
-) -> Option<keyggdrasil::state::VerifiedRelease> {
-    state
-        .installable_versions(&pkg.supplier, &pkg.name)
+) -> Result<Option<keyggdrasil::state::VerifiedRelease>, UpdateError> {
+    Ok(accepted
+        .installable_versions(&pkg.supplier, &pkg.name)?
         .into_iter()
         .filter(|r| pkg.policy.allows(current, r.version()))
-        .max_by(|a, b| a.version().cmp(b.version()))
+        .max_by(|a, b| a.version().cmp(b.version())))
 }
