@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS state_keys (
     PRIMARY KEY (channel, key)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS state_keys_by_supplier ON state_keys (channel, supplier);
+CREATE TABLE IF NOT EXISTS staged_entries (
+    channel TEXT NOT NULL,
+    idx     INTEGER NOT NULL,
+    bytes   BLOB NOT NULL,
+    PRIMARY KEY (channel, idx)
+) STRICT;
 CREATE TABLE IF NOT EXISTS state_releases (
     channel  TEXT NOT NULL,
     supplier TEXT NOT NULL,
@@ -438,6 +444,73 @@ fn set_head(tx: &Connection, channel: &str, head: &Head) -> Result<(), StateErro
     )?
     .execute(params![channel, size, &head.root[..]])?;
     Ok(())
+}
+
+/// Forgets the entries a run fetched but did not apply (a run that fails before applying
+/// leaves them; the next run fetches from the accepted size again).
+pub fn clear_staged(conn: &Connection, channel: &str) -> Result<(), StateError> {
+    conn.prepare_cached("DELETE FROM staged_entries WHERE channel = ?1")?
+        .execute([channel])?;
+    Ok(())
+}
+
+/// Keeps a verified page of new entries, starting at log index `start`, until the peers have
+/// confirmed them: so that a run never holds the whole of a long catch-up in memory.
+pub fn stage(
+    conn: &Connection,
+    channel: &str,
+    start: u64,
+    entries: &[keyggdrasil::entry::Entry],
+) -> Result<(), StateError> {
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO staged_entries (channel, idx, bytes) VALUES (?1, ?2, ?3)",
+        )?;
+        for (i, e) in entries.iter().enumerate() {
+            let idx = i64::try_from(start + i as u64)
+                .map_err(|_| mismatch(channel, "log index out of range"))?;
+            stmt.execute(params![channel, idx, e.as_bytes()])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The staged entries `start..end` of `channel`, in order; a missing one is a local error.
+pub fn staged(
+    conn: &Connection,
+    channel: &str,
+    start: u64,
+    end: u64,
+) -> Result<Vec<Vec<u8>>, StateError> {
+    let (Ok(from), Ok(to)) = (i64::try_from(start), i64::try_from(end)) else {
+        return Err(mismatch(channel, "log index out of range"));
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx, bytes FROM staged_entries WHERE channel = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map(params![channel, from, to], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for (expected, row) in (from..to).zip(rows) {
+        let (idx, bytes) = row?;
+        if idx != expected {
+            return Err(mismatch(
+                channel,
+                format!("staged entry {expected} is missing"),
+            ));
+        }
+        out.push(bytes);
+    }
+    if out.len() as u64 != end - start {
+        return Err(mismatch(
+            channel,
+            format!("staged entry {} is missing", start + out.len() as u64),
+        ));
+    }
+    Ok(out)
 }
 
 /// What a full replay of a channel's stored entries found ([`check`]).

@@ -249,3 +249,98 @@ fn kill_9_during_apply_leaves_old_or_new_never_a_mix() {
     );
     assert_eq!(ended_old + ended_new, TRIALS);
 }
+
+/// Issue 14: `kill -9` of `continuum update` while it applies a few hundred new entries to the
+/// key-state snapshot (fetch, stage, verify, and the one transaction that writes the entries,
+/// the rows they change and the new head). After every kill, `continuum check` (a full replay
+/// of the stored log with the strict rules, compared row by row with the snapshot) passes, and
+/// the accepted log is either the old one or the whole new one; the next run completes it.
+#[test]
+fn kill_9_during_the_snapshot_advance_leaves_a_state_equal_to_a_full_replay() {
+    const TRIALS: usize = 30;
+    let channel = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&channel);
+    acme.publish_plugin(&channel, "hello", "1.0.0", "one");
+    let site = Site::init(&channel);
+    site.set_option("site", "allow_no_peers", true);
+    assert_says(
+        &site.run(&["install", "acme/hello"]),
+        exit::OK,
+        &["installed 1.0.0"],
+    );
+    let before = site.accepted_size();
+    // Every kind of row change: many releases, a key rotation (a new signing key, the old one
+    // revoked), releases by the new key, release revocations.
+    let rotated = keyggdrasil::keys::KeyPair::generate();
+    for i in 0..150 {
+        let v = format!("1.0.{i}");
+        channel.submit(&acme.release(&acme.signing, &format!("p{}", i % 10), &v, v.as_bytes()));
+    }
+    channel.submit(&acme.sign(
+        &acme.master,
+        keyggdrasil::entry::Event::SigningKey {
+            public_key: rotated.public(),
+            derivation: None,
+        },
+    ));
+    channel.submit(&acme.revoke(&acme.master, &acme.signing.public()));
+    for i in 0..150 {
+        let v = format!("2.0.{i}");
+        channel.submit(&acme.release(&rotated, &format!("q{}", i % 10), &v, v.as_bytes()));
+    }
+    for i in 0..20 {
+        channel.submit(&acme.sign(
+            &acme.master,
+            keyggdrasil::entry::Event::ReleaseRevocation {
+                package: keyggdrasil::names::PackageName::parse(&format!("q{}", i % 10)).unwrap(),
+                version: keyggdrasil::names::Version::parse(&format!("2.0.{i}")).unwrap(),
+                reason: keyggdrasil::entry::Reason::parse("test").unwrap(),
+            },
+        ));
+    }
+    let saved = tempfile::tempdir().unwrap();
+    let saved = saved.path().join("site");
+    copy_tree(&site.root, &saved);
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        restore(&saved, &site.root);
+        let t0 = Instant::now();
+        assert!(update(&site.root).status().unwrap().success());
+        runs.push(t0.elapsed());
+    }
+    runs.sort();
+    let after = site.accepted_size();
+    assert_eq!(after, before + 322);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("snapshot crash test: seed {seed}, {TRIALS} trials, uninterrupted runs {runs:?}");
+    let mut rng = Rng(seed);
+    let span = runs[1].as_micros().max(1) as u64;
+    let (mut old, mut new) = (0, 0);
+    for trial in 0..TRIALS {
+        restore(&saved, &site.root);
+        let delay = Duration::from_micros(rng.next() % span);
+        let mut child = update(&site.root).spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        child.wait().unwrap();
+        let size = site.accepted_size();
+        assert!(
+            size == before || size == after,
+            "trial {trial} (seed {seed}, killed after {delay:?}): accepted {size} entries, neither {before} nor {after}"
+        );
+        if size == before {
+            old += 1;
+        } else {
+            new += 1;
+        }
+        assert_says(&site.run(&["check"]), exit::OK, &["snapshot matches"]);
+        assert_says(&site.run(&["update"]), exit::OK, &[]);
+        assert_eq!(site.accepted_size(), after, "trial {trial} (seed {seed})");
+        assert_says(&site.run(&["check"]), exit::OK, &["snapshot matches"]);
+    }
+    println!("snapshot crash test: {old} trials kept the old log, {new} the new one");
+}

@@ -1,10 +1,14 @@
 //! Stage 3 of [`super::update_log`]: apply the peer-confirmed entries to the key state, all or
 //! nothing, and store them in one transaction (DESIGN.md step 5).
 //!
-//! Only the rows the new entries touch are loaded from the snapshot ([`crate::snapshot`]); the
-//! entries, the rows they changed and the new head are written in one transaction.
+//! The confirmed entries are read back from the staging table in chunks of [`APPLY_CHUNK`]:
+//! each chunk's signatures are verified in batches across the cores, only the rows the chunk
+//! touches are loaded from the snapshot ([`crate::snapshot`]), and the entries, the rows they
+//! changed and the new head are written inside the one transaction, which commits only after
+//! the last chunk. So memory is bounded by a chunk however long the catch-up, and a refusal or
+//! a crash anywhere leaves the accepted log and key state as they were.
 
-use keyggdrasil::entry::{CheckedEntry, Entry};
+use keyggdrasil::entry::Entry;
 use keyggdrasil::snapshot::SnapshotError;
 use keyggdrasil::state::Refusal;
 use rusqlite::Connection;
@@ -13,59 +17,87 @@ use super::{Accepted, ChannelReport, UpdateError};
 use crate::db;
 use crate::snapshot::{self, StateError};
 
-/// Applies the first `target - accepted size` of `new_entries` (the ones the peers confirmed)
-/// on the stored snapshot; only if every one passes the key rules are they stored with the
-/// rows they changed and the new head (one transaction). On any failure the database is as
-/// before.
+/// Entries applied per chunk.
+pub const APPLY_CHUNK: u64 = 4096;
+
+/// Applies the staged entries `accepted size .. target` (the ones the peers confirmed; the
+/// candidate had `candidate` entries) on the stored snapshot; only if every one passes the key
+/// rules are they stored with the rows they changed and the new head, in one transaction. On
+/// any failure the database is as before.
 pub(super) fn apply(
     conn: &mut Connection,
     name: &str,
     accepted: &Accepted,
-    new_entries: &[Entry],
+    candidate: u64,
     target: u64,
     report: &mut ChannelReport,
 ) -> Result<(), UpdateError> {
     let start = accepted.size();
-    let take = (target - start) as usize;
-    report.dropped = new_entries.len() as u64 - take as u64;
+    report.dropped = candidate - target;
     if report.dropped > 0 {
         report.notes.push(format!(
             "channel {name}: WARNING: the {} newest entries could not be confirmed by peers and were not applied; they will be checked again next run",
             report.dropped
         ));
     }
-    let confirmed = &new_entries[..take];
     let key_rules = |index: u64, source: Refusal| UpdateError::KeyRules {
         channel: name.to_owned(),
         index,
         source: Box::new(source),
     };
-    let checked = check_signatures(confirmed).map_err(|i| {
-        let e = &confirmed[i];
-        key_rules(start + i as u64, Refusal::BadSignature(e.body().signer))
-    })?;
     let mut view = accepted.log.view.clone();
-    view.push_entries(confirmed.iter().map(|e| e.as_bytes()))?;
     let tx = conn.transaction().map_err(db::DbError)?;
-    let mut state = snapshot::load_for(&tx, name, start, confirmed)?;
-    for (i, entry) in checked.iter().enumerate() {
-        state.apply(entry).map_err(|e| match e {
-            SnapshotError::Refused(r) => key_rules(start + i as u64, r),
-            other => UpdateError::State(StateError::from(other)),
+    let mut at = start;
+    while at < target {
+        let end = target.min(at + APPLY_CHUNK);
+        let bytes = snapshot::staged(&tx, name, at, end)?;
+        let entries = bytes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                // Parsed when fetched; failing now means the staging table was damaged.
+                Entry::parse(b).map_err(|e| StateError::Mismatch {
+                    channel: name.to_owned(),
+                    detail: format!("staged entry {} does not parse: {e}", at + i as u64),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let checked = keyggdrasil::entry::check_all_parallel(&entries).map_err(|i| {
+            key_rules(
+                at + i as u64,
+                Refusal::BadSignature(entries[i].body().signer),
+            )
         })?;
+        let mut state = snapshot::load_for(&tx, name, at, &entries)?;
+        for (i, entry) in checked.iter().enumerate() {
+            state.apply(entry).map_err(|e| match e {
+                SnapshotError::Refused(r) => key_rules(at + i as u64, r),
+                other => UpdateError::State(StateError::from(other)),
+            })?;
+        }
+        view.push_entries(bytes.iter().map(|b| b.as_slice()))?;
+        let refs: Vec<&[u8]> = bytes.iter().map(|b| b.as_slice()).collect();
+        snapshot::advance(&tx, name, at, &refs, &state.changes(), &view.root())?;
+        at = end;
     }
-    let bytes: Vec<&[u8]> = confirmed.iter().map(|e| e.as_bytes()).collect();
-    snapshot::advance(&tx, name, start, &bytes, &state.changes(), &view.root())?;
+    // The peers confirmed the observed root at `target`; the staged bytes must hash to it.
+    if let Some(confirmed) = &report.root
+        && hex::encode(view.root()) != *confirmed
+    {
+        return Err(StateError::Mismatch {
+            channel: name.to_owned(),
+            detail: format!(
+                "the staged entries do not hash to the root confirmed at size {target}"
+            ),
+        }
+        .into());
+    }
+    snapshot::clear_staged(&tx, name)?;
     tx.commit().map_err(db::DbError)?;
     report.size_after = target;
     report.notes.push(format!(
-        "channel {name}: applied {take} new entries (log size {target})"
+        "channel {name}: applied {} new entries (log size {target})",
+        target - start
     ));
     Ok(())
-}
-
-/// Verifies the entries' signatures (see [`keyggdrasil::entry::check_all`]), split across the
-/// machine's cores; `Err(i)` names the first entry whose signature does not verify.
-fn check_signatures(entries: &[Entry]) -> Result<Vec<CheckedEntry>, usize> {
-    keyggdrasil::entry::check_all_parallel(entries)
 }

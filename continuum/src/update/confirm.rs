@@ -4,9 +4,8 @@
 //!
 //! Changes nothing: it only decides how many of the new entries may be applied.
 
-use keyggdrasil::entry::Entry;
 use keyggdrasil::limits::Limits;
-use keyggdrasil::log::LogView;
+use keyggdrasil::merkle::Hash;
 use keyggdrasil::peers::{NoPeers, RejectReason};
 
 use super::{ChannelReport, UpdateError};
@@ -14,7 +13,7 @@ use crate::config::{ChannelConfig, Config};
 use crate::peers::{PeerLineOutcome, PeerOutcome, PeerProblem};
 use crate::transport::Http;
 
-/// Returns the largest log size (above `accepted.size()`) whose root the peers confirmed, and
+/// Returns the largest log size in `start + 1 ..= end` whose root (`root_at`) the peers confirmed, and
 /// fills the peer fields and notes of `report`. Fails when no new size is confirmed: with
 /// [`UpdateError::PeersRefused`] saying why for the smallest size tried.
 ///
@@ -27,9 +26,10 @@ pub(super) fn confirm(
     peer_http: &Http,
     limits: &Limits,
     now: u64,
-    accepted: &LogView,
-    new_entries: &[Entry],
+    start: u64,
+    end: u64,
     report: &mut ChannelReport,
+    root_at: &dyn Fn(u64) -> Result<Hash, UpdateError>,
 ) -> Result<u64, UpdateError> {
     let mut failing: Vec<(PeerLineOutcome, PeerProblem)> = Vec::new();
     let mut refused: Vec<(u64, RejectReason)> = Vec::new();
@@ -39,9 +39,10 @@ pub(super) fn confirm(
         peer_http,
         limits,
         now,
-        accepted,
-        new_entries,
+        start,
+        end,
         report,
+        root_at,
         &mut failing,
         &mut refused,
     );
@@ -118,25 +119,24 @@ fn rounds(
     peer_http: &Http,
     limits: &Limits,
     now: u64,
-    accepted: &LogView,
-    new_entries: &[Entry],
+    start: u64,
+    end: u64,
     report: &mut ChannelReport,
+    root_at: &dyn Fn(u64) -> Result<Hash, UpdateError>,
     failing: &mut Vec<(PeerLineOutcome, PeerProblem)>,
     refused: &mut Vec<(u64, RejectReason)>,
 ) -> Result<u64, UpdateError> {
     let name = channel.name.as_str();
-    let start = accepted.size();
     let concurrency = config.site.peer_concurrency.unwrap_or(16);
     let no_peers = if config.site.allow_no_peers {
         NoPeers::Allow
     } else {
         NoPeers::Refuse
     };
-    let roots = accepted.prefix_roots(new_entries.iter().map(|e| e.as_bytes()))?;
-    let mut target = start + new_entries.len() as u64;
+    let mut target = end;
     let mut last_refusal: Option<(RejectReason, bool, String)> = None;
     while target > start {
-        let root = roots[(target - start - 1) as usize];
+        let root = root_at(target)?;
         let outcome = crate::peers::verify_with_peers(
             peer_http,
             &config.peers,
@@ -202,7 +202,7 @@ fn rounds(
             contradicted,
             peers,
         },
-        // Not reached while `new_entries` is not empty; said plainly should it ever be.
+        // Not reached while there are new entries; said plainly should it ever be.
         None => UpdateError::NothingConfirmed {
             channel: name.to_owned(),
         },

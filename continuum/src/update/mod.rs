@@ -45,8 +45,10 @@ use crate::transport::{Http, TransportError};
 pub use dry_run::verify_installs;
 pub use packages::install_packages;
 
-/// Most update pages fetched from one channel in one run.
-pub const MAX_PAGES_PER_RUN: usize = 100;
+/// Most update pages fetched from one channel in one run: 4,000 pages of at most 500 entries
+/// (a site joining a log of two million entries catches up in one run; pages are staged in
+/// the database, not held in memory). `run_deadline_secs` still bounds the run's time.
+pub const MAX_PAGES_PER_RUN: usize = 4_000;
 
 /// Why an update run, or one channel's part of it, failed. Whatever failed, nothing after the
 /// failing step was done, and what the step had begun was undone (see [`crate::install`]).
@@ -368,6 +370,21 @@ pub fn load_accepted(
     Ok(Accepted { log, state })
 }
 
+/// The root of the observed log at `size` (fetched pages are observed before they are staged,
+/// so every size up to the candidate's has its stored tree hashes): O(log n) reads.
+fn root_at(
+    conn: &Connection,
+    channel: &ChannelName,
+    size: u64,
+) -> Result<keyggdrasil::merkle::Hash, UpdateError> {
+    crate::notary::observed_root_at(conn, channel, size)?.ok_or_else(|| {
+        UpdateError::State(StateError::Mismatch {
+            channel: channel.as_str().to_owned(),
+            detail: format!("the observed log does not reach size {size}"),
+        })
+    })
+}
+
 /// Runs steps 1–5 for one channel (fetch, confirm, apply): returns the accepted state
 /// afterwards. Changes nothing but the observed log unless the peers confirmed a root and every
 /// confirmed entry passes the key rules.
@@ -397,8 +414,8 @@ pub fn update_log(
 
     let client = ChannelClient::new(channel, http, limits);
     let accepted_view = accepted.log.view.clone();
-    let new_entries = fetch::fetch(conn, channel, &client, &accepted_view, now)?;
-    if new_entries.is_empty() {
+    let candidate = fetch::fetch(conn, channel, &client, &accepted_view, now)?;
+    if candidate.size() == start {
         report.notes.push(format!(
             "channel {name}: up to date at {start} entries (signed answer verified)"
         ));
@@ -410,11 +427,12 @@ pub fn update_log(
         peer_http,
         limits,
         now,
-        &accepted_view,
-        &new_entries,
+        start,
+        candidate.size(),
         report,
+        &|size| root_at(conn, &channel.name, size),
     )?;
-    apply::apply(conn, name, &accepted, &new_entries, target, report)?;
+    apply::apply(conn, name, &accepted, candidate.size(), target, report)?;
     // The tracked packages again, as the new entries left them.
     load_accepted(conn, config, &channel.name)
 }
