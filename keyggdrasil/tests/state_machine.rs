@@ -2429,3 +2429,103 @@ mod properties {
         }
     }
 }
+
+/// `entry::check_all` and `check_all_parallel` (batch verification across cores, issue 14):
+/// the same decision as `Entry::into_checked` one by one, naming the first bad entry.
+mod check_all {
+    use super::*;
+    use keyggdrasil::entry::{CHECK_BATCH, check_all, check_all_parallel};
+
+    /// `n` valid entries by a few keys.
+    fn entries(n: usize) -> Vec<Entry> {
+        let keys = [kp(1), kp(2), kp(3)];
+        (0..n)
+            .map(|i| {
+                let k = &keys[i % keys.len()];
+                signed(
+                    &sup("acme"),
+                    k,
+                    ev_release(&pkg("hello"), &ver(&format!("1.0.{i}")), i as u8),
+                )
+            })
+            .collect()
+    }
+
+    fn both(list: &[Entry]) -> (Result<usize, usize>, Result<usize, usize>) {
+        (
+            check_all(list).map(|v| v.len()),
+            check_all_parallel(list).map(|v| v.len()),
+        )
+    }
+
+    #[test]
+    fn valid_entries_pass_in_order() {
+        for n in [
+            0,
+            1,
+            CHECK_BATCH - 1,
+            CHECK_BATCH,
+            CHECK_BATCH + 1,
+            5 * CHECK_BATCH + 7,
+        ] {
+            let list = entries(n);
+            assert_eq!(both(&list), (Ok(n), Ok(n)), "{n}");
+            let checked = check_all_parallel(&list).unwrap();
+            assert!(checked.iter().map(|c| c.entry()).eq(list.iter()));
+        }
+    }
+
+    #[test]
+    fn a_forged_signature_anywhere_is_named() {
+        let n = 3 * CHECK_BATCH + 5;
+        for bad in [
+            0,
+            1,
+            CHECK_BATCH - 1,
+            CHECK_BATCH,
+            2 * CHECK_BATCH + 3,
+            n - 1,
+        ] {
+            let mut list = entries(n);
+            let mut sig = *list[bad].signature().as_bytes();
+            sig[40] ^= 1;
+            list[bad] = with_signature(list[bad].body(), &Signature::from_bytes(sig));
+            assert_eq!(both(&list), (Err(bad), Err(bad)), "forged at {bad}");
+        }
+    }
+
+    #[test]
+    fn wrong_key_wrong_context_and_small_order_r_are_refused() {
+        let n = 2 * CHECK_BATCH;
+        let mut list = entries(n);
+        let body = list[70].body().clone();
+        // Signed by another key than the one the body names.
+        list[70] = hand_signed(&body, &kp(9), Context::Release);
+        assert_eq!(both(&list), (Err(70), Err(70)));
+        // Signed by the named key under another context.
+        let mut list = entries(n);
+        list[3] = hand_signed(&body, &kp((70 % 3 + 1) as u8), Context::KeyEvent);
+        assert_eq!(both(&list), (Err(3), Err(3)));
+        // R of small order (the identity), S zero: refused before batching, and strictly.
+        let mut list = entries(n);
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        list[100] = with_signature(list[100].body(), &Signature::from_bytes(sig));
+        assert_eq!(both(&list), (Err(100), Err(100)));
+    }
+
+    #[test]
+    fn the_two_agree_with_one_by_one_strict_verification() {
+        let mut list = entries(CHECK_BATCH * 4);
+        for i in [5, 77, 200] {
+            let mut sig = *list[i].signature().as_bytes();
+            sig[63] ^= 0x10;
+            list[i] = with_signature(list[i].body(), &Signature::from_bytes(sig));
+        }
+        let first_bad = list
+            .iter()
+            .position(|e| e.clone().into_checked().is_err())
+            .unwrap();
+        assert_eq!(both(&list), (Err(first_bad), Err(first_bad)));
+    }
+}
