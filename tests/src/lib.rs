@@ -371,6 +371,23 @@ impl Channel {
         c
     }
 
+    /// A channel over a copy of the data folder `from` (a [`Channel::data_dir`] of a stopped
+    /// channel, e.g. a benchmark's cached log), in a new temporary folder, so `from` is never
+    /// changed; its key is read from the copy's key file. Not running yet: call
+    /// [`Channel::spawn`].
+    pub fn from_copy(from: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("channel");
+        copy_tree(from, &data);
+        Channel {
+            config: data.join("channel.toml"),
+            key: key_in(&data).public(),
+            _dir: dir,
+            base: String::new(),
+            child: None,
+        }
+    }
+
     /// Starts (or restarts) the server process and waits until `/healthz` answers 200.
     pub fn spawn(&mut self) {
         let mut cmd = Command::new(bin("channel-server"));
@@ -381,15 +398,17 @@ impl Channel {
         self.wait_healthy();
     }
 
-    /// Waits (at most 10 s) until `/healthz` answers 200; panics otherwise.
+    /// Waits (at most 10 s) until `/healthz` answers 200; panics otherwise. Polls every 5 ms,
+    /// so the scale benchmark's start-up figure (spawn to first answered `/healthz`) is not
+    /// rounded up to a coarse poll.
     pub fn wait_healthy(&self) {
-        for _ in 0..200 {
+        for _ in 0..2000 {
             if let Ok(r) = agent().get(&self.url("/healthz")).call()
                 && r.status() == 200
             {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(5));
         }
         panic!("channel did not become healthy");
     }
@@ -471,12 +490,7 @@ impl Channel {
     /// The channel's signing key, from `local/channel-key.json`: for tests that play a channel
     /// (or a man in the middle holding its key) signing what the real server never would.
     pub fn signing_key(&self) -> KeyPair {
-        let bytes =
-            std::fs::read(self.data_dir().join("local/channel-key.json")).expect("key file");
-        keyggdrasil::keyfile::KeyFile::parse(&bytes)
-            .expect("parse key file")
-            .unlock(None)
-            .expect("unlock channel key")
+        key_in(&self.data_dir())
     }
 
     /// Stops the server and copies its whole data folder (database and WAL files, `local/`
@@ -623,6 +637,15 @@ impl Channel {
             .expect("upload");
         assert_eq!(r.status(), 200, "upload refused");
     }
+}
+
+/// The channel key in the data folder `data` (`local/channel-key.json`, unencrypted).
+fn key_in(data: &Path) -> KeyPair {
+    let bytes = std::fs::read(data.join("local/channel-key.json")).expect("key file");
+    keyggdrasil::keyfile::KeyFile::parse(&bytes)
+        .expect("parse key file")
+        .unlock(None)
+        .expect("unlock channel key")
 }
 
 /// A copy of a channel's data folder (see [`Channel::save_copy`]).
