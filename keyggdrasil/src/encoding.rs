@@ -48,6 +48,25 @@ pub fn to_hex(bytes: &[u8]) -> String {
 ///
 /// `what` names the value in the error message ("an Ed25519 signature").
 pub fn from_hex_array<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], HexError> {
+    // One pass for the common, valid case (entries carry several of these); anything else
+    // takes the checks below, which say what is wrong.
+    if text.len() == 2 * N {
+        let mut out = [0u8; N];
+        let ok = text
+            .as_bytes()
+            .chunks_exact(2)
+            .zip(out.iter_mut())
+            .all(|(pair, o)| match (lower_nibble(pair[0]), lower_nibble(pair[1])) {
+                (Some(h), Some(l)) => {
+                    *o = h << 4 | l;
+                    true
+                }
+                _ => false,
+            });
+        if ok {
+            return Ok(out);
+        }
+    }
     check_lower_hex(text, what)?;
     if text.len() != 2 * N {
         return Err(HexError::Length {
@@ -85,6 +104,15 @@ pub fn from_hex_vec(text: &str, what: &'static str, max_bytes: usize) -> Result<
         bytes: max_bytes,
         got: text.len(),
     })
+}
+
+/// The value of one canonical lowercase hex digit.
+fn lower_nibble(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
 }
 
 fn check_lower_hex(text: &str, what: &'static str) -> Result<(), HexError> {

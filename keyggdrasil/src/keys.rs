@@ -50,11 +50,15 @@ impl PublicKey {
     /// Parses and validates 32 bytes as a public key.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
         let vk = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::NotAPoint)?;
-        if vk.to_edwards().compress().to_bytes() != *bytes {
-            return Err(KeyError::NonCanonical);
-        }
         if vk.is_weak() {
             return Err(KeyError::Weak);
+        }
+        // For a point that decompressed and is not of small order, the encoding is canonical
+        // exactly when y is reduced (see `y_is_non_canonical`): the same answer as comparing
+        // `compress(decompress(bytes))` with the bytes, without the field inversion that
+        // compressing costs (keys are parsed with every log entry).
+        if y_is_non_canonical(bytes) {
+            return Err(KeyError::NonCanonical);
         }
         Ok(Self(*bytes))
     }
@@ -242,19 +246,56 @@ pub fn verify_batch(
     }
     let mut sigs = Vec::with_capacity(signatures.len());
     let mut vks = Vec::with_capacity(keys.len());
+    // A log's entries come from few keys: decompress each distinct key once per batch.
+    let mut known: Vec<(&PublicKey, VerifyingKey)> = Vec::new();
     for (sig, key) in signatures.iter().zip(keys) {
         let mut r = [0u8; 32];
         r.copy_from_slice(&sig.0[..32]);
-        let point = curve25519_r_point(&r).ok_or(BadSignature)?;
-        if point.is_small_order() || y_is_non_canonical(&r) {
+        // Without decompressing R (the batch does, once): a point of small order has one of
+        // the 8 torsion points' y coordinates, or a non-canonical y; an R that does not
+        // decompress at all makes the batch fail.
+        if has_small_order_y(&r) || y_is_non_canonical(&r) {
             return Err(BadSignature);
         }
         sigs.push(ed25519_dalek::Signature::from_bytes(&sig.0));
-        vks.push(key.verifying_key()?);
+        let vk = match known.iter().find(|(k, _)| *k == key) {
+            Some((_, vk)) => *vk,
+            None => {
+                let vk = key.verifying_key()?;
+                known.push((key, vk));
+                vk
+            }
+        };
+        vks.push(vk);
     }
     ed25519_dalek::verify_batch(messages, &sigs, &vks).map_err(|_| BadSignature)
 }
 
+/// Whether `r`, its sign bit ignored, is the y coordinate of a point of small order: one of
+/// the encodings of the eight torsion points (computed from curve25519-dalek's own table, not
+/// typed in). With [`y_is_non_canonical`] this refuses exactly the `R` values that decompress
+/// to a small-order point, without the cost of decompressing (see the test).
+fn has_small_order_y(r: &[u8; 32]) -> bool {
+    static YS: std::sync::OnceLock<Vec<[u8; 32]>> = std::sync::OnceLock::new();
+    let ys = YS.get_or_init(|| {
+        let mut ys: Vec<[u8; 32]> = curve25519_dalek::constants::EIGHT_TORSION
+            .iter()
+            .map(|p| {
+                let mut y = p.compress().to_bytes();
+                y[31] &= 0x7f;
+                y
+            })
+            .collect();
+        ys.sort_unstable();
+        ys.dedup();
+        ys
+    });
+    let mut y = *r;
+    y[31] &= 0x7f;
+    ys.contains(&y)
+}
+
+#[cfg(test)]
 fn curve25519_r_point(r: &[u8; 32]) -> Option<curve25519_dalek::EdwardsPoint> {
     curve25519_dalek::edwards::CompressedEdwardsY(*r).decompress()
 }
@@ -419,6 +460,26 @@ mod tests {
             .collect();
         cases.extend(with_sign);
         let mut seen_non_canonical = 0;
+        // The undecompressed check verify_batch makes now agrees wherever R decompresses
+        // (where it does not, the batch itself fails).
+        let cheap = |r: &[u8; 32]| has_small_order_y(r) || y_is_non_canonical(r);
+        let mut small_seen = 0;
+        for p in curve25519_dalek::constants::EIGHT_TORSION.iter() {
+            for sign in [0u8, 0x80] {
+                let mut r = p.compress().to_bytes();
+                r[31] = (r[31] & 0x7f) | sign;
+                cases.push(r);
+            }
+        }
+        for r in &cases {
+            if let Some(refused) = old(r) {
+                assert_eq!(refused, cheap(r), "r = {}", encoding::to_hex(r));
+                if curve25519_r_point(r).is_some_and(|p| p.is_small_order()) {
+                    small_seen += 1;
+                }
+            }
+        }
+        assert!(small_seen >= 8, "{small_seen}");
         for r in &cases {
             assert_eq!(old(r), new(r), "r = {}", encoding::to_hex(r));
             let full_order = curve25519_r_point(r).is_some_and(|p| !p.is_small_order());
@@ -428,6 +489,57 @@ mod tests {
         }
         // The interesting case: a decodable, full-order point with a non-canonical encoding.
         assert!(seen_non_canonical > 0);
+    }
+
+    #[test]
+    fn key_validation_without_compress_equals_the_round_trip() {
+        // The check from_bytes made before: decompress, compare the re-compressed bytes, refuse
+        // weak points.
+        let old = |b: &[u8; 32]| {
+            VerifyingKey::from_bytes(b)
+                .ok()
+                .filter(|vk| vk.to_edwards().compress().to_bytes() == *b && !vk.is_weak())
+                .is_some()
+        };
+        let mut cases: Vec<[u8; 32]> = Vec::new();
+        for k in 0..64u8 {
+            let mut y = [0u8; 32];
+            y[0] = k;
+            cases.push(y);
+            let mut y = [0xffu8; 32];
+            y[31] = 0x7f;
+            y[0] = 0xed_u8.wrapping_sub(k);
+            cases.push(y);
+        }
+        for k in 0..19u8 {
+            let mut y = [0xffu8; 32];
+            y[31] = 0x7f;
+            y[0] = 0xed + k;
+            cases.push(y);
+        }
+        for p in curve25519_dalek::constants::EIGHT_TORSION.iter() {
+            cases.push(p.compress().to_bytes());
+        }
+        for _ in 0..300 {
+            cases.push(KeyPair::generate().public().0);
+            cases.push(crate::os::random::bytes::<32>());
+        }
+        let flipped: Vec<[u8; 32]> = cases
+            .iter()
+            .map(|c| {
+                let mut s = *c;
+                s[31] ^= 0x80;
+                s
+            })
+            .collect();
+        cases.extend(flipped);
+        let mut accepted = 0;
+        for b in &cases {
+            let new = PublicKey::from_bytes(b).is_ok();
+            assert_eq!(old(b), new, "key {}", encoding::to_hex(b));
+            accepted += usize::from(new);
+        }
+        assert!(accepted >= 300);
     }
 
     #[test]
