@@ -414,7 +414,14 @@ pub fn update_log(
 
     let client = ChannelClient::new(channel, http, limits);
     let accepted_view = accepted.log.view.clone();
+    let fetch_started = std::time::Instant::now();
     let candidate = fetch::fetch(conn, channel, &client, &accepted_view, now)?;
+    tracing::info!(
+        channel = name,
+        entries = candidate.size() - start,
+        secs = fetch_started.elapsed().as_secs_f64(),
+        "fetched, verified and staged the new entries"
+    );
     if candidate.size() == start {
         report.notes.push(format!(
             "channel {name}: up to date at {start} entries (signed answer verified)"
@@ -432,7 +439,14 @@ pub fn update_log(
         report,
         &|size| root_at(conn, &channel.name, size),
     )?;
+    let apply_started = std::time::Instant::now();
     apply::apply(conn, name, &accepted, candidate.size(), target, report)?;
+    tracing::info!(
+        channel = name,
+        entries = target - start,
+        secs = apply_started.elapsed().as_secs_f64(),
+        "applied the confirmed entries"
+    );
     // The tracked packages again, as the new entries left them.
     load_accepted(conn, config, &channel.name)
 }
