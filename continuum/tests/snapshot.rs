@@ -27,13 +27,7 @@ fn site_with_four_entries() -> Fx {
         "1.0.0",
         &plugin_archive("acme/hello", "1.0.0", "one"),
     );
-    let site = Site::init(&channel);
-    site.set_option("site", "allow_no_peers", true);
-    assert_says(
-        &site.run(&["install", "acme/hello"]),
-        exit::OK,
-        &["installed 1.0.0"],
-    );
+    let site = Site::init_installing(&channel, "acme/hello", "1.0.0");
     acme.publish(
         &channel,
         "hello",
@@ -63,6 +57,16 @@ fn assert_check_passes(site: &Site, entries: u64) {
     let v = stdout_json(&out);
     assert_eq!(v["channels"][0]["verified_entries"], entries, "{v}");
     assert_eq!(v["channels"][0]["snapshot_matches"], true, "{v}");
+}
+
+/// `check --repair` rebuilds the snapshot (its output says each of `repaired`), the next
+/// `update` says `then` (it fetches again what the repair dropped), and `check` passes at 4.
+fn repair_then_update(site: &Site, repaired: &[&str], then: &str) {
+    let mut says = vec!["REPAIRED"];
+    says.extend_from_slice(repaired);
+    assert_says(&site.run(&["check", "--repair"]), exit::OK, &says);
+    assert_says(&site.run(&["update"]), exit::OK, &[then]);
+    assert_check_passes(site, 4);
 }
 
 #[test]
@@ -139,13 +143,7 @@ fn an_edited_state_row_is_refused_at_start_naming_check() {
         ],
     );
     assert_says(&fx.site.run(&["check"]), LOCAL, &["check digest"]);
-    assert_says(
-        &fx.site.run(&["check", "--repair"]),
-        exit::OK,
-        &["REPAIRED"],
-    );
-    assert_says(&fx.site.run(&["update"]), exit::OK, &["up to date"]);
-    assert_check_passes(&fx.site, 4);
+    repair_then_update(&fx.site, &[], "up to date");
 }
 
 #[test]
@@ -196,17 +194,7 @@ fn an_edited_newest_entry_is_refused_at_start() {
             "continuum check",
         ],
     );
-    assert_says(
-        &fx.site.run(&["check", "--repair"]),
-        exit::OK,
-        &["REPAIRED", "first 3 entries"],
-    );
-    assert_says(
-        &fx.site.run(&["update"]),
-        exit::OK,
-        &["applied 1 new entries"],
-    );
-    assert_check_passes(&fx.site, 4);
+    repair_then_update(&fx.site, &["first 3 entries"], "applied 1 new entries");
 }
 
 #[test]
@@ -225,17 +213,7 @@ fn a_truncated_log_is_refused_at_start() {
         LOCAL,
         &["covers 4 entries but 3 entries are stored"],
     );
-    assert_says(
-        &fx.site.run(&["check", "--repair"]),
-        exit::OK,
-        &["REPAIRED"],
-    );
-    assert_says(
-        &fx.site.run(&["update"]),
-        exit::OK,
-        &["applied 1 new entries"],
-    );
-    assert_check_passes(&fx.site, 4);
+    repair_then_update(&fx.site, &[], "applied 1 new entries");
 }
 
 #[test]

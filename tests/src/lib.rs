@@ -722,6 +722,19 @@ impl Site {
         }
     }
 
+    /// `continuum init` against `channel` with `allow_no_peers = true`, then `continuum install
+    /// PACKAGE` (`supplier/package`), asserting that it installed `version`.
+    pub fn init_installing(channel: &Channel, package: &str, version: &str) -> Self {
+        let site = Site::init(channel);
+        site.set_option("site", "allow_no_peers", true);
+        assert_says(
+            &site.run(&["install", package]),
+            exit::OK,
+            &[&format!("installed {version}")],
+        );
+        site
+    }
+
     /// Runs `continuum --dir ROOT <args>`.
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(bin("continuum"))

@@ -262,13 +262,7 @@ fn kill_9_during_the_snapshot_advance_leaves_a_state_equal_to_a_full_replay() {
     let acme = Supplier::new("acme");
     acme.register(&channel);
     acme.publish_plugin(&channel, "hello", "1.0.0", "one");
-    let site = Site::init(&channel);
-    site.set_option("site", "allow_no_peers", true);
-    assert_says(
-        &site.run(&["install", "acme/hello"]),
-        exit::OK,
-        &["installed 1.0.0"],
-    );
+    let site = Site::init_installing(&channel, "acme/hello", "1.0.0");
     let before = site.accepted_size();
     // Every kind of row change: many releases, a key rotation (a new signing key, the old one
     // revoked), releases by the new key, release revocations.
