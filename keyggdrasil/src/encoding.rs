@@ -56,13 +56,15 @@ pub fn from_hex_array<const N: usize>(text: &str, what: &'static str) -> Result<
             .as_bytes()
             .chunks_exact(2)
             .zip(out.iter_mut())
-            .all(|(pair, o)| match (lower_nibble(pair[0]), lower_nibble(pair[1])) {
-                (Some(h), Some(l)) => {
-                    *o = h << 4 | l;
-                    true
-                }
-                _ => false,
-            });
+            .all(
+                |(pair, o)| match (lower_nibble(pair[0]), lower_nibble(pair[1])) {
+                    (Some(h), Some(l)) => {
+                        *o = h << 4 | l;
+                        true
+                    }
+                    _ => false,
+                },
+            );
         if ok {
             return Ok(out);
         }

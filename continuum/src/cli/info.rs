@@ -75,7 +75,11 @@ pub fn run(paths: &SitePaths, package: &PackageArg, json: bool) -> Result<(), Cl
         let state = logs
             .package(&conn, channel, &package.supplier, &package.name)
             .map_err(|e| CliError::Site(SiteError::Log(Box::new(e))))?;
-        let entry_at = |i| continuum::snapshot::entry_at(&conn, channel, i).ok().flatten();
+        let entry_at = |i| {
+            continuum::snapshot::entry_at(&conn, channel, i)
+                .ok()
+                .flatten()
+        };
         let Some(releases) = state
             .supplier(&package.supplier)
             .and_then(|st| st.releases.get(&package.name))
