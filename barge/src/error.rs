@@ -14,11 +14,10 @@ use keyggdrasil::encoding::HexError;
 use keyggdrasil::entry::EntryError;
 use keyggdrasil::keyfile::KeyRole;
 use keyggdrasil::keys::{KeyError, PublicKey};
-use keyggdrasil::log::LogError;
+use keyggdrasil::lookup::LookupError;
 use keyggdrasil::merkle::MerkleError;
 use keyggdrasil::names::NameError;
 use keyggdrasil::os::secretfile::SecretFileError;
-use keyggdrasil::state::Refusal;
 use keyggdrasil::wire::{ErrorCode, WireError};
 use shipyard::ErrorKind;
 use shipyard::error::permission_hint;
@@ -582,48 +581,15 @@ pub enum Misbehaved {
     /// An inclusion proof that does not lead to the signed root.
     #[error("the inclusion proof does not lead to the signed checkpoint root")]
     Inclusion(#[source] MerkleError),
-    /// A page of entries other than the one asked for.
-    #[error(
-        "the channel answered {count} entries from {start} when asked for entries \
-         {asked_start}..{asked_end}"
-    )]
-    EntriesRange {
-        /// Entries answered.
-        count: usize,
-        /// Start answered.
-        start: u64,
-        /// Start asked.
-        asked_start: u64,
-        /// End asked.
-        asked_end: u64,
-    },
-    /// A logged entry that does not parse.
-    #[error("the channel's log entry {index} is malformed")]
-    MalformedEntry {
-        /// Its index.
-        index: u64,
-        /// Why.
+    /// A `/v1/release` answer that does not check out against the signed checkpoint.
+    #[error("the channel's answer to {url} does not check out against its signed checkpoint")]
+    Lookup {
+        /// The URL.
+        url: String,
+        /// What is wrong.
         #[source]
-        source: EntryError,
+        source: LookupError,
     },
-    /// A logged entry the key rules refuse.
-    #[error("the channel's log entry {index} breaks the key rules")]
-    KeyRules {
-        /// Its index.
-        index: u64,
-        /// The rule broken.
-        #[source]
-        source: Refusal,
-    },
-    /// More entries than the Merkle range can hold.
-    #[error("the channel's log is too large")]
-    LogTooLarge(#[source] MerkleError),
-    /// The entries served do not hash to the signed root.
-    #[error(
-        "the channel's log entries do not match its signed checkpoint; the channel is serving \
-         a log it did not sign"
-    )]
-    LogNotSigned(#[source] LogError),
 }
 
 impl Error {

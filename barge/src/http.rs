@@ -1,7 +1,7 @@
 //! The channel's HTTP API (docs/protocol.md, "HTTP API of the channel"), with every answer read
 //! under a size limit and opened as an envelope, and the checks every online command shares:
-//! that a submitted entry is included under a checkpoint signed by the pinned channel key, and a
-//! replay of the whole log against such a checkpoint.
+//! that a submitted entry is included under a checkpoint signed by the pinned channel key, and
+//! one release found by an indexed lookup checked against such a checkpoint.
 
 use std::cell::OnceCell;
 use std::io::{Read, Write};
@@ -10,12 +10,11 @@ use std::time::Duration;
 use keyggdrasil::entry::{Entry, EntryBody, Event, MAX_ENTRY_BYTES};
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::limits::Limits;
-use keyggdrasil::log::LogView;
+use keyggdrasil::lookup::{FoundRelease, ReleaseLookupResponse, ReleaseQuery, verify_release_lookup};
 use keyggdrasil::merkle::{Blake2b256, TreeHasher, verify_inclusion};
-use keyggdrasil::names::SupplierName;
-use keyggdrasil::state::KeyState;
+use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::wire::{
-    self, EntriesResponse, Envelope, ErrorCode, InclusionProofResponse, Nonce, Signed,
+    self, Envelope, ErrorCode, InclusionProofResponse, Nonce, Signed,
     SubmitRequest, SubmitResponse, UpdateRequest, VerifiedCheckpoint, WireError,
 };
 use serde::de::DeserializeOwned;
@@ -49,16 +48,6 @@ struct Refused {
     code: ErrorCode,
     message: String,
     status: u16,
-}
-
-/// The whole log up to a checkpoint signed by the pinned channel key, replayed through the key
-/// rules (every entry's signature and authorisation checked) and hashed to that checkpoint's
-/// root.
-pub struct VerifiedLog {
-    /// The checkpoint the log was checked against.
-    pub checkpoint: VerifiedCheckpoint,
-    /// The key state after the last entry.
-    pub state: KeyState,
 }
 
 /// Whether upload progress should be drawn: only for people, on a terminal, outside `--json`,
@@ -392,54 +381,48 @@ impl Client {
         Ok(checkpoint)
     }
 
-    /// Downloads the whole log up to the current signed checkpoint, page by page, replays it
-    /// through the key rules and checks that it hashes to the checkpoint's root. A channel that
-    /// serves entries other than the ones it signed, or entries the rules refuse, is an error.
-    /// Memory is O(log n) for the tree plus the key state; time is linear in the log size.
-    pub fn verified_log(&self) -> Result<VerifiedLog, Error> {
+    /// Finds one release without reading the log: `GET /v1/release` at the size of a fresh
+    /// checkpoint signed by the pinned key, checked by
+    /// [`keyggdrasil::lookup::verify_release_lookup`] (the entry and any revocation are
+    /// included in that checkpoint's tree, signed by the key they name, and about this
+    /// release). O(log n) in the log size. `Ok(None)` when the channel says the release is not
+    /// logged (which a channel could also say falsely: the caller reports it as not found,
+    /// never as proof of absence).
+    pub fn find_release(
+        &self,
+        supplier: &SupplierName,
+        package: &PackageName,
+        version: &Version,
+    ) -> Result<(VerifiedCheckpoint, Option<FoundRelease>), Error> {
         let checkpoint = self.checkpoint()?;
-        let mut state = KeyState::new();
-        let mut view = LogView::empty();
-        let page = self.limits.max_entries_per_page.max(1) as u64;
-        // Each entry is at most MAX_ENTRY_BYTES and JSON escaping can at most double it
-        // (plus quotes and a comma); the envelope adds a little.
-        let limit = page
-            .saturating_mul(2 * MAX_ENTRY_BYTES as u64 + 8)
-            .saturating_add(4096);
-        let mut start = 0u64;
-        while start < checkpoint.size() {
-            let end = checkpoint.size().min(start.saturating_add(page));
-            let url = format!("{}/v1/entries?start={start}&end={end}", self.base);
-            let r = self.agent.get(&url).call();
-            let resp: EntriesResponse = self
-                .open_raw(&url, r, limit)?
-                .map_err(|e| refused(&url, e))?;
-            let wanted = end - start;
-            if resp.start != start || resp.entries.is_empty() || resp.entries.len() as u64 > wanted
-            {
-                return Err(Misbehaved::EntriesRange {
-                    count: resp.entries.len(),
-                    start: resp.start,
-                    asked_start: start,
-                    asked_end: end,
-                }
-                .into());
+        let url = format!(
+            "{}/v1/release?supplier={}&package={}&version={}&size={}",
+            self.base,
+            supplier.as_str(),
+            package.as_str(),
+            version.as_str(),
+            checkpoint.size()
+        );
+        // Two entries (JSON escaping at most doubles each) and two proofs, plus the envelope.
+        let limit = 2 * (2 * MAX_ENTRY_BYTES as u64 + 64)
+            + 2 * (self.limits.max_proof_hashes as u64) * 70
+            + 4096;
+        let r = self.agent.get(&url).call();
+        let resp: ReleaseLookupResponse = match self.open_raw(&url, r, limit)? {
+            Ok(resp) => resp,
+            Err(refusal) if refusal.code == ErrorCode::UnknownRelease => {
+                return Ok((checkpoint, None));
             }
-            for text in &resp.entries {
-                let index = state.size();
-                let entry = Entry::parse(text.as_bytes())
-                    .map_err(|source| Misbehaved::MalformedEntry { index, source })?;
-                state
-                    .apply(&entry)
-                    .map_err(|source| Misbehaved::KeyRules { index, source })?;
-                view.push_entries([entry.as_bytes()])
-                    .map_err(Misbehaved::LogTooLarge)?;
-            }
-            start = state.size();
-        }
-        view.check_checkpoint(&checkpoint)
-            .map_err(Misbehaved::LogNotSigned)?;
-        Ok(VerifiedLog { checkpoint, state })
+            Err(refusal) => return Err(refused(&url, refusal)),
+        };
+        let query = ReleaseQuery {
+            supplier,
+            package,
+            version,
+        };
+        let found = verify_release_lookup(&resp, &checkpoint, query, &self.limits)
+            .map_err(|source| Misbehaved::Lookup { url, source })?;
+        Ok((checkpoint, Some(found)))
     }
 }
 

@@ -2,9 +2,12 @@
 //! release from the git commit its entry names and compares the archive with the logged size
 //! and digest; with `--attest`, logs a "reproduced" attestation when they match.
 //!
-//! The release is looked up in the whole log, replayed through the key rules and checked against
-//! a checkpoint signed by the pinned channel key ([`crate::http::Client::verified_log`]), so a
-//! channel cannot show a release entry it did not log. The commit is checked out into a
+//! The release is found by an indexed lookup (`GET /v1/release`) whose answer is checked
+//! against a checkpoint signed by the pinned channel key with inclusion proofs
+//! ([`crate::http::Client::find_release`]), so a channel cannot show a release entry it did
+//! not log; the cost is O(log n) in the log size. The revocation it reports is the one the
+//! channel proved; a channel that hides a revocation hides it from this report only (sites
+//! decide from their own replay of the log). The commit is checked out into a
 //! temporary git worktree (hooks off) that is removed afterwards; the user's checkout is never
 //! touched. The rebuild is exactly `barge build`'s; the release entry's archive signature is then
 //! checked over the rebuilt bytes (the key rules never see archives, so nothing else checked it
@@ -12,7 +15,8 @@
 //! (e.g. `core.autocrlf`), as the author's own checkout did.
 //!
 //! The key rules let any current key (master or signing) of the attesting supplier attest any
-//! supplier's release, once per attester and release, and only with the logged digest. The
+//! supplier's release, once per attester and release, and only with the logged digest; the
+//! channel applies them when the attestation is submitted (barge reads no key state). The
 //! attesting supplier is the one in `barge.toml`.
 
 use std::path::{Path, PathBuf};
@@ -24,9 +28,12 @@ use crate::http::Client;
 use crate::key::{find_key, resolve, unlock};
 use crate::output::Output;
 use keyggdrasil::archive_check::ArchiveMismatch;
-use keyggdrasil::entry::{Claim, Digest512, Event};
+use keyggdrasil::archive_check::ExpectedArchive;
+use keyggdrasil::entry::{Claim, Digest512, Event, GitCommit};
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
-use keyggdrasil::keys::KeyPair;
+use keyggdrasil::keys::{KeyPair, PublicKey, Signature};
+use keyggdrasil::lookup::FoundRelease;
+use keyggdrasil::wire::ErrorCode;
 
 /// Arguments of `barge verify-build`.
 #[derive(Debug, clap::Args)]
@@ -52,6 +59,44 @@ pub struct Args {
     /// Read the attesting key's passphrase from standard input.
     #[arg(long)]
     pub passphrase_stdin: bool,
+}
+
+/// What the release entry found by lookup says.
+struct Logged {
+    index: u64,
+    signer: PublicKey,
+    size: u64,
+    digest: Digest512,
+    commit: GitCommit,
+    signature: Signature,
+    revoked_at: Option<u64>,
+}
+
+impl Logged {
+    fn of(found: &FoundRelease) -> Option<Self> {
+        match &found.entry.body().event {
+            Event::Release {
+                size,
+                digest,
+                commit,
+                signature,
+                ..
+            } => Some(Self {
+                index: found.index,
+                signer: found.entry.body().signer,
+                size: *size,
+                digest: *digest,
+                commit: commit.clone(),
+                signature: *signature,
+                revoked_at: found.revoked_at,
+            }),
+            _ => None,
+        }
+    }
+
+    fn expected_archive(&self) -> ExpectedArchive {
+        ExpectedArchive::signed(self.size, self.digest, self.signer, self.signature)
+    }
 }
 
 /// A temporary detached worktree of a commit, removed (with its folder) when dropped.
@@ -171,21 +216,20 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     );
 
     out.step(format!(
-        "1. Reading and checking the log of {} against its signed checkpoint...",
+        "1. Looking up {name} in the log of {} (checked against its signed checkpoint)...",
         cfg.channel
     ));
-    let log = client.verified_log()?;
-    let record = log
-        .state
-        .supplier(&subject)
-        .and_then(|s| s.releases.get(&package))
-        .and_then(|v| v.get(&version))
-        .cloned()
-        .ok_or_else(|| Error::NotLogged {
-            name: name.clone(),
-            size: log.checkpoint.size(),
-            channel_key: cfg.channel_key,
-        })?;
+    let (checkpoint, found) = client.find_release(&subject, &package, &version)?;
+    let found = found.ok_or_else(|| Error::NotLogged {
+        name: name.clone(),
+        size: checkpoint.size(),
+        channel_key: cfg.channel_key,
+    })?;
+    let record = Logged::of(&found).ok_or_else(|| Error::NotLogged {
+        name: name.clone(),
+        size: checkpoint.size(),
+        channel_key: cfg.channel_key,
+    })?;
     let commit = record.commit.as_str().to_owned();
     out.step(format!(
         "   Found {name} at index {}: commit {commit}, {} bytes, digest {}{}.",
@@ -249,7 +293,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         "rebuilt_size": size,
         "rebuilt_digest": hex::encode(digest),
         "reproduced": reproduced,
-        "checkpoint_size": log.checkpoint.size(),
+        "checkpoint_size": checkpoint.size(),
         "attestation": null,
     });
     if !reproduced {
@@ -287,17 +331,6 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             file.public_key.fingerprint(),
             path.display()
         ));
-        let current = log
-            .state
-            .supplier(&cfg.supplier)
-            .and_then(|s| s.keys.get(&kp.public()))
-            .is_some_and(|k| k.revoked_at.is_none());
-        if !current {
-            return Err(Error::NotCurrentKey {
-                key: kp.public(),
-                supplier: cfg.supplier.as_str().to_owned(),
-            });
-        }
         let event = Event::Attestation {
             subject: subject.clone(),
             package: package.clone(),
@@ -305,7 +338,20 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
             digest: Digest512(digest),
             claim: Claim::Reproduced,
         };
-        let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, kp, event, None)?;
+        // The channel's key rules decide whether the key may attest (a current key of the
+        // attesting supplier); barge reads no key state, so a refusal is reported as theirs.
+        let public = kp.public();
+        let (_, resp, checkpoint) = client
+            .sign_and_log(&cfg.supplier, kp, event, None)
+            .map_err(|e| match e {
+                Error::Refused { code, .. } if code == ErrorCode::KeyRule("not_current_key") => {
+                    Error::NotCurrentKey {
+                        key: public,
+                        supplier: cfg.supplier.as_str().to_owned(),
+                    }
+                }
+                other => other,
+            })?;
         out.step(format!(
             "   Attested: logged at index {}{}, included under the checkpoint of size {}.",
             resp.index,

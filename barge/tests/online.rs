@@ -602,6 +602,35 @@ mod verify_build {
     }
 
     #[test]
+    fn a_revoked_attesting_key_is_refused_by_the_channel_and_reported_as_not_current() {
+        let r = registered();
+        let a = r.author.path();
+        let src = source_repo();
+        ok(&release(a, src.path(), "1.0.0", &[], &pass()));
+        // The master key revokes the signing key (the only signing key in local/).
+        let master = unlock_key(r.master["file"].as_str().expect("file"));
+        let signing = keyggdrasil::keys::PublicKey::from_hex(
+            r.signing["public_key"].as_str().expect("key"),
+        )
+        .expect("key");
+        let body = keyggdrasil::entry::EntryBody::new(
+            keyggdrasil::names::SupplierName::parse("acme").expect("name"),
+            master.public(),
+            keyggdrasil::entry::Event::KeyRevocation {
+                public_key: signing,
+                reason: keyggdrasil::entry::Reason::parse("test").expect("reason"),
+            },
+        );
+        let entry = keyggdrasil::entry::Entry::sign(body, &master).expect("sign");
+        assert_eq!(submit_raw(&r.ch.base, entry.as_bytes())["status"], "ok");
+        assert_eq!(log_size(&r.ch.base), 4);
+        // The rebuild still reproduces; the attestation is refused, and nothing is logged.
+        let o = verify_build(a, src.path(), "1.0.0", &["--attest", "--passphrase-stdin"]);
+        refused(&o, 1, "is not a current key of supplier acme");
+        assert_eq!(log_size(&r.ch.base), 4);
+    }
+
+    #[test]
     fn bad_targets_are_clear_errors() {
         let r = registered();
         let a = r.author.path();

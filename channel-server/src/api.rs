@@ -13,6 +13,7 @@
 //! | `GET /v1/proof/inclusion?index=I&size=N` | [`InclusionProofResponse`] |
 //! | `GET /v1/proof/consistency?old=M&new=N` | [`ConsistencyProofResponse`] |
 //! | `GET /v1/entries?start=S&end=E` | [`EntriesResponse`] |
+//! | `GET /v1/release?supplier=S&package=P&version=V&size=N` | [`ReleaseLookupResponse`] (the release entry and its revocation, with inclusion proofs at size N) |
 //! | `PUT /v1/archives/{supplier}/{package}/{version}` | the stored archive's size and digest |
 //! | `GET /v1/archives/{supplier}/{package}/{version}` | the archive bytes (`Content-Length`, ranges) |
 //! | `GET /v1/stats` | counts and uptime |
@@ -38,6 +39,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use keyggdrasil::archive_check::{ArchiveMismatch, ExpectedArchive};
 use keyggdrasil::entry::Entry;
 use keyggdrasil::keys::{PublicKey, Signature};
+use keyggdrasil::lookup::{LoggedEntry, ReleaseLookupResponse};
 use keyggdrasil::merkle::{self, Blake2b256};
 use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
@@ -214,6 +216,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/inclusion", get(inclusion))
         .route("/v1/proof/consistency", get(consistency))
         .route("/v1/entries", get(entries))
+        .route("/v1/release", get(release_lookup))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_reads));
     let submit = Router::new()
         .route("/v1/submit", post(submit))
@@ -594,6 +597,79 @@ async fn entries(
         start: q.start,
         entries: texts,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseQuery {
+    supplier: String,
+    package: String,
+    version: String,
+    size: u64,
+}
+
+/// One release by name: an indexed lookup of its state row, the release entry and (if logged
+/// below `size`) its revocation, each with an inclusion proof at `size`. O(log n) in the log
+/// size; the client checks it with [`keyggdrasil::lookup::verify_release_lookup`].
+async fn release_lookup(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<ReleaseQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let (supplier, package, version) = parse_names(&q.supplier, &q.package, &q.version)?;
+    let head = s.writer.head();
+    if q.size == 0 || q.size > head.size {
+        return Err(ApiError::bad_request(
+            ErrorCode::BadRange,
+            format!("need 0 < size <= {} (the log's size)", head.size),
+        ));
+    }
+    let size = q.size;
+    let id = keyggdrasil::snapshot::ReleaseId {
+        supplier: supplier.clone(),
+        package: package.clone(),
+        version: version.clone(),
+    };
+    let found = blocking(&s, move |c| {
+        let Some(record) = store::release_record(c, &id)? else {
+            return Ok(None);
+        };
+        if record.index >= size {
+            return Ok(None);
+        }
+        let logged = |index: u64| -> Result<LoggedEntry, DbError> {
+            let bytes = store::entries(c, index, index + 1)?
+                .pop()
+                .ok_or_else(|| DbError::Inconsistent(format!("no stored entry {index}")))?;
+            let entry = String::from_utf8(bytes)
+                .map_err(|_| DbError::Inconsistent(format!("stored entry {index} is not UTF-8")))?;
+            let proof = merkle::prove_inclusion(&Blake2b256, index, size, &SqliteHashes(c))?;
+            Ok(LoggedEntry {
+                index,
+                entry,
+                path: proof.hashes().iter().copied().map(TreeHash).collect(),
+            })
+        };
+        let release = logged(record.index)?;
+        let revocation = match record.revoked_at {
+            Some(at) if at < size => Some(logged(at)?),
+            _ => None,
+        };
+        Ok(Some(ReleaseLookupResponse {
+            size,
+            release,
+            revocation,
+        }))
+    })
+    .await?;
+    match found {
+        Some(answer) => Ok(ok(answer)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownRelease,
+            format!("{supplier}/{package} {version} is not in the log at size {size}"),
+        )),
+    }
 }
 
 #[derive(Serialize)]

@@ -15,7 +15,7 @@ use keyggdrasil::log::LogView;
 use keyggdrasil::merkle::{self, Blake2b256, Hash, HashStore, StoreError, StoredIndex, TreeHasher};
 use keyggdrasil::names::{PackageName, SupplierName};
 use keyggdrasil::snapshot::{Changes, KeyRow, ReleaseId, ReleaseRow, RowSource, SnapshotError};
-use keyggdrasil::state::KeyState;
+use keyggdrasil::state::{KeyState, ReleaseRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
 
@@ -336,6 +336,22 @@ pub fn release(
             Ok(Some((idx as u64, size as u64, digest)))
         }
     }
+}
+
+/// The key state's record of one release (index, revocation, attestations), from its state
+/// row: one indexed read. `None` if the release was never logged.
+pub fn release_record(conn: &Connection, id: &ReleaseId) -> Result<Option<ReleaseRecord>, DbError> {
+    let Some(bytes) = SqliteRows(conn).release_row(id)? else {
+        return Ok(None);
+    };
+    let row = ReleaseRow::decode(&bytes)?;
+    if row.id != *id {
+        return Err(DbError::Inconsistent(format!(
+            "the state row for {}/{} {} names another release",
+            id.supplier, id.package, id.version
+        )));
+    }
+    Ok(Some(row.record))
 }
 
 /// Whether the archive with this digest is stored.

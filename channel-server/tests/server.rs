@@ -7,6 +7,7 @@ mod server {
     mod durability;
     pub mod harness;
     mod refusals;
+    mod release_lookup;
     mod repair;
     mod resilience;
     mod snapshot;

@@ -77,6 +77,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod limits;
 pub mod log;
+pub mod lookup;
 pub mod merkle;
 pub mod names;
 pub mod os;
