@@ -10,12 +10,14 @@ use std::time::Duration;
 use keyggdrasil::entry::{Entry, EntryBody, Event, MAX_ENTRY_BYTES};
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::limits::Limits;
-use keyggdrasil::lookup::{FoundRelease, ReleaseLookupResponse, ReleaseQuery, verify_release_lookup};
+use keyggdrasil::lookup::{
+    FoundRelease, ReleaseLookupResponse, ReleaseQuery, verify_release_lookup,
+};
 use keyggdrasil::merkle::{Blake2b256, TreeHasher, verify_inclusion};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::wire::{
-    self, Envelope, ErrorCode, InclusionProofResponse, Nonce, Signed,
-    SubmitRequest, SubmitResponse, UpdateRequest, VerifiedCheckpoint, WireError,
+    self, Envelope, ErrorCode, InclusionProofResponse, Nonce, Signed, SubmitRequest,
+    SubmitResponse, UpdateRequest, VerifiedCheckpoint, WireError,
 };
 use serde::de::DeserializeOwned;
 

@@ -344,12 +344,13 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         let (_, resp, checkpoint) = client
             .sign_and_log(&cfg.supplier, kp, event, None)
             .map_err(|e| match e {
-                Error::Refused { code, .. } if code == ErrorCode::KeyRule("not_current_key") => {
-                    Error::NotCurrentKey {
-                        key: public,
-                        supplier: cfg.supplier.as_str().to_owned(),
-                    }
-                }
+                Error::Refused {
+                    code: ErrorCode::KeyRule("not_current_key"),
+                    ..
+                } => Error::NotCurrentKey {
+                    key: public,
+                    supplier: cfg.supplier.as_str().to_owned(),
+                },
                 other => other,
             })?;
         out.step(format!(

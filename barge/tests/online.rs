@@ -609,10 +609,9 @@ mod verify_build {
         ok(&release(a, src.path(), "1.0.0", &[], &pass()));
         // The master key revokes the signing key (the only signing key in local/).
         let master = unlock_key(r.master["file"].as_str().expect("file"));
-        let signing = keyggdrasil::keys::PublicKey::from_hex(
-            r.signing["public_key"].as_str().expect("key"),
-        )
-        .expect("key");
+        let signing =
+            keyggdrasil::keys::PublicKey::from_hex(r.signing["public_key"].as_str().expect("key"))
+                .expect("key");
         let body = keyggdrasil::entry::EntryBody::new(
             keyggdrasil::names::SupplierName::parse("acme").expect("name"),
             master.public(),

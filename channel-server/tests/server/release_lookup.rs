@@ -15,7 +15,13 @@ fn checkpoint(ch: &Channel) -> VerifiedCheckpoint {
     verify_checkpoint(&signed, &ch.key, None, &Limits::default()).unwrap()
 }
 
-fn lookup(ch: &Channel, s: &str, p: &str, v: &str, size: u64) -> Result<ReleaseLookupResponse, (u16, String)> {
+fn lookup(
+    ch: &Channel,
+    s: &str,
+    p: &str,
+    v: &str,
+    size: u64,
+) -> Result<ReleaseLookupResponse, (u16, String)> {
     ch.get(&format!(
         "/v1/release?supplier={s}&package={p}&version={v}&size={size}"
     ))
