@@ -13,6 +13,7 @@
 //! | `GET /v1/proof/inclusion?index=I&size=N` | [`InclusionProofResponse`] |
 //! | `GET /v1/proof/consistency?old=M&new=N` | [`ConsistencyProofResponse`] |
 //! | `GET /v1/entries?start=S&end=E` | [`EntriesResponse`] |
+//! | `GET /v1/leaves?start=S&end=E` | [`LeafHashesResponse`] (at most [`MAX_LEAF_HASHES_PER_PAGE`]) |
 //! | `GET /v1/release?supplier=S&package=P&version=V&size=N` | [`ReleaseLookupResponse`] (the release entry and its revocation, with inclusion proofs at size N) |
 //! | `PUT /v1/archives/{supplier}/{package}/{version}` | the stored archive's size and digest |
 //! | `GET /v1/archives/{supplier}/{package}/{version}` | the archive bytes (`Content-Length`, ranges) |
@@ -46,8 +47,8 @@ use keyggdrasil::names::{PackageName, SupplierName, Version};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
     Checkpoint, ConsistencyProofResponse, EntriesResponse, Envelope, ErrorCode,
-    InclusionProofResponse, Nonce, Signed, SubmitRequest, SubmitResponse, TreeHash, UpdatePayload,
-    WIRE_VERSION,
+    InclusionProofResponse, LeafHashesResponse, MAX_LEAF_HASHES_PER_PAGE, Nonce, Signed,
+    SubmitRequest, SubmitResponse, TreeHash, UpdatePayload, WIRE_VERSION,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
@@ -217,6 +218,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/consistency", get(consistency))
         .route("/v1/entries", get(entries))
         .route("/v1/release", get(release_lookup))
+        .route("/v1/leaves", get(leaves))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_reads));
     let submit = Router::new()
         .route("/v1/submit", post(submit))
@@ -596,6 +598,30 @@ async fn entries(
     Ok(ok(EntriesResponse {
         start: q.start,
         entries: texts,
+    }))
+}
+
+/// Leaf hashes of `start..end`: what a notary far behind needs to extend its tree to a signed
+/// root without downloading entries (32 bytes a leaf instead of the entry).
+async fn leaves(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<EntriesQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let head = s.writer.head();
+    if q.start >= q.end || q.end > head.size || q.end - q.start > MAX_LEAF_HASHES_PER_PAGE {
+        return Err(ApiError::bad_request(
+            ErrorCode::BadRange,
+            format!(
+                "need start < end <= {} and at most {MAX_LEAF_HASHES_PER_PAGE} leaves",
+                head.size
+            ),
+        ));
+    }
+    let hashes = blocking(&s, move |c| store::leaf_hashes(c, q.start, q.end)).await?;
+    Ok(ok(LeafHashesResponse {
+        start: q.start,
+        hashes: hashes.into_iter().map(TreeHash).collect(),
     }))
 }
 

@@ -338,6 +338,33 @@ pub fn release(
     }
 }
 
+/// The stored leaf hashes of entries `start..end`, in order.
+pub fn leaf_hashes(conn: &Connection, start: u64, end: u64) -> Result<Vec<Hash>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx, leaf_hash FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map(params![start as i64, end as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = Vec::with_capacity(usize::try_from(end.saturating_sub(start)).unwrap_or(0));
+    for (expected, row) in (start..end).zip(rows) {
+        let (idx, blob) = row?;
+        let hash: Hash = blob
+            .as_slice()
+            .try_into()
+            .ok()
+            .filter(|_| u64::try_from(idx).ok() == Some(expected))
+            .ok_or_else(|| DbError::Inconsistent(format!("stored leaf hash {expected}")))?;
+        out.push(hash);
+    }
+    if out.len() as u64 != end.saturating_sub(start) {
+        return Err(DbError::Inconsistent(format!(
+            "entries {start}..{end} are not all stored"
+        )));
+    }
+    Ok(out)
+}
+
 /// The key state's record of one release (index, revocation, attestations), from its state
 /// row: one indexed read. `None` if the release was never logged.
 pub fn release_record(conn: &Connection, id: &ReleaseId) -> Result<Option<ReleaseRecord>, DbError> {

@@ -15,8 +15,10 @@
 //! not be papered over by asking the next mirror.
 
 use keyggdrasil::limits::Limits;
+use keyggdrasil::merkle::Hash;
 use keyggdrasil::wire::{
-    self, Envelope, ErrorCode, Nonce, Signed, UpdateRequest, VerifiedUpdate, WireError,
+    self, Envelope, ErrorCode, LeafHashesResponse, Nonce, Signed, UpdateRequest, VerifiedUpdate,
+    WireError,
 };
 use thiserror::Error;
 
@@ -163,6 +165,31 @@ impl<'a> ChannelClient<'a> {
     pub fn checkpoint(&self) -> Result<Signed, ChannelError> {
         self.get_envelope::<Signed>("/v1/checkpoint", self.limits.max_small_response_bytes)
             .map(|(signed, _)| signed)
+    }
+
+    /// Fetches the leaf hashes of entries `start..end` (at most
+    /// [`wire::MAX_LEAF_HASHES_PER_PAGE`]) from `GET /v1/leaves`. They are not signed: the
+    /// caller trusts them only after they hash, with a signed update's leaves, to its root
+    /// ([`crate::notary::observe_after_leaf_hashes`]). An answer for another range or of
+    /// another length is [`ChannelError::Malformed`].
+    pub fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, ChannelError> {
+        let count = end.saturating_sub(start);
+        // 64 hex digits, quotes and a comma per hash, plus the envelope.
+        let limit = count.saturating_mul(67).saturating_add(4096);
+        let path = format!("/v1/leaves?start={start}&end={end}");
+        let (resp, url) = self.get_envelope::<LeafHashesResponse>(&path, limit)?;
+        if resp.start != start || resp.hashes.len() as u64 != count {
+            return Err(ChannelError::Malformed {
+                channel: self.cfg.name.as_str().to_owned(),
+                url,
+                message: format!(
+                    "asked for the leaf hashes {start}..{end}, got {} from {}",
+                    resp.hashes.len(),
+                    resp.start
+                ),
+            });
+        }
+        Ok(resp.hashes.into_iter().map(|h| h.0).collect())
     }
 
     /// The archive URLs of a release, one per mirror, in order.

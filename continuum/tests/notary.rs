@@ -896,3 +896,236 @@ fn hundred_notaries_timing() {
         );
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// A notary far behind catches up by leaf hashes (issue 14, item 4)
+// ------------------------------------------------------------------------------------------
+
+/// Options that take the leaf-hash path more than 5 entries behind.
+fn hash_options() -> NotaryOptions {
+    NotaryOptions {
+        leaf_hashes_beyond: 5,
+        ..NotaryOptions::default()
+    }
+}
+
+/// A site on `ch` whose only mirror is `mirror`, having observed `ch`'s first entries.
+fn site_behind(ch: &Channel, mirror: &str) -> Site {
+    let mut cfg = ch.config();
+    cfg.mirrors = vec![mirror.to_owned()];
+    let site = Site::new(cfg);
+    site.observe_all();
+    site
+}
+
+fn statements(site: &Site) -> i64 {
+    site.db()
+        .query_row("SELECT COUNT(*) FROM observed_statements", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn requests(front: &system_tests::front::Front, prefix: &str) -> usize {
+    front
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with(&format!("GET {prefix}")))
+        .count()
+}
+
+#[test]
+fn a_notary_far_behind_catches_up_by_leaf_hashes_and_one_signed_update() {
+    let ch = Channel::start(4);
+    let mut log = ch.grow(3);
+    let front = system_tests::front::Front::start(&ch.base, |_| system_tests::front::Answer::Pass);
+    let site = site_behind(&ch, &front.url);
+    assert_eq!(observed_size(&site.db(), &site.channel().name).unwrap(), 3);
+    let before = statements(&site);
+    let updates_before = requests(&front, "/v1/updates");
+    log.extend(ch.grow(40));
+
+    let notaries = Notaries::new();
+    let peer = notaries.start_with(&site, Some(hash_options()));
+    assert_eq!(
+        ask(&peer, 43),
+        NotaryStatus::Ok {
+            root: TreeHash(root_of(&log))
+        }
+    );
+    // One page of leaf hashes (39 < 4096) and one signed update (from 42), not ten pages of
+    // entries; one statement kept.
+    assert_eq!(requests(&front, "/v1/leaves?start=3&end=42"), 1);
+    assert_eq!(requests(&front, "/v1/updates"), updates_before + 1);
+    assert_eq!(requests(&front, "/v1/updates?since=42"), 1);
+    assert_eq!(statements(&site), before + 1);
+    // The stored tree is the channel's at every size, so later answers and updates build on it.
+    let conn = site.db();
+    let name = &site.channel().name;
+    assert_eq!(observed_size(&conn, name).unwrap(), 43);
+    for k in [4usize, 17, 42, 43] {
+        assert_eq!(
+            observed_root_at(&conn, name, k as u64).unwrap(),
+            Some(root_of(&log[..k])),
+            "root at {k}"
+        );
+    }
+    assert_eq!(
+        ask(&peer, 20),
+        NotaryStatus::Ok {
+            root: TreeHash(root_of(&log[..20]))
+        }
+    );
+    // A site fetching entries over the hashed range finds them consistent (no fork).
+    assert_eq!(site.observe_all(), 43);
+    assert!(fork_record(&conn, name).unwrap().is_none());
+}
+
+#[test]
+fn leaf_hash_catch_up_is_bounded_per_request_and_resumes() {
+    let ch = Channel::start(4);
+    let mut log = ch.grow(3);
+    let site = site_behind(&ch, &ch.base);
+    log.extend(ch.grow(40));
+    let notaries = Notaries::new();
+    let peer = notaries.start_with(
+        &site,
+        Some(NotaryOptions {
+            max_leaf_hashes_per_request: 10,
+            max_pages_per_request: 1,
+            ..hash_options()
+        }),
+    );
+    // 3 -> 13 by hashes, the update from 13 brings 4 entries (17), one more page (21).
+    assert_eq!(ask(&peer, 43), NotaryStatus::Behind { observed: 21 });
+    // 21 -> 31 by hashes, +4 (35), +4 (39).
+    assert_eq!(ask(&peer, 43), NotaryStatus::Behind { observed: 39 });
+    // 4 behind: entries.
+    assert_eq!(
+        ask(&peer, 43),
+        NotaryStatus::Ok {
+            root: TreeHash(root_of(&log))
+        }
+    );
+}
+
+#[test]
+fn leaf_hashes_that_do_not_lead_to_the_signed_root_are_dropped_and_entries_used() {
+    let ch = Channel::start(4);
+    let mut log = ch.grow(3);
+    let upstream = ch.base.clone();
+    let front = system_tests::front::Front::start(&ch.base, move |path| {
+        if !path.starts_with("/v1/leaves") {
+            return system_tests::front::Answer::Pass;
+        }
+        // The real answer with one hash changed.
+        let (status, content_type, body) = system_tests::front::forward(&upstream, path, None);
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["data"]["hashes"][0] = serde_json::Value::String("ab".repeat(32));
+        system_tests::front::Answer::Body {
+            status,
+            content_type,
+            body: v.to_string().into_bytes(),
+        }
+    });
+    let site = site_behind(&ch, &front.url);
+    log.extend(ch.grow(20));
+    let notaries = Notaries::new();
+    let peer = notaries.start_with(&site, Some(hash_options()));
+    // The hashes are refused (nothing stored, no fork: they are not signed), and the entries
+    // from the observed size give the right answer.
+    assert_eq!(
+        ask(&peer, 23),
+        NotaryStatus::Ok {
+            root: TreeHash(root_of(&log))
+        }
+    );
+    assert_eq!(requests(&front, "/v1/leaves"), 1);
+    // Entries from the observed size, page by page (4 each).
+    assert_eq!(requests(&front, "/v1/updates?since=3&"), 1);
+    assert_eq!(requests(&front, "/v1/updates?since=7&"), 1);
+    // The one update of the refused hash path (from 22, just below the size asked).
+    assert_eq!(requests(&front, "/v1/updates?since=22&"), 1);
+    let conn = site.db();
+    assert!(fork_record(&conn, &site.channel().name).unwrap().is_none());
+    assert_eq!(
+        observed_root_at(&conn, &site.channel().name, 10).unwrap(),
+        Some(root_of(&log[..10]))
+    );
+}
+
+#[test]
+fn observe_after_leaf_hashes_stores_nothing_unless_they_lead_to_the_signed_root() {
+    let ch = Channel::start(500);
+    let mut log = ch.grow(3);
+    let site = Site::new(ch.config());
+    site.observe_all();
+    let honest = Site::new(ch.config());
+    honest.observe_all();
+    log.extend(ch.grow(10));
+    let http = http();
+    let limits = Limits::default();
+    let client = ChannelClient::new(site.channel(), &http, &limits);
+    let hashes = client.leaf_hashes(3, 12).unwrap();
+    assert_eq!(hashes.len(), 9);
+    let update = client.updates(12, now()).unwrap();
+    let name = site.channel().name.clone();
+    let unchanged = |site: &Site| {
+        let conn = site.db();
+        assert_eq!(observed_size(&conn, &name).unwrap(), 3);
+        assert!(fork_record(&conn, &name).unwrap().is_none());
+    };
+
+    // One hash changed: refused as invalid (not a fork), nothing stored.
+    let mut bad = hashes.clone();
+    bad[4][0] ^= 1;
+    let e = notary::observe_after_leaf_hashes(&mut site.db(), site.channel(), &bad, &update)
+        .unwrap_err();
+    assert!(matches!(e, ObserveError::Invalid { .. }), "{e}");
+    assert!(
+        e.to_string().contains("do not lead to its signed root"),
+        "{e}"
+    );
+    unchanged(&site);
+    // Too few or too many: they do not reach the update's start.
+    for wrong in [&hashes[..8], &[hashes.clone(), vec![[0; 32]]].concat()[..]] {
+        let e = notary::observe_after_leaf_hashes(&mut site.db(), site.channel(), wrong, &update)
+            .unwrap_err();
+        assert!(matches!(e, ObserveError::Gap { .. }), "{e}");
+        unchanged(&site);
+    }
+
+    // A channel that rewrote entry 1 (observed) and serves hashes of its rewritten log: the
+    // hashes are refused, and the entries the notary then fetches are fork evidence.
+    let mut forged = log.clone();
+    forged[1] = master_entry();
+    let key = ch.signing_key();
+    let forged_hashes: Vec<Hash> = forged[3..12]
+        .iter()
+        .map(|e| Blake2b256.hash_leaf(e.as_bytes()))
+        .collect();
+    let forged_12 = forged_update(&ch, &key, &forged, 12);
+    let e = notary::observe_after_leaf_hashes(
+        &mut site.db(),
+        site.channel(),
+        &forged_hashes,
+        &forged_12,
+    )
+    .unwrap_err();
+    assert!(matches!(e, ObserveError::Invalid { .. }), "{e}");
+    unchanged(&site);
+    let e = site
+        .observe(&forged_update(&ch, &key, &forged, 3))
+        .unwrap_err();
+    assert!(e.is_fork(), "{e}");
+
+    // The honest hashes: stored, with the statement; the tree is the channel's.
+    let obs =
+        notary::observe_after_leaf_hashes(&mut honest.db(), honest.channel(), &hashes, &update)
+            .unwrap();
+    assert_eq!((obs.previous_size, obs.size, obs.appended), (3, 13, 10));
+    assert_eq!(
+        observed_root_at(&honest.db(), &honest.channel().name, 13).unwrap(),
+        Some(root_of(&log))
+    );
+}

@@ -818,6 +818,22 @@ pub struct EntriesResponse {
     pub entries: Vec<String>,
 }
 
+/// Most leaf hashes in one `GET /v1/leaves` answer.
+pub const MAX_LEAF_HASHES_PER_PAGE: u64 = 4096;
+
+/// `GET /v1/leaves?start=S&end=E` answer: the leaf hashes of entries `S..E` (at most
+/// [`MAX_LEAF_HASHES_PER_PAGE`]), for a notary that needs the tree but not the entries. Not
+/// signed: a reader trusts them only once, with the leaves of a signed update, they hash to
+/// its signed root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeafHashesResponse {
+    /// Index of the first leaf.
+    pub start: u64,
+    /// The leaf hashes, in order.
+    pub hashes: Vec<TreeHash>,
+}
+
 impl InclusionProofResponse {
     /// The wire form of a proof made by [`crate::merkle::prove_inclusion`].
     pub fn from_proof(index: u64, size: u64, proof: &merkle::InclusionProof) -> Self {

@@ -1,6 +1,7 @@
-//! `GET /v1/release`: one release by name with inclusion proofs, checked with
+//! `GET /v1/release` (one release by name with inclusion proofs, checked with
 //! `keyggdrasil::lookup::verify_release_lookup` against the channel's signed checkpoint, at the
-//! head and at an older size; refusals for unknown releases, sizes and names.
+//! head and at an older size; refusals for unknown releases, sizes and names) and `GET
+//! /v1/leaves` (leaf hashes by index, bounded pages).
 
 use keyggdrasil::entry::{Event, Reason};
 use keyggdrasil::limits::Limits;
@@ -126,4 +127,31 @@ fn unknown_releases_bad_sizes_and_bad_names_are_refused() {
             .1,
         "bad_query"
     );
+}
+
+#[test]
+fn leaf_hashes_are_the_stored_leaves_and_ranges_are_bounded() {
+    use keyggdrasil::merkle::{Blake2b256, TreeHasher};
+    use keyggdrasil::wire::{LeafHashesResponse, MAX_LEAF_HASHES_PER_PAGE};
+    let ch = Channel::start_with("open", "");
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    let release = acme.release(&acme.signing, "hello", "1.0.0", b"one");
+    ch.submit(&release);
+    let r: LeafHashesResponse = ch.get("/v1/leaves?start=1&end=3").unwrap();
+    assert_eq!(r.start, 1);
+    assert_eq!(r.hashes.len(), 2);
+    assert_eq!(r.hashes[1].0, Blake2b256.hash_leaf(release.as_bytes()));
+    assert_eq!(
+        r.hashes[0].0,
+        Blake2b256.hash_leaf(acme.signing_entry().as_bytes())
+    );
+    for (start, end) in [(0, 0), (2, 1), (0, 4), (0, MAX_LEAF_HASHES_PER_PAGE + 1)] {
+        assert_eq!(
+            ch.get::<LeafHashesResponse>(&format!("/v1/leaves?start={start}&end={end}"))
+                .unwrap_err(),
+            (400, "bad_range".to_owned()),
+            "{start}..{end}"
+        );
+    }
 }

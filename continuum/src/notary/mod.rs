@@ -51,8 +51,8 @@ pub use keyggdrasil::evidence::{
     parse_statement,
 };
 pub use observed::{
-    ForkRecord, Observation, ObserveError, fork_record, observe, observed_leaf, observed_root_at,
-    observed_size, observed_view,
+    ForkRecord, Observation, ObserveError, fork_record, observe, observe_after_leaf_hashes,
+    observed_leaf, observed_root_at, observed_size, observed_view,
 };
 pub use server::{
     NOTARY_PATH, NotaryError, NotaryOptions, load_notary_keypair, serve_notary, serve_notary_with,

@@ -372,6 +372,27 @@ pub fn observe(
     channel: &ChannelConfig,
     update: &VerifiedUpdate,
 ) -> Result<Observation, ObserveError> {
+    observe_after_leaf_hashes(conn, channel, &[], update)
+}
+
+/// [`observe`] for a notary far behind: `leaf_hashes` are the (unsigned) leaf hashes of the
+/// entries between the observed size and `update.since()`, from `GET /v1/leaves`. Before
+/// anything is written, the observed tree extended by them and by the update's own leaves must
+/// hash to the update's signed root; if it does not, the answer is refused as
+/// [`ObserveError::Invalid`] and nothing is stored (unsigned hashes are no evidence of a fork).
+/// Then the hashes are stored as observed leaves and the update is observed as usual, in the
+/// same transaction.
+///
+/// What the notary can still prove afterwards is in docs/site-operator.md ("A notary far
+/// behind"): the leaves in the hashed range are committed to by the signed root, but no
+/// statement carries them, so a later contradiction inside that range is evidence checkable
+/// against this site's observed log, not from the statements alone.
+pub fn observe_after_leaf_hashes(
+    conn: &mut Connection,
+    channel: &ChannelConfig,
+    leaf_hashes: &[Hash],
+    update: &VerifiedUpdate,
+) -> Result<Observation, ObserveError> {
     let name = channel.name.as_str();
     let invalid = |message: String| ObserveError::Invalid {
         channel: name.to_owned(),
@@ -393,14 +414,41 @@ pub fn observe(
             record: Box::new(record),
         });
     }
-    let n = observed_size(&tx, &channel.name)?;
-    if stmt.since > n {
+    let previous = observed_size(&tx, &channel.name)?;
+    let hashed_end = previous.saturating_add(leaf_hashes.len() as u64);
+    if stmt.since > hashed_end || (!leaf_hashes.is_empty() && stmt.since != hashed_end) {
         return Err(ObserveError::Gap {
-            observed: n,
+            observed: hashed_end,
             since: stmt.since,
         });
     }
-    ensure_tree(&tx, name, n)?;
+    ensure_tree(&tx, name, previous)?;
+    let mut n = previous;
+    if !leaf_hashes.is_empty() {
+        let store = TreeStore {
+            conn: &tx,
+            channel: name,
+        };
+        let mut all = Vec::with_capacity(leaf_hashes.len() + stmt.leaves.len());
+        all.extend_from_slice(leaf_hashes);
+        all.extend_from_slice(&stmt.leaves);
+        let root = LogView::from_store(n, &store)?.root_with_leaf_hashes(&all)?;
+        if root != stmt.root {
+            return Err(invalid(format!(
+                "the leaf hashes {n}..{hashed_end} it served do not lead to its signed root at \
+                 size {} (nothing stored; unsigned hashes are not fork evidence)",
+                stmt.size
+            )));
+        }
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO observed_entries (channel, idx, leaf_hash) VALUES (?1, ?2, ?3)",
+        )?;
+        for leaf in leaf_hashes {
+            insert.execute(params![name, n as i64, &leaf[..]])?;
+            write_tree_leaf(&tx, name, n, *leaf)?;
+            n += 1;
+        }
+    }
 
     // (a) Entries already observed must be the same.
     let overlap_end = stmt.size.min(n);
@@ -488,9 +536,9 @@ pub fn observe(
     )?;
     tx.commit()?;
     Ok(Observation {
-        previous_size: n,
+        previous_size: previous,
         size,
-        appended: size - n,
+        appended: size - previous,
         statement_size: stmt.size,
         root: stmt.root,
     })

@@ -11,7 +11,12 @@
 //! 2. `ok` with the observed root, if the size asked is observed (size 0: the empty root);
 //! 3. otherwise the notary fetches from the channel on demand, with its own nonce (at most
 //!    [`NotaryOptions::max_pages_per_request`] pages, one fetch per channel at a time, and a
-//!    global rate limit on fetches), observes what it got, and answers 1 or 2;
+//!    global rate limit on fetches), observes what it got, and answers 1 or 2. More than
+//!    [`NotaryOptions::leaf_hashes_beyond`] entries behind, it first fetches leaf hashes instead of entries (`GET /v1/leaves`, at most
+//!    [`NotaryOptions::max_leaf_hashes_per_request`]) up to just below the size asked, then
+//!    one signed update from there, and stores the hashes only if they lead to that update's
+//!    signed root ([`super::observe_after_leaf_hashes`]); if they do not, it falls back to
+//!    entries, which also catch a rewritten history as fork evidence;
 //! 4. `behind` with the observed size, when the channel could not be reached, has fewer
 //!    entries, or the fetch budget is spent.
 
@@ -40,7 +45,8 @@ use keyggdrasil::names::ChannelName;
 use keyggdrasil::os::secretfile::{SecretFileError, read_secret_file};
 use keyggdrasil::protocol::Context;
 use keyggdrasil::wire::{
-    Envelope, ErrorCode, NotaryPayload, NotaryRequest, NotaryStatus, Signed, TreeHash, WIRE_VERSION,
+    Envelope, ErrorCode, MAX_LEAF_HASHES_PER_PAGE, NotaryPayload, NotaryRequest, NotaryStatus,
+    Signed, TreeHash, WIRE_VERSION,
 };
 use rusqlite::Connection;
 use thiserror::Error;
@@ -73,6 +79,14 @@ pub struct NotaryOptions {
     pub fetch_wait: Duration,
     /// Most update pages fetched for one request (default 20).
     pub max_pages_per_request: usize,
+    /// Most leaf hashes fetched for one request when the notary is more than one page behind
+    /// (default 1,048,576: 256 pages of `/v1/leaves`, 32 MiB in memory at most). Further
+    /// behind, the notary extends its tree this far, answers `behind`, and goes on with the
+    /// next request.
+    pub max_leaf_hashes_per_request: u64,
+    /// How far behind (in entries) the notary must be to catch up by leaf hashes rather than
+    /// entries (default 500, one page of entries).
+    pub leaf_hashes_beyond: u64,
     /// Whole-request timeout of one channel request (default 10 s).
     pub fetch_timeout: Duration,
     /// Whole-request timeout of a notary request (default 25 s).
@@ -91,6 +105,8 @@ impl Default for NotaryOptions {
             fetch_burst: 5,
             fetch_wait: Duration::from_secs(2),
             max_pages_per_request: 20,
+            max_leaf_hashes_per_request: 1 << 20,
+            leaf_hashes_beyond: 500,
             fetch_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(25),
             max_concurrent_requests: 64,
@@ -499,6 +515,69 @@ async fn answer(
     })
 }
 
+/// Extends the observed tree towards `size` with leaf hashes, then one signed update that
+/// covers `size` (or, beyond the hash budget, the furthest point it allows). Returns the new
+/// observed size, or `None` when the channel could not be asked or its answer was refused
+/// (nothing was stored; the caller falls back to fetching entries).
+async fn catch_up_by_hashes(
+    n: &Arc<Notary>,
+    channel: &ChannelConfig,
+    size: u64,
+    observed: u64,
+) -> Result<Option<u64>, ApiError> {
+    // The update from `target` carries at least the entry `size - 1`, so its signed root is at
+    // a size >= `size`.
+    let target = (size - 1).min(observed.saturating_add(n.options.max_leaf_hashes_per_request));
+    let (cfg, http, limits) = (channel.clone(), n.http.clone(), n.limits.clone());
+    let got = tokio::task::spawn_blocking(move || {
+        let client = ChannelClient::new(&cfg, &http, &limits);
+        let mut hashes = Vec::with_capacity(usize::try_from(target - observed).unwrap_or(0));
+        let mut start = observed;
+        while start < target {
+            let end = target.min(start + MAX_LEAF_HASHES_PER_PAGE);
+            hashes.extend(client.leaf_hashes(start, end)?);
+            start = end;
+        }
+        let update = client.updates(target, now_secs())?;
+        Ok::<_, crate::channel::ChannelError>((hashes, update))
+    })
+    .await
+    .map_err(|e| ApiError::internal("blocking task", &e))?;
+    let (hashes, update) = match got {
+        Ok(got) => got,
+        Err(e) => {
+            tracing::warn!(channel = channel.name.as_str(), error = %e, "catch-up by leaf hashes failed");
+            return Ok(None);
+        }
+    };
+    let count = hashes.len();
+    let cfg = channel.clone();
+    let result = with_db(n, move |c| {
+        super::observe_after_leaf_hashes(c, &cfg, &hashes, &update)
+    })
+    .await?;
+    match result {
+        Ok(obs) => {
+            tracing::info!(
+                channel = channel.name.as_str(),
+                from = observed,
+                to = obs.size,
+                leaf_hashes = count,
+                "caught up by leaf hashes"
+            );
+            Ok(Some(obs.size))
+        }
+        Err(e) => {
+            if e.is_fork() {
+                tracing::error!(channel = channel.name.as_str(), error = %e, "fork");
+            } else {
+                tracing::warn!(channel = channel.name.as_str(), error = %e, "could not observe the channel's answer");
+            }
+            Ok(None)
+        }
+    }
+}
+
 /// Fetches pages from the channel and observes them until `size` is observed, the channel has
 /// no more, something fails, or the page budget is spent.
 async fn fetch(
@@ -507,6 +586,15 @@ async fn fetch(
     size: u64,
     mut observed: u64,
 ) -> Result<(), ApiError> {
+    if size.saturating_sub(observed) > n.options.leaf_hashes_beyond.max(1) {
+        match catch_up_by_hashes(n, channel, size, observed).await? {
+            Some(now) if now >= size => return Ok(()),
+            Some(now) => observed = now,
+            // Refused hashes are no evidence; the entries below are. A channel that rewrote
+            // what this notary observed is caught there, with its signed pages as evidence.
+            None => {}
+        }
+    }
     for _ in 0..n.options.max_pages_per_request {
         let (cfg, http, limits) = (channel.clone(), n.http.clone(), n.limits.clone());
         let since = observed;
