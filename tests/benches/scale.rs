@@ -42,7 +42,10 @@
 //!    fetches one entry and installs it;
 //! 5. notary: the site's `continuum notary serve` has observed size N+1; one more entry is
 //!    submitted, and the bench asks the notary for size N+2 (a size it has not observed): one
-//!    HTTP request, from sending to the verified signed answer.
+//!    HTTP request, from sending to the verified signed answer;
+//! 6. notary far behind: a second fresh site, which has observed nothing, serves its notary
+//!    and is asked for size N+2: it catches up by leaf hashes (`GET /v1/leaves`) and one signed
+//!    update, then answers.
 //!
 //! Wall clock by this process; CPU (user+sys) and max RSS of the `continuum` child from GNU
 //! time (`/usr/bin/time -f "%U %S %M"`, from the kernel's `wait4` accounting at 10 ms
@@ -467,6 +470,7 @@ struct World {
     nothing_new: Sample,
     one_new: Sample,
     notary: Duration,
+    far_behind: Duration,
 }
 
 fn world(n: usize, cache: &Path, acme: &Supplier) -> World {
@@ -496,12 +500,23 @@ fn world(n: usize, cache: &Path, acme: &Supplier) -> World {
         matches!(status, NotaryStatus::Ok { .. }),
         "the notary did not answer with a root"
     );
+    // A notary that has observed nothing, asked about the head: leaf hashes and one update.
+    let mut fresh = Site::init(&channel);
+    fresh.start_notary();
+    let t = Instant::now();
+    let status = fresh.ask_notary(n as u64 + 2);
+    let far_behind = t.elapsed();
+    assert!(
+        matches!(status, NotaryStatus::Ok { .. }),
+        "the far-behind notary did not answer with a root: {status:?}"
+    );
     World {
         startup,
         first_sync,
         nothing_new,
         one_new,
         notary,
+        far_behind,
     }
 }
 
@@ -542,6 +557,11 @@ fn figures(worlds: &[World]) -> Figures {
             "notary answer, unobserved size",
             "ms",
             worlds.iter().map(|w| ms(w.notary)).collect(),
+        ),
+        (
+            "notary answer, nothing observed (catch-up by leaf hashes)",
+            "ms",
+            worlds.iter().map(|w| ms(w.far_behind)).collect(),
         ),
     ]
 }
