@@ -917,7 +917,90 @@ async fn upload_archive(
     })
     .await
     .map_err(|e| ApiError::internal("blocking task", &e))??;
+    // The static copy; a failure here leaves the upload stored and is logged, not refused.
+    let (public, stored) = (s.paths.public.clone(), final_path.clone());
+    let published = tokio::task::spawn_blocking(move || {
+        crate::publish::publish_archive(&public, &stored, &digest, repaired)
+    })
+    .await;
+    match published {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not publish the archive as a static file"),
+        Err(e) => tracing::warn!(error = %e, "could not publish the archive as a static file"),
+    }
     result
+}
+
+/// How often the publisher looks for a grown log.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Keeps `public/` ([`crate::publish`]) at the log's head: whenever the log has grown, writes
+/// the new tiles, then a checkpoint of that size signed by the channel key. Runs until the
+/// process ends; a failure is logged and retried at the next tick from the last published size.
+pub async fn publish_loop(s: Arc<AppState>) {
+    let public = s.paths.public.clone();
+    let (key, limits) = (s.channel_key, keyggdrasil::limits::Limits::default());
+    let mut published = {
+        let public = public.clone();
+        tokio::task::spawn_blocking(move || crate::publish::published_size(&public, &key, &limits))
+            .await
+            .unwrap_or(0)
+    };
+    let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let head = s.writer.head();
+        if head.size == 0 || head.size <= published {
+            continue;
+        }
+        match publish_once(&s, published, head).await {
+            Ok(files) => {
+                tracing::debug!(from = published, to = head.size, files, "published");
+                published = head.size;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not publish the static copy of the log"),
+        }
+    }
+}
+
+async fn publish_once(
+    s: &Arc<AppState>,
+    from: u64,
+    head: crate::writer::Head,
+) -> Result<usize, String> {
+    let public = s.paths.public.clone();
+    let state = s.clone();
+    let files = tokio::task::spawn_blocking(move || {
+        state
+            .reads
+            .with(|c| Ok(crate::publish::publish_tiles(c, &public, from, head.size)))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let now = now_secs();
+    let cp = Checkpoint {
+        v: WIRE_VERSION,
+        origin: s.origin.clone(),
+        size: head.size,
+        root: TreeHash(head.root),
+        time: now,
+    };
+    let signed = sign_payload(s, Context::Checkpoint, &cp)
+        .await
+        .map_err(|_| "the signer is unavailable".to_owned())?;
+    let json = serde_json::to_vec(&signed).map_err(|e| e.to_string())?;
+    let public = s.paths.public.clone();
+    tokio::task::spawn_blocking(move || crate::publish::write_checkpoint(&public, &json))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if let Ok(mut c) = s.checkpoint.lock() {
+        *c = Some((head.size, now, signed));
+    }
+    Ok(files)
 }
 
 /// Reads and discards up to `limit + 1` bytes of a request body.

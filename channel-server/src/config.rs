@@ -227,6 +227,9 @@ pub struct Paths {
     pub db: PathBuf,
     /// Stored archives, by digest.
     pub archives: PathBuf,
+    /// The static copy of the log (tiles, entry bundles, archives by digest, checkpoint),
+    /// for any web server to serve ([`crate::publish`]).
+    pub public: PathBuf,
     /// The private folder (0700).
     pub local: PathBuf,
     /// The channel key file (0600).
@@ -244,6 +247,7 @@ impl Paths {
         Self {
             db: data_dir.join("channel.db"),
             archives: data_dir.join("archives"),
+            public: data_dir.join("public"),
             key_file: local.join("channel-key.json"),
             secret_file: local.join("channel-secret"),
             socket: local.join("signer.sock"),

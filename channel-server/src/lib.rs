@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod config;
+pub mod publish;
 pub mod server;
 pub mod signer;
 pub mod store;

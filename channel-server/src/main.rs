@@ -320,6 +320,27 @@ fn run(cli: Cli) -> Result<serde_json::Value, CliError> {
             let mut report = serde_json::json!({
                 "size": size, "root": hex::encode(root), "rebuilt_state": rebuilt
             });
+            let (published, bad) = server::check_published(&cfg, size)?;
+            for b in &bad {
+                say(format!(
+                    "BAD STATIC FILE: {b}; delete public/checkpoint and restart `serve` to rewrite every static file"
+                ));
+            }
+            if !bad.is_empty() {
+                return Err(CliError::Mismatch(
+                    format!(
+                        "{} static files of the published size {published} do not match the log",
+                        bad.len()
+                    ),
+                    Some(serde_json::json!({"bad_static_files": bad})),
+                ));
+            }
+            if published > 0 {
+                say(format!(
+                    "ok: the static copy (public/) matches the log at size {published}"
+                ));
+            }
+            report["published_size"] = published.into();
 
             if archives {
                 let (checked, bad) = server::check_archives(&cfg)?;

@@ -187,6 +187,37 @@ pub struct BadArchive {
 
 /// Hashes every stored archive against the release entry it was uploaded for (size, digest,
 /// archive signature: `keyggdrasil::archive_check`, the check sites make) and returns the ones
+/// Checks the static copy of the log (`public/`, [`crate::publish`]) against the stored log:
+/// the published checkpoint must be signed by the channel key and not beyond the log, and
+/// every tile and entry bundle of its size must be byte for byte what the stored log gives.
+/// Returns the published size (0 when nothing is published) and the problems found.
+pub fn check_published(config: &Config, size: u64) -> Result<(u64, Vec<String>), ServerError> {
+    let paths = Paths::new(&config.data_dir());
+    if !paths.public.join("checkpoint").exists() {
+        return Ok((0, Vec::new()));
+    }
+    let limits = keyggdrasil::limits::Limits::default();
+    let published = crate::publish::published_size(&paths.public, &config.channel.key, &limits);
+    if published == 0 {
+        return Ok((
+            0,
+            vec!["public/checkpoint is not a checkpoint signed by the channel key".to_owned()],
+        ));
+    }
+    if published > size {
+        return Ok((
+            published,
+            vec![format!(
+                "public/checkpoint is for {published} entries, the log has {size}"
+            )],
+        ));
+    }
+    let conn = store::open(&paths.db)?;
+    let bad = crate::publish::check_published(&conn, &paths.public, published)
+        .map_err(|e| ServerError::Other(e.to_string()))?;
+    Ok((published, bad))
+}
+
 /// that fail. O(total archive bytes); for `channel-server check --archives`. A bad copy is
 /// repaired by uploading the right archive again (`barge release` does; the channel replaces a
 /// stored copy that does not match).
@@ -348,6 +379,7 @@ pub async fn serve(
         config.limits.clone(),
         paths,
     ));
+    tokio::spawn(api::publish_loop(state.clone()));
     let pruner = state.clone();
     tokio::spawn(async move {
         let mut t = tokio::time::interval(Duration::from_secs(60));

@@ -11,4 +11,5 @@ mod server {
     mod repair;
     mod resilience;
     mod snapshot;
+    mod tiles;
 }

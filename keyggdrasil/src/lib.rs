@@ -85,4 +85,5 @@ pub mod peers;
 pub mod protocol;
 pub mod snapshot;
 pub mod state;
+pub mod tiles;
 pub mod wire;

@@ -413,6 +413,36 @@ impl Channel {
         panic!("channel did not become healthy");
     }
 
+    /// The channel's static copy of the log (`<data>/public`, see `channel_server::publish`).
+    pub fn public_dir(&self) -> PathBuf {
+        self.config
+            .parent()
+            .expect("the config file is in the data folder")
+            .join("public")
+    }
+
+    /// Waits (at most 20 s) until `public/checkpoint` is a checkpoint of at least `size`
+    /// entries signed by this channel; returns its size. Panics otherwise.
+    pub fn wait_published(&self, size: u64) -> u64 {
+        let limits = keyggdrasil::limits::Limits::default();
+        for _ in 0..2000 {
+            let got = std::fs::read(self.public_dir().join("checkpoint"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Signed>(&b).ok())
+                .and_then(|s| {
+                    keyggdrasil::wire::verify_checkpoint(&s, &self.key, None, &limits).ok()
+                })
+                .map(|c| c.size());
+            if let Some(n) = got
+                && n >= size
+            {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the channel did not publish size {size}");
+    }
+
     /// The serve process's PID (0 when stopped).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
