@@ -14,11 +14,13 @@
 //! [`ChannelError::Malformed`]: it is the channel's (or a man in the middle's) doing, and must
 //! not be papered over by asking the next mirror.
 
+use keyggdrasil::entry::{Entry, MAX_ENTRY_BYTES};
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::Hash;
+use keyggdrasil::tiles::{self, TileId};
 use keyggdrasil::wire::{
-    self, Envelope, ErrorCode, LeafHashesResponse, Nonce, Signed, UpdateRequest, VerifiedUpdate,
-    WireError,
+    self, Envelope, ErrorCode, LeafHashesResponse, Nonce, Signed, UpdateRequest,
+    VerifiedCheckpoint, VerifiedUpdate, WireError,
 };
 use thiserror::Error;
 
@@ -190,6 +192,153 @@ impl<'a> ChannelClient<'a> {
             });
         }
         Ok(resp.hashes.into_iter().map(|h| h.0).collect())
+    }
+
+    /// One file of the tile mirrors (`[[channel]] tile_mirrors`), from the first that has it:
+    /// its bytes and URL. A mirror that cannot be reached, is overloaded or answers 404 (a
+    /// mirror that lags) is skipped; `Ok(None)` when none had it. A mirror that answers, but
+    /// with a body cut short or too large, is [`ChannelError::Malformed`].
+    fn tile_get(&self, path: &str, limit: u64) -> Result<Option<(Vec<u8>, String)>, ChannelError> {
+        for mirror in &self.cfg.tile_mirrors {
+            let url = format!("{}/{path}", mirror.trim_end_matches('/'));
+            match self.http.get(&url, limit) {
+                Ok(r) if r.status == 200 => return Ok(Some((r.body, url))),
+                Ok(_) => continue,
+                Err(TransportError::Malformed { message, .. }) => {
+                    return Err(ChannelError::Malformed {
+                        channel: self.cfg.name.as_str().to_owned(),
+                        url,
+                        message,
+                    });
+                }
+                Err(TransportError::TooLarge { limit, .. }) => {
+                    return Err(ChannelError::Malformed {
+                        channel: self.cfg.name.as_str().to_owned(),
+                        url,
+                        message: format!("larger than the limit of {limit} bytes"),
+                    });
+                }
+                Err(_) => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The tile mirrors' `checkpoint`, which must be signed by the pinned key for this
+    /// channel (any age: it names the size whose tiles to read; freshness comes from the
+    /// channel's nonce-bound answer). `Ok(None)` when no tile mirror has one.
+    pub fn tile_checkpoint(&self) -> Result<Option<VerifiedCheckpoint>, ChannelError> {
+        let Some((body, url)) =
+            self.tile_get("checkpoint", self.limits.max_small_response_bytes)?
+        else {
+            return Ok(None);
+        };
+        let signed: Signed =
+            serde_json::from_slice(&body).map_err(|e| ChannelError::Malformed {
+                channel: self.cfg.name.as_str().to_owned(),
+                url: url.clone(),
+                message: format!("not a signed checkpoint: {e}"),
+            })?;
+        wire::verify_checkpoint(&signed, &self.cfg.key, Some(&self.cfg.name), self.limits)
+            .map(Some)
+            .map_err(|source| ChannelError::Verification {
+                channel: self.cfg.name.as_str().to_owned(),
+                url,
+                source,
+            })
+    }
+
+    /// The entries of one level-0 tile from the tile mirrors' entry bundle: exactly
+    /// `tile.width` well-formed entries, or [`ChannelError::Malformed`]. `Ok(None)` when no tile
+    /// mirror has the bundle. The entries are not yet checked against any root: the caller
+    /// does that against a signed one.
+    pub fn tile_entries(
+        &self,
+        tile: &TileId,
+    ) -> Result<Option<(Vec<Entry>, String)>, ChannelError> {
+        // Each entry is at most MAX_ENTRY_BYTES, plus its two-byte length.
+        let limit = u64::from(tile.width) * (MAX_ENTRY_BYTES as u64 + 2);
+        let Some((body, url)) = self.tile_get(&tile.entries_path(), limit)? else {
+            return Ok(None);
+        };
+        let malformed = |message: String| ChannelError::Malformed {
+            channel: self.cfg.name.as_str().to_owned(),
+            url: url.clone(),
+            message,
+        };
+        let raw =
+            tiles::parse_entry_bundle(&body, tile.width).map_err(|e| malformed(e.to_string()))?;
+        let first = tile.nodes().start;
+        let entries = raw
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                Entry::parse(bytes).map_err(|e| {
+                    malformed(format!("entry {} does not parse: {e}", first + i as u64))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((entries, url)))
+    }
+
+    /// The leaf hashes of entries `start..end` from the tile mirrors' level-0 hash tiles,
+    /// where `end` is a multiple of 256 or the size of the mirrors' checkpoint (the sizes whose
+    /// tiles exist). `Ok(None)` when a tile is missing or no tile mirror answers; a tile of the
+    /// wrong length is [`ChannelError::Malformed`]. Not checked against any root here.
+    pub fn leaf_hashes_from_tiles(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<Vec<Hash>>, ChannelError> {
+        let mut out = Vec::with_capacity(usize::try_from(end.saturating_sub(start)).unwrap_or(0));
+        let mut index = start / tiles::TILE_WIDTH;
+        while index * tiles::TILE_WIDTH < end {
+            let first = index * tiles::TILE_WIDTH;
+            let tile = TileId {
+                level: 0,
+                index,
+                width: (end - first).min(tiles::TILE_WIDTH) as u16,
+            };
+            let Some((body, url)) = self.tile_get(&tile.path(), u64::from(tile.width) * 32)? else {
+                return Ok(None);
+            };
+            let hashes =
+                tiles::parse_tile(&body, tile.width).map_err(|e| ChannelError::Malformed {
+                    channel: self.cfg.name.as_str().to_owned(),
+                    url,
+                    message: e.to_string(),
+                })?;
+            let skip = usize::try_from(start.saturating_sub(first)).unwrap_or(usize::MAX);
+            out.extend(hashes.into_iter().skip(skip));
+            index += 1;
+        }
+        Ok(Some(out))
+    }
+
+    /// The URLs to download a release's archive from, in order: each tile mirror's
+    /// `archive/<digest>`, then each channel mirror's archive endpoint. Whichever answers, the
+    /// bytes are checked against the logged size, digest and signature.
+    pub fn archive_urls_with_digest(
+        &self,
+        supplier: &str,
+        package: &str,
+        version: &str,
+        digest: &[u8; 64],
+    ) -> Vec<String> {
+        let mut urls: Vec<String> = self
+            .cfg
+            .tile_mirrors
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}/{}",
+                    m.trim_end_matches('/'),
+                    tiles::archive_path(digest)
+                )
+            })
+            .collect();
+        urls.extend(self.archive_urls(supplier, package, version));
+        urls
     }
 
     /// The archive URLs of a release, one per mirror, in order.

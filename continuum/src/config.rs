@@ -218,6 +218,11 @@ pub struct ChannelConfig {
     pub key: PublicKey,
     /// Base URLs, tried in order.
     pub mirrors: Vec<String>,
+    /// Base URLs of static copies of the log (the channel's `public/` folder on any web server
+    /// or CDN), tried in order before the channel for entries and archives; the channel still
+    /// gives the signed, nonce-bound answer. Empty: everything from the channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tile_mirrors: Vec<String>,
 }
 
 /// `[[peer]]`.
@@ -424,7 +429,7 @@ impl Config {
             if c.mirrors.is_empty() {
                 return Err(format!("channel {} has no mirrors", c.name.as_str()));
             }
-            for m in &c.mirrors {
+            for m in c.mirrors.iter().chain(&c.tile_mirrors) {
                 check_url(m)?;
             }
         }
@@ -766,6 +771,7 @@ mod tests {
                 name: ChannelName::parse("c").unwrap(),
                 key,
                 mirrors: vec!["http://127.0.0.1:1".into()],
+                tile_mirrors: Vec::new(),
             }],
             peers: Vec::new(),
             packages: Vec::new(),

@@ -157,6 +157,7 @@ pub fn init(
                 name: ChannelName::parse("unknown").expect("\"unknown\" is a valid channel name"),
                 key: channel_key,
                 mirrors: vec![channel_url.to_owned()],
+                tile_mirrors: Vec::new(),
             };
             let signed = ChannelClient::new(&probe, &http, &limits)
                 .checkpoint()
@@ -170,6 +171,7 @@ pub fn init(
         name: name.clone(),
         key: channel_key,
         mirrors: vec![channel_url.to_owned()],
+        tile_mirrors: Vec::new(),
     });
     std::fs::create_dir_all(dir).map_err(|source| SiteError::Io {
         operation: "create the site folder",

@@ -72,6 +72,7 @@ impl Channel {
             name: ChannelName::parse(ORIGIN).unwrap(),
             key: self.key,
             mirrors: vec![self.base.clone()],
+            tile_mirrors: Vec::new(),
         }
     }
 
@@ -442,6 +443,7 @@ fn notary_is_behind_when_the_channel_is_down() {
     // A notary that never reached its channel is behind at 0.
     let lost = Site::new(ChannelConfig {
         mirrors: vec![closed_port()],
+        tile_mirrors: Vec::new(),
         ..ch.config()
     });
     let lost_peer = notaries.start(&lost);
@@ -757,6 +759,7 @@ fn peers_agree_disagree_and_fail() {
     // Behind counts as no answer: a notary that cannot reach the channel.
     let lost = Site::new(ChannelConfig {
         mirrors: vec![closed_port()],
+        tile_mirrors: Vec::new(),
         ..ch.config()
     });
     let behind = notaries.start(&lost);
@@ -832,6 +835,7 @@ fn peers_are_asked_with_bounded_concurrency() {
         name: ChannelName::parse(ORIGIN).unwrap(),
         key: KeyPair::generate().public(),
         mirrors: vec![closed_port()],
+        tile_mirrors: Vec::new(),
     };
     // Eight peers behind one slow listener: N = 8 tolerates 5 failures, so 6 are asked.
     let (url, max) = slow_sink(Duration::from_millis(300));
@@ -1128,4 +1132,57 @@ fn observe_after_leaf_hashes_stores_nothing_unless_they_lead_to_the_signed_root(
         observed_root_at(&honest.db(), &honest.channel().name, 13).unwrap(),
         Some(root_of(&log))
     );
+}
+
+#[test]
+fn a_notary_far_behind_reads_leaf_hashes_from_nginx_served_tiles() {
+    let ch = Channel(system_tests::Channel::start_with(
+        "open",
+        &format!(
+            "max_entries_per_page = 4\n{}",
+            system_tests::RATE_LIMITS_OFF
+        ),
+    ));
+    let mut log = ch.grow(3);
+    let front = system_tests::front::Front::start(&ch.base, |path| {
+        if path.starts_with("/v1/leaves") {
+            system_tests::front::Answer::Body {
+                status: 403,
+                content_type: "application/json".into(),
+                body: br#"{"status":"error","code":"forbidden","message":"use the tiles"}"#
+                    .to_vec(),
+            }
+        } else {
+            system_tests::front::Answer::Pass
+        }
+    });
+    let mut cfg = ch.config();
+    cfg.mirrors = vec![front.url.clone()];
+    log.extend(ch.grow(300));
+    ch.wait_published(303);
+    let Some(nginx) = system_tests::nginx::Nginx::serve(&ch.public_dir()) else {
+        return;
+    };
+    cfg.tile_mirrors = vec![nginx.url.clone()];
+    let site = Site::new(cfg);
+    let notaries = Notaries::new();
+    let peer = notaries.start_with(&site, Some(hash_options()));
+    assert_eq!(
+        ask(&peer, 303),
+        NotaryStatus::Ok {
+            root: TreeHash(root_of(&log))
+        }
+    );
+    // Hash tiles from nginx (a full one and the partial one of the checkpoint's size), one
+    // signed update from the channel at the checkpoint's size, and no /v1/leaves.
+    assert_eq!(requests(&front, "/v1/leaves"), 0);
+    assert_eq!(requests(&front, "/v1/updates?since=303&"), 1);
+    let conn = site.db();
+    for k in [1usize, 256, 257, 303] {
+        assert_eq!(
+            observed_root_at(&conn, &site.channel().name, k as u64).unwrap(),
+            Some(root_of(&log[..k])),
+            "root at {k}"
+        );
+    }
 }

@@ -17,6 +17,7 @@
 pub mod config_doc;
 pub mod front;
 pub mod hostile;
+pub mod nginx;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -670,7 +671,7 @@ impl Channel {
 }
 
 /// The channel key in the data folder `data` (`local/channel-key.json`, unencrypted).
-fn key_in(data: &Path) -> KeyPair {
+pub fn key_in(data: &Path) -> KeyPair {
     let bytes = std::fs::read(data.join("local/channel-key.json")).expect("key file");
     keyggdrasil::keyfile::KeyFile::parse(&bytes)
         .expect("parse key file")

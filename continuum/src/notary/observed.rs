@@ -717,6 +717,7 @@ mod tests {
                     name: ChannelName::parse("c.example").unwrap(),
                     key: key.public(),
                     mirrors: vec!["http://127.0.0.1:1".into()],
+                    tile_mirrors: Vec::new(),
                 },
                 conn: crate::db::open(&dir.path().join("site.db")).unwrap(),
                 _dir: dir,

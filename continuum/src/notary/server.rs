@@ -12,7 +12,7 @@
 //! 3. otherwise the notary fetches from the channel on demand, with its own nonce (at most
 //!    [`NotaryOptions::max_pages_per_request`] pages, one fetch per channel at a time, and a
 //!    global rate limit on fetches), observes what it got, and answers 1 or 2. More than
-//!    [`NotaryOptions::leaf_hashes_beyond`] entries behind, it first fetches leaf hashes instead of entries (`GET /v1/leaves`, at most
+//!    [`NotaryOptions::leaf_hashes_beyond`] entries behind, it first fetches leaf hashes instead of entries (level-0 tiles from the channel's tile mirrors when it has some, else `GET /v1/leaves`; at most
 //!    [`NotaryOptions::max_leaf_hashes_per_request`]) up to just below the size asked, then
 //!    one signed update from there, and stores the hashes only if they lead to that update's
 //!    signed root ([`super::observe_after_leaf_hashes`]); if they do not, it falls back to
@@ -44,6 +44,7 @@ use keyggdrasil::merkle::TreeHasher;
 use keyggdrasil::names::ChannelName;
 use keyggdrasil::os::secretfile::{SecretFileError, read_secret_file};
 use keyggdrasil::protocol::Context;
+use keyggdrasil::tiles::TILE_WIDTH;
 use keyggdrasil::wire::{
     Envelope, ErrorCode, MAX_LEAF_HASHES_PER_PAGE, NotaryPayload, NotaryRequest, NotaryStatus,
     Signed, TreeHash, WIRE_VERSION,
@@ -531,6 +532,25 @@ async fn catch_up_by_hashes(
     let (cfg, http, limits) = (channel.clone(), n.http.clone(), n.limits.clone());
     let got = tokio::task::spawn_blocking(move || {
         let client = ChannelClient::new(&cfg, &http, &limits);
+        // From the tile mirrors when they have tiles far enough: whole tiles, or up to their
+        // checkpoint (the sizes whose partial tiles exist).
+        if !cfg.tile_mirrors.is_empty()
+            && let Ok(Some(cp)) = client.tile_checkpoint()
+        {
+            // `target + 1` is the size asked (or the budget's end): a checkpoint there gives
+            // the tiles of exactly that size.
+            let end = if cp.size() <= target + 1 {
+                cp.size()
+            } else {
+                target / TILE_WIDTH * TILE_WIDTH
+            };
+            if end > observed
+                && let Ok(Some(hashes)) = client.leaf_hashes_from_tiles(observed, end)
+            {
+                let update = client.updates(end, now_secs())?;
+                return Ok((hashes, update));
+            }
+        }
         let mut hashes = Vec::with_capacity(usize::try_from(target - observed).unwrap_or(0));
         let mut start = observed;
         while start < target {

@@ -58,10 +58,11 @@ pub fn verify_installs(
             });
             continue;
         };
-        let urls = client.archive_urls(
+        let urls = client.archive_urls_with_digest(
             pkg.supplier.as_str(),
             pkg.name.as_str(),
             release.version().as_str(),
+            &release.digest().0,
         );
         match crate::install::install_release(
             scratch,

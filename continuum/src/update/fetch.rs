@@ -7,6 +7,7 @@
 //! joining a log of a million entries) never holds more than one page in memory.
 
 use keyggdrasil::log::LogView;
+use keyggdrasil::tiles::{TILE_WIDTH, TileId};
 use rusqlite::Connection;
 
 use super::{MAX_PAGES_PER_RUN, UpdateError};
@@ -28,6 +29,9 @@ pub(super) fn fetch(
     let name = channel.name.as_str();
     let mut candidate = accepted.clone();
     snapshot::clear_staged(conn, name)?;
+    if !channel.tile_mirrors.is_empty() && from_tiles(conn, channel, client, &mut candidate, now)? {
+        return Ok(candidate);
+    }
     for _ in 0..MAX_PAGES_PER_RUN {
         let since = candidate.size();
         let up = client.updates(since, now)?;
@@ -47,4 +51,92 @@ pub(super) fn fetch(
         }
     }
     Ok(candidate)
+}
+
+/// Most entries read from tile mirrors in one run (as many as the channel's pages would give).
+const MAX_TILE_ENTRIES_PER_RUN: u64 = MAX_PAGES_PER_RUN as u64 * 500;
+
+/// Reads the new entries from the tile mirrors (`[[channel]] tile_mirrors`) up to the size of
+/// their checkpoint, one entry bundle at a time, and asks the channel only for the nonce-bound
+/// answer from there. The entries must extend `candidate` to the root the channel signed in
+/// that checkpoint; their leaf hashes and the channel's answer are then observed together
+/// ([`crate::notary::observe_after_leaf_hashes`]), and the entries staged.
+///
+/// Returns true when the channel's answer says there is nothing after what was read.
+/// Leaves `candidate` unchanged (the channel's pages then do the work) when no tile mirror
+/// answers, their checkpoint is not newer than `candidate`, a bundle of its size is missing
+/// (a mirror that lags), or more than [`MAX_TILE_ENTRIES_PER_RUN`] entries are new. A mirror
+/// that serves a checkpoint not signed by the pinned key, a malformed bundle, or entries that
+/// do not hash to the signed root is an error: the run stops and the site changes nothing.
+fn from_tiles(
+    conn: &mut Connection,
+    channel: &ChannelConfig,
+    client: &ChannelClient<'_>,
+    candidate: &mut LogView,
+    now: u64,
+) -> Result<bool, UpdateError> {
+    let name = channel.name.as_str();
+    let Some(checkpoint) = client.tile_checkpoint()? else {
+        return Ok(false);
+    };
+    let (start, end) = (candidate.size(), checkpoint.size());
+    if end <= start || end - start > MAX_TILE_ENTRIES_PER_RUN {
+        return Ok(false);
+    }
+    let observed = crate::notary::observed_size(conn, &channel.name)?;
+    let mut view = candidate.clone();
+    let mut hashes = Vec::new();
+    let mut index = start / TILE_WIDTH;
+    while index * TILE_WIDTH < end {
+        let first = index * TILE_WIDTH;
+        let width = (end - first).min(TILE_WIDTH) as u16;
+        let tile = TileId {
+            level: 0,
+            index,
+            width,
+        };
+        let Some((entries, _url)) = client.tile_entries(&tile)? else {
+            tracing::info!(
+                channel = name,
+                tile = tile.entries_path(),
+                "a tile mirror lacks an entry bundle of its own checkpoint; reading from the channel"
+            );
+            snapshot::clear_staged(conn, name)?;
+            return Ok(false);
+        };
+        let skip = usize::try_from(start.saturating_sub(first)).unwrap_or(usize::MAX);
+        let new = entries.get(skip..).unwrap_or(&[]);
+        view.push_entries(new.iter().map(|e| e.as_bytes()))?;
+        let from = first + skip as u64;
+        for (i, e) in new.iter().enumerate() {
+            if from + i as u64 >= observed {
+                hashes.push(LogView::leaf_hash(e.as_bytes()));
+            }
+        }
+        snapshot::stage(conn, name, from, new)?;
+        index += 1;
+    }
+    // The mirror's entries are the channel's only if they hash to the root it signed.
+    view.check_checkpoint(&checkpoint)
+        .map_err(|source| UpdateError::NotAnExtension {
+            channel: name.to_owned(),
+            source,
+        })?;
+    let up = client.updates(end, now)?;
+    crate::notary::observe_after_leaf_hashes(conn, channel, &hashes, &up)?;
+    view.extend(&up)
+        .map_err(|source| UpdateError::NotAnExtension {
+            channel: name.to_owned(),
+            source,
+        })?;
+    snapshot::stage(conn, name, end, up.entries())?;
+    tracing::info!(
+        channel = name,
+        from = start,
+        to = end,
+        "read new entries from the tile mirrors"
+    );
+    *candidate = view;
+    // The channel's own pages go on from here if it has more than the mirror's checkpoint.
+    Ok(!up.has_more() && up.size() == up.tree_size())
 }

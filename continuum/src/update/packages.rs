@@ -87,10 +87,11 @@ pub fn install_packages(
             }
             continue;
         };
-        let urls = client.archive_urls(
+        let urls = client.archive_urls_with_digest(
             pkg.supplier.as_str(),
             pkg.name.as_str(),
             release.version().as_str(),
+            &release.digest().0,
         );
         match crate::install::install_release(
             paths,
@@ -256,10 +257,11 @@ fn on_revoked(
                 ));
                 return Ok(());
             };
-            let urls = client.archive_urls(
+            let urls = client.archive_urls_with_digest(
                 pkg.supplier.as_str(),
                 pkg.name.as_str(),
                 release.version().as_str(),
+                &release.digest().0,
             );
             let done = crate::install::install_release(
                 paths,

@@ -1,0 +1,316 @@
+//! The channel's static copy of the log served by a real nginx on loopback (issue 15, item 1):
+//! every tile, entry bundle, archive and the checkpoint come back over HTTP byte for byte as
+//! the channel wrote them, the tiles equal an independent recomputation from the entries, the
+//! checkpoint verifies with the channel key, and the cache headers are the ones
+//! docs/channel-operator.md gives (immutable for tiles and archives, `no-cache` for the
+//! checkpoint).
+//!
+//! Without nginx the test is skipped with a loud message, unless `CI=true`, where it fails.
+
+use std::io::Read;
+
+use keyggdrasil::limits::Limits;
+use keyggdrasil::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
+use keyggdrasil::tiles::{archive_path, parse_entry_bundle, parse_tile, tiles_of};
+use keyggdrasil::wire::{EntriesResponse, Signed, verify_checkpoint};
+use system_tests::nginx::Nginx;
+use system_tests::{Channel, Supplier, agent, plugin_archive};
+
+/// GET `url`: status, `Cache-Control`, body.
+fn get(url: &str) -> (u16, Option<String>, Vec<u8>) {
+    let r = agent().get(url).call().expect("GET");
+    let status = r.status().as_u16();
+    let cache = r
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut body = Vec::new();
+    r.into_body()
+        .into_reader()
+        .read_to_end(&mut body)
+        .expect("body");
+    (status, cache, body)
+}
+
+#[test]
+fn nginx_serves_the_published_log_as_the_channel_wrote_it() {
+    let ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    let archive = plugin_archive("acme/hello", "1.0.0", "static");
+    acme.publish(&ch, "hello", "1.0.0", &archive);
+    // Past one full tile, so a full and a partial level-0 tile and a level-1 tile exist.
+    for i in 0..300u32 {
+        let v = format!("0.{i}.1");
+        ch.submit(&acme.release(&acme.signing, "other", &v, v.as_bytes()));
+    }
+    let size = ch.wait_published(303);
+    assert_eq!(size, 303);
+    let Some(nginx) = Nginx::serve(&ch.public_dir()) else {
+        return;
+    };
+
+    // The entries, from the channel's API, to recompute everything independently.
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    while (entries.len() as u64) < size {
+        let start = entries.len() as u64;
+        let end = size.min(start + 500);
+        let r: EntriesResponse = ch
+            .get(&format!("/v1/entries?start={start}&end={end}"))
+            .unwrap();
+        entries.extend(r.entries.into_iter().map(String::into_bytes));
+    }
+    let leaves: Vec<Hash> = entries.iter().map(|e| Blake2b256.hash_leaf(e)).collect();
+
+    let tiles = tiles_of(size);
+    assert!(tiles.iter().any(|t| t.level == 0 && t.is_full()));
+    assert!(tiles.iter().any(|t| t.level == 1));
+    for t in &tiles {
+        let (status, cache, body) = get(&format!("{}/{}", nginx.url, t.path()));
+        assert_eq!(status, 200, "{}: {}", t.path(), nginx.error_log());
+        assert_eq!(
+            cache.as_deref(),
+            Some("public, max-age=31536000, immutable"),
+            "{}",
+            t.path()
+        );
+        let hashes = parse_tile(&body, t.width).unwrap();
+        let span = 1usize << (8 * u32::from(t.level));
+        for (node, got) in t.nodes().zip(&hashes) {
+            let lo = node as usize * span;
+            assert_eq!(
+                *got,
+                root_from_leaf_hashes(&Blake2b256, &leaves[lo..lo + span]).unwrap(),
+                "{} node {node}",
+                t.path()
+            );
+        }
+        if t.level == 0 {
+            let (status, _, body) = get(&format!("{}/{}", nginx.url, t.entries_path()));
+            assert_eq!(status, 200, "{}", t.entries_path());
+            let got = parse_entry_bundle(&body, t.width).unwrap();
+            let r = t.nodes();
+            for (i, e) in (r.start..r.end).zip(got) {
+                assert_eq!(e, &entries[i as usize][..], "entry {i}");
+            }
+        }
+    }
+
+    // The checkpoint: the channel's, for the size of the tiles; never cached.
+    let (status, cache, body) = get(&format!("{}/checkpoint", nginx.url));
+    assert_eq!((status, cache.as_deref()), (200, Some("no-cache")));
+    let signed: Signed = serde_json::from_slice(&body).unwrap();
+    let cp = verify_checkpoint(&signed, &ch.key, Some(&ch.origin()), &Limits::default()).unwrap();
+    assert_eq!(cp.size(), size);
+    assert_eq!(
+        cp.root().0,
+        root_from_leaf_hashes(&Blake2b256, &leaves).unwrap()
+    );
+
+    // The archive, by digest, immutable.
+    let digest = keyggdrasil::filesig::archive_digest(&archive[..])
+        .unwrap()
+        .1;
+    let (status, cache, body) = get(&format!("{}/{}", nginx.url, archive_path(&digest)));
+    assert_eq!(status, 200);
+    assert_eq!(
+        cache.as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(body, archive);
+
+    // Nothing else is there: a tile of a size never published is not found.
+    let (status, _, _) = get(&format!("{}/tile/0/001.p/48", nginx.url));
+    assert_eq!(status, 404);
+}
+
+/// A channel whose entry and archive endpoints are off (a front answers 403 to `/v1/entries`,
+/// `/v1/leaves`, `/v1/archives/…`, and to any `/v1/updates` answer that carries entries), its
+/// static copy served by nginx, and a site with that nginx as its tile mirror.
+struct TileWorld {
+    ch: Channel,
+    acme: Supplier,
+    nginx: Nginx,
+    front: system_tests::front::Front,
+    site: system_tests::Site,
+}
+
+fn forbidden() -> system_tests::front::Answer {
+    system_tests::front::Answer::Body {
+        status: 403,
+        content_type: "application/json".into(),
+        body: br#"{"status":"error","code":"forbidden","message":"entries come from the tiles"}"#
+            .to_vec(),
+    }
+}
+
+fn tile_world() -> Option<TileWorld> {
+    let ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    acme.publish_plugin(&ch, "hello", "1.0.0", "first");
+    ch.wait_published(3);
+    let nginx = Nginx::serve(&ch.public_dir())?;
+    let upstream = ch.base.clone();
+    let front = system_tests::front::Front::start(&ch.base, move |path| {
+        if path.starts_with("/v1/entries")
+            || path.starts_with("/v1/leaves")
+            || path.starts_with("/v1/archives")
+        {
+            return forbidden();
+        }
+        if path.starts_with("/v1/updates") {
+            let (status, content_type, body) = system_tests::front::forward(&upstream, path, None);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let payload: serde_json::Value = v["data"]["payload"]
+                .as_str()
+                .and_then(|p| serde_json::from_str(p).ok())
+                .unwrap_or_default();
+            if payload["entries"].as_array().is_some_and(|e| !e.is_empty()) {
+                return forbidden();
+            }
+            return system_tests::front::Answer::Body {
+                status,
+                content_type,
+                body,
+            };
+        }
+        system_tests::front::Answer::Pass
+    });
+    let site = system_tests::Site::init(&ch);
+    site.set_mirror(&front.url);
+    site.set_option("site", "allow_no_peers", true);
+    let tiles = nginx.url.clone();
+    site.edit_config(|cfg| {
+        let channel = cfg["channel"].as_array_mut().unwrap()[0]
+            .as_table_mut()
+            .unwrap();
+        channel.insert(
+            "tile_mirrors".into(),
+            toml::Value::Array(vec![toml::Value::String(tiles)]),
+        );
+    });
+    Some(TileWorld {
+        ch,
+        acme,
+        nginx,
+        front,
+        site,
+    })
+}
+
+#[test]
+fn a_site_updates_from_nginx_served_tiles_with_the_channel_entry_endpoints_off() {
+    let Some(w) = tile_world() else {
+        return;
+    };
+    let out = w.site.run(&["install", "acme/hello"]);
+    let text = system_tests::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        w.site.installed_version("acme", "hello").as_deref(),
+        Some("1.0.0")
+    );
+    // A new release: entries and archive from nginx, only a signed answer from the channel.
+    w.acme.publish_plugin(&w.ch, "hello", "1.1.0", "second");
+    w.ch.wait_published(4);
+    let out = w.site.run(&["update"]);
+    let text = system_tests::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        w.site.installed_version("acme", "hello").as_deref(),
+        Some("1.1.0")
+    );
+    assert_eq!(w.site.accepted_size(), 4);
+    let seen = w.front.seen.lock().unwrap().clone();
+    assert!(
+        !seen
+            .iter()
+            .any(|r| r.contains("/v1/entries") || r.contains("/v1/archives")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|r| r.contains("/v1/updates?since=4&")),
+        "{seen:?}"
+    );
+    w.ch.check();
+}
+
+/// Replaces a file of the static copy for the length of `f`, then puts it back.
+fn with_file(w: &TileWorld, path: &str, bytes: Vec<u8>, f: impl FnOnce()) {
+    let file = w.ch.public_dir().join(path);
+    let saved = std::fs::read(&file).unwrap_or_else(|e| panic!("{path}: {e}"));
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    f();
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, saved).unwrap();
+}
+
+#[test]
+fn bad_static_files_are_refused_and_the_site_is_unchanged() {
+    let Some(w) = tile_world() else {
+        return;
+    };
+    let out = w.site.run(&["install", "acme/hello"]);
+    assert!(out.status.success(), "{}", system_tests::output_text(&out));
+    let stale = std::fs::read(w.ch.public_dir().join("checkpoint")).unwrap();
+    let old_bundle = std::fs::read(w.ch.public_dir().join("tile/entries/000.p/3")).unwrap();
+    let archive = system_tests::plugin_archive("acme/hello", "1.1.0", "second");
+    w.acme.publish(&w.ch, "hello", "1.1.0", &archive);
+    w.ch.wait_published(4);
+    let bundle_path = "tile/entries/000.p/4";
+    let bundle = std::fs::read(w.ch.public_dir().join(bundle_path)).unwrap();
+    let digest = keyggdrasil::filesig::archive_digest(&archive[..])
+        .unwrap()
+        .1;
+
+    // An entry changed (same length): its signature or the signed root no longer holds.
+    let mut tampered = bundle.clone();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == b'a' { b'b' } else { b'a' };
+    with_file(&w, bundle_path, tampered, || {
+        w.site.assert_update_refused(3, &["channel"]);
+    });
+    // Cut short.
+    with_file(&w, bundle_path, bundle[..bundle.len() - 7].to_vec(), || {
+        w.site
+            .assert_update_refused(3, &["entry bundle is malformed"]);
+    });
+    // The bundle of another size (3 entries where the path says 4).
+    with_file(&w, bundle_path, old_bundle, || {
+        w.site
+            .assert_update_refused(3, &["entry bundle is malformed"]);
+    });
+    // A checkpoint not signed by the channel key.
+    let mut forged: serde_json::Value = serde_json::from_slice(&stale).unwrap();
+    forged["signature"] = serde_json::Value::String("00".repeat(64));
+    with_file(&w, "checkpoint", forged.to_string().into_bytes(), || {
+        w.site.assert_update_refused(3, &["checkpoint"]);
+    });
+    // A stale checkpoint (size 3, the site has 3): the tiles have nothing new, so the entry
+    // must come from the channel, whose entries are off here: refused, nothing changed.
+    with_file(&w, "checkpoint", stale, || {
+        w.site.assert_update_refused(3, &["forbidden"]);
+    });
+    // Another archive under the new release's digest.
+    with_file(&w, &archive_path(&digest), vec![0u8; archive.len()], || {
+        let before = w.site.snapshot();
+        let out = w.site.run(&["update"]);
+        assert!(!out.status.success(), "{}", system_tests::output_text(&out));
+        assert_eq!(
+            w.site.installed_version("acme", "hello").as_deref(),
+            Some("1.0.0")
+        );
+        let _ = before;
+    });
+    // Everything put back: the update goes through.
+    let out = w.site.run(&["update"]);
+    assert!(out.status.success(), "{}", system_tests::output_text(&out));
+    assert_eq!(
+        w.site.installed_version("acme", "hello").as_deref(),
+        Some("1.1.0")
+    );
+    drop(w.nginx);
+}
