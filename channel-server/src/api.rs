@@ -571,22 +571,28 @@ struct EntriesQuery {
     end: u64,
 }
 
+/// `start < end <= size` and at most `page` items, or `bad_range`.
+fn check_range(q: &EntriesQuery, size: u64, page: u64, what: &str) -> Result<(), ApiError> {
+    if q.start >= q.end || q.end > size || q.end - q.start > page {
+        return Err(ApiError::bad_request(
+            ErrorCode::BadRange,
+            format!("need start < end <= {size} and at most {page} {what}"),
+        ));
+    }
+    Ok(())
+}
+
 async fn entries(
     State(s): State<Arc<AppState>>,
     q: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let head = s.writer.head();
-    let page = s.limits.max_entries_per_page.max(1);
-    if q.start >= q.end || q.end > head.size || q.end - q.start > page {
-        return Err(ApiError::bad_request(
-            ErrorCode::BadRange,
-            format!(
-                "need start < end <= {} and at most {page} entries",
-                head.size
-            ),
-        ));
-    }
+    check_range(
+        &q,
+        s.writer.head().size,
+        s.limits.max_entries_per_page.max(1) as u64,
+        "entries",
+    )?;
     let rows = blocking(&s, move |c| store::entries(c, q.start, q.end)).await?;
     let mut texts = Vec::with_capacity(rows.len());
     for r in rows {
@@ -608,16 +614,7 @@ async fn leaves(
     q: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let head = s.writer.head();
-    if q.start >= q.end || q.end > head.size || q.end - q.start > MAX_LEAF_HASHES_PER_PAGE {
-        return Err(ApiError::bad_request(
-            ErrorCode::BadRange,
-            format!(
-                "need start < end <= {} and at most {MAX_LEAF_HASHES_PER_PAGE} leaves",
-                head.size
-            ),
-        ));
-    }
+    check_range(&q, s.writer.head().size, MAX_LEAF_HASHES_PER_PAGE, "leaves")?;
     let hashes = blocking(&s, move |c| store::leaf_hashes(c, q.start, q.end)).await?;
     Ok(ok(LeafHashesResponse {
         start: q.start,

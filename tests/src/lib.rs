@@ -422,6 +422,20 @@ impl Channel {
             .join("public")
     }
 
+    /// The first `size` entries, read page by page from `/v1/entries` (exact bytes).
+    pub fn all_entries(&self, size: u64) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        while (out.len() as u64) < size {
+            let start = out.len() as u64;
+            let end = size.min(start + 500);
+            let r: keyggdrasil::wire::EntriesResponse = self
+                .get(&format!("/v1/entries?start={start}&end={end}"))
+                .unwrap_or_else(|e| panic!("entries {start}..{end}: {e:?}"));
+            out.extend(r.entries.into_iter().map(String::into_bytes));
+        }
+        out
+    }
+
     /// Waits (at most 20 s) until `public/checkpoint` is a checkpoint of at least `size`
     /// entries signed by this channel; returns its size. Panics otherwise.
     pub fn wait_published(&self, size: u64) -> u64 {

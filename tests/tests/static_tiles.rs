@@ -12,7 +12,7 @@ use std::io::Read;
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
 use keyggdrasil::tiles::{archive_path, parse_entry_bundle, parse_tile, tiles_of};
-use keyggdrasil::wire::{EntriesResponse, Signed, verify_checkpoint};
+use keyggdrasil::wire::{Signed, verify_checkpoint};
 use system_tests::nginx::Nginx;
 use system_tests::{Channel, Supplier, agent, plugin_archive};
 
@@ -52,15 +52,7 @@ fn nginx_serves_the_published_log_as_the_channel_wrote_it() {
     };
 
     // The entries, from the channel's API, to recompute everything independently.
-    let mut entries: Vec<Vec<u8>> = Vec::new();
-    while (entries.len() as u64) < size {
-        let start = entries.len() as u64;
-        let end = size.min(start + 500);
-        let r: EntriesResponse = ch
-            .get(&format!("/v1/entries?start={start}&end={end}"))
-            .unwrap();
-        entries.extend(r.entries.into_iter().map(String::into_bytes));
-    }
+    let entries = ch.all_entries(size);
     let leaves: Vec<Hash> = entries.iter().map(|e| Blake2b256.hash_leaf(e)).collect();
 
     let tiles = tiles_of(size);

@@ -8,22 +8,9 @@
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
 use keyggdrasil::tiles::{archive_path, entry_bundle, tiles_of};
-use keyggdrasil::wire::{EntriesResponse, Signed, verify_checkpoint};
+use keyggdrasil::wire::{Signed, verify_checkpoint};
 
 use super::harness::{Channel, Supplier};
-
-fn all_entries(ch: &Channel, size: u64) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while (out.len() as u64) < size {
-        let start = out.len() as u64;
-        let end = size.min(start + 500);
-        let r: EntriesResponse = ch
-            .get(&format!("/v1/entries?start={start}&end={end}"))
-            .unwrap();
-        out.extend(r.entries.into_iter().map(String::into_bytes));
-    }
-    out
-}
 
 /// Checks every file of size `size` under `public/` against the entries.
 fn check_files(ch: &Channel, entries: &[Vec<u8>], size: u64) {
@@ -75,7 +62,7 @@ fn every_published_size_has_all_its_tiles_recomputed_independently() {
     }
     let last = *sizes.last().unwrap();
     assert_eq!(last, 302);
-    let entries = all_entries(&ch, last);
+    let entries = ch.all_entries(last);
     for &s in &sizes {
         check_files(&ch, &entries, s);
     }
@@ -123,27 +110,20 @@ fn check_recomputes_the_tiles_and_names_a_damaged_one() {
     let mut bytes = std::fs::read(&tile).unwrap();
     bytes[0] ^= 1;
     std::fs::write(&tile, &bytes).unwrap();
-    let out = std::process::Command::new(super::harness::BIN)
-        .args(["check", "--config"])
-        .arg(&ch.config)
-        .output()
-        .unwrap();
-    let text = system_tests::output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("tile/0/000.p/3 differs"), "{text}");
+    let check_fails = |says: &str| {
+        let out = std::process::Command::new(super::harness::BIN)
+            .args(["check", "--config"])
+            .arg(&ch.config)
+            .output()
+            .unwrap();
+        let text = system_tests::output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains(says), "{text}");
+    };
+    check_fails("tile/0/000.p/3 differs");
     // A missing bundle is named too.
-    std::fs::write(&tile, {
-        bytes[0] ^= 1;
-        &bytes
-    })
-    .unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&tile, &bytes).unwrap();
     std::fs::remove_file(ch.public_dir().join("tile/entries/000.p/3")).unwrap();
-    let out = std::process::Command::new(super::harness::BIN)
-        .args(["check", "--config"])
-        .arg(&ch.config)
-        .output()
-        .unwrap();
-    let text = system_tests::output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("tile/entries/000.p/3 is missing"), "{text}");
+    check_fails("tile/entries/000.p/3 is missing");
 }
