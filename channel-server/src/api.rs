@@ -590,7 +590,7 @@ async fn entries(
     check_range(
         &q,
         s.writer.head().size,
-        s.limits.max_entries_per_page.max(1) as u64,
+        s.limits.max_entries_per_page.max(1),
         "entries",
     )?;
     let rows = blocking(&s, move |c| store::entries(c, q.start, q.end)).await?;
