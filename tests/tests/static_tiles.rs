@@ -138,6 +138,11 @@ fn forbidden() -> system_tests::front::Answer {
 }
 
 fn tile_world() -> Option<TileWorld> {
+    tile_world_with(true)
+}
+
+/// [`tile_world`]; with `archives_off` false the channel's archive endpoint stays on.
+fn tile_world_with(archives_off: bool) -> Option<TileWorld> {
     let ch = Channel::start();
     let acme = Supplier::new("acme");
     acme.register(&ch);
@@ -148,7 +153,7 @@ fn tile_world() -> Option<TileWorld> {
     let front = system_tests::front::Front::start(&ch.base, move |path| {
         if path.starts_with("/v1/entries")
             || path.starts_with("/v1/leaves")
-            || path.starts_with("/v1/archives")
+            || (archives_off && path.starts_with("/v1/archives"))
         {
             return forbidden();
         }
@@ -305,4 +310,35 @@ fn bad_static_files_are_refused_and_the_site_is_unchanged() {
         Some("1.1.0")
     );
     drop(w.nginx);
+}
+
+#[test]
+fn an_archive_that_fails_its_check_on_the_static_mirror_is_fetched_from_the_channel() {
+    let Some(w) = tile_world_with(false) else {
+        return;
+    };
+    let out = w.site.run(&["install", "acme/hello"]);
+    assert!(out.status.success(), "{}", system_tests::output_text(&out));
+    let archive = system_tests::plugin_archive("acme/hello", "1.1.0", "second");
+    w.acme.publish(&w.ch, "hello", "1.1.0", &archive);
+    w.ch.wait_published(4);
+    let digest = keyggdrasil::filesig::archive_digest(&archive[..])
+        .unwrap()
+        .1;
+    with_file(&w, &archive_path(&digest), vec![7u8; archive.len()], || {
+        let out = w.site.run(&["update"]);
+        let text = system_tests::output_text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("trying the next mirror"), "{text}");
+    });
+    assert_eq!(
+        w.site.installed_version("acme", "hello").as_deref(),
+        Some("1.1.0")
+    );
+    let seen = w.front.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("GET /v1/archives/acme/hello/1.1.0")),
+        "{seen:?}"
+    );
 }

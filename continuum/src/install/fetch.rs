@@ -39,18 +39,20 @@ pub(super) fn ensure_staging(staging: &Path) -> Result<(), InstallError> {
 /// on to the next URL, which resumes from the bytes kept; more bytes than `size` stops at once
 /// (the transport deleted them). Returns true when the file holds bytes of more than one
 /// transfer (kept from before, or from a mirror left midway): if it then fails its checks, the
-/// kept part may be the culprit, and the caller downloads it once more from the start.
+/// kept part may be the culprit, and the caller downloads it once more from the start. Also
+/// returns the index of the URL that delivered, so a caller whose check of those bytes fails
+/// can go on with the URLs after it.
 pub(super) fn fetch(
     http: &Http,
     urls: &[String],
     dest: &Path,
     size: u64,
     name: &str,
-) -> Result<bool, InstallError> {
+) -> Result<(bool, usize), InstallError> {
     let mut errors = Vec::new();
     let kept = || fs::symlink_metadata(dest).map(|m| m.len()).unwrap_or(0);
     let mut mixed = false;
-    for url in urls {
+    for (index, url) in urls.iter().enumerate() {
         let before = kept();
         mixed |= before > 0;
         match http.download(url, dest, size) {
@@ -71,7 +73,7 @@ pub(super) fn fetch(
                 }
                 errors.push(e.to_string());
             }
-            Ok((_, got)) if got == size => return Ok(mixed),
+            Ok((_, got)) if got == size => return Ok((mixed, index)),
             Ok((200 | 206, got)) => errors.push(format!(
                 "{url}: connection closed after {got} of {size} bytes"
             )),

@@ -343,20 +343,30 @@ pub fn install_release(
     // is downloaded once more from the start (verify_download deleted it) before anything is
     // reported: a fresh download that fails is a real failure, from one transfer.
     // (Also when a mirror was left midway, stalled or cut, and the next one resumed.)
-    let resumed = fetch(http, urls, &download, size, &name)?;
-    match verify_download(&download, release, &name) {
-        Err(first)
-            if resumed
-                && matches!(
-                    first,
-                    InstallError::DigestMismatch { .. } | InstallError::BadSignature { .. }
-                ) =>
-        {
-            tracing::warn!("{first}; it was resumed from kept bytes, downloading it again");
-            fetch(http, urls, &download, size, &name)?;
-            verify_download(&download, release, &name)?;
+    // A mirror whose complete download fails the checks (a static mirror or CDN serving
+    // other bytes) is passed over for the URLs after it; the error of the last one is reported.
+    let mut remaining: &[String] = urls;
+    let mut retried_resumed = false;
+    loop {
+        let (resumed, used) = fetch(http, remaining, &download, size, &name)?;
+        match verify_download(&download, release, &name) {
+            Ok(()) => break,
+            Err(e @ (InstallError::DigestMismatch { .. } | InstallError::BadSignature { .. })) => {
+                if resumed && !retried_resumed {
+                    tracing::warn!("{e}; it was resumed from kept bytes, downloading it again");
+                    retried_resumed = true;
+                    continue;
+                }
+                match remaining.get(used + 1..) {
+                    Some(rest) if !rest.is_empty() => {
+                        tracing::warn!(url = %remaining[used], "{e}; trying the next mirror");
+                        remaining = rest;
+                    }
+                    _ => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
         }
-        r => r?,
     }
     let tree = paths.staging.join(format!("tree-{}", random_suffix()));
     let prepared = prepare_tree(&download, &tree, release, &name, limits).and_then(|()| {
