@@ -67,6 +67,7 @@
 
 pub mod archive;
 pub mod archive_check;
+pub mod batch;
 pub mod bundle;
 pub mod encoding;
 pub mod entry;

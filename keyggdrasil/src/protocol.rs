@@ -34,11 +34,14 @@ pub enum Context {
     Bundle,
     /// A request from `channel-server serve` to its signer process.
     SignerRequest,
+    /// The head of a batch of nonces: one signature for many sites' fresh answers
+    /// ([`crate::batch`]).
+    ChannelBatch,
 }
 
 impl Context {
     /// All contexts, for tests and documentation.
-    pub const ALL: [Context; 9] = [
+    pub const ALL: [Context; 10] = [
         Context::KeyEvent,
         Context::Release,
         Context::ReleaseRevocation,
@@ -48,6 +51,7 @@ impl Context {
         Context::NotaryAnswer,
         Context::Bundle,
         Context::SignerRequest,
+        Context::ChannelBatch,
     ];
 
     /// The context string. ASCII, no NUL, none a prefix of another.
@@ -62,6 +66,7 @@ impl Context {
             Context::NotaryAnswer => "keyggdrasil/v1/notary-answer",
             Context::Bundle => "keyggdrasil/v1/bundle",
             Context::SignerRequest => "keyggdrasil/v1/signer-request",
+            Context::ChannelBatch => "keyggdrasil/v1/channel-batch",
         }
     }
 

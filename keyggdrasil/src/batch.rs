@@ -1,0 +1,252 @@
+//! Batched nonce signatures (Roughtime-style): one channel signature answers many sites' fresh
+//! nonces. The format is specified byte for byte in docs/protocol.md ("Batched freshness
+//! answers"); this module is that specification's only implementation, pure (parse, verify,
+//! decide; no I/O).
+//!
+//! The channel collects the nonces that arrive within a short window and builds a Merkle tree
+//! of the RFC 6962 shape over them, in arrival order, with its own domain separation:
+//! `leaf = BLAKE2b-256(0x10 ‖ nonce)` (32 nonce bytes), `node = BLAKE2b-256(0x11 ‖ left ‖
+//! right)`. The prefixes differ from the log's (`0x00`, `0x01`), so no batch hash can pass for a
+//! log hash. It signs one [`BatchHead`] (`{v, origin, time, size, root, batch_size,
+//! batch_root}`) under [`Context::ChannelBatch`], and answers each site with that signature plus
+//! the index of its nonce and the audit path ([`BatchedAnswer`]). A batch of one has an empty
+//! path and `batch_root = leaf`. An empty batch does not exist.
+//!
+//! [`verify_batched`] checks, in order: the signature under the pinned key and the batch
+//! context, the version and origin, the time window, `size ≤ MAX_TREE_SIZE`, `index <
+//! batch_size`, the path length, and that the site's own nonce is at `index` under
+//! `batch_root`. A path for another nonce, another index, a head whose batch root was not
+//! signed, or an answer made for an earlier request (a reused batch) all fail the last check.
+//!
+//! What it does not do: the answer carries no entries; the site checks entries (from tiles or
+//! pages) against the signed `root` as before. Not wired into the channel or continuum yet.
+
+use crate::limits::Limits;
+use crate::merkle::{Hash, InclusionProof, MemoryStore, MerkleError, TreeHasher, prove_inclusion};
+use crate::names::ChannelName;
+use crate::protocol::Context;
+use crate::wire::{Nonce, Signed, TreeHash, WIRE_VERSION, WireError, check_proof_len, check_time};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Domain-separation prefix of a batch leaf (a nonce).
+pub const BATCH_LEAF_PREFIX: u8 = 0x10;
+/// Domain-separation prefix of a batch inner node.
+pub const BATCH_NODE_PREFIX: u8 = 0x11;
+/// Most nonces in one batch.
+pub const MAX_BATCH: u64 = 1 << 16;
+
+/// The batch tree's hash: BLAKE2b-256 with the batch prefixes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchHasher;
+
+fn blake(parts: &[&[u8]]) -> Hash {
+    let mut state = blake2b_simd::Params::new().hash_length(32).to_state();
+    for p in parts {
+        state.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(state.finalize().as_bytes());
+    out
+}
+
+impl TreeHasher for BatchHasher {
+    fn hash_leaf(&self, nonce: &[u8]) -> Hash {
+        blake(&[&[BATCH_LEAF_PREFIX], nonce])
+    }
+    fn hash_children(&self, left: &Hash, right: &Hash) -> Hash {
+        blake(&[&[BATCH_NODE_PREFIX], left, right])
+    }
+    fn empty_root(&self) -> Hash {
+        blake(&[])
+    }
+}
+
+/// The signed payload of a batch (context [`Context::ChannelBatch`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchHead {
+    /// Always [`WIRE_VERSION`].
+    pub v: u32,
+    /// The channel's name.
+    pub origin: ChannelName,
+    /// Channel time, Unix seconds.
+    pub time: u64,
+    /// The log's size.
+    pub size: u64,
+    /// The log's root at `size`.
+    pub root: TreeHash,
+    /// Nonces in the batch (`1 ..= MAX_BATCH`).
+    pub batch_size: u64,
+    /// Root of the batch tree.
+    pub batch_root: TreeHash,
+}
+
+/// What one site gets: the batch's one signature and its nonce's place in the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchedAnswer {
+    /// The signed [`BatchHead`].
+    pub head: Signed,
+    /// The index of the site's nonce in the batch.
+    pub index: u64,
+    /// The audit path from its leaf to `batch_root`.
+    pub path: Vec<TreeHash>,
+}
+
+/// The channel's side: the tree over one batch of nonces.
+#[derive(Debug, Clone)]
+pub struct BatchTree {
+    store: MemoryStore,
+}
+
+/// Why a batch could not be built or an answer was refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// An empty batch, or more than [`MAX_BATCH`] nonces.
+    #[error("a batch holds 1 to {MAX_BATCH} nonces, not {0}")]
+    BatchSize(u64),
+    /// The signature, version, origin, time or a length is wrong.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The index is not in the batch.
+    #[error("index {index} is not in a batch of {batch_size}")]
+    Index {
+        /// The index.
+        index: u64,
+        /// The batch size.
+        batch_size: u64,
+    },
+    /// The site's nonce is not at that index under the signed batch root.
+    #[error("this site's nonce is not in the signed batch: {0}")]
+    NotInBatch(MerkleError),
+}
+
+impl BatchTree {
+    /// The tree over `nonces`, in that order.
+    pub fn new(nonces: &[Nonce]) -> Result<Self, BatchError> {
+        let n = nonces.len() as u64;
+        if n == 0 || n > MAX_BATCH {
+            return Err(BatchError::BatchSize(n));
+        }
+        let mut store = MemoryStore::new();
+        for nonce in nonces {
+            store
+                .append(&BatchHasher, &nonce.0)
+                .map_err(BatchError::NotInBatch)?;
+        }
+        Ok(Self { store })
+    }
+
+    /// How many nonces.
+    pub fn len(&self) -> u64 {
+        self.store.size()
+    }
+
+    /// Never true: a batch has at least one nonce.
+    pub fn is_empty(&self) -> bool {
+        self.store.size() == 0
+    }
+
+    /// The batch root.
+    pub fn root(&self) -> Hash {
+        // A built tree is never empty nor too large, so the root always exists.
+        self.store.root(&BatchHasher).unwrap_or_default()
+    }
+
+    /// The audit path of nonce `index`.
+    pub fn path(&self, index: u64) -> Result<Vec<TreeHash>, BatchError> {
+        let proof =
+            prove_inclusion(&BatchHasher, index, self.len(), &self.store).map_err(|_| {
+                BatchError::Index {
+                    index,
+                    batch_size: self.len(),
+                }
+            })?;
+        Ok(proof.hashes().iter().copied().map(TreeHash).collect())
+    }
+}
+
+/// A batched answer that passed [`verify_batched`] for one nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBatch {
+    head: BatchHead,
+}
+
+impl VerifiedBatch {
+    /// The log size the channel signed.
+    pub fn size(&self) -> u64 {
+        self.head.size
+    }
+    /// The log root at that size.
+    pub fn root(&self) -> &TreeHash {
+        &self.head.root
+    }
+    /// The channel's time.
+    pub fn time(&self) -> u64 {
+        self.head.time
+    }
+    /// The whole signed head.
+    pub fn head(&self) -> &BatchHead {
+        &self.head
+    }
+}
+
+/// Checks a batched answer to `nonce` (see the module docs for the order of the checks).
+pub fn verify_batched(
+    answer: &BatchedAnswer,
+    channel_key: &crate::keys::PublicKey,
+    origin: &ChannelName,
+    nonce: &Nonce,
+    now: u64,
+    limits: &Limits,
+) -> Result<VerifiedBatch, BatchError> {
+    let head: BatchHead = answer.head.open(
+        channel_key,
+        Context::ChannelBatch,
+        limits.max_small_response_bytes,
+    )?;
+    if head.v != WIRE_VERSION {
+        return Err(
+            WireError::Malformed(format!("protocol version {} is not supported", head.v)).into(),
+        );
+    }
+    if &head.origin != origin {
+        return Err(WireError::from(crate::wire::Misbehavior::WrongChannel {
+            expected: origin.as_str().to_owned(),
+            got: head.origin.as_str().to_owned(),
+        })
+        .into());
+    }
+    check_time(head.time, now, limits)?;
+    if head.size > crate::merkle::MAX_TREE_SIZE {
+        return Err(WireError::from(crate::wire::Misbehavior::Sizes(format!(
+            "size {} is beyond any log",
+            head.size
+        )))
+        .into());
+    }
+    if head.batch_size == 0 || head.batch_size > MAX_BATCH {
+        return Err(BatchError::BatchSize(head.batch_size));
+    }
+    if answer.index >= head.batch_size {
+        return Err(BatchError::Index {
+            index: answer.index,
+            batch_size: head.batch_size,
+        });
+    }
+    check_proof_len(&answer.path, limits)?;
+    let proof = InclusionProof::new(answer.path.iter().map(|h| h.0).collect())
+        .map_err(BatchError::NotInBatch)?;
+    crate::merkle::verify_inclusion(
+        &BatchHasher,
+        answer.index,
+        head.batch_size,
+        &BatchHasher.hash_leaf(&nonce.0),
+        &proof,
+        &head.batch_root.0,
+    )
+    .map_err(BatchError::NotInBatch)?;
+    Ok(VerifiedBatch { head })
+}
