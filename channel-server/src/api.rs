@@ -943,6 +943,16 @@ pub async fn publish_loop(s: Arc<AppState>) {
             .await
             .unwrap_or(0)
     };
+    if published > s.writer.head().size {
+        // A static copy of a longer log (a data folder restored from an older backup): its
+        // tiles are not this log's, so every file is written again.
+        tracing::warn!(
+            published,
+            size = s.writer.head().size,
+            "public/ is of a longer log than the stored one; rewriting it"
+        );
+        published = 0;
+    }
     let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -159,6 +159,16 @@ impl LogView {
         Ok(())
     }
 
+    /// Extends the view by leaf hashes already computed with [`LogView::leaf_hash`] (for a
+    /// caller that needs the hashes too); check the result against a signed root before
+    /// trusting it.
+    pub fn push_leaf_hashes(&mut self, leaves: &[Hash]) -> Result<(), MerkleError> {
+        for leaf in leaves {
+            self.range.push(&Blake2b256, *leaf)?;
+        }
+        Ok(())
+    }
+
     /// Checks that a verified checkpoint is a statement about exactly this log: same size, same
     /// root.
     pub fn check_checkpoint(&self, checkpoint: &VerifiedCheckpoint) -> Result<(), LogError> {

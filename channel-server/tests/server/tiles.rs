@@ -127,3 +127,45 @@ fn check_recomputes_the_tiles_and_names_a_damaged_one() {
     std::fs::remove_file(ch.public_dir().join("tile/entries/000.p/3")).unwrap();
     check_fails("tile/entries/000.p/3 is missing");
 }
+
+#[test]
+fn a_static_copy_of_a_longer_log_is_rewritten_at_start() {
+    let mut ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    ch.submit(&acme.release(&acme.signing, "hello", "1.0.0", b"x"));
+    ch.wait_published(3);
+    ch.kill();
+    // A checkpoint of 10 entries, signed by the channel key: what public/ looks like after the
+    // database was restored from an older backup.
+    let cp = keyggdrasil::wire::Checkpoint {
+        v: keyggdrasil::wire::WIRE_VERSION,
+        origin: ch.origin(),
+        size: 10,
+        root: keyggdrasil::wire::TreeHash([9; 32]),
+        time: 1,
+    };
+    let signed = Signed::sign(
+        &ch.signing_key(),
+        keyggdrasil::protocol::Context::Checkpoint,
+        &cp,
+    );
+    let path = ch.public_dir().join("checkpoint");
+    std::fs::write(&path, serde_json::to_vec(&signed).unwrap()).unwrap();
+    std::fs::remove_file(ch.public_dir().join("tile/0/000.p/3")).unwrap();
+    ch.spawn();
+    let limits = Limits::default();
+    let mut size = 0;
+    for _ in 0..500 {
+        let s: Signed = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        size = verify_checkpoint(&s, &ch.key, None, &limits)
+            .unwrap()
+            .size();
+        if size == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(size, 3);
+    assert!(ch.public_dir().join("tile/0/000.p/3").is_file());
+}

@@ -106,13 +106,16 @@ fn from_tiles(
         };
         let skip = usize::try_from(start.saturating_sub(first)).unwrap_or(usize::MAX);
         let new = entries.get(skip..).unwrap_or(&[]);
-        view.push_entries(new.iter().map(|e| e.as_bytes()))?;
         let from = first + skip as u64;
-        for (i, e) in new.iter().enumerate() {
-            if from + i as u64 >= observed {
-                hashes.push(LogView::leaf_hash(e.as_bytes()));
-            }
-        }
+        // Each entry is hashed once: into the candidate view, and (past the observed size)
+        // into the hashes the notary's tree is extended by.
+        let leaves: Vec<_> = new
+            .iter()
+            .map(|e| LogView::leaf_hash(e.as_bytes()))
+            .collect();
+        view.push_leaf_hashes(&leaves)?;
+        let observed_from = usize::try_from(observed.saturating_sub(from)).unwrap_or(usize::MAX);
+        hashes.extend_from_slice(leaves.get(observed_from..).unwrap_or(&[]));
         snapshot::stage(conn, name, from, new)?;
         index += 1;
     }
