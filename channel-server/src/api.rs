@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `POST /v1/submit` (JSON [`SubmitRequest`]) | [`SubmitResponse`] |
 //! | `GET /v1/updates?since=N&nonce=HEX` | `Signed` [`UpdatePayload`] (context `channel-update`) |
+//! | `GET /v1/fresh?nonce=HEX` | [`keyggdrasil::batch::BatchedAnswer`]: the log's size and root, signed once per batch of nonces ([`crate::fresh`]) |
 //! | `GET /v1/checkpoint` | `Signed` [`Checkpoint`] (context `checkpoint`) |
 //! | `GET /v1/proof/inclusion?index=I&size=N` | [`InclusionProofResponse`] |
 //! | `GET /v1/proof/consistency?old=M&new=N` | [`ConsistencyProofResponse`] |
@@ -95,6 +96,7 @@ pub struct AppState {
     /// Start time, for uptime.
     pub started: Instant,
     checkpoint: Mutex<Option<(u64, u64, Signed)>>,
+    fresh: crate::fresh::Batcher,
     submit_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     read_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     uploads: tokio::sync::Semaphore,
@@ -122,6 +124,12 @@ impl AppState {
             read_limiter: limiter(limits.reads_per_minute),
             uploads: tokio::sync::Semaphore::new(limits.max_concurrent_uploads.max(1)),
             checkpoint: Mutex::new(None),
+            fresh: crate::fresh::Batcher::new(
+                writer.clone(),
+                signer.clone(),
+                origin.clone(),
+                limits.max_fresh_batch,
+            ),
             started: Instant::now(),
             writer,
             signer,
@@ -201,7 +209,7 @@ fn ok<T: Serialize>(data: T) -> Response {
     (StatusCode::OK, Json(Envelope::Ok { data })).into_response()
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -213,6 +221,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limits = state.limits.clone();
     let reads = Router::new()
         .route("/v1/updates", get(updates))
+        .route("/v1/fresh", get(fresh))
         .route("/v1/checkpoint", get(checkpoint))
         .route("/v1/proof/inclusion", get(inclusion))
         .route("/v1/proof/consistency", get(consistency))
@@ -469,6 +478,29 @@ async fn updates(
         entries,
     };
     Ok(ok(sign_payload(&s, Context::ChannelUpdate, &payload).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FreshQuery {
+    nonce: String,
+}
+
+/// The batched freshness answer: the log's size and root now, bound to the nonce by its path in
+/// the batch the channel signed once ([`crate::fresh`]).
+async fn fresh(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<FreshQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let nonce = Nonce::from_hex(&q.nonce)
+        .map_err(|e| ApiError::bad_request(ErrorCode::BadNonce, e.to_string()))?;
+    let answer = s
+        .fresh
+        .answer(nonce)
+        .await
+        .map_err(|_| ApiError::signer_down())?;
+    Ok(ok(answer))
 }
 
 /// How long a signed checkpoint is reused while the log does not grow.

@@ -128,6 +128,8 @@ pub struct ServerLimits {
     pub writer_queue: usize,
     /// Concurrent archive uploads (default 4).
     pub max_concurrent_uploads: usize,
+    /// Most nonces answered by one signature of `GET /v1/fresh` (default 256, most 65536).
+    pub max_fresh_batch: usize,
 }
 
 impl Default for ServerLimits {
@@ -146,6 +148,7 @@ impl Default for ServerLimits {
             max_batch: 2000,
             writer_queue: 20_000,
             max_concurrent_uploads: 4,
+            max_fresh_batch: 256,
         }
     }
 }
@@ -170,6 +173,11 @@ impl ServerLimits {
                 "max_entries_per_page",
                 self.max_entries_per_page,
                 protocol.max_entries_per_page as u64,
+            ),
+            (
+                "max_fresh_batch",
+                self.max_fresh_batch as u64,
+                keyggdrasil::batch::MAX_BATCH,
             ),
         ] {
             if value > max {

@@ -7,7 +7,8 @@
 //!   0600 in a 0700 folder) into `mlock`ed memory ([`keyggdrasil::os::lockmem`]), derives the request
 //!   MAC key from the 32-byte channel secret with HKDF ([`load_mac_key`]), and serves the socket
 //!   (mode 0600 in a 0700 folder; a stale socket is replaced, a live one is not). It signs only
-//!   [`Context::ChannelUpdate`](keyggdrasil::protocol::Context::ChannelUpdate) and
+//!   [`Context::ChannelUpdate`](keyggdrasil::protocol::Context::ChannelUpdate),
+//!   [`Context::ChannelBatch`](keyggdrasil::protocol::Context::ChannelBatch) and
 //!   [`Context::Checkpoint`](keyggdrasil::protocol::Context::Checkpoint), only for requests with
 //!   a valid MAC, and only for connections from its own user. Malformed input closes that
 //!   connection; nothing a client sends can make it panic or stop serving others.

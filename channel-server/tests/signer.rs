@@ -261,10 +261,20 @@ async fn refuses_every_other_context_and_keeps_the_connection() {
         panic!("no signature");
     };
     protocol::verify(&f.public, Context::Checkpoint, b"m", &signature).unwrap();
+    let req =
+        frame::encode_sign_request(&f.mac_key, 2, Context::ChannelBatch.as_str(), b"b").unwrap();
+    s.write_all(&req).await.unwrap();
+    let Some(Response::Signature { id: 2, signature }) = read_response(&mut s).await else {
+        panic!("no batch signature");
+    };
+    protocol::verify(&f.public, Context::ChannelBatch, b"b", &signature).unwrap();
 
     // The client refuses such contexts before sending anything.
     for ctx in Context::ALL {
-        if !matches!(ctx, Context::Checkpoint | Context::ChannelUpdate) {
+        if !matches!(
+            ctx,
+            Context::Checkpoint | Context::ChannelUpdate | Context::ChannelBatch
+        ) {
             assert!(matches!(
                 f.client().sign(ctx, b"m".to_vec()).await,
                 Err(SignerUnavailable::ContextNotAllowed(c)) if c == ctx

@@ -14,6 +14,7 @@
 //! [`ChannelError::Malformed`]: it is the channel's (or a man in the middle's) doing, and must
 //! not be papered over by asking the next mirror.
 
+use keyggdrasil::batch::{self, BatchedAnswer};
 use keyggdrasil::entry::{Entry, MAX_ENTRY_BYTES};
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::Hash;
@@ -160,6 +161,45 @@ impl<'a> ChannelClient<'a> {
             url,
             source,
         })
+    }
+
+    /// The batched freshness answer (`GET /v1/fresh`) to a fresh nonce, checked by
+    /// [`keyggdrasil::batch::verify_batched_update`]: a [`VerifiedUpdate`] with no entries at
+    /// the channel's signed size. `Ok(None)` when the channel has no such endpoint (one older
+    /// than batched answers): the caller then asks `/v1/updates`, whose answers are signed per
+    /// request and just as binding, so a man in the middle who hides the endpoint gains nothing.
+    /// Also returns the URL that answered.
+    pub fn fresh(&self, now: u64) -> Result<Option<(VerifiedUpdate, String)>, ChannelError> {
+        let nonce = Nonce::generate();
+        let path = format!("/v1/fresh?nonce={}", nonce.to_hex());
+        let Some((answer, url)) = self.get_envelope_or_missing::<BatchedAnswer>(
+            &path,
+            self.limits.max_small_response_bytes,
+            true,
+        )?
+        else {
+            return Ok(None);
+        };
+        batch::verify_batched_update(
+            &answer,
+            &self.cfg.key,
+            &self.cfg.name,
+            &nonce,
+            now,
+            self.limits,
+        )
+        .map_err(|e| ChannelError::Verification {
+            channel: self.cfg.name.as_str().to_owned(),
+            source: match e {
+                batch::BatchError::Wire(source) => source,
+                // Another site's path, another index, an earlier batch: not an answer to the
+                // nonce this site sent.
+                batch::BatchError::NotInBatch(_) => wire::Misbehavior::WrongNonce.into(),
+                other => wire::Misbehavior::Sizes(other.to_string()).into(),
+            },
+            url: url.clone(),
+        })
+        .map(|up| Some((up, url)))
     }
 
     /// Fetches the channel's signed checkpoint (not nonce-bound; used by `init` to learn and
@@ -362,6 +402,21 @@ impl<'a> ChannelClient<'a> {
         path: &str,
         limit: u64,
     ) -> Result<(T, String), ChannelError> {
+        self.get_envelope_or_missing(path, limit, false)?
+            .ok_or_else(|| ChannelError::Unreachable {
+                channel: self.cfg.name.as_str().to_owned(),
+                errors: Vec::new(),
+            })
+    }
+
+    /// [`Self::get_envelope`]; with `missing_ok`, a channel that answers HTTP 404 `not_found`
+    /// (an endpoint it does not have) gives `Ok(None)` instead of an error.
+    fn get_envelope_or_missing<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        limit: u64,
+        missing_ok: bool,
+    ) -> Result<Option<(T, String)>, ChannelError> {
         let channel = self.cfg.name.as_str();
         let malformed = |url: &str, message: String| ChannelError::Malformed {
             channel: channel.to_owned(),
@@ -395,7 +450,7 @@ impl<'a> ChannelClient<'a> {
                 continue;
             }
             match Envelope::<T>::open(&resp.body, limit) {
-                Ok(v) if (200..300).contains(&status) => return Ok((v, url)),
+                Ok(v) if (200..300).contains(&status) => return Ok(Some((v, url))),
                 Ok(_) => {
                     return Err(malformed(
                         &url,
@@ -410,6 +465,11 @@ impl<'a> ChannelClient<'a> {
                         url,
                         source: WireError::Remote { code, message },
                     });
+                }
+                Err(WireError::Remote { code, .. })
+                    if missing_ok && status == 404 && code == ErrorCode::NotFound =>
+                {
+                    return Ok(None);
                 }
                 Err(WireError::Remote { code, message }) if is_outage_code(&code) => {
                     errors.push(format!("{url}: HTTP {status} {code}: {}", shown(&message)));

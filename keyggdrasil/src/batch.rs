@@ -19,13 +19,19 @@
 //! signed, or an answer made for an earlier request (a reused batch) all fail the last check.
 //!
 //! What it does not do: the answer carries no entries; the site checks entries (from tiles or
-//! pages) against the signed `root` as before. Not wired into the channel or continuum yet.
+//! pages) against the signed `root` as before. [`verify_batched_update`] turns a verified
+//! answer into the [`VerifiedUpdate`] a "no updates" answer of `GET /v1/updates` would be, so
+//! the site's log, notary and fork evidence treat both alike (the batch head is a statement of
+//! its own kind, [`crate::evidence::StatementKind::Batch`]). The channel serves batched answers
+//! at `GET /v1/fresh?nonce=`.
 
 use crate::limits::Limits;
 use crate::merkle::{Hash, InclusionProof, MemoryStore, MerkleError, TreeHasher, prove_inclusion};
 use crate::names::ChannelName;
 use crate::protocol::Context;
-use crate::wire::{Nonce, Signed, TreeHash, WIRE_VERSION, WireError, check_proof_len, check_time};
+use crate::wire::{
+    Nonce, Signed, TreeHash, VerifiedUpdate, WIRE_VERSION, WireError, check_proof_len, check_time,
+};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -249,4 +255,25 @@ pub fn verify_batched(
     )
     .map_err(BatchError::NotInBatch)?;
     Ok(VerifiedBatch { head })
+}
+
+/// [`verify_batched`], then the answer as a [`VerifiedUpdate`] with no entries at the signed
+/// size (`since == size == tree_size`): what the site's log and notary take. Whether that size is
+/// the site's own (nothing new), larger (fetch the entries), or smaller (a rollback) is the
+/// caller's to decide.
+pub fn verify_batched_update(
+    answer: &BatchedAnswer,
+    channel_key: &crate::keys::PublicKey,
+    origin: &ChannelName,
+    nonce: &Nonce,
+    now: u64,
+    limits: &Limits,
+) -> Result<VerifiedUpdate, BatchError> {
+    let verified = verify_batched(answer, channel_key, origin, nonce, now, limits)?;
+    Ok(VerifiedUpdate::from_batch(
+        &verified.head,
+        nonce.clone(),
+        answer.head.clone(),
+        *channel_key,
+    ))
 }

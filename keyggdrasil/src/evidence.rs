@@ -5,7 +5,8 @@
 //!
 //! A *statement* is anything the channel signs about its log: an update answer (context
 //! `channel-update`: since, size, root and the entries `since..size`) or a checkpoint (context
-//! `checkpoint`: size and root). Nonce and time are not looked at here: a statement stays a
+//! `checkpoint`: size and root) or a batch head (context `channel-batch`: size and root, signed
+//! once for a batch of nonces, [`crate::batch`]). Nonce and time are not looked at here: a statement stays a
 //! statement about the log however old it is, and a fork is forever.
 //!
 //! [`find_contradiction`] looks only at the statements it is given, so anybody holding the
@@ -19,9 +20,10 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
+use crate::batch::BatchHead;
 use crate::keys::PublicKey;
 use crate::limits::Limits;
-use crate::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
+use crate::merkle::{Blake2b256, Hash, MAX_TREE_SIZE, TreeHasher, root_from_leaf_hashes};
 use crate::names::ChannelName;
 use crate::protocol::Context;
 use crate::wire::{
@@ -36,6 +38,8 @@ pub enum StatementKind {
     Update,
     /// A checkpoint (`checkpoint` context), size and root only.
     Checkpoint,
+    /// A batch head (`channel-batch` context), size and root only.
+    Batch,
 }
 
 /// A channel-signed statement whose signature verified with the pinned channel key.
@@ -154,13 +158,13 @@ pub fn parse_statement(
                 max_small_response_bytes: limit,
                 ..Limits::default()
             };
-            let cp =
-                verify_checkpoint(signed, key, Some(origin), &limits).map_err(|e| match e {
-                    WireError::Misbehaved(crate::wire::Misbehavior::BadSignature(_)) => {
-                        EvidenceError::NotChannelSigned(e)
-                    }
-                    other => EvidenceError::Malformed(other.to_string()),
-                })?;
+            let cp = match verify_checkpoint(signed, key, Some(origin), &limits) {
+                Ok(cp) => cp,
+                Err(WireError::Misbehaved(crate::wire::Misbehavior::BadSignature(_))) => {
+                    return parse_batch_head(signed, origin, key, limit);
+                }
+                Err(other) => return Err(EvidenceError::Malformed(other.to_string())),
+            };
             Ok(Statement {
                 kind: StatementKind::Checkpoint,
                 since: cp.size(),
@@ -174,12 +178,49 @@ pub fn parse_statement(
     }
 }
 
+/// The last statement kind [`parse_statement`] tries: a batch head.
+fn parse_batch_head(
+    signed: &Signed,
+    origin: &ChannelName,
+    key: &PublicKey,
+    limit: u64,
+) -> Result<Statement, EvidenceError> {
+    let head: BatchHead = signed
+        .open(key, Context::ChannelBatch, limit)
+        .map_err(|e| match e {
+            WireError::Misbehaved(crate::wire::Misbehavior::BadSignature(_)) => {
+                EvidenceError::NotChannelSigned(e)
+            }
+            other => EvidenceError::Malformed(other.to_string()),
+        })?;
+    if head.v != WIRE_VERSION || &head.origin != origin || head.size > MAX_TREE_SIZE {
+        return Err(EvidenceError::Malformed(format!(
+            "batch head for channel {:?}, version {}, size {}",
+            head.origin.as_str(),
+            head.v,
+            head.size
+        )));
+    }
+    Ok(Statement {
+        kind: StatementKind::Batch,
+        since: head.size,
+        size: head.size,
+        root: head.root.0,
+        leaves: Vec::new(),
+        signed: signed.clone(),
+    })
+}
+
 impl Statement {
     /// The statement an update answer makes, without verifying it again: a
     /// [`VerifiedUpdate`] already passed every check [`parse_statement`] makes.
     pub fn from_update(update: &VerifiedUpdate) -> Self {
         Statement {
-            kind: StatementKind::Update,
+            kind: if update.is_batched() {
+                StatementKind::Batch
+            } else {
+                StatementKind::Update
+            },
             since: update.since(),
             size: update.size(),
             root: update.root().0,

@@ -483,9 +483,44 @@ pub struct VerifiedUpdate {
     entries: Vec<Entry>,
     signed: Signed,
     channel_key: PublicKey,
+    batched: bool,
 }
 
 impl VerifiedUpdate {
+    /// The "no updates" answer a verified batch head makes for the site's nonce: no entries,
+    /// `since == size == tree_size ==` the signed size. `signed` is the batch head (context
+    /// `channel-batch`), kept as evidence like any statement. Only
+    /// [`crate::batch::verify_batched_update`] calls this, after every check.
+    pub(crate) fn from_batch(
+        head: &crate::batch::BatchHead,
+        nonce: Nonce,
+        signed: Signed,
+        channel_key: PublicKey,
+    ) -> Self {
+        VerifiedUpdate {
+            payload: UpdatePayload {
+                v: head.v,
+                origin: head.origin.clone(),
+                nonce,
+                time: head.time,
+                since: head.size,
+                size: head.size,
+                root: head.root,
+                tree_size: head.size,
+                entries: Vec::new(),
+            },
+            entries: Vec::new(),
+            signed,
+            channel_key,
+            batched: true,
+        }
+    }
+    /// True when this answer came from a batched freshness answer ([`crate::batch`]): then
+    /// [`Self::signed`] is the batch head, and [`Self::payload`] is made from it (the nonce is
+    /// the site's own, bound by the batch path rather than signed directly).
+    pub fn is_batched(&self) -> bool {
+        self.batched
+    }
     /// The pinned channel key the signature was verified with: a consumer that follows several
     /// channels compares it (and [`Self::origin`]) with the channel it files the update under.
     pub fn channel_key(&self) -> &PublicKey {
@@ -611,6 +646,7 @@ pub fn verify_update(
         entries,
         signed: signed.clone(),
         channel_key: *channel_key,
+        batched: false,
     })
 }
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use keyggdrasil::batch::{BatchHead, BatchTree, BatchedAnswer};
 use keyggdrasil::entry::Entry;
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::merkle::{Blake2b256, MemoryStore};
@@ -418,6 +419,8 @@ pub fn query<'a>(path: &'a str, name: &str) -> Option<&'a str> {
 /// real channel's entries followed by `extra`: the entries from `S` on, the root over the
 /// whole forged log, the request's nonce, the current time, signed with `key`. Everything a
 /// site checks on the answer itself passes; only what it checks on the entries can refuse.
+/// A `/v1/fresh?nonce=N` request gets the forged log's size and root as a batch of one, signed
+/// with `key` under the batch context.
 pub fn evil_log(upstream: &str, key: &KeyPair, extra: &[Entry], path: &str) -> Answer {
     let since: u64 = query(path, "since")
         .and_then(|s| s.parse().ok())
@@ -445,20 +448,45 @@ pub fn evil_log(upstream: &str, key: &KeyPair, extra: &[Entry], path: &str) -> A
         tree.append(&Blake2b256, e.as_bytes()).expect("append");
     }
     let size = log.len() as u64;
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let root = TreeHash(tree.root(&Blake2b256).expect("root"));
+    if path.starts_with("/v1/fresh") {
+        // The forged log's head as a batch of one: what a channel holding `key` would sign.
+        let batch = BatchTree::new(std::slice::from_ref(&nonce)).expect("batch");
+        let head = BatchHead {
+            v: real.v,
+            origin: real.origin.clone(),
+            time,
+            size,
+            root,
+            batch_size: 1,
+            batch_root: TreeHash(batch.root()),
+        };
+        let data = BatchedAnswer {
+            head: Signed::sign(key, Context::ChannelBatch, &head),
+            index: 0,
+            path: Vec::new(),
+        };
+        return Answer::Body {
+            status: 200,
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(&Envelope::Ok { data }).expect("json"),
+        };
+    }
     let payload = UpdatePayload {
         nonce,
         since,
         size,
-        root: TreeHash(tree.root(&Blake2b256).expect("root")),
+        root,
         tree_size: size,
         entries: log
             .get(usize::try_from(since).unwrap_or(usize::MAX)..)
             .unwrap_or(&[])
             .to_vec(),
-        time: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
+        time,
         ..real
     };
     let data = Signed::sign(key, Context::ChannelUpdate, &payload);

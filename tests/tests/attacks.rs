@@ -321,7 +321,7 @@ fn shrinking_log_is_refused_as_a_rollback() {
     assert_refused(
         &site,
         EXIT_VERIFICATION,
-        &["rollback", "shorter than the 3 entries"],
+        &["rollback", "shrank from 3 to 2 entries"],
     );
 
     acme.publish(&a, "hello", "1.0.0", &archive("1.0.0", "substitute"));

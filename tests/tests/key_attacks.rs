@@ -52,7 +52,7 @@ fn evil() -> Evil {
     let key = Arc::new(channel.signing_key());
     let (up, ex) = (channel.base.clone(), extra.clone());
     let front = Front::start(&channel.base, move |path| {
-        if path.starts_with("/v1/updates") {
+        if path.starts_with("/v1/updates") || path.starts_with("/v1/fresh") {
             evil_log(&up, &key, &ex.lock().unwrap(), path)
         } else {
             Answer::Pass

@@ -96,9 +96,12 @@ impl Refusal {
 
 /// The contexts the signer signs. Everything else (log entries, notary answers, bundles, and
 /// the signer-request MAC context itself) is refused: the channel key only ever vouches for
-/// the channel's own answers and checkpoints.
+/// the channel's own answers, batch heads and checkpoints.
 pub fn context_allowed(context: Context) -> bool {
-    matches!(context, Context::ChannelUpdate | Context::Checkpoint)
+    matches!(
+        context,
+        Context::ChannelUpdate | Context::ChannelBatch | Context::Checkpoint
+    )
 }
 
 /// A parsed request body. Borrowed from the frame; nothing is checked beyond the format.

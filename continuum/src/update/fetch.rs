@@ -8,10 +8,11 @@
 
 use keyggdrasil::log::LogView;
 use keyggdrasil::tiles::{TILE_WIDTH, TileId};
+use keyggdrasil::wire::{Misbehavior, VerifiedUpdate};
 use rusqlite::Connection;
 
 use super::{MAX_PAGES_PER_RUN, UpdateError};
-use crate::channel::ChannelClient;
+use crate::channel::{ChannelClient, ChannelError};
 use crate::config::ChannelConfig;
 use crate::snapshot;
 
@@ -29,7 +30,38 @@ pub(super) fn fetch(
     let name = channel.name.as_str();
     let mut candidate = accepted.clone();
     snapshot::clear_staged(conn, name)?;
-    if !channel.tile_mirrors.is_empty() && from_tiles(conn, channel, client, &mut candidate, now)? {
+    // The small signed answer first: most runs find nothing new, and one batched signature of
+    // the channel answers many sites at once.
+    let fresh = client.fresh(now)?;
+    if let Some((up, url)) = &fresh {
+        if up.size() <= candidate.size() {
+            // Observed first, like every statement: a root that contradicts what the channel
+            // showed before is kept as fork evidence.
+            crate::notary::observe(conn, channel, up)?;
+            if up.size() < candidate.size() {
+                return Err(ChannelError::Verification {
+                    channel: name.to_owned(),
+                    url: url.clone(),
+                    source: Misbehavior::Rollback {
+                        have: candidate.size(),
+                        got: up.size(),
+                    }
+                    .into(),
+                }
+                .into());
+            }
+            candidate
+                .extend(up)
+                .map_err(|source| UpdateError::NotAnExtension {
+                    channel: name.to_owned(),
+                    source,
+                })?;
+            return Ok(candidate);
+        }
+    }
+    if !channel.tile_mirrors.is_empty()
+        && from_tiles(conn, channel, client, &mut candidate, now, fresh.map(|(up, _)| up))?
+    {
         return Ok(candidate);
     }
     for _ in 0..MAX_PAGES_PER_RUN {
@@ -74,6 +106,7 @@ fn from_tiles(
     client: &ChannelClient<'_>,
     candidate: &mut LogView,
     now: u64,
+    fresh: Option<VerifiedUpdate>,
 ) -> Result<bool, UpdateError> {
     let name = channel.name.as_str();
     let Some(checkpoint) = client.tile_checkpoint()? else {
@@ -125,7 +158,12 @@ fn from_tiles(
             channel: name.to_owned(),
             source,
         })?;
-    let up = client.updates(end, now)?;
+    // The batched answer of this run is the nonce-bound statement when it is of the mirror's
+    // size (the mirror is current); else the channel's own answer from there.
+    let up = match fresh {
+        Some(up) if up.size() == end => up,
+        _ => client.updates(end, now)?,
+    };
     crate::notary::observe_after_leaf_hashes(conn, channel, &hashes, &up)?;
     view.extend(&up)
         .map_err(|source| UpdateError::NotAnExtension {
