@@ -125,7 +125,10 @@ impl AppState {
             uploads: tokio::sync::Semaphore::new(limits.max_concurrent_uploads.max(1)),
             checkpoint: Mutex::new(None),
             fresh: crate::fresh::Batcher::new(
-                writer.clone(),
+                {
+                    let writer = writer.clone();
+                    Arc::new(move || writer.head())
+                },
                 signer.clone(),
                 origin.clone(),
                 limits.max_fresh_batch,

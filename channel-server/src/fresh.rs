@@ -26,7 +26,10 @@ use keyggdrasil::wire::{Nonce, Signed, TreeHash, WIRE_VERSION};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{PayloadSigner, SignerDown};
-use crate::writer::WriterHandle;
+use crate::writer::Head;
+
+/// Reads the log's current head (the writer's, in the server).
+pub type HeadSource = Arc<dyn Fn() -> Head + Send + Sync>;
 
 /// Requests waiting for the batcher before new ones wait to be queued.
 const QUEUE: usize = 8192;
@@ -36,17 +39,17 @@ type Reply = oneshot::Sender<Result<BatchedAnswer, SignerDown>>;
 /// The batcher's handle: cheap to share; its task starts on first use inside the runtime.
 pub struct Batcher {
     inner: OnceLock<mpsc::Sender<(Nonce, Reply)>>,
-    writer: WriterHandle,
+    head: HeadSource,
     signer: Arc<dyn PayloadSigner>,
     origin: ChannelName,
     max_batch: usize,
 }
 
 impl Batcher {
-    /// A batcher over the writer's head, signing with `signer`, at most `max_batch` nonces a
-    /// batch (clamped to `1..=MAX_BATCH`).
+    /// A batcher over the log head `head` reads, signing with `signer`, at most `max_batch`
+    /// nonces a batch (clamped to `1..=MAX_BATCH`).
     pub fn new(
-        writer: WriterHandle,
+        head: HeadSource,
         signer: Arc<dyn PayloadSigner>,
         origin: ChannelName,
         max_batch: usize,
@@ -54,7 +57,7 @@ impl Batcher {
         let most = usize::try_from(keyggdrasil::batch::MAX_BATCH).unwrap_or(usize::MAX);
         Self {
             inner: OnceLock::new(),
-            writer,
+            head,
             signer,
             origin,
             max_batch: max_batch.clamp(1, most),
@@ -68,7 +71,7 @@ impl Batcher {
             let (tx, rx) = mpsc::channel(QUEUE);
             tokio::spawn(run(
                 rx,
-                self.writer.clone(),
+                self.head.clone(),
                 self.signer.clone(),
                 self.origin.clone(),
                 self.max_batch,
@@ -83,7 +86,7 @@ impl Batcher {
 
 async fn run(
     mut rx: mpsc::Receiver<(Nonce, Reply)>,
-    writer: WriterHandle,
+    head: HeadSource,
     signer: Arc<dyn PayloadSigner>,
     origin: ChannelName,
     max_batch: usize,
@@ -91,7 +94,7 @@ async fn run(
     let mut waiting = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut waiting, max_batch).await > 0 {
         let (nonces, replies): (Vec<Nonce>, Vec<Reply>) = waiting.drain(..).unzip();
-        match sign_batch(&nonces, &writer, signer.as_ref(), &origin).await {
+        match sign_batch(&nonces, &head, signer.as_ref(), &origin).await {
             Ok((head, tree)) => {
                 for (index, reply) in replies.into_iter().enumerate() {
                     let index = index as u64;
@@ -118,7 +121,7 @@ async fn run(
 
 async fn sign_batch(
     nonces: &[Nonce],
-    writer: &WriterHandle,
+    head: &HeadSource,
     signer: &dyn PayloadSigner,
     origin: &ChannelName,
 ) -> Result<(Signed, BatchTree), SignerDown> {
@@ -127,7 +130,7 @@ async fn sign_batch(
         tracing::error!(error = %e, "could not build a batch");
         SignerDown
     })?;
-    let log = writer.head();
+    let log = head();
     let head = BatchHead {
         v: WIRE_VERSION,
         origin: origin.clone(),
@@ -145,4 +148,156 @@ async fn sign_batch(
         .sign(Context::ChannelBatch, payload.clone().into_bytes())
         .await?;
     Ok((Signed::from_parts(payload, signature), tree))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use keyggdrasil::batch::verify_batched;
+    use keyggdrasil::keys::{KeyPair, Signature};
+    use keyggdrasil::limits::Limits;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// Signs with a test key, but each signature waits for a permit of `gate`: the test holds
+    /// the signer busy while it queues requests.
+    struct GatedSigner {
+        key: KeyPair,
+        gate: Semaphore,
+        calls: AtomicUsize,
+    }
+
+    impl PayloadSigner for GatedSigner {
+        fn sign(
+            &self,
+            context: Context,
+            payload: Vec<u8>,
+        ) -> Pin<Box<dyn Future<Output = Result<Signature, SignerDown>> + Send + '_>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                let permit = self.gate.acquire().await.map_err(|_| SignerDown)?;
+                permit.forget();
+                Ok(keyggdrasil::protocol::sign(&self.key, context, &payload))
+            })
+        }
+        fn is_up(&self) -> bool {
+            true
+        }
+    }
+
+    fn origin() -> ChannelName {
+        ChannelName::parse("test.channel").unwrap()
+    }
+
+    async fn wait_until(what: impl Fn() -> bool) {
+        while !what() {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The nonces that arrive while one batch is at the signer become the next batch, in
+    /// arrival order, at most `max_batch` of them; each answer verifies for its own nonce only.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_nonces_queued_while_signing_share_the_next_signature() {
+        let signer = Arc::new(GatedSigner {
+            key: KeyPair::generate(),
+            gate: Semaphore::new(0),
+            calls: AtomicUsize::new(0),
+        });
+        let head: HeadSource = Arc::new(|| Head {
+            size: 42,
+            root: [5; 32],
+        });
+        let batcher = Arc::new(Batcher::new(head, signer.clone(), origin(), 8));
+        let nonces: Vec<Nonce> = (0..11).map(|_| Nonce::generate()).collect();
+
+        let first = {
+            let (b, n) = (batcher.clone(), nonces[0].clone());
+            tokio::spawn(async move { b.answer(n).await })
+        };
+        wait_until(|| signer.calls.load(Ordering::SeqCst) == 1).await;
+        // The first batch is at the signer; ten more arrive, in this order.
+        let mut rest = Vec::new();
+        for (i, n) in nonces[1..].iter().enumerate() {
+            let (b, n) = (batcher.clone(), n.clone());
+            rest.push(tokio::spawn(async move { b.answer(n).await }));
+            let tx = batcher.inner.get().unwrap();
+            wait_until(|| tx.max_capacity() - tx.capacity() == i + 1).await;
+        }
+        signer.gate.add_permits(3);
+        let limits = Limits::default();
+        let now = crate::api::now_secs();
+        let first = first.await.unwrap().unwrap();
+        let mut answers = vec![first];
+        for r in rest {
+            answers.push(r.await.unwrap().unwrap());
+        }
+        assert_eq!(signer.calls.load(Ordering::SeqCst), 3);
+        let heads: Vec<BatchHead> = answers
+            .iter()
+            .map(|a| serde_json::from_str(&a.head.payload).unwrap())
+            .collect();
+        // Batches of 1, then 8 (the most), then the 2 left.
+        let shape: Vec<(u64, u64)> = heads
+            .iter()
+            .zip(&answers)
+            .map(|(h, a)| (h.batch_size, a.index))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (1, 0),
+                (8, 0),
+                (8, 1),
+                (8, 2),
+                (8, 3),
+                (8, 4),
+                (8, 5),
+                (8, 6),
+                (8, 7),
+                (2, 0),
+                (2, 1)
+            ]
+        );
+        assert!(answers[1..9].iter().all(|a| a.head == answers[1].head));
+        for (a, n) in answers.iter().zip(&nonces) {
+            let v = verify_batched(a, &signer.key.public(), &origin(), n, now, &limits).unwrap();
+            assert_eq!((v.size(), v.root().0), (42, [5; 32]));
+        }
+        // Another site's answer in the same batch is not an answer to this nonce.
+        assert!(
+            verify_batched(
+                &answers[2],
+                &signer.key.public(),
+                &origin(),
+                &nonces[1],
+                now,
+                &limits
+            )
+            .is_err()
+        );
+    }
+
+    /// A signer that is down fails every request of its batch; the next batch is tried anew.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_signature_fails_its_batch_only() {
+        let signer = Arc::new(GatedSigner {
+            key: KeyPair::generate(),
+            gate: Semaphore::new(0),
+            calls: AtomicUsize::new(0),
+        });
+        signer.gate.close();
+        let head: HeadSource = Arc::new(|| Head {
+            size: 0,
+            root: [0; 32],
+        });
+        let batcher = Batcher::new(head, signer.clone(), origin(), 256);
+        assert_eq!(batcher.answer(Nonce::generate()).await, Err(SignerDown));
+        assert_eq!(batcher.answer(Nonce::generate()).await, Err(SignerDown));
+        assert_eq!(signer.calls.load(Ordering::SeqCst), 2);
+    }
 }

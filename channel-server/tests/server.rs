@@ -5,6 +5,7 @@
 mod server {
     mod api;
     mod durability;
+    mod fresh;
     pub mod harness;
     mod refusals;
     mod release_lookup;

@@ -60,7 +60,14 @@ pub(super) fn fetch(
         }
     }
     if !channel.tile_mirrors.is_empty()
-        && from_tiles(conn, channel, client, &mut candidate, now, fresh.map(|(up, _)| up))?
+        && from_tiles(
+            conn,
+            channel,
+            client,
+            &mut candidate,
+            now,
+            fresh.map(|(up, _)| up),
+        )?
     {
         return Ok(candidate);
     }
