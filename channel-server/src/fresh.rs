@@ -216,14 +216,14 @@ mod tests {
         let nonces: Vec<Nonce> = (0..11).map(|_| Nonce::generate()).collect();
 
         let first = {
-            let (b, n) = (batcher.clone(), nonces[0].clone());
+            let (b, n) = (batcher.clone(), nonces[0]);
             tokio::spawn(async move { b.answer(n).await })
         };
         wait_until(|| signer.calls.load(Ordering::SeqCst) == 1).await;
         // The first batch is at the signer; ten more arrive, in this order.
         let mut rest = Vec::new();
         for (i, n) in nonces[1..].iter().enumerate() {
-            let (b, n) = (batcher.clone(), n.clone());
+            let (b, n) = (batcher.clone(), *n);
             rest.push(tokio::spawn(async move { b.answer(n).await }));
             let tx = batcher.inner.get().unwrap();
             wait_until(|| tx.max_capacity() - tx.capacity() == i + 1).await;

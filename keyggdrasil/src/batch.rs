@@ -272,7 +272,7 @@ pub fn verify_batched_update(
     let verified = verify_batched(answer, channel_key, origin, nonce, now, limits)?;
     Ok(VerifiedUpdate::from_batch(
         &verified.head,
-        nonce.clone(),
+        *nonce,
         answer.head.clone(),
         *channel_key,
     ))

@@ -33,31 +33,31 @@ pub(super) fn fetch(
     // The small signed answer first: most runs find nothing new, and one batched signature of
     // the channel answers many sites at once.
     let fresh = client.fresh(now)?;
-    if let Some((up, url)) = &fresh {
-        if up.size() <= candidate.size() {
-            // Observed first, like every statement: a root that contradicts what the channel
-            // showed before is kept as fork evidence.
-            crate::notary::observe(conn, channel, up)?;
-            if up.size() < candidate.size() {
-                return Err(ChannelError::Verification {
-                    channel: name.to_owned(),
-                    url: url.clone(),
-                    source: Misbehavior::Rollback {
-                        have: candidate.size(),
-                        got: up.size(),
-                    }
-                    .into(),
+    if let Some((up, url)) = &fresh
+        && up.size() <= candidate.size()
+    {
+        // Observed first, like every statement: a root that contradicts what the channel
+        // showed before is kept as fork evidence.
+        crate::notary::observe(conn, channel, up)?;
+        if up.size() < candidate.size() {
+            return Err(ChannelError::Verification {
+                channel: name.to_owned(),
+                url: url.clone(),
+                source: Misbehavior::Rollback {
+                    have: candidate.size(),
+                    got: up.size(),
                 }
-                .into());
+                .into(),
             }
-            candidate
-                .extend(up)
-                .map_err(|source| UpdateError::NotAnExtension {
-                    channel: name.to_owned(),
-                    source,
-                })?;
-            return Ok(candidate);
+            .into());
         }
+        candidate
+            .extend(up)
+            .map_err(|source| UpdateError::NotAnExtension {
+                channel: name.to_owned(),
+                source,
+            })?;
+        return Ok(candidate);
     }
     if !channel.tile_mirrors.is_empty()
         && from_tiles(
