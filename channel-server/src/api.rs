@@ -739,6 +739,9 @@ struct Stats {
     releases: u64,
     archives: u64,
     uptime_secs: u64,
+    /// Batched freshness answers given since start, and the signatures they took.
+    fresh_answers: u64,
+    fresh_batches: u64,
 }
 
 async fn stats(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -751,6 +754,8 @@ async fn stats(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
         releases,
         archives,
         uptime_secs: s.started.elapsed().as_secs(),
+        fresh_answers: s.fresh.answers(),
+        fresh_batches: s.fresh.batches(),
     }))
 }
 

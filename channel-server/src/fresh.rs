@@ -17,6 +17,7 @@
 //! (two sites sending the same nonce share a leaf value, which tells each nothing new), or
 //! answer with entries (`/v1/updates`, tiles and `/v1/entries` do that).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use keyggdrasil::batch::{BatchHead, BatchTree, BatchedAnswer};
@@ -43,6 +44,14 @@ pub struct Batcher {
     signer: Arc<dyn PayloadSigner>,
     origin: ChannelName,
     max_batch: usize,
+    counts: Arc<Counts>,
+}
+
+/// Answers given and signatures made (for `/v1/stats`).
+#[derive(Default)]
+struct Counts {
+    answers: AtomicU64,
+    batches: AtomicU64,
 }
 
 impl Batcher {
@@ -61,7 +70,18 @@ impl Batcher {
             signer,
             origin,
             max_batch: max_batch.clamp(1, most),
+            counts: Arc::default(),
         }
+    }
+
+    /// Answers given since start.
+    pub fn answers(&self) -> u64 {
+        self.counts.answers.load(Ordering::Relaxed)
+    }
+
+    /// Batches signed since start.
+    pub fn batches(&self) -> u64 {
+        self.counts.batches.load(Ordering::Relaxed)
     }
 
     /// The answer for `nonce`, signed in the next batch. Fails only if the signer is down (or
@@ -75,6 +95,7 @@ impl Batcher {
                 self.signer.clone(),
                 self.origin.clone(),
                 self.max_batch,
+                self.counts.clone(),
             ));
             tx
         });
@@ -90,12 +111,17 @@ async fn run(
     signer: Arc<dyn PayloadSigner>,
     origin: ChannelName,
     max_batch: usize,
+    counts: Arc<Counts>,
 ) {
     let mut waiting = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut waiting, max_batch).await > 0 {
         let (nonces, replies): (Vec<Nonce>, Vec<Reply>) = waiting.drain(..).unzip();
         match sign_batch(&nonces, &head, signer.as_ref(), &origin).await {
             Ok((head, tree)) => {
+                counts.batches.fetch_add(1, Ordering::Relaxed);
+                counts
+                    .answers
+                    .fetch_add(replies.len() as u64, Ordering::Relaxed);
                 for (index, reply) in replies.into_iter().enumerate() {
                     let index = index as u64;
                     let answer = tree.path(index).map(|path| BatchedAnswer {
