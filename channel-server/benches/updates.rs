@@ -22,9 +22,12 @@ use std::time::{Duration, Instant};
 
 use channel_server::config::Paths;
 use channel_server::signer::{ClientOptions, SignerClient, load_mac_key};
+use keyggdrasil::batch::{BatchedAnswer, verify_batched};
 use keyggdrasil::keys::{KeyPair, PublicKey};
+use keyggdrasil::limits::Limits;
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::protocol::{self, Context};
-use keyggdrasil::wire::{Envelope, Signed, UpdatePayload};
+use keyggdrasil::wire::{Envelope, Nonce, Signed, UpdatePayload};
 
 struct Options {
     rounds: usize,
@@ -177,6 +180,54 @@ fn verify_one(base: &str, key: &PublicKey, nonce: &str) {
         .expect("signature verifies under the channel key");
     assert_eq!(p.nonce.to_hex(), nonce);
     assert!(p.entries.is_empty() && p.size == 0);
+}
+
+/// Checks one batched answer with keyggdrasil only: the nonce is in the signed batch, and the
+/// head states the empty log.
+fn verify_fresh(base: &str, key: &PublicKey, nonce: &str) {
+    let mut buf = Vec::new();
+    common::agent(1)
+        .get(&format!("{base}/v1/fresh?nonce={nonce}"))
+        .call()
+        .expect("GET /v1/fresh")
+        .into_body()
+        .into_reader()
+        .read_to_end(&mut buf)
+        .unwrap();
+    let answer: BatchedAnswer = Envelope::open(&buf, 1 << 20).expect("ok envelope");
+    let origin = ChannelName::parse("bench.channel").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let v = verify_batched(
+        &answer,
+        key,
+        &origin,
+        &Nonce::from_hex(nonce).unwrap(),
+        now,
+        &Limits::default(),
+    )
+    .expect("the batched answer verifies for this nonce");
+    assert_eq!(v.size(), 0);
+}
+
+/// `fresh_answers` and `fresh_batches` of `/v1/stats`.
+fn fresh_counts(base: &str) -> (u64, u64) {
+    let mut buf = Vec::new();
+    common::agent(1)
+        .get(&format!("{base}/v1/stats"))
+        .call()
+        .unwrap()
+        .into_body()
+        .into_reader()
+        .read_to_end(&mut buf)
+        .unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    (
+        s["data"]["fresh_answers"].as_u64().unwrap_or(0),
+        s["data"]["fresh_batches"].as_u64().unwrap_or(0),
+    )
 }
 
 fn channel_key(base: &str) -> PublicKey {
@@ -350,12 +401,18 @@ fn main() {
     let nonce = hex::encode(keyggdrasil::os::random::bytes::<32>());
     verify_one(&server.base, &key, &nonce);
     let updates_url = format!("{}/v1/updates?since=0&nonce={nonce}", server.base);
+    verify_fresh(&server.base, &key, &nonce);
+    // One nonce for every request, as for /v1/updates: the server's work per request is the
+    // same for any nonce, and wrk then needs no script.
+    let fresh_url = format!("{}/v1/fresh?nonce={nonce}", server.base);
     let hello_url = format!("{}/", hello.base);
     println!("hello:   GET {hello_url}");
     println!(
         "channel: GET {updates_url} (empty channel, rate limits off; one answer checked with keyggdrasil)"
     );
-    let (mut hello_rates, mut channel_rates) = (Vec::new(), Vec::new());
+    println!("channel: GET {fresh_url} (batched; one answer checked with keyggdrasil)");
+    let (mut hello_rates, mut channel_rates, mut fresh_rates) =
+        (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=o.rounds {
         let load = common::load();
         let h0 = common::cpu_secs(hello.child.id());
@@ -397,11 +454,42 @@ fn main() {
         );
         assert_eq!(w.non2xx, 0, "the channel answered errors; rate limits off?");
         channel_rates.push(w.rps);
+
+        let load = common::load();
+        let (a0, b0) = fresh_counts(&server.base);
+        let s0 = common::cpu_secs(pid);
+        let g0: f64 = signers.iter().map(|p| common::cpu_secs(*p)).sum();
+        let w = wrk(&fresh_url, &o);
+        let scpu = common::cpu_secs(pid) - s0;
+        let gcpu = signers.iter().map(|p| common::cpu_secs(*p)).sum::<f64>() - g0;
+        let (a1, b1) = fresh_counts(&server.base);
+        println!(
+            "round {round} fresh    {:>9.0} req/s  ({} requests, non-2xx {}, {} ; serve CPU {:.1} us/req, signer CPU {:.1} us/req, {:.1} answers per signature{})  load {load}",
+            w.rps,
+            w.requests,
+            w.non2xx,
+            w.latency,
+            scpu * 1e6 / w.requests.max(1) as f64,
+            gcpu * 1e6 / w.requests.max(1) as f64,
+            (a1 - a0) as f64 / (b1 - b0).max(1) as f64,
+            if w.errors.is_empty() {
+                String::new()
+            } else {
+                format!(", socket errors: {}", w.errors)
+            },
+        );
+        assert_eq!(w.non2xx, 0, "the channel answered errors; rate limits off?");
+        fresh_rates.push(w.rps);
     }
-    let (h, c) = (median(&mut hello_rates), median(&mut channel_rates));
+    let (h, c, f) = (
+        median(&mut hello_rates),
+        median(&mut channel_rates),
+        median(&mut fresh_rates),
+    );
     println!(
-        "median: hello {h:.0} req/s, signed no-updates {c:.0} req/s, ratio {:.2} (goal >= 0.60)  load {}",
+        "median: hello {h:.0} req/s, signed no-updates {c:.0} req/s (ratio {:.2}), batched fresh {f:.0} req/s (ratio {:.2}; goal >= 0.60)  load {}",
         c / h,
+        f / h,
         common::load()
     );
     server.stop();

@@ -498,12 +498,24 @@ async fn fresh(
     let q = query(q)?;
     let nonce = Nonce::from_hex(&q.nonce)
         .map_err(|e| ApiError::bad_request(ErrorCode::BadNonce, e.to_string()))?;
-    let answer = s
+    let (batch, index) = s
         .fresh
         .answer(nonce)
         .await
         .map_err(|_| ApiError::signer_down())?;
-    Ok(ok(answer))
+    let body = batch.envelope(index).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error",
+        )
+    })?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// How long a signed checkpoint is reused while the log does not grow.

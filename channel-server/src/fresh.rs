@@ -35,7 +35,42 @@ pub type HeadSource = Arc<dyn Fn() -> Head + Send + Sync>;
 /// Requests waiting for the batcher before new ones wait to be queued.
 const QUEUE: usize = 8192;
 
-type Reply = oneshot::Sender<Result<BatchedAnswer, SignerDown>>;
+type Reply = oneshot::Sender<Result<(Arc<SignedBatch>, u64), SignerDown>>;
+
+/// One signed batch, shared by the requests it answers: each builds its own path and body, so
+/// the per-answer work runs on the request's own thread, not in the batcher's one task.
+pub struct SignedBatch {
+    /// The signed head as it appears in every answer (`Signed` JSON, serialised once).
+    head_json: String,
+    head: Signed,
+    tree: BatchTree,
+}
+
+impl SignedBatch {
+    /// The answer for the nonce at `index`.
+    pub fn answer(&self, index: u64) -> Option<BatchedAnswer> {
+        Some(BatchedAnswer {
+            head: self.head.clone(),
+            index,
+            path: self.tree.path(index).ok()?,
+        })
+    }
+
+    /// The whole HTTP body (`{"status":"ok","data":<answer>}`) for the nonce at `index`, the
+    /// same bytes as serialising [`Self::answer`] in its envelope, with the head serialised
+    /// once per batch instead of once per answer.
+    pub fn envelope(&self, index: u64) -> Option<Vec<u8>> {
+        let path = self.tree.path(index).ok()?;
+        let path = serde_json::to_string(&path).ok()?;
+        Some(
+            format!(
+                r#"{{"status":"ok","data":{{"head":{},"index":{index},"path":{path}}}}}"#,
+                self.head_json
+            )
+            .into_bytes(),
+        )
+    }
+}
 
 /// The batcher's handle: cheap to share; its task starts on first use inside the runtime.
 pub struct Batcher {
@@ -84,9 +119,9 @@ impl Batcher {
         self.counts.batches.load(Ordering::Relaxed)
     }
 
-    /// The answer for `nonce`, signed in the next batch. Fails only if the signer is down (or
-    /// the batcher stopped, which happens only at shutdown).
-    pub async fn answer(&self, nonce: Nonce) -> Result<BatchedAnswer, SignerDown> {
+    /// The batch that signed `nonce` and its index there: the next batch. Fails only if the
+    /// signer is down (or the batcher stopped, which happens only at shutdown).
+    pub async fn answer(&self, nonce: Nonce) -> Result<(Arc<SignedBatch>, u64), SignerDown> {
         let tx = self.inner.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             tokio::spawn(run(
@@ -117,23 +152,15 @@ async fn run(
     while rx.recv_many(&mut waiting, max_batch).await > 0 {
         let (nonces, replies): (Vec<Nonce>, Vec<Reply>) = waiting.drain(..).unzip();
         match sign_batch(&nonces, &head, signer.as_ref(), &origin).await {
-            Ok((head, tree)) => {
+            Ok(batch) => {
                 counts.batches.fetch_add(1, Ordering::Relaxed);
                 counts
                     .answers
                     .fetch_add(replies.len() as u64, Ordering::Relaxed);
+                let batch = Arc::new(batch);
                 for (index, reply) in replies.into_iter().enumerate() {
-                    let index = index as u64;
-                    let answer = tree.path(index).map(|path| BatchedAnswer {
-                        head: head.clone(),
-                        index,
-                        path,
-                    });
-                    // A path exists for every index of a built tree; a requester that gave up
-                    // (timed out) just drops its answer.
-                    if let Ok(answer) = answer {
-                        let _ = reply.send(Ok(answer));
-                    }
+                    // A requester that gave up (timed out) just drops its answer.
+                    let _ = reply.send(Ok((batch.clone(), index as u64)));
                 }
             }
             Err(e) => {
@@ -150,7 +177,7 @@ async fn sign_batch(
     head: &HeadSource,
     signer: &dyn PayloadSigner,
     origin: &ChannelName,
-) -> Result<(Signed, BatchTree), SignerDown> {
+) -> Result<SignedBatch, SignerDown> {
     // `recv_many` gives 1..=max_batch nonces, so the tree always builds.
     let tree = BatchTree::new(nonces).map_err(|e| {
         tracing::error!(error = %e, "could not build a batch");
@@ -173,7 +200,16 @@ async fn sign_batch(
     let signature = signer
         .sign(Context::ChannelBatch, payload.clone().into_bytes())
         .await?;
-    Ok((Signed::from_parts(payload, signature), tree))
+    let head = Signed::from_parts(payload, signature);
+    let head_json = serde_json::to_string(&head).map_err(|e| {
+        tracing::error!(error = %e, "could not serialise a signed batch head");
+        SignerDown
+    })?;
+    Ok(SignedBatch {
+        head_json,
+        head,
+        tree,
+    })
 }
 
 #[cfg(test)]
@@ -257,10 +293,19 @@ mod tests {
         signer.gate.add_permits(3);
         let limits = Limits::default();
         let now = crate::api::now_secs();
-        let first = first.await.unwrap().unwrap();
-        let mut answers = vec![first];
-        for r in rest {
-            answers.push(r.await.unwrap().unwrap());
+        let mut answers = Vec::new();
+        for r in std::iter::once(first).chain(rest) {
+            let (batch, index) = r.await.unwrap().unwrap();
+            let answer = batch.answer(index).unwrap();
+            // The hand-made body is exactly the serialised envelope.
+            let envelope = keyggdrasil::wire::Envelope::Ok {
+                data: answer.clone(),
+            };
+            assert_eq!(
+                batch.envelope(index).unwrap(),
+                serde_json::to_vec(&envelope).unwrap()
+            );
+            answers.push(answer);
         }
         assert_eq!(signer.calls.load(Ordering::SeqCst), 3);
         let heads: Vec<BatchHead> = answers
@@ -322,8 +367,14 @@ mod tests {
             root: [0; 32],
         });
         let batcher = Batcher::new(head, signer.clone(), origin(), 256);
-        assert_eq!(batcher.answer(Nonce::generate()).await, Err(SignerDown));
-        assert_eq!(batcher.answer(Nonce::generate()).await, Err(SignerDown));
+        assert!(matches!(
+            batcher.answer(Nonce::generate()).await,
+            Err(SignerDown)
+        ));
+        assert!(matches!(
+            batcher.answer(Nonce::generate()).await,
+            Err(SignerDown)
+        ));
         assert_eq!(signer.calls.load(Ordering::SeqCst), 2);
     }
 }

@@ -26,7 +26,7 @@
 //! at `GET /v1/fresh?nonce=`.
 
 use crate::limits::Limits;
-use crate::merkle::{Hash, InclusionProof, MemoryStore, MerkleError, TreeHasher, prove_inclusion};
+use crate::merkle::{Hash, InclusionProof, MerkleError, TreeHasher};
 use crate::names::ChannelName;
 use crate::protocol::Context;
 use crate::wire::{
@@ -100,10 +100,18 @@ pub struct BatchedAnswer {
     pub path: Vec<TreeHash>,
 }
 
-/// The channel's side: the tree over one batch of nonces.
+/// The channel's side: the tree over one batch of nonces, every node kept, so a path is
+/// O(log n) lookups and no hashing (the channel builds one tree per batch and one path per
+/// request).
+///
+/// Levels are built bottom up; a level of odd length carries its last node up unchanged. That
+/// is the RFC 6962 tree (its left subtrees are perfect, so the lone node at the right edge of
+/// a level is exactly the root of the right subtree that is not yet paired), and its paths are
+/// RFC 6962 audit paths: the sibling at each level where one exists. The tests check both
+/// against [`crate::merkle::prove_inclusion`] for every size up to 300.
 #[derive(Debug, Clone)]
 pub struct BatchTree {
-    store: MemoryStore,
+    levels: Vec<Vec<Hash>>,
 }
 
 /// Why a batch could not be built or an answer was refused.
@@ -136,41 +144,63 @@ impl BatchTree {
         if n == 0 || n > MAX_BATCH {
             return Err(BatchError::BatchSize(n));
         }
-        let mut store = MemoryStore::new();
-        for nonce in nonces {
-            store
-                .append(&BatchHasher, &nonce.0)
-                .map_err(BatchError::NotInBatch)?;
+        let mut levels = vec![
+            nonces
+                .iter()
+                .map(|nonce| BatchHasher.hash_leaf(&nonce.0))
+                .collect::<Vec<Hash>>(),
+        ];
+        while let Some(below) = levels.last().filter(|l| l.len() > 1) {
+            let up = below
+                .chunks(2)
+                .map(|pair| match pair {
+                    [left, right] => BatchHasher.hash_children(left, right),
+                    // `chunks(2)` gives one or two; the last of an odd level goes up as it is.
+                    _ => pair.first().copied().unwrap_or_default(),
+                })
+                .collect();
+            levels.push(up);
         }
-        Ok(Self { store })
+        Ok(Self { levels })
     }
 
     /// How many nonces.
     pub fn len(&self) -> u64 {
-        self.store.size()
+        self.levels.first().map_or(0, |l| l.len() as u64)
     }
 
     /// Never true: a batch has at least one nonce.
     pub fn is_empty(&self) -> bool {
-        self.store.size() == 0
+        self.len() == 0
     }
 
     /// The batch root.
     pub fn root(&self) -> Hash {
-        // A built tree is never empty nor too large, so the root always exists.
-        self.store.root(&BatchHasher).unwrap_or_default()
+        // A built tree has at least one level, and its top level one node.
+        self.levels
+            .last()
+            .and_then(|l| l.first())
+            .copied()
+            .unwrap_or_default()
     }
 
     /// The audit path of nonce `index`.
     pub fn path(&self, index: u64) -> Result<Vec<TreeHash>, BatchError> {
-        let proof =
-            prove_inclusion(&BatchHasher, index, self.len(), &self.store).map_err(|_| {
-                BatchError::Index {
-                    index,
-                    batch_size: self.len(),
-                }
-            })?;
-        Ok(proof.hashes().iter().copied().map(TreeHash).collect())
+        if index >= self.len() {
+            return Err(BatchError::Index {
+                index,
+                batch_size: self.len(),
+            });
+        }
+        let mut i = usize::try_from(index).unwrap_or(usize::MAX);
+        let mut path = Vec::with_capacity(self.levels.len());
+        for level in &self.levels[..self.levels.len() - 1] {
+            if let Some(sibling) = level.get(i ^ 1) {
+                path.push(TreeHash(*sibling));
+            }
+            i /= 2;
+        }
+        Ok(path)
     }
 }
 

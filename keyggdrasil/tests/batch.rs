@@ -260,3 +260,31 @@ fn the_answer_refuses_unknown_fields() {
     v["extra"] = serde_json::json!(true);
     assert!(serde_json::from_value::<BatchedAnswer>(v).is_err());
 }
+
+/// The level-by-level tree is the RFC 6962 tree: same root and same audit paths as the log's
+/// own Merkle code (`MemoryStore` + `prove_inclusion`, checked against other people's vectors)
+/// run with the batch hasher, for every batch size up to 300 and every index.
+#[test]
+fn the_batch_tree_is_the_rfc6962_tree_for_every_size_up_to_300() {
+    use keyggdrasil::batch::BatchHasher;
+    use keyggdrasil::merkle::{MemoryStore, prove_inclusion};
+    let nonces: Vec<Nonce> = (0..300u32)
+        .map(|i| {
+            let mut n = [0u8; 32];
+            n[..4].copy_from_slice(&i.to_be_bytes());
+            Nonce(n)
+        })
+        .collect();
+    let mut store = MemoryStore::new();
+    for k in 1..=nonces.len() {
+        store.append(&BatchHasher, &nonces[k - 1].0).unwrap();
+        let tree = BatchTree::new(&nonces[..k]).unwrap();
+        assert_eq!(tree.root(), store.root(&BatchHasher).unwrap(), "size {k}");
+        for i in 0..k as u64 {
+            let expected = prove_inclusion(&BatchHasher, i, k as u64, &store).unwrap();
+            let got: Vec<_> = tree.path(i).unwrap().into_iter().map(|h| h.0).collect();
+            assert_eq!(got, expected.hashes(), "size {k}, index {i}");
+        }
+        assert!(tree.path(k as u64).is_err());
+    }
+}
