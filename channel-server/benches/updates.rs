@@ -212,8 +212,8 @@ fn verify_fresh(base: &str, key: &PublicKey, nonce: &str) {
     assert_eq!(v.size(), 0);
 }
 
-/// `fresh_answers` and `fresh_batches` of `/v1/stats`.
-fn fresh_counts(base: &str) -> (u64, u64) {
+/// `GET /v1/stats`, its `data`.
+fn stats(base: &str) -> serde_json::Value {
     let mut buf = Vec::new();
     common::agent(1)
         .get(&format!("{base}/v1/stats"))
@@ -223,31 +223,21 @@ fn fresh_counts(base: &str) -> (u64, u64) {
         .into_reader()
         .read_to_end(&mut buf)
         .unwrap();
-    let s: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    let mut s: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    s["data"].take()
+}
+
+/// `fresh_answers` and `fresh_batches` of `/v1/stats`.
+fn fresh_counts(base: &str) -> (u64, u64) {
+    let s = stats(base);
     (
-        s["data"]["fresh_answers"].as_u64().unwrap_or(0),
-        s["data"]["fresh_batches"].as_u64().unwrap_or(0),
+        s["fresh_answers"].as_u64().unwrap_or(0),
+        s["fresh_batches"].as_u64().unwrap_or(0),
     )
 }
 
 fn channel_key(base: &str) -> PublicKey {
-    #[derive(serde::Deserialize)]
-    struct Stats {
-        channel_key: PublicKey,
-    }
-    let mut buf = Vec::new();
-    common::agent(1)
-        .get(&format!("{base}/v1/stats"))
-        .call()
-        .unwrap()
-        .into_body()
-        .into_reader()
-        .read_to_end(&mut buf)
-        .unwrap();
-    let s: serde_json::Value = serde_json::from_slice(&buf).unwrap();
-    serde_json::from_value::<Stats>(s["data"].clone())
-        .unwrap()
-        .channel_key
+    serde_json::from_value(stats(base)["channel_key"].take()).unwrap()
 }
 
 fn median(v: &mut [f64]) -> f64 {
