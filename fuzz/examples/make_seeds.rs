@@ -9,6 +9,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use keyggdrasil::archive::{ArchiveLimits, Manifest};
+use keyggdrasil::batch::{BatchHead, BatchTree, BatchedAnswer};
 use keyggdrasil::bundle::{Bundle, Kind, ReleaseRequest, Request};
 use keyggdrasil::entry::{Claim, Digest512, Entry, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::kdf::Derivation;
@@ -308,16 +309,37 @@ fn wire_seeds(dir: &Path, entries: &[Entry]) -> Res {
     }
     write(dir, "9-checkpoint", &prefixed(9, &json(&checkpoint)?))?;
     write(dir, "10-signed", &prefixed(10, &json(&signed_checkpoint)?))?;
+    // A batched freshness answer for the zero nonce, third of a batch of three.
+    let batch = BatchTree::new(&[Nonce([1; 32]), Nonce([2; 32]), nonce])?;
+    let head = BatchHead {
+        v: 1,
+        origin: origin.clone(),
+        time: NOW,
+        size: n,
+        root,
+        batch_size: 3,
+        batch_root: TreeHash(batch.root()),
+    };
+    let answer = BatchedAnswer {
+        head: Signed::sign(&channel, Context::ChannelBatch, &head),
+        index: 2,
+        path: batch.path(2)?,
+    };
     write(
         dir,
-        "11-nonce",
-        &prefixed(11, Nonce([0xab; 32]).to_hex().as_bytes()),
+        "11-batched",
+        &prefixed(11, &json(&Envelope::Ok { data: answer })?),
     )?;
-    write(dir, "11-channel", &prefixed(11, b"plugins.example.org"))?;
     write(
         dir,
-        "11-content-type",
-        &prefixed(11, b"application/json; charset=utf-8"),
+        "12-nonce",
+        &prefixed(12, Nonce([0xab; 32]).to_hex().as_bytes()),
+    )?;
+    write(dir, "12-channel", &prefixed(12, b"plugins.example.org"))?;
+    write(
+        dir,
+        "12-content-type",
+        &prefixed(12, b"application/json; charset=utf-8"),
     )?;
     Ok(())
 }

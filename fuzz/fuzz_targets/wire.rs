@@ -18,7 +18,9 @@
 
 use std::sync::LazyLock;
 
+use keyggdrasil::batch::{BatchedAnswer, verify_batched, verify_batched_update};
 use keyggdrasil::entry::Entry;
+use keyggdrasil::evidence::parse_statement;
 use keyggdrasil::keys::KeyPair;
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{self, Blake2b256};
@@ -44,7 +46,7 @@ static NOTARY: LazyLock<KeyPair> =
     LazyLock::new(|| KeyPair::from_seed(&[10; 32]).expect("fixed seed is a valid key"));
 
 /// Mode numbers, as documented in docs/fuzzing.md.
-const MODES: u8 = 12;
+const MODES: u8 = 13;
 
 fn origin() -> ChannelName {
     ChannelName::parse(ORIGIN).expect("constant channel name is valid")
@@ -263,6 +265,46 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(signed) = serde_json::from_slice::<Signed>(rest) {
                 round_trip(&signed);
                 let _ = signed.open::<Checkpoint>(&CHANNEL.public(), Context::Checkpoint, small);
+            }
+        }
+        // A batched freshness answer (`GET /v1/fresh`): as received, then with its head payload
+        // re-signed by the channel key under the batch context so that the fuzzer reaches the
+        // index and path checks. One that verifies for the zero nonce never verifies for another.
+        11 => {
+            let Some(mut answer) = open_envelope::<BatchedAnswer>(rest, small) else {
+                return;
+            };
+            let nonce = Nonce([0; 32]);
+            let _ = verify_batched(&answer, &CHANNEL.public(), &origin(), &nonce, NOW, &limits);
+            let Some(head) = sign_text(
+                answer.head.payload.as_bytes(),
+                &CHANNEL,
+                Context::ChannelBatch,
+            ) else {
+                return;
+            };
+            answer.head = head;
+            let _ = parse_statement(&answer.head, &origin(), &CHANNEL.public(), small);
+            if let Ok(v) =
+                verify_batched_update(&answer, &CHANNEL.public(), &origin(), &nonce, NOW, &limits)
+            {
+                assert!(v.is_batched() && v.entries().is_empty());
+                assert_eq!((v.since(), v.tree_size()), (v.size(), v.size()));
+                assert!(
+                    verify_batched(
+                        &answer,
+                        &CHANNEL.public(),
+                        &origin(),
+                        &Nonce([1; 32]),
+                        NOW,
+                        &limits
+                    )
+                    .is_err()
+                );
+                assert!(
+                    verify_batched(&answer, &NOTARY.public(), &origin(), &nonce, NOW, &limits)
+                        .is_err()
+                );
             }
         }
         // Nonces and channel names from query strings and configuration, and the Content-Type

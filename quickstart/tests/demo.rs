@@ -78,6 +78,9 @@ fn demo_runs_every_step_and_cleans_up() {
         "exited 1: \"BAD ARCHIVE: acme/hello 1.2.0:",
         "the channel replaced its damaged copy with the upload",
         "`channel-server check --archives` passes again, and `continuum update` on site-a installed 1.2.0",
+        // Step 11: batched freshness answers.
+        "began with `GET /v1/fresh`",
+        "such answers with",
         "Stopped 4 server processes and removed",
         "Done: every step behaved as it should.",
     ] {
@@ -108,12 +111,17 @@ fn keep_leaves_the_folder_with_the_refusal_logged() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     let log = std::fs::read_to_string(kept[0].join("site-a/continuum.log")).expect("site log");
     let lines: Vec<&str> = log.lines().collect();
-    // Install 1.0.0, update to 1.1.0, the refused 1.2.0, then 1.2.0 after the repair.
-    assert_eq!(lines.len(), 4, "{log}");
+    // Install 1.0.0, update to 1.1.0, the refused 1.2.0, then 1.2.0 after the repair, then
+    // step 11's run that finds nothing new.
+    assert_eq!(lines.len(), 5, "{log}");
     assert!(lines[0].contains(" update ok: "), "{log}");
     assert!(lines[1].contains(" update ok: "), "{log}");
     assert!(lines[2].contains(" update verification_failed: "), "{log}");
     assert!(lines[3].contains(" update ok: "), "{log}");
+    assert!(
+        lines[4].contains(" update ok: ") && lines[4].contains("up to date"),
+        "{log}"
+    );
     let installed = std::fs::read_to_string(
         kept[0].join("site-a/packages/acme/hello/current/hello-plugin.php"),
     )
