@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use channel_server::config::Paths;
 use channel_server::writer::{self, Policy};
@@ -40,6 +40,11 @@ struct Options {
     raw_clients: Vec<usize>,
     max_batch: usize,
     rounds: usize,
+    /// Hammer mode: offered appends per second (0 = off), for `hammer_secs`, over
+    /// `hammer_clients` connections.
+    hammer_rate: f64,
+    hammer_secs: f64,
+    hammer_clients: usize,
 }
 
 fn parse_list(v: &str) -> Vec<usize> {
@@ -57,6 +62,9 @@ fn options() -> Options {
         raw_clients: vec![64],
         max_batch: 2000,
         rounds: 1,
+        hammer_rate: 0.0,
+        hammer_secs: 30.0,
+        hammer_clients: 256,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -68,6 +76,9 @@ fn options() -> Options {
             "--raw-clients" => o.raw_clients = parse_list(&value()),
             "--max-batch" => o.max_batch = value().parse().expect("a number"),
             "--rounds" => o.rounds = value().parse().expect("a number"),
+            "--hammer-rate" => o.hammer_rate = value().parse().expect("a number"),
+            "--hammer-secs" => o.hammer_secs = value().parse().expect("a number"),
+            "--hammer-clients" => o.hammer_clients = value().parse().expect("a number"),
             // `cargo bench` passes `--bench`; ignore it and anything else cargo adds.
             _ => {}
         }
@@ -113,6 +124,9 @@ fn generate(n: usize) -> Vec<Entry> {
 }
 
 struct HttpResult {
+    /// Seconds from each append's scheduled send time to its durable answer, sorted (paced
+    /// rounds only).
+    latencies: Vec<f64>,
     clients: usize,
     ok: usize,
     other: usize,
@@ -139,6 +153,7 @@ fn http_round(
     clients: usize,
     max_batch: usize,
     kind: Client,
+    pace: Option<f64>,
 ) -> HttpResult {
     let dir = common::temp_dir("appends-http-");
     let config = common::init_channel(
@@ -157,6 +172,7 @@ fn http_round(
         if kind == Client::Ureq { clients } else { 1 } + 1,
     ));
     let sizes = Arc::new(Mutex::new(BTreeSet::new()));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
     let mut handles = Vec::new();
     if kind == Client::Ureq {
         for _ in 0..clients {
@@ -179,8 +195,9 @@ fn http_round(
             server.addr().to_owned(),
             sizes.clone(),
         );
+        let latencies = latencies.clone();
         handles.push(std::thread::spawn(move || {
-            raw_submitters(bodies, next, barrier, addr, clients, sizes)
+            raw_submitters(bodies, next, barrier, addr, clients, sizes, pace, latencies)
         }));
     }
     let load_before = common::load();
@@ -202,7 +219,10 @@ fn http_round(
     server.stop();
     let check = common::check(&config);
     let commits = sizes.lock().unwrap().len();
+    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    latencies.sort_by(f64::total_cmp);
     HttpResult {
+        latencies,
         clients,
         ok,
         other,
@@ -259,6 +279,11 @@ fn ureq_submitter(
 
 /// `clients` keep-alive connections on one thread, each sending the next body as soon as its
 /// previous answer is in: the cheapest load generator we can have on the same cores.
+///
+/// With `pace = Some(rate)`, append `i` is not sent before `start + i / rate` (an open-loop
+/// offered rate, as Tessera's hammer caps it), and its latency counts from that scheduled time,
+/// so time spent waiting for a free connection is counted too (no coordinated omission).
+#[allow(clippy::too_many_arguments)]
 fn raw_submitters(
     bodies: Arc<Vec<String>>,
     next: Arc<AtomicUsize>,
@@ -266,6 +291,8 @@ fn raw_submitters(
     addr: String,
     clients: usize,
     sizes: Arc<Mutex<BTreeSet<u64>>>,
+    pace: Option<f64>,
+    latencies: Arc<Mutex<Vec<f64>>>,
 ) -> (usize, usize) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -280,17 +307,24 @@ fn raw_submitters(
             conns.push(BufReader::new(s));
         }
         barrier.wait();
+        let start = tokio::time::Instant::now();
         let mut set = tokio::task::JoinSet::new();
         for mut conn in conns {
-            let (bodies, next, addr) = (bodies.clone(), next.clone(), addr.clone());
+            let (bodies, next, addr, latencies) =
+                (bodies.clone(), next.clone(), addr.clone(), latencies.clone());
             set.spawn(async move {
                 let (mut ok, mut other, mut seen) = (0usize, 0usize, Vec::new());
+                let mut mine = Vec::new();
                 let mut req = Vec::with_capacity(1024);
                 let mut line = String::new();
                 let mut body = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(b) = bodies.get(i) else { break };
+                    let scheduled = pace.map(|rate| start + Duration::from_secs_f64(i as f64 / rate));
+                    if let Some(at) = scheduled {
+                        tokio::time::sleep_until(at).await;
+                    }
                     req.clear();
                     req.extend_from_slice(
                         format!(
@@ -322,6 +356,9 @@ fn raw_submitters(
                     conn.read_exact(&mut body).await.unwrap();
                     if status == "200" {
                         ok += 1;
+                        if let Some(at) = scheduled {
+                            mine.push(at.elapsed().as_secs_f64());
+                        }
                         if let Ok(a) = Envelope::<SubmitResponse>::open(&body, 1 << 20) {
                             seen.push(a.size);
                         }
@@ -329,6 +366,7 @@ fn raw_submitters(
                         other += 1;
                     }
                 }
+                latencies.lock().unwrap().extend(mine);
                 (ok, other, seen)
             });
         }
@@ -481,6 +519,10 @@ fn main() {
             .map(|e| e.into_checked().unwrap())
             .collect(),
     );
+    if o.hammer_rate > 0.0 {
+        hammer(&o, &bodies);
+        return;
+    }
     for round in 1..=o.rounds {
         println!("\n## round {round}");
         for threads in [1usize, 2] {
@@ -517,7 +559,7 @@ fn main() {
             .map(|c| (*c, Client::Ureq))
             .chain(o.raw_clients.iter().map(|c| (*c, Client::Raw)));
         for (c, kind) in runs {
-            let r = http_round(&bodies, c, o.max_batch, kind);
+            let r = http_round(&bodies, c, o.max_batch, kind, None);
             let name = match kind {
                 Client::Ureq => "ureq threads",
                 Client::Raw => "raw 1 thread",
@@ -540,4 +582,49 @@ fn main() {
             );
         }
     }
+}
+
+/// Tessera-hammer-style: `hammer_rate` appends per second offered for `hammer_secs` over
+/// `hammer_clients` raw connections; accepted appends per second and time to integrate (from
+/// the scheduled send to the durable answer, which the channel gives only after the commit).
+fn hammer(o: &Options, bodies: &Arc<Vec<String>>) {
+    let offered = (o.hammer_rate * o.hammer_secs) as usize;
+    assert!(
+        bodies.len() >= offered,
+        "--entries {} is fewer than rate x secs = {offered}",
+        bodies.len()
+    );
+    let bodies = Arc::new(bodies[..offered].to_vec());
+    let r = http_round(
+        &bodies,
+        o.hammer_clients,
+        o.max_batch,
+        Client::Raw,
+        Some(o.hammer_rate),
+    );
+    let pct = |p: f64| {
+        r.latencies
+            .get(((r.latencies.len() as f64 * p) as usize).min(r.latencies.len().saturating_sub(1)))
+            .map_or(f64::NAN, |s| s * 1e3)
+    };
+    println!(
+        "hammer  offered {:.0}/s for {:.0} s over {} connections: accepted {:.0}/s ({} x 200, {} other, {:.2} s), {} commits, {:.0} entries/commit; time to integrate p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; CPU per append: server {:.0} us, client {:.0} us  load {} -> {}  check: {}",
+        o.hammer_rate,
+        o.hammer_secs,
+        r.clients,
+        r.ok as f64 / r.secs,
+        r.ok,
+        r.other,
+        r.secs,
+        r.commits,
+        r.ok as f64 / r.commits.max(1) as f64,
+        pct(0.50),
+        pct(0.99),
+        r.latencies.last().map_or(f64::NAN, |s| s * 1e3),
+        r.server_cpu * 1e6 / r.ok.max(1) as f64,
+        r.client_cpu * 1e6 / r.ok.max(1) as f64,
+        r.load_before,
+        r.load_after,
+        r.check
+    );
 }
