@@ -13,7 +13,8 @@
 //! path and `batch_root = leaf`. An empty batch does not exist.
 //!
 //! [`verify_batched`] checks, in order: the signature under the pinned key and the batch
-//! context, the version and origin, the time window, `size ≤ MAX_TREE_SIZE`, `index <
+//! context, the version and origin, `size ≤ MAX_TREE_SIZE` (these four are [`open_head`]),
+//! the time window, `index <
 //! batch_size`, the path length, and that the site's own nonce is at `index` under
 //! `batch_root`. A path for another nonce, another index, a head whose batch root was not
 //! signed, or an answer made for an earlier request (a reused batch) all fail the last check.
@@ -194,7 +195,8 @@ impl BatchTree {
         }
         let mut i = usize::try_from(index).unwrap_or(usize::MAX);
         let mut path = Vec::with_capacity(self.levels.len());
-        for level in &self.levels[..self.levels.len() - 1] {
+        let below_root = self.levels.split_last().map_or(&[][..], |(_, rest)| rest);
+        for level in below_root {
             if let Some(sibling) = level.get(i ^ 1) {
                 path.push(TreeHash(*sibling));
             }
@@ -229,6 +231,40 @@ impl VerifiedBatch {
     }
 }
 
+/// Opens a signed batch head as a statement about the log: the signature under the pinned key
+/// and the batch context, the version, the origin, and `size ≤ MAX_TREE_SIZE`. Not the time:
+/// fork evidence stays evidence however old ([`crate::evidence::parse_statement`] uses this),
+/// and [`verify_batched`] adds the time window for a fresh answer.
+pub fn open_head(
+    signed: &Signed,
+    channel_key: &crate::keys::PublicKey,
+    origin: &ChannelName,
+    limit: u64,
+) -> Result<BatchHead, WireError> {
+    let head: BatchHead = signed.open(channel_key, Context::ChannelBatch, limit)?;
+    if head.v != WIRE_VERSION {
+        return Err(WireError::Malformed(format!(
+            "protocol version {} is not supported",
+            head.v
+        )));
+    }
+    if &head.origin != origin {
+        return Err(crate::wire::Misbehavior::WrongChannel {
+            expected: origin.as_str().to_owned(),
+            got: head.origin.as_str().to_owned(),
+        }
+        .into());
+    }
+    if head.size > crate::merkle::MAX_TREE_SIZE {
+        return Err(crate::wire::Misbehavior::Sizes(format!(
+            "size {} is beyond any log",
+            head.size
+        ))
+        .into());
+    }
+    Ok(head)
+}
+
 /// Checks a batched answer to `nonce` (see the module docs for the order of the checks).
 pub fn verify_batched(
     answer: &BatchedAnswer,
@@ -238,31 +274,13 @@ pub fn verify_batched(
     now: u64,
     limits: &Limits,
 ) -> Result<VerifiedBatch, BatchError> {
-    let head: BatchHead = answer.head.open(
+    let head = open_head(
+        &answer.head,
         channel_key,
-        Context::ChannelBatch,
+        origin,
         limits.max_small_response_bytes,
     )?;
-    if head.v != WIRE_VERSION {
-        return Err(
-            WireError::Malformed(format!("protocol version {} is not supported", head.v)).into(),
-        );
-    }
-    if &head.origin != origin {
-        return Err(WireError::from(crate::wire::Misbehavior::WrongChannel {
-            expected: origin.as_str().to_owned(),
-            got: head.origin.as_str().to_owned(),
-        })
-        .into());
-    }
     check_time(head.time, now, limits)?;
-    if head.size > crate::merkle::MAX_TREE_SIZE {
-        return Err(WireError::from(crate::wire::Misbehavior::Sizes(format!(
-            "size {} is beyond any log",
-            head.size
-        )))
-        .into());
-    }
     if head.batch_size == 0 || head.batch_size > MAX_BATCH {
         return Err(BatchError::BatchSize(head.batch_size));
     }

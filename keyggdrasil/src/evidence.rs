@@ -20,10 +20,10 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::batch::BatchHead;
+use crate::batch::open_head;
 use crate::keys::PublicKey;
 use crate::limits::Limits;
-use crate::merkle::{Blake2b256, Hash, MAX_TREE_SIZE, TreeHasher, root_from_leaf_hashes};
+use crate::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
 use crate::names::ChannelName;
 use crate::protocol::Context;
 use crate::wire::{
@@ -185,22 +185,12 @@ fn parse_batch_head(
     key: &PublicKey,
     limit: u64,
 ) -> Result<Statement, EvidenceError> {
-    let head: BatchHead = signed
-        .open(key, Context::ChannelBatch, limit)
-        .map_err(|e| match e {
-            WireError::Misbehaved(crate::wire::Misbehavior::BadSignature(_)) => {
-                EvidenceError::NotChannelSigned(e)
-            }
-            other => EvidenceError::Malformed(other.to_string()),
-        })?;
-    if head.v != WIRE_VERSION || &head.origin != origin || head.size > MAX_TREE_SIZE {
-        return Err(EvidenceError::Malformed(format!(
-            "batch head for channel {:?}, version {}, size {}",
-            head.origin.as_str(),
-            head.v,
-            head.size
-        )));
-    }
+    let head = open_head(signed, key, origin, limit).map_err(|e| match e {
+        WireError::Misbehaved(crate::wire::Misbehavior::BadSignature(_)) => {
+            EvidenceError::NotChannelSigned(e)
+        }
+        other => EvidenceError::Malformed(other.to_string()),
+    })?;
     Ok(Statement {
         kind: StatementKind::Batch,
         since: head.size,

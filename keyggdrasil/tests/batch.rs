@@ -288,3 +288,46 @@ fn the_batch_tree_is_the_rfc6962_tree_for_every_size_up_to_300() {
         assert!(tree.path(k as u64).is_err());
     }
 }
+
+/// A batch head is fork evidence like any signed statement: parsed without its time (an old
+/// head stays evidence), refused under another key or for another channel, and two heads of
+/// one size with different roots are a contradiction anybody can check.
+#[test]
+fn a_batch_head_is_a_statement_of_its_own_kind_in_fork_evidence() {
+    use keyggdrasil::evidence::{
+        Contradiction, EvidenceError, StatementKind, find_contradiction, parse_statement,
+    };
+    let tree = BatchTree::new(&[nonce(1)]).unwrap();
+    let mut old = head(&tree);
+    old.time = 1; // decades old: still a statement about size 7
+    let signed = Signed::sign(&key(), Context::ChannelBatch, &old);
+    let s = parse_statement(&signed, &origin(), &key().public(), 1 << 16).unwrap();
+    assert_eq!(s.kind, StatementKind::Batch);
+    assert_eq!((s.since, s.size, s.root), (7, 7, [0xee; 32]));
+    assert!(s.leaves.is_empty());
+
+    let other_key = KeyPair::from_seed(&[43; 32]).unwrap();
+    assert!(matches!(
+        parse_statement(&signed, &origin(), &other_key.public(), 1 << 16),
+        Err(EvidenceError::NotChannelSigned(_))
+    ));
+    let elsewhere = ChannelName::parse("other.example.org").unwrap();
+    assert!(matches!(
+        parse_statement(&signed, &elsewhere, &key().public(), 1 << 16),
+        Err(EvidenceError::Malformed(_))
+    ));
+
+    let mut forked = head(&tree);
+    forked.root = TreeHash([0xdd; 32]);
+    let t = parse_statement(
+        &Signed::sign(&key(), Context::ChannelBatch, &forked),
+        &origin(),
+        &key().public(),
+        1 << 16,
+    )
+    .unwrap();
+    assert!(matches!(
+        find_contradiction(&[s, t]),
+        Some(Contradiction::SameSizeDifferentRoots { size: 7 })
+    ));
+}
