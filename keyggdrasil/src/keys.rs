@@ -114,6 +114,48 @@ impl PublicKey {
     }
 }
 
+/// A [`PublicKey`] kept decompressed, for a verifier that checks many signatures under one
+/// key (the channel's `serve` checking its signer). The same strict rules as
+/// [`PublicKey::verify_strict`]; it saves only the point decompression that each call of that
+/// would repeat. It holds no secret.
+#[derive(Clone)]
+pub struct PreparedKey {
+    key: PublicKey,
+    vk: VerifyingKey,
+}
+
+impl PreparedKey {
+    /// Decompresses `key` once. Cannot fail for a validated key; an error would mean the
+    /// validation in [`PublicKey::from_bytes`] and here disagree.
+    pub fn new(key: &PublicKey) -> Result<Self, BadSignature> {
+        Ok(Self {
+            key: *key,
+            vk: key.verifying_key()?,
+        })
+    }
+
+    /// The key this was prepared from.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// Verifies `signature` over `message` with strict Ed25519 rules (raw Ed25519, as
+    /// [`PublicKey::verify_strict`]: protocol messages go through
+    /// [`crate::protocol::verify_prepared`]).
+    pub fn verify_strict(&self, message: &[u8], signature: &Signature) -> Result<(), BadSignature> {
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.vk
+            .verify_strict(message, &sig)
+            .map_err(|_| BadSignature)
+    }
+}
+
+impl fmt::Debug for PreparedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PreparedKey({})", self.key.to_hex())
+    }
+}
+
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PublicKey({})", self.to_hex())
@@ -394,6 +436,35 @@ mod tests {
             kp.public().verify_strict(b"m", &malleated),
             Err(BadSignature)
         );
+        let prepared = PreparedKey::new(&kp.public()).unwrap();
+        assert_eq!(prepared.verify_strict(b"m", &malleated), Err(BadSignature));
+    }
+
+    #[test]
+    fn prepared_key_agrees_with_the_public_key() {
+        let kp = KeyPair::generate();
+        let other = KeyPair::generate();
+        let prepared = PreparedKey::new(&kp.public()).unwrap();
+        assert_eq!(prepared.public_key(), &kp.public());
+        let sig = kp.sign_raw(b"m");
+        let mut flipped = *sig.as_bytes();
+        flipped[5] ^= 1;
+        let cases = [
+            (b"m".as_slice(), sig),
+            (b"n".as_slice(), sig),
+            (b"m".as_slice(), other.sign_raw(b"m")),
+            (b"m".as_slice(), Signature::from_bytes(flipped)),
+            (b"m".as_slice(), Signature::from_bytes([0; 64])),
+        ];
+        for (i, (msg, sig)) in cases.iter().enumerate() {
+            assert_eq!(
+                prepared.verify_strict(msg, sig),
+                kp.public().verify_strict(msg, sig),
+                "case {i}"
+            );
+        }
+        assert!(prepared.verify_strict(b"m", &sig).is_ok());
+        assert!(format!("{prepared:?}").contains(&kp.public().to_hex()));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! Archive signatures are not protocol signatures: they follow Halite's `File::sign` for
 //! compatibility (see [`crate::filesig`]).
 
-use crate::keys::{BadSignature, KeyPair, PublicKey, Signature};
+use crate::keys::{BadSignature, KeyPair, PreparedKey, PublicKey, Signature};
 
 /// Every signature context of the protocol. Adding a message kind means adding a variant here,
 /// never reusing one.
@@ -102,6 +102,16 @@ pub fn verify(
     key.verify_strict(&signed_bytes(context, message), signature)
 }
 
+/// [`verify`] with a key decompressed once ([`PreparedKey`]): the same bytes and rules.
+pub fn verify_prepared(
+    key: &PreparedKey,
+    context: Context,
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), BadSignature> {
+    key.verify_strict(&signed_bytes(context, message), signature)
+}
+
 /// A message authentication code between a party's own processes (for example the channel's
 /// `serve` and `signer` processes): keyed BLAKE2b-256 with a 32-byte key from
 /// [`crate::kdf::Purpose::InternalMac`], over `context ‖ 0x00 ‖ message`.
@@ -165,6 +175,10 @@ mod tests {
         assert!(verify(&kp.public(), Context::Checkpoint, b"size 4", &sig).is_err());
         // Not a raw signature over the message either.
         assert!(kp.public().verify_strict(b"size 3", &sig).is_err());
+        let prepared = PreparedKey::new(&kp.public()).unwrap();
+        verify_prepared(&prepared, Context::Checkpoint, b"size 3", &sig).unwrap();
+        assert!(verify_prepared(&prepared, Context::NotaryAnswer, b"size 3", &sig).is_err());
+        assert!(verify_prepared(&prepared, Context::Checkpoint, b"size 4", &sig).is_err());
         assert_eq!(
             signed_bytes(Context::Bundle, b"m"),
             b"keyggdrasil/v1/bundle\0m".to_vec()

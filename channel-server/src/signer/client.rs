@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use keyggdrasil::keys::{PublicKey, Signature};
+use keyggdrasil::keys::{PreparedKey, PublicKey, Signature};
 use keyggdrasil::os::lockmem::LockedBox;
 use keyggdrasil::protocol::{self, Context};
 use thiserror::Error;
@@ -113,6 +113,9 @@ struct Inner {
     socket: PathBuf,
     mac_key: LockedBox<[u8; 32]>,
     public_key: PublicKey,
+    /// `public_key` decompressed once (saves that step of every check); `None` cannot happen
+    /// for a validated key, and would only mean checking with `public_key` itself.
+    prepared: Option<PreparedKey>,
     options: ClientOptions,
     next_id: AtomicU64,
     next_slot: AtomicUsize,
@@ -270,6 +273,7 @@ impl SignerClient {
                 socket: socket.into(),
                 mac_key,
                 public_key,
+                prepared: PreparedKey::new(&public_key).ok(),
                 next_id: AtomicU64::new(1),
                 next_slot: AtomicUsize::new(0),
                 slots: (0..connections)
@@ -310,8 +314,11 @@ impl SignerClient {
         )?);
         match self.round_trip(id, request).await? {
             Response::Signature { signature, .. } => {
-                if protocol::verify(&self.inner.public_key, context, &payload, &signature).is_err()
-                {
+                let verified = match &self.inner.prepared {
+                    Some(key) => protocol::verify_prepared(key, context, &payload, &signature),
+                    None => protocol::verify(&self.inner.public_key, context, &payload, &signature),
+                };
+                if verified.is_err() {
                     error!(
                         id,
                         "the signer returned a signature that does not verify under the channel key; not using it"
