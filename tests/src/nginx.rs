@@ -67,7 +67,7 @@ impl Nginx {
         let d = dir.path().display();
         let conf = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-             error_log {d}/error.log warn;\nevents {{ worker_connections 512; }}\nhttp {{\n\
+             error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n\
              access_log off;\nclient_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\n\
              fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n\
              default_type application/octet-stream;\n{}}}\n",
@@ -101,6 +101,11 @@ impl Nginx {
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(n)
+    }
+
+    /// The nginx process (with `master_process off`, the one process that serves).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// nginx's error log so far.
