@@ -329,14 +329,17 @@ fn main() {
         );
     }
 
-    let before = (
-        cpu_secs(serve),
-        signer.iter().map(|&p| cpu_secs(p)).sum::<f64>(),
-        cpu_secs(nginx_pid),
-        cpu_secs(std::process::id()),
-        wchar(serve),
-        wchar(nginx_pid),
-    );
+    let sample = || {
+        (
+            cpu_secs(serve),
+            signer.iter().map(|&p| cpu_secs(p)).sum::<f64>(),
+            cpu_secs(nginx_pid),
+            cpu_secs(std::process::id()),
+            wchar(serve),
+            wchar(nginx_pid),
+        )
+    };
+    let before = sample();
     barrier.wait();
     let began = Instant::now();
     let mut appended = 0u64;
@@ -351,14 +354,7 @@ fn main() {
     }
     stop.store(true, Ordering::Relaxed);
     let elapsed = began.elapsed().as_secs_f64();
-    let after = (
-        cpu_secs(serve),
-        signer.iter().map(|&p| cpu_secs(p)).sum::<f64>(),
-        cpu_secs(nginx_pid),
-        cpu_secs(std::process::id()),
-        wchar(serve),
-        wchar(nginx_pid),
-    );
+    let after = sample();
     let (mut fresh, mut tiles, mut failed, mut sizes) = (Vec::new(), Vec::new(), 0, Vec::new());
     for h in handles {
         let (f, t, e, s) = h.join().expect("a site thread");
