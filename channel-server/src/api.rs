@@ -980,12 +980,13 @@ async fn upload_archive(
     result
 }
 
-/// How often the publisher looks for a grown log.
+/// The longest the publisher sleeps without a commit waking it, and its pause after a failure.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Keeps `public/` ([`crate::publish`]) at the log's head: whenever the log has grown, writes
 /// the new tiles, then a checkpoint of that size signed by the channel key. Runs until the
-/// process ends; a failure is logged and retried at the next tick from the last published size.
+/// process ends; a failure is logged and retried after [`PUBLISH_INTERVAL`] from the last
+/// published size.
 pub async fn publish_loop(s: Arc<AppState>) {
     let public = s.paths.public.clone();
     let (key, limits) = (s.channel_key, keyggdrasil::limits::Limits::default());
@@ -1005,10 +1006,12 @@ pub async fn publish_loop(s: Arc<AppState>) {
         );
         published = 0;
     }
-    let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // Woken by each commit, so a new entry is on the static copy within one publish (a
+        // site that polls just after a release reads it from the mirror, not from the
+        // channel's signed pages); the interval only paces retries after a failure. Commits
+        // that land while one publish runs are published together by the next.
+        let _ = tokio::time::timeout(PUBLISH_INTERVAL, s.writer.changed()).await;
         let head = s.writer.head();
         if head.size == 0 || head.size <= published {
             continue;
@@ -1018,7 +1021,11 @@ pub async fn publish_loop(s: Arc<AppState>) {
                 tracing::debug!(from = published, to = head.size, files, "published");
                 published = head.size;
             }
-            Err(e) => tracing::warn!(error = %e, "could not publish the static copy of the log"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not publish the static copy of the log");
+                // A lasting failure (a full disk) is retried at this pace, not at every commit.
+                tokio::time::sleep(PUBLISH_INTERVAL).await;
+            }
         }
     }
 }

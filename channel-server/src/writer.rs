@@ -90,6 +90,7 @@ struct Submission {
 pub struct WriterHandle {
     tx: mpsc::Sender<Submission>,
     head: Arc<RwLock<Head>>,
+    grown: Arc<tokio::sync::Notify>,
 }
 
 impl WriterHandle {
@@ -109,6 +110,13 @@ impl WriterHandle {
             .await
             .map_err(|_| SubmitError::Closed)?;
         rx.await.map_err(|_| SubmitError::Closed)?
+    }
+
+    /// Waits until the head changes after the last call returned (or, the first time, after
+    /// the writer started). Meant for one waiter, the publisher: a change while nobody waits is
+    /// kept as one wake-up, so none is lost, and several changes may wake it once.
+    pub async fn changed(&self) {
+        self.grown.notified().await;
     }
 
     /// The latest committed head.
@@ -202,13 +210,15 @@ pub fn start(
     let head = load_head(&mut conn)?;
     let shared = Arc::new(RwLock::new(head));
     let (tx, rx) = mpsc::channel(queue.max(1));
+    let grown = Arc::new(tokio::sync::Notify::new());
     let handle = WriterHandle {
         tx,
         head: shared.clone(),
+        grown: grown.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || run(conn, rx, shared, policy, max_batch.max(1)))
+        .spawn(move || run(conn, rx, shared, &grown, policy, max_batch.max(1)))
         .map_err(|e| DbError::Inconsistent(format!("could not start the writer thread: {e}")))?;
     Ok((handle, thread))
 }
@@ -217,6 +227,7 @@ fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Submission>,
     head: Arc<RwLock<Head>>,
+    grown: &tokio::sync::Notify,
     policy: Policy,
     max_batch: usize,
 ) {
@@ -238,6 +249,7 @@ fn run(
                 if let Ok(mut h) = head.write() {
                     *h = new_head;
                 }
+                grown.notify_one();
                 for (s, r) in batch.into_iter().zip(results) {
                     let _ = s.reply.send(r);
                 }
@@ -253,6 +265,7 @@ fn run(
                         if let Ok(mut w) = head.write() {
                             *w = h;
                         }
+                        grown.notify_one();
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot reload the log state; the writer stops");

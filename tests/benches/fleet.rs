@@ -133,6 +133,8 @@ struct Requests {
     updates: AtomicU64,
     checkpoints: AtomicU64,
     bundles: AtomicU64,
+    /// Polls whose fresh answer was newer than nginx's checkpoint (each waited for it).
+    waits: AtomicU64,
 }
 
 /// One poll of one site: continuum's `fetch` with tile mirrors, without the database.
@@ -159,10 +161,26 @@ fn poll(
         ));
     }
     requests.checkpoints.fetch_add(1, Ordering::Relaxed);
-    let checkpoint = client
+    let mut checkpoint = client
         .tile_checkpoint()
         .map_err(|e| e.to_string())?
         .ok_or("nginx has no checkpoint")?;
+    if fresh.size() > checkpoint.size() {
+        requests.waits.fetch_add(1, Ordering::Relaxed);
+    }
+    // As continuum does: the publish follows the commit, so wait for it (50 ms, then 200 ms).
+    for pause in [50, 200] {
+        if fresh.size() <= checkpoint.size() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(pause));
+        requests.checkpoints.fetch_add(1, Ordering::Relaxed);
+        if let Some(again) = client.tile_checkpoint().map_err(|e| e.to_string())?
+            && again.size() > checkpoint.size()
+        {
+            checkpoint = again;
+        }
+    }
     let (start, end) = (view.size(), checkpoint.size());
     let mut next = view.clone();
     let mut index = start / TILE_WIDTH;
@@ -192,6 +210,17 @@ fn poll(
         next.check_checkpoint(&checkpoint)
             .map_err(|e| e.to_string())?;
     }
+    let fresh = if fresh.size() < next.size() {
+        // As continuum does: nginx got ahead of the first answer, so ask for one more.
+        requests.fresh.fetch_add(1, Ordering::Relaxed);
+        client
+            .fresh(now)
+            .map_err(|e| e.to_string())?
+            .ok_or("the channel has no /v1/fresh")?
+            .0
+    } else {
+        fresh
+    };
     let (statement, kind) = if fresh.size() == next.size() {
         (fresh, Poll::Tiles)
     } else {
@@ -377,11 +406,12 @@ fn main() {
         tiles.len()
     );
     println!(
-        "requests: channel /v1/fresh {}, /v1/updates {}; nginx checkpoint {}, entry bundles {}",
+        "requests: channel /v1/fresh {}, /v1/updates {}; nginx checkpoint {}, entry bundles {}; {} polls waited for nginx's checkpoint",
         r(&requests.fresh),
         r(&requests.updates),
         r(&requests.checkpoints),
-        r(&requests.bundles)
+        r(&requests.bundles),
+        r(&requests.waits)
     );
     println!(
         "channel CPU per poll: serve {:.1} us + signer {:.2} us; nginx CPU per poll {:.2} us; sites (this process) {:.1} us",

@@ -238,6 +238,133 @@ fn a_site_updates_from_nginx_served_tiles_with_the_channel_entry_endpoints_off()
     w.ch.check();
 }
 
+/// A site that polls between a commit and its publish (its batched answer is newer than the
+/// mirror's checkpoint) reads the checkpoint again and gets the new entry from the mirror,
+/// not from the channel's per-site signed pages. The mirror here is nginx behind a front that
+/// answers the first checkpoint read of the run with the older file, which is what a site sees
+/// in that window; the channel's entry endpoints stay off.
+#[test]
+fn a_site_that_polls_before_the_publish_waits_for_the_mirror() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(w) = tile_world() else {
+        return;
+    };
+    let out = w.site.run(&["install", "acme/hello"]);
+    assert!(out.status.success(), "{}", system_tests::output_text(&out));
+    let older = std::fs::read(w.ch.public_dir().join("checkpoint")).unwrap();
+    let stale_reads = Arc::new(AtomicUsize::new(0));
+    let left = stale_reads.clone();
+    let lagging = system_tests::front::Front::start(&w.nginx.url, move |path| {
+        if path == "/checkpoint"
+            && left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return system_tests::front::Answer::Body {
+                status: 200,
+                content_type: "application/json".into(),
+                body: older.clone(),
+            };
+        }
+        system_tests::front::Answer::Pass
+    });
+    let url = lagging.url.clone();
+    w.site.edit_config(|cfg| {
+        cfg["channel"].as_array_mut().unwrap()[0]
+            .as_table_mut()
+            .unwrap()
+            .insert(
+                "tile_mirrors".into(),
+                toml::Value::Array(vec![toml::Value::String(url)]),
+            );
+    });
+    w.acme.publish_plugin(&w.ch, "hello", "1.1.0", "second");
+    w.ch.wait_published(4);
+    let before = w.front.seen.lock().unwrap().len();
+    stale_reads.store(1, Ordering::SeqCst);
+    let out = w.site.run(&["update"]);
+    let text = system_tests::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        w.site.installed_version("acme", "hello").as_deref(),
+        Some("1.1.0")
+    );
+    assert_eq!(
+        stale_reads.load(Ordering::SeqCst),
+        0,
+        "the older checkpoint was never read"
+    );
+    let mirror = lagging.seen.lock().unwrap().clone();
+    assert_eq!(
+        mirror.iter().filter(|r| *r == "GET /checkpoint").count(),
+        2,
+        "{mirror:?}"
+    );
+    // From the channel: only this run's batched answer.
+    let seen = w.front.seen.lock().unwrap()[before..].to_vec();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("GET /v1/fresh?nonce="), "{seen:?}");
+}
+
+/// The other order: the mirror's checkpoint is newer than the run's batched answer (a commit
+/// was published between the two reads). The site reads the tiles to the mirror's size and asks
+/// `/v1/fresh` once more for an answer of that size, not `/v1/updates`. A front holds the
+/// channel's first answer (of size 4) until the test has published size 5.
+#[test]
+fn a_site_whose_mirror_is_ahead_of_its_answer_asks_for_one_more() {
+    use std::sync::{Arc, Mutex, mpsc};
+    let Some(w) = tile_world() else {
+        return;
+    };
+    let out = w.site.run(&["install", "acme/hello"]);
+    assert!(out.status.success(), "{}", system_tests::output_text(&out));
+    w.acme.publish_plugin(&w.ch, "hello", "1.1.0", "second");
+    w.ch.wait_published(4);
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let hold = Arc::new(Mutex::new(Some((held_tx, go_rx))));
+    let upstream = w.front.url.clone();
+    let holding = system_tests::front::Front::start(&w.front.url, move |path| {
+        if !path.starts_with("/v1/fresh") {
+            return system_tests::front::Answer::Pass;
+        }
+        let (status, content_type, body) = system_tests::front::forward(&upstream, path, None);
+        if let Some((held, go)) = hold.lock().unwrap().take() {
+            held.send(()).unwrap();
+            go.recv().unwrap();
+        }
+        system_tests::front::Answer::Body {
+            status,
+            content_type,
+            body,
+        }
+    });
+    w.site.set_mirror(&holding.url);
+    let before = w.front.seen.lock().unwrap().len();
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| w.site.run(&["update"]));
+        held_rx.recv().unwrap();
+        w.acme.publish_plugin(&w.ch, "hello", "1.2.0", "third");
+        w.ch.wait_published(5);
+        go_tx.send(()).unwrap();
+        run.join().unwrap()
+    });
+    let text = system_tests::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(w.site.accepted_size(), 5, "{text}");
+    assert_eq!(
+        w.site.installed_version("acme", "hello").as_deref(),
+        Some("1.2.0")
+    );
+    let seen = w.front.seen.lock().unwrap()[before..].to_vec();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter().all(|r| r.starts_with("GET /v1/fresh?nonce=")),
+        "{seen:?}"
+    );
+}
+
 /// Replaces a file of the static copy for the length of `f`, then puts it back.
 fn with_file(w: &TileWorld, path: &str, bytes: Vec<u8>, f: impl FnOnce()) {
     let file = w.ch.public_dir().join(path);

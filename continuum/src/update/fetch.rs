@@ -92,6 +92,16 @@ pub(super) fn fetch(
     Ok(candidate)
 }
 
+/// The pauses before each re-read of a tile mirror whose checkpoint is older than the
+/// channel's batched answer, before the run reads the rest from the channel. The channel
+/// publishes 3 ms (median) to 15 ms (most) after a commit on an SSD (the fleet bench,
+/// docs/benchmarks-channel.md); the second pause is for slower disks. A CDN that caches
+/// `checkpoint` for longer makes the wait useless but not harmful.
+const MIRROR_CATCH_UP: [std::time::Duration; 2] = [
+    std::time::Duration::from_millis(50),
+    std::time::Duration::from_millis(200),
+];
+
 /// Most entries read from tile mirrors in one run (as many as the channel's pages would give).
 const MAX_TILE_ENTRIES_PER_RUN: u64 = MAX_PAGES_PER_RUN as u64 * 500;
 
@@ -100,6 +110,9 @@ const MAX_TILE_ENTRIES_PER_RUN: u64 = MAX_PAGES_PER_RUN as u64 * 500;
 /// answer from there. The entries must extend `candidate` to the root the channel signed in
 /// that checkpoint; their leaf hashes and the channel's answer are then observed together
 /// ([`crate::notary::observe_after_leaf_hashes`]), and the entries staged.
+///
+/// When the channel's batched answer is newer than the mirror's checkpoint, the checkpoint is
+/// read again after each pause of [`MIRROR_CATCH_UP`] until it is not.
 ///
 /// Returns true when the channel's answer says there is nothing after what was read.
 /// Leaves `candidate` unchanged (the channel's pages then do the work) when no tile mirror
@@ -116,9 +129,24 @@ fn from_tiles(
     fresh: Option<VerifiedUpdate>,
 ) -> Result<bool, UpdateError> {
     let name = channel.name.as_str();
-    let Some(checkpoint) = client.tile_checkpoint()? else {
+    let Some(mut checkpoint) = client.tile_checkpoint()? else {
         return Ok(false);
     };
+    // The channel publishes each commit within milliseconds, so a run that lands in between
+    // (most likely just after a release, when every site polls) waits for the mirror rather
+    // than asking the channel for entries signed for it alone.
+    for pause in MIRROR_CATCH_UP {
+        match &fresh {
+            Some(up) if up.size() > checkpoint.size() => {}
+            _ => break,
+        }
+        std::thread::sleep(pause);
+        if let Some(again) = client.tile_checkpoint()?
+            && again.size() > checkpoint.size()
+        {
+            checkpoint = again;
+        }
+    }
     let (start, end) = (candidate.size(), checkpoint.size());
     if end <= start || end - start > MAX_TILE_ENTRIES_PER_RUN {
         return Ok(false);
@@ -166,9 +194,15 @@ fn from_tiles(
             source,
         })?;
     // The batched answer of this run is the nonce-bound statement when it is of the mirror's
-    // size (the mirror is current); else the channel's own answer from there.
+    // size (the mirror is current). When the mirror got ahead of it (a commit was published
+    // while this run waited or read), one more batched answer most likely is of that size;
+    // else the channel's own answer from there.
     let up = match fresh {
         Some(up) if up.size() == end => up,
+        Some(up) if up.size() < end => match client.fresh(now)? {
+            Some((again, _)) if again.size() == end => again,
+            _ => client.updates(end, now)?,
+        },
         _ => client.updates(end, now)?,
     };
     crate::notary::observe_after_leaf_hashes(conn, channel, &hashes, &up)?;
