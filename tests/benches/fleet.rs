@@ -11,9 +11,11 @@
 //! ```
 //!
 //! **The sites.** `FLEET_SITES` threads (default 1,000), each one site with its own verified
-//! copy of the log's compact range ([`LogView`]), polling in a closed loop with no pause for
-//! `FLEET_SECS` seconds (default 20): every site is always either polling or checking an
-//! answer, the worst case of a fleet's top of the hour. Each poll is continuum's own client
+//! copy of the log's compact range ([`LogView`]), polling in a closed loop for `FLEET_SECS`
+//! seconds (default 20) with no pause by default: every site is always either polling or
+//! checking an answer, the worst case of a fleet's top of the hour. `FLEET_PAUSE_MS` makes each
+//! site sleep that long after each poll, an offered rate of about sites ÷ pause that leaves the
+//! machine's CPUs partly idle, so the latencies are the servers' and not the queue's. Each poll is continuum's own client
 //! code ([`ChannelClient`]: a fresh nonce, the batched answer checked with the pinned key, the
 //! nginx checkpoint checked with it too, every entry hashed into the site's view and the root
 //! compared), over a new HTTP client, so new TCP connections, as each hourly `continuum
@@ -258,6 +260,7 @@ fn main() {
     let initial = env("FLEET_INITIAL", 1000.0) as u64;
     let appends = env("FLEET_APPENDS", 5.0);
     let keepalive = env("FLEET_KEEPALIVE", 0.0) != 0.0;
+    let pause = Duration::from_secs_f64(env("FLEET_PAUSE_MS", 0.0) / 1000.0);
 
     let ch = Channel::start();
     let acme = Supplier::new("acme");
@@ -289,13 +292,14 @@ fn main() {
     let nginx_pid = nginx.pid();
     println!("# fleet benchmark");
     println!(
-        "machine: {} CPUs; {sites} sites for {secs} s, {} connections; log of {size} entries, {appends} appends/s during the run",
+        "machine: {} CPUs; {sites} sites for {secs} s, {}, {} ms between a site's polls; log of {size} entries, {appends} appends/s during the run",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if keepalive {
-            "kept-alive"
+            "connections kept alive"
         } else {
-            "new TCP connections every poll"
-        }
+            "a new TCP connection for every poll"
+        },
+        pause.as_millis()
     );
 
     let requests = Arc::new(Requests::default());
@@ -350,6 +354,9 @@ fn main() {
                                     errors.push(e);
                                 }
                             }
+                        }
+                        if !pause.is_zero() {
+                            std::thread::sleep(pause);
                         }
                     }
                     (fresh, tiles, failed, view.size())
