@@ -996,6 +996,15 @@ pub async fn publish_loop(s: Arc<AppState>) {
             .await
             .unwrap_or(0)
     };
+    // Archives stored before the channel had a static copy (or whose link was lost) are
+    // linked once at start; each upload links its own afterwards.
+    let state = s.clone();
+    match tokio::task::spawn_blocking(move || publish_stored_archives(&state)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(archives = n, "published stored archives as static files"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not publish the stored archives"),
+        Err(e) => tracing::warn!(error = %e, "could not publish the stored archives"),
+    }
     if published > s.writer.head().size {
         // A static copy of a longer log (a data folder restored from an older backup): its
         // tiles are not this log's, so every file is written again.
@@ -1028,6 +1037,33 @@ pub async fn publish_loop(s: Arc<AppState>) {
             }
         }
     }
+}
+
+/// Links each stored archive that `public/archive/` lacks; the count linked.
+fn publish_stored_archives(s: &AppState) -> Result<usize, String> {
+    let digests = s
+        .reads
+        .with(store::archive_digests)
+        .map_err(|e| e.to_string())?;
+    let mut linked = 0;
+    for digest in digests {
+        let there = s
+            .paths
+            .public
+            .join(keyggdrasil::tiles::archive_path(&digest));
+        if there.exists() {
+            continue;
+        }
+        let stored = archive_path(&s.paths, &digest);
+        if !stored.exists() {
+            // Recorded but missing (a damaged data folder): `channel-server check` says so.
+            continue;
+        }
+        crate::publish::publish_archive(&s.paths.public, &stored, &digest, false)
+            .map_err(|e| e.to_string())?;
+        linked += 1;
+    }
+    Ok(linked)
 }
 
 async fn publish_once(

@@ -408,6 +408,25 @@ pub fn stored_releases(conn: &Connection) -> Result<Vec<(String, String, String,
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// The digests of every stored archive, in no order. O(archives): for the publisher's one pass
+/// at start, never per request.
+pub fn archive_digests(conn: &Connection) -> Result<Vec<[u8; 64]>, DbError> {
+    let mut stmt = conn.prepare("SELECT digest FROM archives")?;
+    let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let bytes = row?;
+        let digest = <[u8; 64]>::try_from(bytes.as_slice()).map_err(|_| {
+            DbError::Inconsistent(format!(
+                "an archive digest of {} bytes is stored",
+                bytes.len()
+            ))
+        })?;
+        out.push(digest);
+    }
+    Ok(out)
+}
+
 /// Records a stored archive (after the file was renamed into place).
 pub fn add_archive(conn: &Connection, digest: &[u8; 64], size: u64) -> Result<(), DbError> {
     conn.execute(

@@ -473,3 +473,31 @@ fn an_archive_that_fails_its_check_on_the_static_mirror_is_fetched_from_the_chan
         "{seen:?}"
     );
 }
+
+/// An archive stored before the channel had a static copy (here: its link removed while the
+/// channel was down) is published at the next start, the same bytes under its digest.
+#[test]
+fn stored_archives_missing_from_the_static_copy_are_published_at_start() {
+    let mut ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    let archive = plugin_archive("acme/hello", "1.0.0", "first");
+    acme.publish(&ch, "hello", "1.0.0", &archive);
+    ch.wait_published(3);
+    let digest = keyggdrasil::filesig::archive_digest(&archive[..])
+        .unwrap()
+        .1;
+    let file = ch.public_dir().join(archive_path(&digest));
+    assert_eq!(std::fs::read(&file).unwrap(), archive);
+    ch.kill();
+    std::fs::remove_file(&file).unwrap();
+    ch.spawn();
+    for _ in 0..2000 {
+        if file.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), archive);
+    assert!(ch.check().contains("ok"), "{}", ch.check());
+}
