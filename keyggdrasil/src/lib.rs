@@ -81,6 +81,7 @@ pub mod log;
 pub mod lookup;
 pub mod merkle;
 pub mod names;
+pub mod note;
 pub mod os;
 pub mod peers;
 pub mod protocol;
