@@ -1,7 +1,9 @@
 //! `keyggdrasil::note` against other people's data: every case of golang/mod's
 //! `sumdb/note/note_test.go` that concerns parsing and verifying (TestNewVerifier, TestSign,
 //! TestVerifierList, TestOpen) and the example of C2SP `signed-note.md`, transcribed in
-//! `fixtures/c2sp/golang-mod-note.json` (source, commit and licence recorded there). Each must
+//! `fixtures/c2sp/golang-mod-note.json`; sigsum-go's checkpoint and cosignature vectors and a
+//! real checkpoint of Go's checksum database in `fixtures/c2sp/sigsum-checkpoint.json` (source,
+//! commit and licence recorded in each). Each must
 //! give Go's verdict, and where Go has an error text, the same text.
 //!
 //! Not carried over, because they test Go's API rather than the format: TestNewSigner (Go's
@@ -221,4 +223,77 @@ fn the_c2sp_example_note_verifies() {
             id: 0x530d903a
         })
     );
+}
+
+fn sigsum() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/c2sp/sigsum-checkpoint.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn sigsum_key() -> KeyPair {
+    let seed: [u8; 32] = hex::decode(sigsum()["seed_hex"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    KeyPair::from_seed(&seed).unwrap()
+}
+
+#[test]
+fn sigsum_s_signed_checkpoint_is_reproduced_byte_for_byte() {
+    let v = sigsum();
+    let want = v["signed_checkpoint"]["note"].as_str().unwrap();
+    let (text, _) = want.split_once("\n\n").unwrap();
+    let origin = text.lines().next().unwrap();
+    let key = sigsum_key();
+    assert_eq!(
+        note::sign(&format!("{text}\n"), origin, &key).unwrap(),
+        want
+    );
+    let verifier = VerifierKey::ed25519(origin, &key.public()).unwrap();
+    assert!(note::open(want.as_bytes(), &[verifier]).is_ok());
+}
+
+#[test]
+fn sigsum_s_cosignature_lines_get_sigsum_s_verdicts() {
+    let v = sigsum();
+    let c = &v["cosignature"];
+    let text = c["checkpoint_text"].as_str().unwrap();
+    let name = c["key_name"].as_str().unwrap();
+    let time = c["time"].as_u64().unwrap();
+    let key = sigsum_key();
+    let witness = VerifierKey::cosignature_v1(name, &key.public()).unwrap();
+    // A note signature by some log key, so the note has its log line; only the cosignature
+    // lines are under test.
+    let log = KeyPair::from_seed(&[7; 32]).unwrap();
+    let signed = note::sign(text, "example.org/log", &log).unwrap();
+    for line in c["lines"].as_array().unwrap() {
+        let l = line["line"].as_str().unwrap();
+        let msg = format!("{signed}{l}\n");
+        let got = note::open(msg.as_bytes(), std::slice::from_ref(&witness));
+        if line["valid"].as_bool().unwrap() {
+            let opened = got.unwrap();
+            assert_eq!(opened.verified.len(), 1);
+            assert_eq!(opened.verified[0].time, Some(time));
+            // Ours, made from the same key, text and time, is the same line.
+            assert_eq!(
+                note::cosign(text, name, &key, time).unwrap(),
+                format!("{l}\n")
+            );
+        } else {
+            assert!(got.is_err(), "{}", line["why"]);
+        }
+    }
+}
+
+#[test]
+fn a_real_go_checksum_database_checkpoint_verifies() {
+    let v = sigsum();
+    let g = &v["go_sumdb"];
+    let key = VerifierKey::parse(g["verifier_key"].as_str().unwrap()).unwrap();
+    assert_eq!(key.name(), "sum.golang.org");
+    let opened = note::open(g["note"].as_str().unwrap().as_bytes(), &[key]).unwrap();
+    assert_eq!(opened.text.lines().nth(1), Some("30055305"));
 }
