@@ -73,6 +73,12 @@ pub trait PayloadSigner: Send + Sync + 'static {
         context: Context,
         payload: Vec<u8>,
     ) -> Pin<Box<dyn Future<Output = Result<Signature, SignerDown>> + Send + '_>>;
+    /// Signs a checkpoint text ([`keyggdrasil::tlog_checkpoint::text`]) as a C2SP note:
+    /// Ed25519 over the text itself, no context prefix.
+    fn sign_note(
+        &self,
+        text: String,
+    ) -> Pin<Box<dyn Future<Output = Result<Signature, SignerDown>> + Send + '_>>;
     /// True while the signer is believed to be up (for `/healthz`).
     fn is_up(&self) -> bool;
 }

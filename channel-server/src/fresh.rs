@@ -263,6 +263,12 @@ mod tests {
                 Ok(keyggdrasil::protocol::sign(&self.key, context, &payload))
             })
         }
+        fn sign_note(
+            &self,
+            text: String,
+        ) -> Pin<Box<dyn Future<Output = Result<Signature, SignerDown>> + Send + '_>> {
+            Box::pin(async move { Ok(self.key.sign_raw(text.as_bytes())) })
+        }
         fn is_up(&self) -> bool {
             true
         }

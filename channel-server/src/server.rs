@@ -279,6 +279,25 @@ impl PayloadSigner for crate::signer::SignerSupervisor {
                 })
         })
     }
+    fn sign_note(
+        &self,
+        text: String,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<keyggdrasil::keys::Signature, api::SignerDown>>
+                + Send
+                + '_,
+        >,
+    > {
+        Box::pin(async move {
+            crate::signer::SignerSupervisor::sign_note(self, text)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "signer unavailable for a checkpoint note");
+                    api::SignerDown
+                })
+        })
+    }
     fn is_up(&self) -> bool {
         self.is_ready()
     }

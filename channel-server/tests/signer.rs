@@ -284,6 +284,62 @@ async fn refuses_every_other_context_and_keeps_the_connection() {
     signer.stop().await;
 }
 
+/// The note mode signs a checkpoint text and nothing else: the signature is Ed25519 over the
+/// text itself and, assembled into a note, opens with the channel's verifier key; a text that
+/// is not a checkpoint (a protocol message with its NUL, an extension line, a bare string) is
+/// refused on the wire and by the client before sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signs_checkpoint_notes_and_refuses_other_texts() {
+    let f = fixture();
+    let signer = start(&f.paths).await;
+    let origin = keyggdrasil::names::ChannelName::parse("plugins.example.org").unwrap();
+    let text = keyggdrasil::tlog_checkpoint::text(&origin, 5, &[3; 32]);
+    let signature = f.client().sign_note(text.clone()).await.unwrap();
+    let note =
+        keyggdrasil::tlog_checkpoint::assemble(&origin, &f.public, &text, signature.as_bytes())
+            .unwrap();
+    let cp = keyggdrasil::tlog_checkpoint::open(note.as_bytes(), &f.public, &origin).unwrap();
+    assert_eq!(cp.size(), 5);
+
+    let mut s = raw(&f.paths.socket).await;
+    let protocol_message = protocol::signed_bytes(Context::Checkpoint, text.as_bytes());
+    let not_checkpoints: [&[u8]; 4] = [
+        &protocol_message,
+        b"hello\n",
+        b"plugins.example.org\n5\nAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=\nextra\n",
+        b"",
+    ];
+    for (id, payload) in not_checkpoints.iter().enumerate() {
+        let req =
+            frame::encode_sign_request(&f.mac_key, id as u64, frame::NOTE_CHECKPOINT, payload)
+                .unwrap();
+        s.write_all(&req).await.unwrap();
+        assert_eq!(
+            read_response(&mut s).await,
+            Some(Response::Refused {
+                id: id as u64,
+                reason: Refusal::ContextNotAllowed
+            }),
+            "{:?}",
+            String::from_utf8_lossy(payload)
+        );
+        let as_text = String::from_utf8_lossy(payload).into_owned();
+        assert!(matches!(
+            f.client().sign_note(as_text).await,
+            Err(SignerUnavailable::Refused(Refusal::ContextNotAllowed))
+        ));
+    }
+    // The same connection still signs a checkpoint text.
+    let req =
+        frame::encode_sign_request(&f.mac_key, 9, frame::NOTE_CHECKPOINT, text.as_bytes()).unwrap();
+    s.write_all(&req).await.unwrap();
+    let Some(Response::Signature { id: 9, signature }) = read_response(&mut s).await else {
+        panic!("no note signature");
+    };
+    f.public.verify_strict(text.as_bytes(), &signature).unwrap();
+    signer.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_bad_mac_and_closes_the_connection() {
     let f = fixture();

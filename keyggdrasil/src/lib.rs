@@ -88,4 +88,5 @@ pub mod protocol;
 pub mod snapshot;
 pub mod state;
 pub mod tiles;
+pub mod tlog_checkpoint;
 pub mod wire;

@@ -332,6 +332,41 @@ impl SignerClient {
         }
     }
 
+    /// Signs a checkpoint text as a C2SP note ([`frame::NOTE_CHECKPOINT`]: Ed25519 over the
+    /// text itself) through the signer, and returns the signature only after verifying it
+    /// under the pinned key. A text the signer would refuse is refused here first.
+    pub async fn sign_note(&self, text: String) -> Result<Signature, SignerUnavailable> {
+        if !frame::note_checkpoint_allowed(text.as_bytes()) {
+            return Err(SignerUnavailable::Refused(Refusal::ContextNotAllowed));
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = Arc::new(frame::encode_sign_request(
+            &self.inner.mac_key,
+            id,
+            frame::NOTE_CHECKPOINT,
+            text.as_bytes(),
+        )?);
+        match self.round_trip(id, request).await? {
+            Response::Signature { signature, .. } => {
+                if self
+                    .inner
+                    .public_key
+                    .verify_strict(text.as_bytes(), &signature)
+                    .is_err()
+                {
+                    error!(
+                        id,
+                        "the signer returned a note signature that does not verify under the channel key; not using it"
+                    );
+                    return Err(SignerMisbehaved::BadSignature.into());
+                }
+                Ok(signature)
+            }
+            Response::Refused { reason, .. } => Err(SignerUnavailable::Refused(reason)),
+            Response::PublicKey { .. } => Err(SignerMisbehaved::UnexpectedResponse.into()),
+        }
+    }
+
     /// Asks the signer for its public key and checks it is the pinned one: the readiness probe
     /// of the supervisor, and a clear error when `serve` and the signer hold different keys.
     pub async fn check(&self) -> Result<(), SignerUnavailable> {

@@ -94,6 +94,20 @@ impl Refusal {
     }
 }
 
+/// The context field that asks for a C2SP checkpoint note signature: Ed25519 over the payload
+/// itself (no context prefix), which must be a checkpoint text
+/// ([`keyggdrasil::tlog_checkpoint::parse_text`]: three lines, origin, size, root, no control
+/// character but the newline, so never one of our `context ‖ 0x00 ‖ message` messages). Not a
+/// protocol [`Context`]: it names the signing mode, not a domain prefix.
+pub const NOTE_CHECKPOINT: &str = "c2sp.org/tlog-checkpoint";
+
+/// Whether the signer signs `payload` as a checkpoint note (see [`NOTE_CHECKPOINT`]).
+pub fn note_checkpoint_allowed(payload: &[u8]) -> bool {
+    std::str::from_utf8(payload)
+        .ok()
+        .is_some_and(|t| keyggdrasil::tlog_checkpoint::parse_text(t).is_ok())
+}
+
 /// The contexts the signer signs. Everything else (log entries, notary answers, bundles, and
 /// the signer-request MAC context itself) is refused: the channel key only ever vouches for
 /// the channel's own answers, batch heads and checkpoints.

@@ -453,6 +453,27 @@ fn handle_request(shared: &Shared, body: &[u8]) -> Outcome {
             id,
             context,
             payload,
+        } if context == frame::NOTE_CHECKPOINT.as_bytes() => {
+            if frame::note_checkpoint_allowed(payload) {
+                Response::Signature {
+                    id,
+                    signature: shared.key.sign_raw(payload),
+                }
+            } else {
+                error!(
+                    id,
+                    "refused to sign a note: the payload is not a checkpoint text (origin, size, root)"
+                );
+                Response::Refused {
+                    id,
+                    reason: Refusal::ContextNotAllowed,
+                }
+            }
+        }
+        Request::Sign {
+            id,
+            context,
+            payload,
         } => match std::str::from_utf8(context)
             .ok()
             .and_then(Context::from_str_exact)

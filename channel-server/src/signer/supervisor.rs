@@ -199,6 +199,15 @@ impl SignerSupervisor {
         self.client.sign(context, payload).await
     }
 
+    /// Signs a checkpoint text as a C2SP note through the child ([`SignerClient::sign_note`]);
+    /// [`SignerUnavailable::NotRunning`] at once while it is not ready.
+    pub async fn sign_note(&self, text: String) -> Result<Signature, SignerUnavailable> {
+        if !self.is_ready() {
+            return Err(SignerUnavailable::NotRunning);
+        }
+        self.client.sign_note(text).await
+    }
+
     /// The client (for callers that want to skip the readiness check).
     pub fn client(&self) -> &SignerClient {
         &self.client
