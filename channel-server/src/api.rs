@@ -249,6 +249,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(reads)
         .merge(submit)
         .route("/v1/stats", get(stats))
+        .route("/checkpoint", get(checkpoint_note))
         .route("/healthz", get(healthz))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -748,10 +749,39 @@ async fn release_lookup(
     }
 }
 
+/// `GET /checkpoint`: the published C2SP checkpoint note (`public/checkpoint`), as
+/// `text/plain; charset=utf-8`, for signed-note tools. 404 until the first publish. Served
+/// from the file, so it is exactly what a static mirror serves.
+async fn checkpoint_note(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let path = s.paths.public.join("checkpoint");
+    match tokio::fs::read(&path).await {
+        Ok(bytes) if bytes.len() <= keyggdrasil::note::MAX_NOTE_BYTES => Ok((
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            bytes,
+        )
+            .into_response()),
+        Ok(_) => Err(ApiError::internal(
+            "checkpoint",
+            &DbError::Inconsistent("public/checkpoint is larger than a note".into()),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no checkpoint is published yet".to_owned(),
+        )),
+        Err(e) => Err(ApiError::internal("checkpoint", &e)),
+    }
+}
+
 #[derive(Serialize)]
 struct Stats {
     origin: ChannelName,
     channel_key: PublicKey,
+    /// The C2SP note verifier key of `GET /checkpoint`.
+    verifier_key: String,
     size: u64,
     suppliers: u64,
     releases: u64,
@@ -767,6 +797,9 @@ async fn stats(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
     Ok(ok(Stats {
         origin: s.origin.clone(),
         channel_key: s.channel_key,
+        verifier_key: keyggdrasil::tlog_checkpoint::verifier_key(&s.origin, &s.channel_key)
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
         size,
         suppliers,
         releases,
@@ -995,10 +1028,10 @@ const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 /// published size.
 pub async fn publish_loop(s: Arc<AppState>) {
     let public = s.paths.public.clone();
-    let (key, limits) = (s.channel_key, keyggdrasil::limits::Limits::default());
+    let (key, origin) = (s.channel_key, s.origin.clone());
     let mut published = {
         let public = public.clone();
-        tokio::task::spawn_blocking(move || crate::publish::published_size(&public, &key, &limits))
+        tokio::task::spawn_blocking(move || crate::publish::published_size(&public, &key, &origin))
             .await
             .unwrap_or(0)
     };
@@ -1099,9 +1132,23 @@ async fn publish_once(
     let signed = sign_payload(s, Context::Checkpoint, &cp)
         .await
         .map_err(|_| "the signer is unavailable".to_owned())?;
-    let json = serde_json::to_vec(&signed).map_err(|e| e.to_string())?;
+    // The static `checkpoint` is a C2SP checkpoint note (tlog-tiles readers expect one); the
+    // JSON form above stays for `/v1/checkpoint`.
+    let text = keyggdrasil::tlog_checkpoint::text(&s.origin, head.size, &head.root);
+    let signature = s
+        .signer
+        .sign_note(text.clone())
+        .await
+        .map_err(|_| "the signer is unavailable".to_owned())?;
+    let note = keyggdrasil::tlog_checkpoint::assemble(
+        &s.origin,
+        &s.channel_key,
+        &text,
+        signature.as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
     let public = s.paths.public.clone();
-    tokio::task::spawn_blocking(move || crate::publish::write_checkpoint(&public, &json))
+    tokio::task::spawn_blocking(move || crate::publish::write_checkpoint(&public, note.as_bytes()))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;

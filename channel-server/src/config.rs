@@ -36,6 +36,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file parses but says something this channel cannot run with.
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        message: String,
+    },
     /// The file is not valid TOML for this configuration.
     #[error("invalid config file {path}: {message}")]
     Parse {
@@ -85,6 +93,11 @@ pub struct ChannelSection {
     /// The channel's public key. `serve` takes it from here and never reads the key file,
     /// which only the signer process opens.
     pub key: keyggdrasil::keys::PublicKey,
+    /// The channel's C2SP note verifier key (`<name>+<key ID>+<base64>`), written by `init`
+    /// for people and tools that check `GET /checkpoint` (Go's `note.NewVerifier`). Derived
+    /// from `name` and `key`: when present it must be exactly that, or the config is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier_key: Option<String>,
 }
 
 /// `[server]`.
@@ -216,7 +229,31 @@ impl Config {
                 value,
                 max,
             })?;
+        // Checkpoints are C2SP notes signed under the channel's name, which must be a note
+        // key name; a name from before that rule is refused here with what to do.
+        let verifier =
+            keyggdrasil::tlog_checkpoint::verifier_key(&cfg.channel.name, &cfg.channel.key)
+                .map_err(|e| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+        if let Some(written) = &cfg.channel.verifier_key
+            && *written != verifier.to_string()
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "[channel] verifier_key is {written:?}, but the channel's name and key give {:?}; delete the line (it is derived) or fix name and key",
+                    verifier.to_string()
+                ),
+            });
+        }
         Ok(cfg)
+    }
+
+    /// The channel's note verifier key (valid after [`Config::load`], which checks the name).
+    pub fn verifier_key(&self) -> Option<keyggdrasil::note::VerifierKey> {
+        keyggdrasil::tlog_checkpoint::verifier_key(&self.channel.name, &self.channel.key).ok()
     }
 
     /// The data folder (after [`Config::load`], always set).

@@ -273,6 +273,10 @@ fn run(cli: Cli) -> Result<serde_json::Value, CliError> {
             ));
             say(format!("Fingerprint: {}", done.channel_key.fingerprint()));
             say(format!(
+                "C2SP note verifier key (GET /checkpoint; Go's note.NewVerifier): {}",
+                done.verifier_key
+            ));
+            say(format!(
                 "Secrets are in {}/local (mode 0700); back it up offline.",
                 dir.display()
             ));
@@ -284,6 +288,7 @@ fn run(cli: Cli) -> Result<serde_json::Value, CliError> {
                 "origin": name.as_str(),
                 "channel_key": done.channel_key.to_hex(),
                 "fingerprint": done.channel_key.fingerprint(),
+                "verifier_key": done.verifier_key,
                 "config": done.config,
             }))
         }

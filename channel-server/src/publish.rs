@@ -19,9 +19,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use keyggdrasil::keys::PublicKey;
-use keyggdrasil::limits::Limits;
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::tiles::{self, TileId, tiles_between};
-use keyggdrasil::wire::{self, Signed};
 use rusqlite::Connection;
 
 use crate::store::{self, DbError, SqliteHashes};
@@ -77,13 +76,13 @@ fn sync_dir(dir: &Path) -> Result<(), PublishError> {
         })
 }
 
-/// The size of the checkpoint in `public/checkpoint`, if it is one signed by `key` (what the
-/// last run published; 0 when there is none, so everything is written again).
-pub fn published_size(public: &Path, key: &PublicKey, limits: &Limits) -> u64 {
+/// The size of the checkpoint note in `public/checkpoint`, if it is one signed by `key` for
+/// `origin` (what the last run published; 0 when there is none, or one from before checkpoints
+/// were notes, so everything is written again).
+pub fn published_size(public: &Path, key: &PublicKey, origin: &ChannelName) -> u64 {
     std::fs::read(public.join("checkpoint"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<Signed>(&b).ok())
-        .and_then(|s| wire::verify_checkpoint(&s, key, None, limits).ok())
+        .and_then(|b| keyggdrasil::tlog_checkpoint::open(&b, key, origin).ok())
         .map(|c| c.size())
         .unwrap_or(0)
 }
@@ -135,10 +134,10 @@ pub fn publish_tiles(
     Ok(written)
 }
 
-/// Writes the signed checkpoint (the JSON of a `Signed` checkpoint, as `/v1/checkpoint`
-/// answers it) to `public/checkpoint`, after the tiles of its size.
-pub fn write_checkpoint(public: &Path, signed_json: &[u8]) -> Result<(), PublishError> {
-    write_atomic(&public.join("checkpoint"), signed_json)?;
+/// Writes the checkpoint note ([`keyggdrasil::tlog_checkpoint`]) to `public/checkpoint`,
+/// after the tiles of its size.
+pub fn write_checkpoint(public: &Path, note: &[u8]) -> Result<(), PublishError> {
+    write_atomic(&public.join("checkpoint"), note)?;
     sync_dir(public)
 }
 

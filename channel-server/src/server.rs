@@ -66,6 +66,8 @@ pub struct Initialised {
     pub config: PathBuf,
     /// The channel's public key (sites pin it).
     pub channel_key: PublicKey,
+    /// Its C2SP note verifier key (for `GET /checkpoint` and signed-note tools).
+    pub verifier_key: String,
 }
 
 /// Creates a channel's data folder: config file, database, archives folder, and under `local/`
@@ -80,11 +82,21 @@ pub fn init(
     if config_path.exists() {
         return Err(ServerError::Exists(config_path));
     }
+    // Before anything is created: checkpoints are C2SP notes signed under the channel's name,
+    // so it must be a note key name (no '+').
+    if !keyggdrasil::note::valid_key_name(name.as_str()) {
+        return Err(ServerError::Other(
+            keyggdrasil::tlog_checkpoint::CheckpointError::Origin(name.as_str().to_owned())
+                .to_string(),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(io("could not create", dir))?;
     let paths = Paths::new(dir);
     secretfile::ensure_private_dir(&paths.local)?;
     std::fs::create_dir_all(&paths.archives).map_err(io("could not create", &paths.archives))?;
     let key = KeyPair::generate();
+    let verifier = keyggdrasil::tlog_checkpoint::verifier_key(&name, &key.public())
+        .map_err(|e| ServerError::Other(e.to_string()))?;
     secretfile::write_secret_file(
         &paths.key_file,
         &KeyFile::plain(KeyRole::Channel, None, &key).to_bytes(),
@@ -99,6 +111,7 @@ pub fn init(
             name,
             policy,
             key: key.public(),
+            verifier_key: Some(verifier.to_string()),
         },
         server: ServerSection {
             listen,
@@ -111,6 +124,7 @@ pub fn init(
     Ok(Initialised {
         config: config_path,
         channel_key: key.public(),
+        verifier_key: verifier.to_string(),
     })
 }
 
@@ -196,12 +210,12 @@ pub fn check_published(config: &Config, size: u64) -> Result<(u64, Vec<String>),
     if !paths.public.join("checkpoint").exists() {
         return Ok((0, Vec::new()));
     }
-    let limits = keyggdrasil::limits::Limits::default();
-    let published = crate::publish::published_size(&paths.public, &config.channel.key, &limits);
+    let published =
+        crate::publish::published_size(&paths.public, &config.channel.key, &config.channel.name);
     if published == 0 {
         return Ok((
             0,
-            vec!["public/checkpoint is not a checkpoint signed by the channel key".to_owned()],
+            vec!["public/checkpoint is not a checkpoint note signed by the channel key".to_owned()],
         ));
     }
     if published > size {

@@ -19,9 +19,10 @@ use keyggdrasil::entry::{Entry, MAX_ENTRY_BYTES};
 use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::Hash;
 use keyggdrasil::tiles::{self, TileId};
+use keyggdrasil::tlog_checkpoint::{self, NoteCheckpoint};
 use keyggdrasil::wire::{
-    self, Envelope, ErrorCode, LeafHashesResponse, Nonce, Signed, UpdateRequest,
-    VerifiedCheckpoint, VerifiedUpdate, WireError,
+    self, Envelope, ErrorCode, LeafHashesResponse, Misbehavior, Nonce, Signed, UpdateRequest,
+    VerifiedUpdate, WireError,
 };
 use thiserror::Error;
 
@@ -264,27 +265,34 @@ impl<'a> ChannelClient<'a> {
         Ok(None)
     }
 
-    /// The tile mirrors' `checkpoint`, which must be signed by the pinned key for this
-    /// channel (any age: it names the size whose tiles to read; freshness comes from the
-    /// channel's nonce-bound answer). `Ok(None)` when no tile mirror has one.
-    pub fn tile_checkpoint(&self) -> Result<Option<VerifiedCheckpoint>, ChannelError> {
+    /// The tile mirrors' `checkpoint`: a C2SP checkpoint note, which must be signed by the
+    /// pinned key under this channel's name and be of this channel (any age: it names the size
+    /// whose tiles to read; freshness comes from the channel's nonce-bound answer). `Ok(None)`
+    /// when no tile mirror has one.
+    pub fn tile_checkpoint(&self) -> Result<Option<NoteCheckpoint>, ChannelError> {
         let Some((body, url)) =
             self.tile_get("checkpoint", self.limits.max_small_response_bytes)?
         else {
             return Ok(None);
         };
-        let signed: Signed =
-            serde_json::from_slice(&body).map_err(|e| ChannelError::Malformed {
-                channel: self.cfg.name.as_str().to_owned(),
-                url: url.clone(),
-                message: format!("not a signed checkpoint: {e}"),
-            })?;
-        wire::verify_checkpoint(&signed, &self.cfg.key, Some(&self.cfg.name), self.limits)
+        tlog_checkpoint::open(&body, &self.cfg.key, &self.cfg.name)
             .map(Some)
-            .map_err(|source| ChannelError::Verification {
-                channel: self.cfg.name.as_str().to_owned(),
-                url,
-                source,
+            .map_err(|e| match e {
+                tlog_checkpoint::CheckpointError::Note(
+                    keyggdrasil::note::NoteError::Unverified,
+                )
+                | tlog_checkpoint::CheckpointError::Note(
+                    keyggdrasil::note::NoteError::InvalidSignature { .. },
+                ) => ChannelError::Verification {
+                    channel: self.cfg.name.as_str().to_owned(),
+                    url,
+                    source: Misbehavior::BadSignature(self.cfg.key).into(),
+                },
+                other => ChannelError::Malformed {
+                    channel: self.cfg.name.as_str().to_owned(),
+                    url,
+                    message: format!("not a checkpoint of this channel: {other}"),
+                },
             })
     }
 

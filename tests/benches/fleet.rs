@@ -209,7 +209,7 @@ fn poll(
         index += 1;
     }
     if end > start {
-        next.check_checkpoint(&checkpoint)
+        next.check_root(checkpoint.size(), checkpoint.root())
             .map_err(|e| e.to_string())?;
     }
     let fresh = if fresh.size() < next.size() {

@@ -436,17 +436,14 @@ impl Channel {
         out
     }
 
-    /// Waits (at most 20 s) until `public/checkpoint` is a checkpoint of at least `size`
+    /// Waits (at most 20 s) until `public/checkpoint` is a checkpoint note of at least `size`
     /// entries signed by this channel; returns its size. Panics otherwise.
     pub fn wait_published(&self, size: u64) -> u64 {
-        let limits = keyggdrasil::limits::Limits::default();
+        let origin = self.origin();
         for _ in 0..2000 {
             let got = std::fs::read(self.public_dir().join("checkpoint"))
                 .ok()
-                .and_then(|b| serde_json::from_slice::<Signed>(&b).ok())
-                .and_then(|s| {
-                    keyggdrasil::wire::verify_checkpoint(&s, &self.key, None, &limits).ok()
-                })
+                .and_then(|b| keyggdrasil::tlog_checkpoint::open(&b, &self.key, &origin).ok())
                 .map(|c| c.size());
             if let Some(n) = got
                 && n >= size

@@ -9,10 +9,8 @@
 
 use std::io::Read;
 
-use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
 use keyggdrasil::tiles::{archive_path, parse_entry_bundle, parse_tile, tiles_of};
-use keyggdrasil::wire::{Signed, verify_checkpoint};
 use system_tests::nginx::Nginx;
 use system_tests::{Channel, Supplier, agent, plugin_archive};
 
@@ -92,11 +90,19 @@ fn nginx_serves_the_published_log_as_the_channel_wrote_it() {
     // The checkpoint: the channel's, for the size of the tiles; never cached.
     let (status, cache, body) = get(&format!("{}/checkpoint", nginx.url));
     assert_eq!((status, cache.as_deref()), (200, Some("no-cache")));
-    let signed: Signed = serde_json::from_slice(&body).unwrap();
-    let cp = verify_checkpoint(&signed, &ch.key, Some(&ch.origin()), &Limits::default()).unwrap();
+    let cp = keyggdrasil::tlog_checkpoint::open(&body, &ch.key, &ch.origin()).unwrap();
     assert_eq!(cp.size(), size);
+    // The channel answers the same note at `GET /checkpoint`, as plain text.
+    let r = agent().get(&ch.url("/checkpoint")).call().unwrap();
     assert_eq!(
-        cp.root().0,
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(r.into_body().read_to_vec().unwrap(), body);
+    assert_eq!(
+        *cp.root(),
         root_from_leaf_hashes(&Blake2b256, &leaves).unwrap()
     );
 
@@ -411,10 +417,20 @@ fn bad_static_files_are_refused_and_the_site_is_unchanged() {
         w.site
             .assert_update_refused(3, &["entry bundle is malformed"]);
     });
-    // A checkpoint not signed by the channel key.
-    let mut forged: serde_json::Value = serde_json::from_slice(&stale).unwrap();
-    forged["signature"] = serde_json::Value::String("00".repeat(64));
-    with_file(&w, "checkpoint", forged.to_string().into_bytes(), || {
+    // A checkpoint not signed by the channel key: another key's signature under the
+    // channel's name, and the channel's own signature line over another size.
+    let other = keyggdrasil::keys::KeyPair::generate();
+    let forged = keyggdrasil::tlog_checkpoint::sign(&w.ch.origin(), 4, &[9; 32], &other).unwrap();
+    with_file(&w, "checkpoint", forged.into_bytes(), || {
+        w.site.assert_update_refused(3, &["signature"]);
+    });
+    let stale_text = String::from_utf8(stale.clone()).unwrap();
+    let moved = stale_text.replacen("\n3\n", "\n4\n", 1);
+    with_file(&w, "checkpoint", moved.into_bytes(), || {
+        w.site.assert_update_refused(3, &["signature"]);
+    });
+    // Not a note at all (the JSON checkpoint of before).
+    with_file(&w, "checkpoint", b"{\"payload\":\"x\"}".to_vec(), || {
         w.site.assert_update_refused(3, &["checkpoint"]);
     });
     // A stale checkpoint (size 3, the site has 3): the tiles have nothing new, so the entry

@@ -5,10 +5,8 @@
 //! uploaded archive is published by digest. `channel-server check` checks the tiles and names
 //! a damaged one.
 
-use keyggdrasil::limits::Limits;
 use keyggdrasil::merkle::{Blake2b256, Hash, TreeHasher, root_from_leaf_hashes};
 use keyggdrasil::tiles::{archive_path, entry_bundle, tiles_of};
-use keyggdrasil::wire::{Signed, verify_checkpoint};
 
 use super::harness::{Channel, Supplier};
 
@@ -66,15 +64,13 @@ fn every_published_size_has_all_its_tiles_recomputed_independently() {
     for &s in &sizes {
         check_files(&ch, &entries, s);
     }
-    // The checkpoint file is the channel's, at the last size.
-    let signed: Signed =
-        serde_json::from_slice(&std::fs::read(ch.public_dir().join("checkpoint")).unwrap())
-            .unwrap();
-    let cp = verify_checkpoint(&signed, &ch.key, Some(&ch.origin()), &Limits::default()).unwrap();
+    // The checkpoint file is the channel's checkpoint note, at the last size.
+    let note = std::fs::read(ch.public_dir().join("checkpoint")).unwrap();
+    let cp = keyggdrasil::tlog_checkpoint::open(&note, &ch.key, &ch.origin()).unwrap();
     assert_eq!(cp.size(), last);
     let leaves: Vec<Hash> = entries.iter().map(|e| Blake2b256.hash_leaf(e)).collect();
     assert_eq!(
-        cp.root().0,
+        *cp.root(),
         root_from_leaf_hashes(&Blake2b256, &leaves).unwrap()
     );
     // The full tile is there once, no partial tile of it is kept beyond what was published.
@@ -138,29 +134,21 @@ fn a_static_copy_of_a_longer_log_is_rewritten_at_start() {
     ch.kill();
     // A checkpoint of 10 entries, signed by the channel key: what public/ looks like after the
     // database was restored from an older backup.
-    let cp = keyggdrasil::wire::Checkpoint {
-        v: keyggdrasil::wire::WIRE_VERSION,
-        origin: ch.origin(),
-        size: 10,
-        root: keyggdrasil::wire::TreeHash([9; 32]),
-        time: 1,
-    };
-    let signed = Signed::sign(
-        &ch.signing_key(),
-        keyggdrasil::protocol::Context::Checkpoint,
-        &cp,
-    );
+    let note =
+        keyggdrasil::tlog_checkpoint::sign(&ch.origin(), 10, &[9; 32], &ch.signing_key()).unwrap();
     let path = ch.public_dir().join("checkpoint");
-    std::fs::write(&path, serde_json::to_vec(&signed).unwrap()).unwrap();
+    std::fs::write(&path, note).unwrap();
     std::fs::remove_file(ch.public_dir().join("tile/0/000.p/3")).unwrap();
     ch.spawn();
-    let limits = Limits::default();
     let mut size = 0;
     for _ in 0..500 {
-        let s: Signed = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        size = verify_checkpoint(&s, &ch.key, None, &limits)
-            .unwrap()
-            .size();
+        size = keyggdrasil::tlog_checkpoint::open(
+            &std::fs::read(&path).unwrap(),
+            &ch.key,
+            &ch.origin(),
+        )
+        .unwrap()
+        .size();
         if size == 3 {
             break;
         }

@@ -188,7 +188,7 @@ fn from_tiles(
         index += 1;
     }
     // The mirror's entries are the channel's only if they hash to the root it signed.
-    view.check_checkpoint(&checkpoint)
+    view.check_root(checkpoint.size(), checkpoint.root())
         .map_err(|source| UpdateError::NotAnExtension {
             channel: name.to_owned(),
             source,
