@@ -16,6 +16,7 @@
 
 pub mod config_doc;
 pub mod front;
+pub mod golang;
 pub mod hostile;
 pub mod nginx;
 
