@@ -90,3 +90,4 @@ pub mod state;
 pub mod tiles;
 pub mod tlog_checkpoint;
 pub mod wire;
+pub mod witness;
