@@ -12,9 +12,15 @@ use super::CliError;
 pub fn key(paths: &SitePaths, json: bool) -> Result<(), CliError> {
     let secret = site::site_secret(paths)?;
     let pair = secret.notary_keypair().map_err(SiteError::from)?;
+    let witness = continuum::notary::witness::verifier_key(&pair.public());
     if json {
-        super::print_json(&serde_json::json!({ "notary_key": pair.public().to_hex() }))?;
+        super::print_json(&serde_json::json!({
+            "notary_key": pair.public().to_hex(),
+            "witness_verifier_key": witness,
+        }))?;
     } else {
+        // One line, for scripts (`$(continuum notary key)`); the witness verifier key is in
+        // the JSON form.
         println!("{}", pair.public().to_hex());
     }
     Ok(())

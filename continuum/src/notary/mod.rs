@@ -45,6 +45,7 @@
 
 mod observed;
 mod server;
+pub mod witness;
 
 pub use keyggdrasil::evidence::{
     Contradiction, EvidenceError, Statement, StatementKind, check_evidence, find_contradiction,
@@ -55,5 +56,6 @@ pub use observed::{
     observed_leaf, observed_root_at, observed_size, observed_view,
 };
 pub use server::{
-    NOTARY_PATH, NotaryError, NotaryOptions, load_notary_keypair, serve_notary, serve_notary_with,
+    NOTARY_PATH, NotaryError, NotaryOptions, WITNESS_PATH, load_notary_keypair, serve_notary,
+    serve_notary_with,
 };

@@ -63,6 +63,9 @@ use crate::transport::{Http, TransportError};
 /// The notary route.
 pub const NOTARY_PATH: &str = "/v1/notary/root";
 
+/// The C2SP `tlog-witness` endpoint (submission prefix: the notary's base URL).
+pub const WITNESS_PATH: &str = "/add-checkpoint";
+
 /// Knobs of the notary endpoint; [`Default`] is the recommended setting.
 #[derive(Debug, Clone)]
 pub struct NotaryOptions {
@@ -258,9 +261,13 @@ pub async fn serve_notary_with(
 }
 
 fn router(notary: Arc<Notary>) -> Router {
+    let witness = Router::new()
+        .route(WITNESS_PATH, post(add_checkpoint))
+        .layer(DefaultBodyLimit::max(keyggdrasil::witness::MAX_BODY_BYTES));
     Router::new()
         .route(NOTARY_PATH, post(root))
         .layer(DefaultBodyLimit::max(notary.options.max_body_bytes))
+        .merge(witness)
         .route_layer(middleware::from_fn_with_state(notary.clone(), limit))
         .fallback(|| async {
             ApiError::new(
@@ -270,6 +277,75 @@ fn router(notary: Arc<Notary>) -> Router {
             )
         })
         .with_state(notary)
+}
+
+/// `POST /add-checkpoint` (C2SP tlog-witness): plain-text answers with the spec's statuses; a
+/// 409 carries the latest cosigned size as `text/x.tlog.size`.
+async fn add_checkpoint(
+    State(n): State<Arc<Notary>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "the body is too large\n",
+        )
+            .into_response();
+    };
+    let notary = n.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut conn = notary
+            .db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.execute_batch(super::witness::SCHEMA)?;
+        let trusted = |o: &ChannelName| {
+            notary
+                .config
+                .channels
+                .iter()
+                .find(|c| &c.name == o)
+                .map(|c| c.key)
+        };
+        super::witness::add_checkpoint(&mut conn, &notary.keypair, trusted, &body, now_secs())
+    })
+    .await;
+    let text = |status: StatusCode, body: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    };
+    match done {
+        Ok(Ok(Ok(line))) => text(StatusCode::OK, line),
+        Ok(Ok(Err(keyggdrasil::witness::WitnessError::Conflict { latest }))) => (
+            StatusCode::CONFLICT,
+            [(header::CONTENT_TYPE, "text/x.tlog.size")],
+            format!("{latest}\n"),
+        )
+            .into_response(),
+        Ok(Ok(Err(e))) => text(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            format!("{e}\n"),
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "witness");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; the operator has the details\n".into(),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "witness task");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; the operator has the details\n".into(),
+            )
+        }
+    }
 }
 
 /// An error answer.

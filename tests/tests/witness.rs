@@ -1,0 +1,170 @@
+//! Every notary is a C2SP tlog-witness (issue 16, item 2): `POST /add-checkpoint` on a real
+//! `continuum notary serve`, fed the channel's real checkpoint notes and consistency proofs,
+//! answers each status the spec defines, returns a `cosignature/v1` by the notary key that
+//! verifies, and of concurrent requests from the same old size exactly one wins.
+
+use base64ct::{Base64, Encoding};
+use keyggdrasil::note::{self, VerifierKey};
+use system_tests::{Channel, Site, Supplier, agent};
+
+/// POSTs `body` to the notary's add-checkpoint: status, content type, body.
+fn add(url: &str, body: &[u8]) -> (u16, String, String) {
+    let r = agent()
+        .post(&format!("{url}/add-checkpoint"))
+        .send(body)
+        .unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, ct, r.into_body().read_to_string().unwrap())
+}
+
+fn checkpoint(ch: &Channel) -> String {
+    agent()
+        .get(&ch.url("/checkpoint"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap()
+}
+
+/// The consistency proof lines from `old` to `new`, from the channel.
+fn proof_lines(ch: &Channel, old: u64, new: u64) -> String {
+    let p: serde_json::Value = ch
+        .get(&format!("/v1/proof/consistency?old={old}&new={new}"))
+        .unwrap();
+    p["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Base64::encode_string(&hex::decode(h.as_str().unwrap()).unwrap()) + "\n")
+        .collect()
+}
+
+#[test]
+fn a_notary_witnesses_the_channel_as_the_spec_says() {
+    let ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    acme.publish_plugin(&ch, "hello", "1.0.0", "first");
+    ch.wait_published(3);
+    let mut site = Site::init(&ch);
+    let url = site.start_notary();
+    let witness =
+        VerifierKey::parse(&continuum::notary::witness::verifier_key(&site.notary_key)).unwrap();
+
+    // First contact: old 0, no proof. 200 and a cosignature that verifies, timestamped.
+    let cp3 = checkpoint(&ch);
+    let (status, ct, body) = add(&url, format!("old 0\n\n{cp3}").as_bytes());
+    assert_eq!(status, 200, "{body}");
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    let cosigned = format!("{cp3}{body}");
+    let opened = note::open(cosigned.as_bytes(), std::slice::from_ref(&witness)).unwrap();
+    assert!(opened.verified[0].time.unwrap() > 1_700_000_000);
+
+    // The same old size again: 409 with the latest size as text/x.tlog.size.
+    let (status, ct, body) = add(&url, format!("old 0\n\n{cp3}").as_bytes());
+    assert_eq!(
+        (status, ct.as_str(), body.as_str()),
+        (409, "text/x.tlog.size", "3\n")
+    );
+
+    // The log grows: old 3 with the channel's consistency proof to 4.
+    acme.publish_plugin(&ch, "hello", "1.1.0", "second");
+    ch.wait_published(4);
+    let cp4 = checkpoint(&ch);
+    let good = format!("old 3\n{}\n{cp4}", proof_lines(&ch, 3, 4));
+    // A proof that fails first (one hash changed): 422, and nothing recorded.
+    let mut bad_proof = proof_lines(&ch, 3, 4);
+    bad_proof.replace_range(
+        0..4,
+        if &bad_proof[0..4] == "AAAA" {
+            "BBBB"
+        } else {
+            "AAAA"
+        },
+    );
+    let (status, _, body) = add(&url, format!("old 3\n{bad_proof}\n{cp4}").as_bytes());
+    assert_eq!(status, 422, "{body}");
+    let (status, _, body) = add(&url, good.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        note::open(
+            format!("{cp4}{body}").as_bytes(),
+            std::slice::from_ref(&witness)
+        )
+        .is_ok()
+    );
+
+    // 400: old above the checkpoint's size, and a malformed body.
+    let (status, _, _) = add(&url, format!("old 9\n\n{cp4}").as_bytes());
+    assert_eq!(status, 400);
+    let (status, _, _) = add(&url, b"hello");
+    assert_eq!(status, 400);
+    // 404: a checkpoint of a log the notary does not know.
+    let stranger = keyggdrasil::tlog_checkpoint::sign(
+        &keyggdrasil::names::ChannelName::parse("elsewhere.example").unwrap(),
+        1,
+        &[1; 32],
+        &keyggdrasil::keys::KeyPair::generate(),
+    )
+    .unwrap();
+    let (status, _, _) = add(&url, format!("old 0\n\n{stranger}").as_bytes());
+    assert_eq!(status, 404);
+    // 403: the channel's name, another key.
+    let forged = keyggdrasil::tlog_checkpoint::sign(
+        &ch.origin(),
+        5,
+        &[1; 32],
+        &keyggdrasil::keys::KeyPair::generate(),
+    )
+    .unwrap();
+    let (status, _, _) = add(&url, format!("old 4\n\n{forged}").as_bytes());
+    assert_eq!(status, 403);
+    // 422: a fork signed by the channel key (another root at the cosigned size 4).
+    let fork =
+        keyggdrasil::tlog_checkpoint::sign(&ch.origin(), 4, &[7; 32], &ch.signing_key()).unwrap();
+    let (status, _, _) = add(&url, format!("old 4\n\n{fork}").as_bytes());
+    assert_eq!(status, 422);
+    // Still at 4 after all that.
+    let (status, _, body) = add(&url, format!("old 0\n\n{cp3}").as_bytes());
+    assert_eq!((status, body.as_str()), (409, "4\n"));
+    site.stop_notary();
+}
+
+#[test]
+fn of_concurrent_requests_from_one_old_size_exactly_one_wins() {
+    let ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    ch.wait_published(2);
+    let mut site = Site::init(&ch);
+    let url = site.start_notary();
+    let cp2 = checkpoint(&ch);
+    assert_eq!(add(&url, format!("old 0\n\n{cp2}").as_bytes()).0, 200);
+    acme.publish_plugin(&ch, "hello", "1.0.0", "first");
+    ch.wait_published(3);
+    let body = format!("old 2\n{}\n{}", proof_lines(&ch, 2, 3), checkpoint(&ch));
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| add(&url, body.as_bytes()).0))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
+    site.stop_notary();
+}
