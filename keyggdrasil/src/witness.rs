@@ -152,10 +152,13 @@ pub fn verify(
         .map_err(|_| WitnessError::UnknownOrigin(first.chars().take(128).collect()))?;
     let key =
         trusted(&origin).ok_or_else(|| WitnessError::UnknownOrigin(origin.as_str().into()))?;
+    // Any note-level failure means no valid signature by the trusted key is present: 403, as
+    // the spec says of a trusted key's bad signature ("such a note is malformed"). This
+    // includes a signature line in non-canonical base64, which Go's decoder would read and
+    // then fail to verify (litewitness answers 403 there too). A text that is not three
+    // checkpoint lines is a bad request.
     let cp = tlog_checkpoint::open(&req.checkpoint, &key, &origin).map_err(|e| match e {
-        CheckpointError::Note(
-            note::NoteError::Unverified | note::NoteError::InvalidSignature { .. },
-        ) => WitnessError::Forbidden(e.to_string()),
+        CheckpointError::Note(_) => WitnessError::Forbidden(e.to_string()),
         other => WitnessError::BadRequest(other.to_string()),
     })?;
     let note = String::from_utf8_lossy(&req.checkpoint).into_owned();
