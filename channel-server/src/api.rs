@@ -236,6 +236,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/consistency", get(consistency))
         .route("/v1/entries", get(entries))
         .route("/v1/release", get(release_lookup))
+        .route("/v1/proof/release", get(release_proof))
         .route("/v1/leaves", get(leaves))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_reads));
     let submit = Router::new()
@@ -683,6 +684,67 @@ struct ReleaseQuery {
     package: String,
     version: String,
     size: u64,
+}
+
+#[derive(Deserialize)]
+struct ReleaseProofQuery {
+    supplier: String,
+    package: String,
+    version: String,
+}
+
+/// `GET /v1/proof/release?supplier=&package=&version=`: the release as an offline proof
+/// (`keyggdrasil::tlog_proof`, C2SP `tlog-proof@v1`, `text/plain`) against the published
+/// checkpoint note: its entry in the `extra` line, its index, its inclusion proof at the note's
+/// size, and the note verbatim. 404 when the release is not logged below the published size.
+async fn release_proof(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<ReleaseProofQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let (supplier, package, version) = parse_names(&q.supplier, &q.package, &q.version)?;
+    let note = tokio::fs::read(s.paths.public.join("checkpoint"))
+        .await
+        .ok()
+        .and_then(|b| keyggdrasil::tlog_checkpoint::open(&b, &s.channel_key, &s.origin).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no checkpoint is published yet".to_owned(),
+            )
+        })?;
+    let size = note.size();
+    let id = keyggdrasil::snapshot::ReleaseId {
+        supplier: supplier.clone(),
+        package: package.clone(),
+        version: version.clone(),
+    };
+    let found = blocking(&s, move |c| {
+        let Some(record) = store::release_record(c, &id)? else {
+            return Ok(None);
+        };
+        if record.index >= size {
+            return Ok(None);
+        }
+        let bytes = store::entries(c, record.index, record.index + 1)?
+            .pop()
+            .ok_or_else(|| DbError::Inconsistent(format!("no stored entry {}", record.index)))?;
+        let proof = merkle::prove_inclusion(&Blake2b256, record.index, size, &SqliteHashes(c))?;
+        Ok(Some((record.index, bytes, proof.hashes().to_vec())))
+    })
+    .await?;
+    let Some((index, bytes, path)) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownRelease,
+            format!(
+                "{supplier}/{package} {version} is not in the log at the published size {size}"
+            ),
+        ));
+    };
+    let text = keyggdrasil::tlog_proof::format(Some(&bytes), index, &path, note.note());
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 /// One release by name: an indexed lookup of its state row, the release entry and (if logged

@@ -130,6 +130,19 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Check a release's offline proof (a c2sp.org/tlog-proof@v1 file, from the channel's
+    /// GET /v1/proof/release) with no network: the checkpoint signed by this site's pinned
+    /// channel key, the release entry included at its index; with --archive, the file's logged
+    /// size and BLAKE2b-512. Exit 3 if it does not hold.
+    ///
+    /// Example: continuum --dir /var/lib/mysite verify-proof hello-1.0.0.tlog-proof --archive hello.zip
+    VerifyProof {
+        /// The proof file.
+        file: PathBuf,
+        /// The archive to check against the proven release.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+    },
     /// Show log sizes, installed packages, the last success and failures since.
     ///
     /// Example: continuum --dir /var/lib/mysite status --json
@@ -277,6 +290,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             allow_revoked,
         } => cli::rollback::run(&paths, &package, allow_revoked),
         Command::Status {} => cli::status::run(&paths, json),
+        Command::VerifyProof { file, archive } => {
+            cli::verify_proof::run(&paths, &file, archive.as_deref(), json)
+        }
         Command::Check { repair } => cli::check::run(&paths, repair, json),
         Command::Remove { package, delete } => cli::remove::run(&paths, &package, delete, json),
         Command::List {} => cli::list::run(&paths, json),

@@ -89,5 +89,6 @@ pub mod snapshot;
 pub mod state;
 pub mod tiles;
 pub mod tlog_checkpoint;
+pub mod tlog_proof;
 pub mod wire;
 pub mod witness;

@@ -16,6 +16,7 @@ pub mod remove;
 pub mod rollback;
 pub mod status;
 pub mod update;
+pub mod verify_proof;
 
 use continuum::config::{ConfigError, EditError, UpdatePolicy};
 use continuum::db::DbError;
@@ -105,6 +106,10 @@ pub enum CliError {
         /// The revocation entry and its reason.
         revocation: String,
     },
+    /// `verify-proof`: the offline proof does not hold (or is not a proof of a release of
+    /// one of this site's channels).
+    #[error("the proof does not verify: {0}")]
+    Proof(String),
     /// `check` found damage it did not repair; it printed what.
     #[error("{channels} channel(s) damaged")]
     Damaged {
@@ -144,6 +149,7 @@ impl CliError {
             CliError::NoListenAddress | CliError::RevokedTarget { .. } => ErrorKind::Usage,
             CliError::PeerCheck(e) => e.kind(),
             CliError::NeedsAttention { .. } => ErrorKind::NeedsAttention,
+            CliError::Proof(_) => ErrorKind::Verification,
             CliError::Db(_)
             | CliError::Damaged { .. }
             | CliError::State(_)

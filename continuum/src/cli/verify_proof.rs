@@ -1,0 +1,96 @@
+//! `continuum verify-proof FILE [--archive PATH]`: checks a release's offline proof
+//! (`keyggdrasil::tlog_proof`, C2SP `tlog-proof@v1`) with no network: the checkpoint must be
+//! signed by the pinned key of one of this site's channels (found by the checkpoint's origin),
+//! the entry must be a release included at the proof's index; with `--archive`, the file must
+//! have the release's logged size and BLAKE2b-512. Exit 3 when anything fails.
+
+use std::path::Path;
+
+use keyggdrasil::entry::Event;
+use keyggdrasil::names::ChannelName;
+use keyggdrasil::tlog_proof;
+
+use super::CliError;
+use continuum::config::{Config, SitePaths};
+
+/// Runs the command.
+pub fn run(
+    paths: &SitePaths,
+    file: &Path,
+    archive: Option<&Path>,
+    json: bool,
+) -> Result<(), CliError> {
+    let cfg = Config::load(&paths.config)?;
+    let io = |operation| move |source| CliError::Io { operation, source };
+    let meta = std::fs::metadata(file).map_err(io("read the proof file"))?;
+    if meta.len() > tlog_proof::MAX_PROOF_BYTES as u64 {
+        return Err(CliError::Proof(format!(
+            "{} is larger than a proof ({} bytes)",
+            file.display(),
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(file).map_err(io("read the proof file"))?;
+    let proof = tlog_proof::parse(&text).map_err(|e| CliError::Proof(e.to_string()))?;
+    let origin = proof.checkpoint.lines().next().unwrap_or("");
+    let channel = ChannelName::parse(origin)
+        .ok()
+        .and_then(|o| cfg.channels.iter().find(|c| c.name == o))
+        .ok_or_else(|| {
+            CliError::Proof(format!(
+                "the proof's checkpoint is of {origin:?}, which is not a channel of this site"
+            ))
+        })?;
+    let verified = tlog_proof::verify_release(&proof, &channel.key, &channel.name)
+        .map_err(|e| CliError::Proof(e.to_string()))?;
+    let body = verified.entry.body();
+    let Event::Release {
+        package,
+        version,
+        size,
+        digest,
+        ..
+    } = &body.event
+    else {
+        return Err(CliError::Proof("the entry is not a release".into()));
+    };
+    let name = format!(
+        "{}/{} {}",
+        body.supplier.as_str(),
+        package.as_str(),
+        version
+    );
+    if let Some(path) = archive {
+        let f = std::fs::File::open(path).map_err(io("open the archive"))?;
+        let (got_size, got_digest) =
+            keyggdrasil::filesig::archive_digest(f).map_err(io("read the archive"))?;
+        if got_size != *size || got_digest != digest.0 {
+            return Err(CliError::Proof(format!(
+                "{}: the archive is not {name}: {got_size} bytes where the log says {size}, or another BLAKE2b-512",
+                path.display()
+            )));
+        }
+    }
+    if json {
+        super::print_json(&serde_json::json!({
+            "release": name,
+            "index": verified.index,
+            "checkpoint_size": verified.checkpoint.size(),
+            "channel": channel.name.as_str(),
+            "archive_checked": archive.is_some(),
+        }))?;
+    } else {
+        println!(
+            "{name} is entry {} of {}'s log at size {} (checkpoint signed by the pinned key){}",
+            verified.index,
+            channel.name.as_str(),
+            verified.checkpoint.size(),
+            if archive.is_some() {
+                "; the archive matches its logged size and BLAKE2b-512"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
