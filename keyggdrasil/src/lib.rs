@@ -84,6 +84,7 @@ pub mod names;
 pub mod note;
 pub mod os;
 pub mod peers;
+pub mod policy;
 pub mod protocol;
 pub mod snapshot;
 pub mod state;
