@@ -101,6 +101,10 @@ pub struct AppState {
     pub paths: Paths,
     /// Start time, for uptime.
     pub started: Instant,
+    /// The witnesses the channel pushes its checkpoints to ([`crate::witnessing`]).
+    pub witnesses: Vec<crate::witnessing::WitnessTarget>,
+    /// Held while `public/checkpoint` is written, by the publisher and the witness task.
+    pub publish_lock: tokio::sync::Mutex<()>,
     checkpoint: Mutex<Option<(u64, u64, Signed)>>,
     fresh: crate::fresh::Batcher,
     submit_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -140,6 +144,8 @@ impl AppState {
                 limits.max_fresh_batch,
             ),
             started: Instant::now(),
+            witnesses: Vec::new(),
+            publish_lock: tokio::sync::Mutex::new(()),
             writer,
             signer,
             channel_key,
@@ -147,6 +153,12 @@ impl AppState {
             limits,
             paths,
         }
+    }
+
+    /// The same state, pushing checkpoints to `witnesses`.
+    pub fn with_witnesses(mut self, witnesses: Vec<crate::witnessing::WitnessTarget>) -> Self {
+        self.witnesses = witnesses;
+        self
     }
 
     /// Forgets rate-limit keys not seen recently (call periodically to bound memory).
@@ -1210,6 +1222,7 @@ async fn publish_once(
     )
     .map_err(|e| e.to_string())?;
     let public = s.paths.public.clone();
+    let _guard = s.publish_lock.lock().await;
     tokio::task::spawn_blocking(move || crate::publish::write_checkpoint(&public, note.as_bytes()))
         .await
         .map_err(|e| e.to_string())?

@@ -80,6 +80,37 @@ pub struct Config {
     /// Limits; every field has a default.
     #[serde(default)]
     pub limits: ServerLimits,
+    /// Witnesses the channel pushes each checkpoint to (`[[witness]]`; none by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witness: Vec<WitnessSection>,
+}
+
+/// `[[witness]]`: a C2SP tlog-witness (a continuum notary, or any other).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessSection {
+    /// Its submission prefix: the channel POSTs to `<url>/add-checkpoint`.
+    pub url: String,
+    /// Its `cosignature/v1` verifier key (`continuum notary key --json`,
+    /// `witness_verifier_key`).
+    pub verifier_key: String,
+}
+
+impl Config {
+    /// The configured witnesses, their keys parsed (valid after [`Config::load`]).
+    pub fn witnesses(&self) -> Vec<crate::witnessing::WitnessTarget> {
+        self.witness
+            .iter()
+            .filter_map(|w| {
+                keyggdrasil::note::VerifierKey::parse(&w.verifier_key)
+                    .ok()
+                    .map(|key| crate::witnessing::WitnessTarget {
+                        url: w.url.clone(),
+                        key,
+                    })
+            })
+            .collect()
+    }
 }
 
 /// `[channel]`.
@@ -237,6 +268,19 @@ impl Config {
                     path: path.to_path_buf(),
                     message: e.to_string(),
                 })?;
+        for w in &cfg.witness {
+            let ok = keyggdrasil::note::VerifierKey::parse(&w.verifier_key)
+                .is_ok_and(|k| k.alg() == keyggdrasil::note::ALG_COSIGNATURE_V1);
+            if !ok || !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "[[witness]] {:?}: needs an http(s) url and a cosignature/v1 verifier_key (name+id+base64, type 0x04)",
+                        w.url
+                    ),
+                });
+            }
+        }
         if let Some(written) = &cfg.channel.verifier_key
             && *written != verifier.to_string()
         {

@@ -14,6 +14,7 @@ pub mod publish;
 pub mod server;
 pub mod signer;
 pub mod store;
+pub mod witnessing;
 pub mod writer;
 
 /// Whether log lines on stderr may carry ANSI colour codes: only on a terminal, and never when

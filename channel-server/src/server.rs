@@ -118,6 +118,7 @@ pub fn init(
             data_dir: None,
         },
         limits: ServerLimits::default(),
+        witness: Vec::new(),
     };
     let text = toml::to_string_pretty(&cfg).map_err(|e| ServerError::Other(e.to_string()))?;
     std::fs::write(&config_path, text).map_err(io("could not write", &config_path))?;
@@ -404,15 +405,19 @@ pub async fn serve(
         config.limits.max_batch,
         config.limits.writer_queue,
     )?;
-    let state = Arc::new(AppState::new(
-        writer,
-        signer,
-        channel_key,
-        config.channel.name.clone(),
-        config.limits.clone(),
-        paths,
-    ));
+    let state = Arc::new(
+        AppState::new(
+            writer,
+            signer,
+            channel_key,
+            config.channel.name.clone(),
+            config.limits.clone(),
+            paths,
+        )
+        .with_witnesses(config.witnesses()),
+    );
     tokio::spawn(api::publish_loop(state.clone()));
+    tokio::spawn(crate::witnessing::witness_loop(state.clone()));
     let pruner = state.clone();
     tokio::spawn(async move {
         let mut t = tokio::time::interval(Duration::from_secs(60));

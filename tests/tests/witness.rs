@@ -168,3 +168,57 @@ fn of_concurrent_requests_from_one_old_size_exactly_one_wins() {
     );
     site.stop_notary();
 }
+
+/// The channel pushes each new checkpoint to its `[[witness]]` (here a real notary) and
+/// publishes the cosigned note: `public/checkpoint` and `GET /checkpoint` carry the notary's
+/// cosignature, which a site's witness policy (`keyggdrasil::policy`) accepts; the channel's
+/// own signature still opens with its key.
+#[test]
+fn the_channel_publishes_its_checkpoint_cosigned_by_its_witness() {
+    let mut ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    ch.wait_published(2);
+    let mut site = Site::init(&ch);
+    let url = site.start_notary();
+    let vkey = continuum::notary::witness::verifier_key(&site.notary_key);
+    let config = ch.data_dir().join("channel.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[witness]]\nurl = \"{url}\"\nverifier_key = \"{vkey}\"\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    ch.kill();
+    ch.spawn();
+    acme.publish_plugin(&ch, "hello", "1.0.0", "first");
+    ch.wait_published(3);
+    let witness = VerifierKey::parse(&vkey).unwrap();
+    let policy =
+        keyggdrasil::policy::Policy::parse(&format!("witness N {vkey}\nquorum N\n")).unwrap();
+    let mut cosigned = None;
+    for _ in 0..200 {
+        let note = checkpoint(&ch);
+        if note::open(note.as_bytes(), std::slice::from_ref(&witness)).is_ok() {
+            cosigned = Some(note);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let note = cosigned.expect("the checkpoint was never cosigned by the witness");
+    let cp = keyggdrasil::tlog_checkpoint::open(note.as_bytes(), &ch.key, &ch.origin()).unwrap();
+    assert_eq!(cp.size(), 3);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(policy.check(note.as_bytes(), now, 7200, 60).unwrap(), ["N"]);
+    // The static file is the same cosigned note.
+    assert_eq!(
+        std::fs::read_to_string(ch.public_dir().join("checkpoint")).unwrap(),
+        note
+    );
+    // The witness recorded size 3: a request from 0 now conflicts.
+    let (status, _, body) = add(&url, format!("old 0\n\n{note}").as_bytes());
+    assert_eq!((status, body.as_str()), (409, "3\n"));
+    site.stop_notary();
+}
