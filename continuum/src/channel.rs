@@ -296,6 +296,32 @@ impl<'a> ChannelClient<'a> {
             })
     }
 
+    /// The channel's checkpoint note with its cosignatures: from the tile mirrors' `checkpoint`
+    /// if they have one, else `GET /checkpoint` of the channel's mirrors. Checked like
+    /// [`Self::tile_checkpoint`]. `Ok(None)` when none answers.
+    pub fn checkpoint_note(&self) -> Result<Option<NoteCheckpoint>, ChannelError> {
+        if let Some(cp) = self.tile_checkpoint()? {
+            return Ok(Some(cp));
+        }
+        for mirror in &self.cfg.mirrors {
+            let url = format!("{}/checkpoint", mirror.trim_end_matches('/'));
+            let Ok(r) = self.http.get(&url, self.limits.max_small_response_bytes) else {
+                continue;
+            };
+            if r.status != 200 {
+                continue;
+            }
+            return tlog_checkpoint::open(&r.body, &self.cfg.key, &self.cfg.name)
+                .map(Some)
+                .map_err(|e| ChannelError::Malformed {
+                    channel: self.cfg.name.as_str().to_owned(),
+                    url,
+                    message: format!("not a checkpoint of this channel: {e}"),
+                });
+        }
+        Ok(None)
+    }
+
     /// The entries of one level-0 tile from the tile mirrors' entry bundle: exactly
     /// `tile.width` well-formed entries, or [`ChannelError::Malformed`]. `Ok(None)` when no tile
     /// mirror has the bundle. The entries are not yet checked against any root: the caller

@@ -223,7 +223,18 @@ pub struct ChannelConfig {
     /// gives the signed, nonce-bound answer. Empty: everything from the channel.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tile_mirrors: Vec<String>,
+    /// A C2SP tlog-policy (the file's text, inline): when set, a run accepts new entries only
+    /// up to a checkpoint note of the channel that carries witness cosignatures meeting its
+    /// quorum, each no older than `max_cosignature_age_secs` (`keyggdrasil::policy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_policy: Option<String>,
+    /// The freeze bound of `witness_policy`: the oldest cosignature that counts (default 7200 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cosignature_age_secs: Option<u64>,
 }
+
+/// Default freeze bound of a witness policy: two hours.
+pub const DEFAULT_MAX_COSIGNATURE_AGE_SECS: u64 = 7200;
 
 /// `[[peer]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -431,6 +442,10 @@ impl Config {
             }
             for m in c.mirrors.iter().chain(&c.tile_mirrors) {
                 check_url(m)?;
+            }
+            if let Some(p) = &c.witness_policy {
+                keyggdrasil::policy::Policy::parse(p)
+                    .map_err(|e| format!("channel {}: witness_policy: {e}", c.name.as_str()))?;
             }
         }
         let mut keys = std::collections::BTreeSet::new();
@@ -772,6 +787,8 @@ mod tests {
                 key,
                 mirrors: vec!["http://127.0.0.1:1".into()],
                 tile_mirrors: Vec::new(),
+                witness_policy: None,
+                max_cosignature_age_secs: None,
             }],
             peers: Vec::new(),
             packages: Vec::new(),

@@ -158,6 +158,8 @@ pub fn init(
                 key: channel_key,
                 mirrors: vec![channel_url.to_owned()],
                 tile_mirrors: Vec::new(),
+                witness_policy: None,
+                max_cosignature_age_secs: None,
             };
             let signed = ChannelClient::new(&probe, &http, &limits)
                 .checkpoint()
@@ -172,6 +174,8 @@ pub fn init(
         key: channel_key,
         mirrors: vec![channel_url.to_owned()],
         tile_mirrors: Vec::new(),
+        witness_policy: None,
+        max_cosignature_age_secs: None,
     });
     std::fs::create_dir_all(dir).map_err(|source| SiteError::Io {
         operation: "create the site folder",

@@ -73,6 +73,8 @@ impl Channel {
             key: self.key,
             mirrors: vec![self.base.clone()],
             tile_mirrors: Vec::new(),
+            witness_policy: None,
+            max_cosignature_age_secs: None,
         }
     }
 
@@ -444,6 +446,8 @@ fn notary_is_behind_when_the_channel_is_down() {
     let lost = Site::new(ChannelConfig {
         mirrors: vec![closed_port()],
         tile_mirrors: Vec::new(),
+        witness_policy: None,
+        max_cosignature_age_secs: None,
         ..ch.config()
     });
     let lost_peer = notaries.start(&lost);
@@ -760,6 +764,8 @@ fn peers_agree_disagree_and_fail() {
     let lost = Site::new(ChannelConfig {
         mirrors: vec![closed_port()],
         tile_mirrors: Vec::new(),
+        witness_policy: None,
+        max_cosignature_age_secs: None,
         ..ch.config()
     });
     let behind = notaries.start(&lost);
@@ -836,6 +842,8 @@ fn peers_are_asked_with_bounded_concurrency() {
         key: KeyPair::generate().public(),
         mirrors: vec![closed_port()],
         tile_mirrors: Vec::new(),
+        witness_policy: None,
+        max_cosignature_age_secs: None,
     };
     // Eight peers behind one slow listener: N = 8 tolerates 5 failures, so 6 are asked.
     let (url, max) = slow_sink(Duration::from_millis(300));

@@ -285,6 +285,8 @@ fn main() {
         key: ch.key,
         mirrors: vec![ch.base.clone()],
         tile_mirrors: vec![nginx.url.clone()],
+        witness_policy: None,
+        max_cosignature_age_secs: None,
     };
 
     let serve = ch.pid();

@@ -222,3 +222,63 @@ fn the_channel_publishes_its_checkpoint_cosigned_by_its_witness() {
     assert_eq!((status, body.as_str()), (409, "3\n"));
     site.stop_notary();
 }
+
+/// A site with a witness policy (issue 16, item 3): it installs a release only once the
+/// channel's checkpoint of that size carries the quorum's cosignatures; a policy naming a
+/// witness that never cosigns fails loudly (exit 4) and leaves the site unchanged.
+#[test]
+fn a_site_with_a_witness_policy_accepts_only_witnessed_sizes() {
+    let mut ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    ch.wait_published(2);
+    let mut witness_site = Site::init(&ch);
+    let url = witness_site.start_notary();
+    let vkey = continuum::notary::witness::verifier_key(&witness_site.notary_key);
+    let config = ch.data_dir().join("channel.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[witness]]\nurl = \"{url}\"\nverifier_key = \"{vkey}\"\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    ch.kill();
+    ch.spawn();
+    acme.publish_plugin(&ch, "hello", "1.0.0", "first");
+    ch.wait_published(3);
+
+    let with_policy = |policy: String| {
+        let site = Site::init(&ch);
+        site.set_option("site", "allow_no_peers", true);
+        site.edit_config(|cfg| {
+            cfg["channel"].as_array_mut().unwrap()[0]
+                .as_table_mut()
+                .unwrap()
+                .insert("witness_policy".into(), toml::Value::String(policy));
+        });
+        site
+    };
+    let good = with_policy(format!("# our notary\nwitness N {vkey}\nquorum N\n"));
+    let out = good.run(&["install", "acme/hello"]);
+    let text = system_tests::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        good.installed_version("acme", "hello").as_deref(),
+        Some("1.0.0")
+    );
+
+    let absent =
+        continuum::notary::witness::verifier_key(&keyggdrasil::keys::KeyPair::generate().public());
+    let strict = with_policy(format!(
+        "witness N {vkey}\nwitness M {absent}\ngroup both all N M\nquorum both\n"
+    ));
+    let out = strict.run(&["install", "acme/hello"]);
+    let text = system_tests::output_text(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains("witness_policy") && text.contains("missing or too old: [M]"),
+        "{text}"
+    );
+    assert_eq!(strict.installed_version("acme", "hello"), None);
+    assert_eq!(strict.accepted_size(), 0);
+    witness_site.stop_notary();
+}

@@ -718,6 +718,8 @@ mod tests {
                     key: key.public(),
                     mirrors: vec!["http://127.0.0.1:1".into()],
                     tile_mirrors: Vec::new(),
+                    witness_policy: None,
+                    max_cosignature_age_secs: None,
                 },
                 conn: crate::db::open(&dir.path().join("site.db")).unwrap(),
                 _dir: dir,

@@ -133,6 +133,19 @@ pub enum UpdateError {
         /// The counts and each peer's answer, for people.
         peers: String,
     },
+    /// The site's witness policy is not met for the size the channel offers: nothing new is
+    /// accepted.
+    #[error(
+        "channel {channel}: the new log size {size} is not witnessed as this site's witness_policy requires: {reason}; nothing new was accepted"
+    )]
+    WitnessQuorum {
+        /// The channel.
+        channel: String,
+        /// The size offered.
+        size: u64,
+        /// What is missing.
+        reason: String,
+    },
     /// The channel offered entries, yet none could be confirmed.
     #[error("channel {channel}: no new entry could be confirmed")]
     NothingConfirmed {
@@ -236,7 +249,9 @@ impl UpdateError {
                     ErrorKind::Unreachable
                 }
             }
-            UpdateError::NothingConfirmed { .. } => ErrorKind::Unreachable,
+            UpdateError::NothingConfirmed { .. } | UpdateError::WitnessQuorum { .. } => {
+                ErrorKind::Unreachable
+            }
             UpdateError::Install { source, .. } => source.kind(),
         }
     }
@@ -428,6 +443,13 @@ pub fn update_log(
         ));
         return Ok(accepted);
     }
+    if let Some(policy) = &channel.witness_policy {
+        witnessed(channel, &client, policy, &candidate, now)?;
+        report.notes.push(format!(
+            "channel {name}: size {} is witnessed as the site's witness policy requires",
+            candidate.size()
+        ));
+    }
     let target = confirm::confirm(
         config,
         channel,
@@ -449,4 +471,63 @@ pub fn update_log(
     );
     // The tracked packages again, as the new entries left them.
     load_accepted(conn, config, &channel.name)
+}
+
+/// The pauses before each re-read of the channel's checkpoint note while its cosignatures
+/// have not caught up with the size offered (the channel pushes to its witnesses once a
+/// second).
+const WITNESS_CATCH_UP: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(2),
+];
+
+/// The site's witness policy: the channel's checkpoint note (from a tile mirror or
+/// `GET /checkpoint`) must be of exactly the candidate's size and root, signed by the pinned key,
+/// and carry cosignatures meeting the quorum within the freeze bound.
+fn witnessed(
+    channel: &ChannelConfig,
+    client: &ChannelClient<'_>,
+    policy: &str,
+    candidate: &keyggdrasil::log::LogView,
+    now: u64,
+) -> Result<(), UpdateError> {
+    let name = channel.name.as_str();
+    let fail = |reason: String| UpdateError::WitnessQuorum {
+        channel: name.to_owned(),
+        size: candidate.size(),
+        reason,
+    };
+    let policy = keyggdrasil::policy::Policy::parse(policy).map_err(|e| fail(e.to_string()))?;
+    let max_age = channel
+        .max_cosignature_age_secs
+        .unwrap_or(crate::config::DEFAULT_MAX_COSIGNATURE_AGE_SECS);
+    let mut last = String::from("no checkpoint note could be read");
+    for pause in std::iter::once(None).chain(WITNESS_CATCH_UP.map(Some)) {
+        if let Some(p) = pause {
+            std::thread::sleep(p);
+        }
+        let Some(cp) = client.checkpoint_note()? else {
+            continue;
+        };
+        if cp.size() != candidate.size() {
+            last = format!(
+                "the cosigned checkpoint is of size {}, not {}",
+                cp.size(),
+                candidate.size()
+            );
+            continue;
+        }
+        candidate
+            .check_root(cp.size(), cp.root())
+            .map_err(|source| UpdateError::NotAnExtension {
+                channel: name.to_owned(),
+                source,
+            })?;
+        match policy.check(cp.note().as_bytes(), now, max_age, 300) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(fail(last))
 }
