@@ -80,6 +80,15 @@ pub fn text(origin: &ChannelName, size: u64, root: &Hash) -> String {
     )
 }
 
+/// A decimal number as the C2SP text formats write one: ASCII digits, no sign, no leading
+/// zeros (`0` itself allowed), within `u64`.
+pub fn decimal(s: &str) -> Option<u64> {
+    let canonical = s == "0" || (!s.is_empty() && !s.starts_with('0'));
+    (canonical && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
 /// Parses a checkpoint text (exactly three lines, as [`text`] writes them): origin, size,
 /// root. Used by [`open`] after the signature check, and by the channel's signer, which signs
 /// nothing but a text this accepts.
@@ -99,13 +108,7 @@ pub fn parse_text(text: &str) -> Result<(&str, u64, Hash), CheckpointError> {
     if !note::valid_key_name(origin) || origin.bytes().any(|b| !b.is_ascii_graphic()) {
         return Err(bad("the origin line is not a channel name"));
     }
-    let canonical = size == "0" || (!size.starts_with('0') && !size.is_empty());
-    let size: u64 = size
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| size.parse().ok())
-        .flatten()
-        .filter(|_| canonical)
+    let size = decimal(size)
         .ok_or_else(|| bad("the size line is not a decimal number without leading zeros"))?;
     if size > merkle::MAX_TREE_SIZE {
         return Err(bad("the size is beyond any log"));

@@ -111,9 +111,7 @@ pub fn parse(text: &str) -> Result<TlogProof, ProofError> {
     };
     let index = line
         .strip_prefix("index ")
-        .filter(|s| *s == "0" || (!s.is_empty() && !s.starts_with('0')))
-        .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse().ok())
+        .and_then(tlog_checkpoint::decimal)
         .ok_or_else(|| bad("no `index <decimal>` line"))?;
     let mut proof = Vec::new();
     for l in lines {

@@ -21,7 +21,7 @@ use crate::keys::{KeyPair, PublicKey};
 use crate::merkle::{ConsistencyProof, Hash, TreeHasher, verify_consistency};
 use crate::names::ChannelName;
 use crate::note;
-use crate::tlog_checkpoint::{self, CheckpointError};
+use crate::tlog_checkpoint::{self, CheckpointError, decimal};
 
 /// Most consistency proof lines a request may have (the spec's limit).
 pub const MAX_PROOF_LINES: usize = 63;
@@ -74,14 +74,6 @@ impl WitnessError {
             Self::Unprocessable(_) => 422,
         }
     }
-}
-
-/// A decimal without leading zeros (`0` itself allowed).
-fn decimal(s: &str) -> Option<u64> {
-    let canonical = s == "0" || (!s.is_empty() && !s.starts_with('0'));
-    (canonical && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
 }
 
 /// Parses an `add-checkpoint` body.

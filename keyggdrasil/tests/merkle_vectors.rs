@@ -17,36 +17,7 @@ use keyggdrasil::merkle::{
 };
 
 /// RFC 6962's SHA-256 tree hash, only to run the public SHA-256 vectors.
-struct Sha256;
-
-impl Sha256 {
-    fn digest(parts: &[&[u8]]) -> Hash {
-        use sha2::Digest;
-        let mut state = sha2::Sha256::new();
-        for part in parts {
-            state.update(part);
-        }
-        let mut out = [0u8; 32];
-        for (o, b) in out.iter_mut().zip(state.finalize().iter()) {
-            *o = *b;
-        }
-        out
-    }
-}
-
-impl TreeHasher for Sha256 {
-    fn hash_leaf(&self, entry: &[u8]) -> Hash {
-        Self::digest(&[&[0x00], entry])
-    }
-
-    fn hash_children(&self, left: &Hash, right: &Hash) -> Hash {
-        Self::digest(&[&[0x01], left, right])
-    }
-
-    fn empty_root(&self) -> Hash {
-        Self::digest(&[])
-    }
-}
+use keyggdrasil::merkle::Sha256Interop as Sha256;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/merkle")

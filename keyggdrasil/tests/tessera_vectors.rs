@@ -4,34 +4,13 @@
 
 use base64ct::{Base64, Encoding};
 use keyggdrasil::keys::KeyPair;
-use keyggdrasil::merkle::{Hash, MemoryStore, TreeHasher, root_from_leaf_hashes};
+use keyggdrasil::merkle::{MemoryStore, TreeHasher, root_from_leaf_hashes};
 use keyggdrasil::names::ChannelName;
 use keyggdrasil::note::VerifierKey;
 use keyggdrasil::tiles::{entry_bundle, tile_bytes, tiles_of};
 use keyggdrasil::tlog_checkpoint;
-use sha2::Digest;
 
-struct Sha256;
-impl TreeHasher for Sha256 {
-    fn hash_leaf(&self, entry: &[u8]) -> Hash {
-        sha2::Sha256::new()
-            .chain_update([0u8])
-            .chain_update(entry)
-            .finalize()
-            .into()
-    }
-    fn hash_children(&self, left: &Hash, right: &Hash) -> Hash {
-        sha2::Sha256::new()
-            .chain_update([1u8])
-            .chain_update(left)
-            .chain_update(right)
-            .finalize()
-            .into()
-    }
-    fn empty_root(&self) -> Hash {
-        sha2::Sha256::new().finalize().into()
-    }
-}
+use keyggdrasil::merkle::Sha256Interop as Sha256;
 
 const ENTRIES: [&str; 15] = [
     "one", "two", "three", "four", "five", "six", "seven", "eit", "nain", "ten", "ileven", "twelf",

@@ -6,35 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use keyggdrasil::merkle::{Blake2b256, Hash, MemoryStore, TreeHasher, root_from_leaf_hashes};
+use keyggdrasil::merkle::{Blake2b256, MemoryStore, TreeHasher, root_from_leaf_hashes};
 use keyggdrasil::tiles::{
     TILE_WIDTH, TileError, TileId, archive_path, encode_index, entry_bundle, parse_entry_bundle,
     parse_tile, tile_bytes, tiles_between, tiles_of,
 };
 use proptest::prelude::*;
-use sha2::Digest;
 
-struct Sha256;
-impl TreeHasher for Sha256 {
-    fn hash_leaf(&self, entry: &[u8]) -> Hash {
-        sha2::Sha256::new()
-            .chain_update([0u8])
-            .chain_update(entry)
-            .finalize()
-            .into()
-    }
-    fn hash_children(&self, left: &Hash, right: &Hash) -> Hash {
-        sha2::Sha256::new()
-            .chain_update([1u8])
-            .chain_update(left)
-            .chain_update(right)
-            .finalize()
-            .into()
-    }
-    fn empty_root(&self) -> Hash {
-        sha2::Sha256::new().finalize().into()
-    }
-}
+use keyggdrasil::merkle::Sha256Interop as Sha256;
 
 fn tile(level: u8, index: u64, width: u16) -> TileId {
     TileId {

@@ -7,32 +7,11 @@
 //! `c2sp.org/tlog-witness` (and issue 16) say; litewitness at that commit answers 403.
 
 use keyggdrasil::keys::{KeyPair, PublicKey};
-use keyggdrasil::merkle::{Hash, TreeHasher};
+use keyggdrasil::merkle::Hash;
 use keyggdrasil::names::ChannelName;
 use keyggdrasil::witness::{self, WitnessError};
-use sha2::Digest;
 
-struct Sha256;
-impl TreeHasher for Sha256 {
-    fn hash_leaf(&self, entry: &[u8]) -> Hash {
-        sha2::Sha256::new()
-            .chain_update([0u8])
-            .chain_update(entry)
-            .finalize()
-            .into()
-    }
-    fn hash_children(&self, left: &Hash, right: &Hash) -> Hash {
-        sha2::Sha256::new()
-            .chain_update([1u8])
-            .chain_update(left)
-            .chain_update(right)
-            .finalize()
-            .into()
-    }
-    fn empty_root(&self) -> Hash {
-        sha2::Sha256::new().finalize().into()
-    }
-}
+use keyggdrasil::merkle::Sha256Interop as Sha256;
 
 #[test]
 fn litewitness_s_requests_get_its_answers() {

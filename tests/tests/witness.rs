@@ -169,12 +169,17 @@ fn of_concurrent_requests_from_one_old_size_exactly_one_wins() {
     site.stop_notary();
 }
 
-/// The channel pushes each new checkpoint to its `[[witness]]` (here a real notary) and
-/// publishes the cosigned note: `public/checkpoint` and `GET /checkpoint` carry the notary's
-/// cosignature, which a site's witness policy (`keyggdrasil::policy`) accepts; the channel's
-/// own signature still opens with its key.
-#[test]
-fn the_channel_publishes_its_checkpoint_cosigned_by_its_witness() {
+/// A channel (2 entries) whose `channel.toml` lists the notary of a site of its own as its
+/// `[[witness]]`, restarted to read it.
+struct Witnessed {
+    ch: Channel,
+    acme: Supplier,
+    site: Site,
+    url: String,
+    vkey: String,
+}
+
+fn witnessed_channel() -> Witnessed {
     let mut ch = Channel::start();
     let acme = Supplier::new("acme");
     acme.register(&ch);
@@ -190,6 +195,28 @@ fn the_channel_publishes_its_checkpoint_cosigned_by_its_witness() {
     std::fs::write(&config, text).unwrap();
     ch.kill();
     ch.spawn();
+    Witnessed {
+        ch,
+        acme,
+        site,
+        url,
+        vkey,
+    }
+}
+
+/// The channel pushes each new checkpoint to its `[[witness]]` (here a real notary) and
+/// publishes the cosigned note: `public/checkpoint` and `GET /checkpoint` carry the notary's
+/// cosignature, which a site's witness policy (`keyggdrasil::policy`) accepts; the channel's
+/// own signature still opens with its key.
+#[test]
+fn the_channel_publishes_its_checkpoint_cosigned_by_its_witness() {
+    let Witnessed {
+        ch,
+        acme,
+        mut site,
+        url,
+        vkey,
+    } = witnessed_channel();
     acme.publish_plugin(&ch, "hello", "1.0.0", "first");
     ch.wait_published(3);
     let witness = VerifierKey::parse(&vkey).unwrap();
@@ -228,21 +255,13 @@ fn the_channel_publishes_its_checkpoint_cosigned_by_its_witness() {
 /// witness that never cosigns fails loudly (exit 4) and leaves the site unchanged.
 #[test]
 fn a_site_with_a_witness_policy_accepts_only_witnessed_sizes() {
-    let mut ch = Channel::start();
-    let acme = Supplier::new("acme");
-    acme.register(&ch);
-    ch.wait_published(2);
-    let mut witness_site = Site::init(&ch);
-    let url = witness_site.start_notary();
-    let vkey = continuum::notary::witness::verifier_key(&witness_site.notary_key);
-    let config = ch.data_dir().join("channel.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[[witness]]\nurl = \"{url}\"\nverifier_key = \"{vkey}\"\n"
-    ));
-    std::fs::write(&config, text).unwrap();
-    ch.kill();
-    ch.spawn();
+    let Witnessed {
+        ch,
+        acme,
+        site: mut witness_site,
+        vkey,
+        ..
+    } = witnessed_channel();
     acme.publish_plugin(&ch, "hello", "1.0.0", "first");
     ch.wait_published(3);
 

@@ -68,6 +68,38 @@ impl TreeHasher for Blake2b256 {
     }
 }
 
+/// RFC 6962 with SHA-256 (leaf prefix `0x00`, node prefix `0x01`): **not our log's hash**. It is
+/// here only so the generic tree, tile and witness code can be checked against other people's
+/// SHA-256 data (transparency-dev, Tessera, Sigsum, torchwood vectors in `fixtures/`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sha256Interop;
+
+impl TreeHasher for Sha256Interop {
+    fn hash_leaf(&self, entry: &[u8]) -> Hash {
+        use sha2::Digest;
+        sha2::Sha256::new()
+            .chain_update([LEAF_PREFIX])
+            .chain_update(entry)
+            .finalize()
+            .into()
+    }
+
+    fn hash_children(&self, left: &Hash, right: &Hash) -> Hash {
+        use sha2::Digest;
+        sha2::Sha256::new()
+            .chain_update([NODE_PREFIX])
+            .chain_update(left)
+            .chain_update(right)
+            .finalize()
+            .into()
+    }
+
+    fn empty_root(&self) -> Hash {
+        use sha2::Digest;
+        sha2::Sha256::new().finalize().into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

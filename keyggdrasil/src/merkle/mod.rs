@@ -69,7 +69,7 @@ mod store;
 mod verify;
 
 pub use error::{MerkleError, StoreError};
-pub use hasher::{Blake2b256, TreeHasher};
+pub use hasher::{Blake2b256, Sha256Interop, TreeHasher};
 pub use memory::MemoryStore;
 pub use proof::{ConsistencyProof, InclusionProof, prove_consistency, prove_inclusion, root_at};
 pub use range::{CompactRange, root_from_leaf_hashes};
