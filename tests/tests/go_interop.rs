@@ -89,3 +89,70 @@ fn go_s_note_package_refuses_a_forged_checkpoint() {
         assert!(text.starts_with("refused:"), "{what}: {text}");
     }
 }
+
+/// A notary's `cosignature/v1` (from `POST /add-checkpoint`) is checked by Go too: x/mod's
+/// `note.Open` with the channel's key and a cosignature/v1 `Verifier` written in Go from the
+/// spec (`tests/go/notecheck`), so both signatures are verified by code that is not ours.
+#[test]
+fn go_verifies_a_notary_s_cosignature() {
+    let Some(go) = system_tests::golang::tool("notecheck") else {
+        return;
+    };
+    let ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    ch.wait_published(2);
+    let mut site = system_tests::Site::init(&ch);
+    let url = site.start_notary();
+    let note = system_tests::agent()
+        .get(&ch.url("/checkpoint"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    let mut r = system_tests::agent()
+        .post(&format!("{url}/add-checkpoint"))
+        .send(format!("old 0\n\n{note}").as_bytes())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let line = r.body_mut().read_to_string().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cosigned");
+    std::fs::write(&path, format!("{note}{line}")).unwrap();
+    let cosigner = continuum::notary::witness::verifier_key(&site.notary_key);
+    let vkey = verifier_key(&ch);
+    let out = go.run(&[
+        "-vkey",
+        &vkey,
+        "-cosigner",
+        &cosigner,
+        "-file",
+        path.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let first = text.lines().next().unwrap();
+    let name = |k: &str| k.splitn(3, '+').take(2).collect::<Vec<_>>().join("+");
+    assert_eq!(first, format!("ok {} {}", name(&vkey), name(&cosigner)));
+    // The cosignature moved to another checkpoint text: Go refuses it.
+    let other = note.replacen("\n2\n", "\n3\n", 1);
+    let (text_only, _) = other.split_once("\n\n").unwrap();
+    let moved = format!("{text_only}\n\n{line}");
+    std::fs::write(&path, moved).unwrap();
+    let out = go.run(&[
+        "-vkey",
+        &vkey,
+        "-cosigner",
+        &cosigner,
+        "-file",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    site.stop_notary();
+}
