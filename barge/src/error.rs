@@ -293,6 +293,9 @@ pub enum Error {
     /// A release revocation named a key that is neither master nor signing.
     #[error("a release revocation is signed by a master or signing key")]
     NotASupplierKey,
+    /// `barge verify --proof`: the offline proof, or the archive against it, does not hold.
+    #[error("INVALID: {0}")]
+    ProofInvalid(String),
     /// `barge verify` found a signature that does not verify.
     #[error(
         "INVALID: the signature of {} does not verify with key {}",
@@ -627,6 +630,7 @@ impl Error {
             | Error::OtherSupplier { .. }
             | Error::OtherChannel { .. } => ErrorKind::Usage,
             Error::SignatureInvalid { .. }
+            | Error::ProofInvalid(_)
             | Error::NotLogged { .. }
             | Error::NotRebuildable { .. }
             | Error::NotReproduced { .. }

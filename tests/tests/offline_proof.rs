@@ -89,4 +89,39 @@ fn a_release_proof_verifies_offline_and_every_forgery_is_refused() {
     refused(&["verify-proof", &cut], "does not verify", &site);
     // A site of another channel (same origin name, another key) refuses the real proof.
     refused(&["verify-proof", &good], "does not verify", &other_site);
+
+    // barge checks the same proof with the channel's key, and the archive's signature too.
+    let barge = |args: &[&str]| {
+        std::process::Command::new(system_tests::bin("barge"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let key = ch.key.to_hex();
+    let out = barge(&["verify", "--public-key", &key, "--proof", &good, &archive]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("is acme/hello 1.0.0, entry 2"), "{text}");
+    let other_key = keyggdrasil::keys::KeyPair::generate().public().to_hex();
+    for args in [
+        vec![
+            "verify",
+            "--public-key",
+            &other_key,
+            "--proof",
+            &good,
+            &archive,
+        ],
+        vec!["verify", "--public-key", &key, "--proof", &other, &archive],
+        vec!["verify", "--public-key", &key, "--proof", &moved, &archive],
+    ] {
+        let out = barge(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            output_text(&out)
+        );
+        assert!(output_text(&out).contains("INVALID"), "{args:?}");
+    }
 }
