@@ -301,3 +301,35 @@ fn a_site_with_a_witness_policy_accepts_only_witnessed_sizes() {
     assert_eq!(strict.accepted_size(), 0);
     witness_site.stop_notary();
 }
+
+/// What a notary cosigns is held against what it observed from the channel's nonce API: a
+/// checkpoint signed by the channel key whose root contradicts the observed root at that size
+/// is refused (422) even on first contact, where the witness alone would cosign it, and is
+/// kept in `witness_refused`.
+#[test]
+fn a_witness_refuses_a_checkpoint_that_contradicts_what_its_notary_observed() {
+    let ch = Channel::start();
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    acme.publish_plugin(&ch, "hello", "1.0.0", "first");
+    ch.wait_published(3);
+    let mut site = Site::init(&ch);
+    site.set_option("site", "allow_no_peers", true);
+    let out = site.run(&["install", "acme/hello"]);
+    assert!(out.status.success(), "{}", system_tests::output_text(&out));
+    let url = site.start_notary();
+    let fork =
+        keyggdrasil::tlog_checkpoint::sign(&ch.origin(), 3, &[7; 32], &ch.signing_key()).unwrap();
+    let (status, _, body) = add(&url, format!("old 0\n\n{fork}").as_bytes());
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("a fork"), "{body}");
+    // The real checkpoint of that size is cosigned.
+    let (status, _, body) = add(&url, format!("old 0\n\n{}", checkpoint(&ch)).as_bytes());
+    assert_eq!(status, 200, "{body}");
+    site.stop_notary();
+    let db = rusqlite::Connection::open(site.root.join("site.db")).unwrap();
+    let kept: i64 = db
+        .query_row("SELECT COUNT(*) FROM witness_refused", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 1);
+}

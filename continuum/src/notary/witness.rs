@@ -7,8 +7,11 @@
 //! under the notary's database lock, so of two requests from the same old size exactly one
 //! wins and the other gets 409 (the spec's race). `witness_refused` keeps every checkpoint that
 //! was validly signed but refused as inconsistent (422), as possible evidence of a misbehaving
-//! log. What it does not do yet: feed cosigned checkpoints into the observed log and fork
-//! evidence of `continuum::notary::observed` (they are kept apart), or cosign with ML-DSA.
+//! log. A checkpoint of a size the notary has observed through its nonce API must have the
+//! observed root: one that contradicts it is refused (422) and kept in `witness_refused` as a
+//! fork. What it does not do yet: write such a contradiction into `fork_evidence` (whose
+//! statements are our JSON signed answers, not notes), extend the observed log from cosigned
+//! checkpoints, or cosign with ML-DSA.
 
 use keyggdrasil::keys::{KeyPair, PublicKey};
 use keyggdrasil::merkle::Blake2b256;
@@ -49,8 +52,14 @@ pub fn verifier_key(key: &PublicKey) -> String {
 
 /// Why a request could not be answered at all (not a protocol refusal).
 #[derive(Debug, thiserror::Error)]
-#[error("witness database: {0}")]
-pub struct WitnessDbError(#[from] rusqlite::Error);
+pub enum WitnessDbError {
+    /// The witness tables.
+    #[error("witness database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The notary's observed log.
+    #[error("the notary's observed log: {0}")]
+    Observed(#[from] super::ObserveError),
+}
 
 /// Handles one `add-checkpoint` body: the cosignature line on success, the spec's refusal
 /// otherwise. `trusted` gives the pinned key of a known origin.
@@ -86,7 +95,21 @@ pub fn add_checkpoint(
         }
         None => None,
     };
-    if let Err(e) = witness::decide(&Blake2b256, &req, &signed, latest) {
+    // What this notary saw the channel sign over its nonce API, the same observed log its
+    // notary answers vouch for: a checkpoint of a size it has observed must have the observed
+    // root, or the channel has shown two logs (kept as evidence, not cosigned).
+    let contradiction = match super::observed_root_at(&tx, &signed.origin, signed.size)? {
+        Some(root) if root != signed.root => Some(WitnessError::Unprocessable(format!(
+            "the checkpoint of size {} contradicts the root this notary observed from the channel at that size (a fork)",
+            signed.size
+        ))),
+        _ => None,
+    };
+    let decided = match contradiction {
+        Some(e) => Err(e),
+        None => witness::decide(&Blake2b256, &req, &signed, latest),
+    };
+    if let Err(e) = decided {
         if e.status() == 422 {
             tracing::warn!(origin = signed.origin.as_str(), error = %e, "witness: refused an inconsistent signed checkpoint; kept as evidence");
             tx.execute(
