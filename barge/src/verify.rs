@@ -86,7 +86,6 @@ fn verify_proof(
     proof: &std::path::Path,
     archive: &std::path::Path,
 ) -> Result<(), Error> {
-    use keyggdrasil::entry::Event;
     use keyggdrasil::tlog_proof;
     let size = std::fs::metadata(proof)
         .map_err(io_at("could not read", proof))?
@@ -105,37 +104,12 @@ fn verify_proof(
             .map_err(|e| invalid(e.to_string()))?;
     let verified = tlog_proof::verify_release(&parsed, channel_key, &origin)
         .map_err(|e| invalid(e.to_string()))?;
-    let body = verified.entry.body();
-    let Event::Release {
-        package,
-        version,
-        size,
-        digest,
-        signature,
-        ..
-    } = &body.event
-    else {
-        return Err(invalid("the entry is not a release".into()));
-    };
-    let name = format!(
-        "{}/{} {}",
-        body.supplier.as_str(),
-        package.as_str(),
-        version
-    );
+    let name = verified.release_name();
     let f = std::fs::File::open(archive).map_err(io_at("could not open", archive))?;
-    let (got_size, got_digest) =
-        filesig::archive_digest(f).map_err(io_at("could not read", archive))?;
-    if got_size != *size || got_digest != digest.0 {
-        return Err(Error::ProofInvalid(format!(
-            "{} is not the archive of {name} ({got_size} bytes where the log says {size}, or another BLAKE2b-512)",
-            archive.display()
-        )));
-    }
-    let f = std::fs::File::open(archive).map_err(io_at("could not open", archive))?;
-    filesig::verify(&body.signer, signature, f).map_err(|_| {
+    verified.check_archive(f).map_err(|e| {
         Error::ProofInvalid(format!(
-            "the archive signature of {name} does not verify with its signing key"
+            "{} is not the archive of {name}: {e}",
+            archive.display()
         ))
     })?;
     out.say(format!(

@@ -141,6 +141,36 @@ pub struct VerifiedRelease {
     pub index: u64,
     /// The checkpoint it is proven against.
     pub checkpoint: NoteCheckpoint,
+    archive: crate::archive_check::ExpectedArchive,
+}
+
+impl VerifiedRelease {
+    /// `supplier/package version` of the proven release.
+    pub fn release_name(&self) -> String {
+        let body = self.entry.body();
+        match &body.event {
+            Event::Release {
+                package, version, ..
+            } => format!(
+                "{}/{} {}",
+                body.supplier.as_str(),
+                package.as_str(),
+                version
+            ),
+            // `verify_release` admits release entries only.
+            _ => body.supplier.as_str().to_owned(),
+        }
+    }
+
+    /// Checks archive bytes against the proven release with the one archive check
+    /// ([`crate::archive_check`]): logged size, BLAKE2b-512, and the archive signature by the
+    /// release's signing key, in one streamed pass.
+    pub fn check_archive(
+        &self,
+        reader: impl std::io::Read,
+    ) -> Result<crate::archive_check::CheckedArchive, crate::archive_check::ArchiveMismatch> {
+        self.archive.check(reader)
+    }
 }
 
 /// Verifies a release proof offline: the checkpoint is the channel's (`key`, `origin`), the
@@ -158,11 +188,9 @@ pub fn verify_release(
     let entry = Entry::parse(bytes).map_err(|e| {
         ProofError::NotTheRelease(format!("the extra line is not a log entry: {e}"))
     })?;
-    if !matches!(entry.body().event, Event::Release { .. }) {
-        return Err(ProofError::NotTheRelease(
-            "the entry is not a release".into(),
-        ));
-    }
+    let archive = entry
+        .expected_archive()
+        .ok_or_else(|| ProofError::NotTheRelease("the entry is not a release".into()))?;
     let inclusion =
         InclusionProof::new(proof.proof.clone()).map_err(|_| ProofError::Inclusion {
             index: proof.index,
@@ -184,6 +212,7 @@ pub fn verify_release(
         entry,
         index: proof.index,
         checkpoint,
+        archive,
     })
 }
 

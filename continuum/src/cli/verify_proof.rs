@@ -2,11 +2,11 @@
 //! (`keyggdrasil::tlog_proof`, C2SP `tlog-proof@v1`) with no network: the checkpoint must be
 //! signed by the pinned key of one of this site's channels (found by the checkpoint's origin),
 //! the entry must be a release included at the proof's index; with `--archive`, the file must
-//! have the release's logged size and BLAKE2b-512. Exit 3 when anything fails.
+//! pass the one archive check against it (logged size, BLAKE2b-512, archive signature by the
+//! release's signing key). Exit 3 when anything fails.
 
 use std::path::Path;
 
-use keyggdrasil::entry::Event;
 use keyggdrasil::names::ChannelName;
 use keyggdrasil::tlog_proof;
 
@@ -43,33 +43,15 @@ pub fn run(
         })?;
     let verified = tlog_proof::verify_release(&proof, &channel.key, &channel.name)
         .map_err(|e| CliError::Proof(e.to_string()))?;
-    let body = verified.entry.body();
-    let Event::Release {
-        package,
-        version,
-        size,
-        digest,
-        ..
-    } = &body.event
-    else {
-        return Err(CliError::Proof("the entry is not a release".into()));
-    };
-    let name = format!(
-        "{}/{} {}",
-        body.supplier.as_str(),
-        package.as_str(),
-        version
-    );
+    let name = verified.release_name();
     if let Some(path) = archive {
         let f = std::fs::File::open(path).map_err(io("open the archive"))?;
-        let (got_size, got_digest) =
-            keyggdrasil::filesig::archive_digest(f).map_err(io("read the archive"))?;
-        if got_size != *size || got_digest != digest.0 {
-            return Err(CliError::Proof(format!(
-                "{}: the archive is not {name}: {got_size} bytes where the log says {size}, or another BLAKE2b-512",
+        verified.check_archive(f).map_err(|e| {
+            CliError::Proof(format!(
+                "{}: the archive is not {name}: {e}",
                 path.display()
-            )));
-        }
+            ))
+        })?;
     }
     if json {
         super::print_json(&serde_json::json!({
@@ -86,7 +68,7 @@ pub fn run(
             channel.name.as_str(),
             verified.checkpoint.size(),
             if archive.is_some() {
-                "; the archive matches its logged size and BLAKE2b-512"
+                "; the archive matches its logged size, BLAKE2b-512 and signature"
             } else {
                 ""
             }
