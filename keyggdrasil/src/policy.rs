@@ -244,13 +244,26 @@ impl Policy {
             .collect()
     }
 
-    fn holds(&self, node: &Node, cosigned: &[bool]) -> bool {
-        match node {
-            Node::Witness(i) => cosigned[*i],
-            Node::Group(g) => {
-                let g = &self.groups[*g];
-                g.members.iter().filter(|m| self.holds(m, cosigned)).count() >= g.k
-            }
+    /// Whether the quorum holds, given which witnesses cosigned. Groups only name what was
+    /// defined before them, so one pass in definition order settles every group: linear in the
+    /// policy's size (a recursive walk would be exponential on groups that share members).
+    fn quorum_holds(&self, cosigned: &[bool]) -> bool {
+        let mut groups: Vec<bool> = Vec::with_capacity(self.groups.len());
+        for g in &self.groups {
+            let met = g
+                .members
+                .iter()
+                .filter(|m| match m {
+                    Node::Witness(i) => cosigned.get(*i).copied().unwrap_or(false),
+                    Node::Group(j) => groups.get(*j).copied().unwrap_or(false),
+                })
+                .count();
+            groups.push(met >= g.k);
+        }
+        match &self.quorum {
+            None => true,
+            Some(Node::Witness(i)) => cosigned.get(*i).copied().unwrap_or(false),
+            Some(Node::Group(j)) => groups.get(*j).copied().unwrap_or(false),
         }
     }
 
@@ -286,10 +299,7 @@ impl Policy {
                 Err(e) => return Err(PolicyError::Note(e)),
             }
         }
-        let ok = match &self.quorum {
-            None => true,
-            Some(q) => self.holds(q, &cosigned),
-        };
+        let ok = self.quorum_holds(&cosigned);
         let names = |want: bool| -> Vec<String> {
             self.witnesses
                 .iter()
@@ -388,6 +398,24 @@ mod tests {
             p.check(moved.as_bytes(), NOW, 7200, 60),
             Err(PolicyError::Note(note::NoteError::InvalidSignature { .. }))
         ));
+    }
+
+    #[test]
+    fn deeply_shared_groups_are_settled_in_one_pass() {
+        // Each group needs any of the two before it: a recursive walk would visit 2^200 nodes.
+        let w = witness("a.example");
+        let mut text = format!("witness A {}\ngroup G0 any A\ngroup G1 any A G0\n", w.vkey);
+        for i in 2..200 {
+            text.push_str(&format!("group G{i} any G{} G{}\n", i - 1, i - 2));
+        }
+        text.push_str("quorum G199\n");
+        let p = Policy::parse(&text).unwrap();
+        let log = KeyPair::generate();
+        let cp = "o\n1\nAAAA\n";
+        let yes = cosigned(cp, &log, &[(&w, NOW)]);
+        assert_eq!(p.check(yes.as_bytes(), NOW, 60, 0).unwrap(), ["A"]);
+        let no = cosigned(cp, &log, &[]);
+        assert!(p.check(no.as_bytes(), NOW, 60, 0).is_err());
     }
 
     #[test]
