@@ -275,25 +275,32 @@ impl<'a> ChannelClient<'a> {
         else {
             return Ok(None);
         };
-        tlog_checkpoint::open(&body, &self.cfg.key, &self.cfg.name)
-            .map(Some)
-            .map_err(|e| match e {
-                tlog_checkpoint::CheckpointError::Note(
-                    keyggdrasil::note::NoteError::Unverified,
-                )
-                | tlog_checkpoint::CheckpointError::Note(
-                    keyggdrasil::note::NoteError::InvalidSignature { .. },
-                ) => ChannelError::Verification {
-                    channel: self.cfg.name.as_str().to_owned(),
-                    url,
-                    source: Misbehavior::BadSignature(self.cfg.key).into(),
-                },
-                other => ChannelError::Malformed {
-                    channel: self.cfg.name.as_str().to_owned(),
-                    url,
-                    message: format!("not a checkpoint of this channel: {other}"),
-                },
-            })
+        self.open_checkpoint_note(&body, url).map(Some)
+    }
+
+    /// The one check of a checkpoint note from any mirror: signed by the pinned key under this
+    /// channel's name, three lines of this channel. A bad or missing signature is a
+    /// verification failure; anything else is malformed.
+    fn open_checkpoint_note(
+        &self,
+        body: &[u8],
+        url: String,
+    ) -> Result<NoteCheckpoint, ChannelError> {
+        tlog_checkpoint::open(body, &self.cfg.key, &self.cfg.name).map_err(|e| match e {
+            tlog_checkpoint::CheckpointError::Note(
+                keyggdrasil::note::NoteError::Unverified
+                | keyggdrasil::note::NoteError::InvalidSignature { .. },
+            ) => ChannelError::Verification {
+                channel: self.cfg.name.as_str().to_owned(),
+                url,
+                source: Misbehavior::BadSignature(self.cfg.key).into(),
+            },
+            other => ChannelError::Malformed {
+                channel: self.cfg.name.as_str().to_owned(),
+                url,
+                message: format!("not a checkpoint of this channel: {other}"),
+            },
+        })
     }
 
     /// The channel's checkpoint note with its cosignatures: from the tile mirrors' `checkpoint`
@@ -311,13 +318,7 @@ impl<'a> ChannelClient<'a> {
             if r.status != 200 {
                 continue;
             }
-            return tlog_checkpoint::open(&r.body, &self.cfg.key, &self.cfg.name)
-                .map(Some)
-                .map_err(|e| ChannelError::Malformed {
-                    channel: self.cfg.name.as_str().to_owned(),
-                    url,
-                    message: format!("not a checkpoint of this channel: {e}"),
-                });
+            return self.open_checkpoint_note(&r.body, url).map(Some);
         }
         Ok(None)
     }

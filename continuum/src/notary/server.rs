@@ -196,6 +196,9 @@ pub async fn serve_notary_with(
 ) -> Result<(), NotaryError> {
     let keypair = load_notary_keypair(paths)?;
     let conn = db::open(&paths.db)?;
+    // The witness tables, once at start (not per request).
+    conn.execute_batch(super::witness::SCHEMA)
+        .map_err(|e| NotaryError::from(DbError::from(e)))?;
     let limits = Limits {
         max_response_age_secs: config
             .site
@@ -299,7 +302,6 @@ async fn add_checkpoint(
             .db
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        conn.execute_batch(super::witness::SCHEMA)?;
         let trusted = |o: &ChannelName| {
             notary
                 .config
