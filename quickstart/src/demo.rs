@@ -686,7 +686,8 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
          (GET /v1/proof/release: the release entry, its index {}, its inclusion proof, the \
          signed checkpoint of size {}). `continuum verify-proof` on site-c checked it with no \
          network at all: the checkpoint signed by the pinned channel key, the entry included at \
-         that index, and the downloaded archive's size and BLAKE2b-512 equal to the logged ones.",
+         that index, and the downloaded archive's size and BLAKE2b-512 equal to the logged ones, its \
+         signature valid with the release's signing key.",
         u64_of(&checked, "index")?,
         u64_of(&checked, "checkpoint_size")?
     );
