@@ -285,6 +285,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(quick)
         .merge(archives)
+        .layer(middleware::from_fn(crate::explorer::allow_public_reads))
+        .merge(crate::explorer::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod config;
+pub mod explorer;
 pub mod fresh;
 pub mod publish;
 pub mod server;
