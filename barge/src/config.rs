@@ -33,6 +33,8 @@ pub struct Loaded {
     pub channel_key: PublicKey,
     /// The supplier.
     pub supplier: SupplierName,
+    /// The author folder (`--dir`): where `local/` and its journal are.
+    pub dir: PathBuf,
 }
 
 /// The path of `local/` inside `dir`.
@@ -41,8 +43,8 @@ pub fn local_dir(dir: &Path) -> PathBuf {
 }
 
 impl Config {
-    /// Checks every field.
-    pub fn check(&self) -> Result<Loaded, Error> {
+    /// Checks every field; `dir` is the author folder the config belongs to.
+    pub fn check(&self, dir: &Path) -> Result<Loaded, Error> {
         if !(self.channel.starts_with("http://") || self.channel.starts_with("https://")) {
             return Err(Error::ChannelUrl(self.channel.clone()));
         }
@@ -60,6 +62,7 @@ impl Config {
             channel: self.channel.trim_end_matches('/').to_owned(),
             channel_key,
             supplier,
+            dir: dir.to_path_buf(),
         })
     }
 }
@@ -74,7 +77,7 @@ pub fn load(dir: &Path) -> Result<Loaded, Error> {
     };
     let config: Config =
         toml::from_str(&text).map_err(|source| Error::BadConfig { path, source })?;
-    config.check()
+    config.check(dir)
 }
 
 #[cfg(test)]

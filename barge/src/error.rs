@@ -498,6 +498,17 @@ pub enum Error {
     /// `Result` of barge carries this enum.
     #[error(transparent)]
     Misbehaved(Box<Misbehaved>),
+    /// `barge monitor` was asked something it cannot do.
+    #[error("{0}")]
+    MonitorUsage(String),
+    /// The monitor's journal or state file cannot be used.
+    #[error("{}: {problem}; move it away to start over (the next run then re-reads the whole log)", path.display())]
+    MonitorState {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 /// A channel answer that is wrong, not merely negative: it fails a signature or proof check
@@ -584,6 +595,15 @@ pub enum Misbehaved {
     /// An inclusion proof that does not lead to the signed root.
     #[error("the inclusion proof does not lead to the signed checkpoint root")]
     Inclusion(#[source] MerkleError),
+    /// A signed answer (an update page, a consistency proof, a checkpoint note, a notary's
+    /// answer) that fails verification: what `barge monitor` reads.
+    #[error("the answer of {url} failed verification: {detail}")]
+    Answer {
+        /// The URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
     /// A `/v1/release` answer that does not check out against the signed checkpoint.
     #[error("the channel's answer to {url} does not check out against its signed checkpoint")]
     Lookup {
@@ -644,6 +664,8 @@ impl Error {
             Error::Refused { code, .. } => refusal_kind(code),
             Error::Unreachable { .. } => ErrorKind::Unreachable,
             Error::Misbehaved(_) => ErrorKind::ChannelMisbehaved,
+            Error::MonitorUsage(_) => ErrorKind::Usage,
+            Error::MonitorState { .. } => ErrorKind::Local,
             Error::SignatureCheck { .. }
             | Error::BadConfig { .. }
             | Error::WriteConfig(_)

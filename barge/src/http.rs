@@ -9,15 +9,21 @@ use std::time::Duration;
 
 use keyggdrasil::entry::{Entry, EntryBody, Event, MAX_ENTRY_BYTES};
 use keyggdrasil::keys::KeyPair;
+use keyggdrasil::keys::PublicKey;
 use keyggdrasil::limits::Limits;
 use keyggdrasil::lookup::{
     FoundRelease, ReleaseLookupResponse, ReleaseQuery, verify_release_lookup,
 };
+use keyggdrasil::merkle::Hash;
 use keyggdrasil::merkle::{Blake2b256, TreeHasher, verify_inclusion};
+use keyggdrasil::monitor::{JOURNAL_NAME, JournalRecord};
+use keyggdrasil::names::ChannelName;
 use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::note;
 use keyggdrasil::wire::{
-    self, Envelope, ErrorCode, InclusionProofResponse, Nonce, Signed, SubmitRequest,
-    SubmitResponse, UpdateRequest, VerifiedCheckpoint, WireError,
+    self, ConsistencyProofResponse, Envelope, ErrorCode, InclusionProofResponse, Nonce,
+    NotaryPayload, NotaryRequest, Signed, SubmitRequest, SubmitResponse, UpdateRequest,
+    VerifiedCheckpoint, VerifiedUpdate, WireError,
 };
 use serde::de::DeserializeOwned;
 
@@ -32,6 +38,8 @@ pub struct Client {
     limits: Limits,
     /// Set once [`Client::check_pin`] passed: the checkpoint it verified.
     pinned: OnceCell<VerifiedCheckpoint>,
+    /// `local/journal.jsonl`, where every entry is recorded before it is submitted.
+    journal: std::path::PathBuf,
 }
 
 /// The `data` of a `PUT /v1/archives/…` answer.
@@ -43,6 +51,27 @@ pub struct UploadResponse {
     pub digest: String,
     /// True if the channel had the archive already.
     pub already_stored: bool,
+}
+
+/// Appends `entry`'s record to the journal at `path` (created 0600 inside the 0700 `local/`)
+/// and syncs it to disk.
+fn record_in_journal(path: &std::path::Path, entry: &Entry) -> Result<(), Error> {
+    let record = JournalRecord::for_entry(entry, "barge", now());
+    append_private(path, record.line().as_bytes())
+}
+
+/// Appends `bytes` to the file at `path` (created 0600) and syncs them to disk.
+pub fn append_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(crate::error::io_at("could not open", path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_data())
+        .map_err(crate::error::io_at("could not write", path))
 }
 
 /// An error answer of the channel: its stable code and message.
@@ -106,6 +135,7 @@ impl Client {
             channel_key: cfg.channel_key,
             limits: Limits::default(),
             pinned: OnceCell::new(),
+            journal: crate::config::local_dir(&cfg.dir).join(JOURNAL_NAME),
         }
     }
 
@@ -262,8 +292,15 @@ impl Client {
     /// needs one (`invite_required`), so it never leaves the machine needlessly and is not used
     /// up by a channel that accepts the entry without it. Checks that the answered leaf hash is
     /// the hash of `entry`.
+    ///
+    /// Before the entry leaves the machine it is recorded in the author's journal
+    /// (`local/journal.jsonl`, [`keyggdrasil::monitor`]), durably: `barge monitor` alerts on
+    /// every entry in the supplier's name that is not there. Recording first means a crash can
+    /// leave a record of an entry that never reached the log (harmless), never an entry of
+    /// ours without its record (a false alert).
     pub fn submit(&self, entry: &Entry, invite: Option<String>) -> Result<SubmitResponse, Error> {
         self.check_pin()?;
+        record_in_journal(&self.journal, entry)?;
         let url = format!("{}/v1/submit", self.base);
         let resp = match self.submit_once(entry, None)? {
             Ok(resp) => resp,
@@ -428,7 +465,146 @@ impl Client {
     }
 }
 
-/// The local Unix time in seconds (0 if the clock is before 1970, which the time check then
+/// What the channel answered to `GET /v1/updates?since=S`.
+pub enum UpdatePage {
+    /// A verified page of entries from `since` (its signature, nonce, origin and time checked;
+    /// its root is still to be checked against the caller's log).
+    Page(Box<VerifiedUpdate>),
+    /// The channel says its log is shorter than `since` (`since_beyond_log`).
+    BeyondLog,
+}
+
+impl Client {
+    /// The channel's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The pinned channel key.
+    pub fn channel_key(&self) -> PublicKey {
+        self.channel_key
+    }
+
+    /// `GET /v1/updates?since=S&nonce=N` with a fresh nonce, verified with the pinned key
+    /// ([`wire::verify_update`]).
+    pub fn updates(&self, since: u64, origin: &ChannelName) -> Result<UpdatePage, Error> {
+        let request = UpdateRequest {
+            since,
+            nonce: Nonce::generate(),
+        };
+        let url = format!(
+            "{}/v1/updates?since={since}&nonce={}",
+            self.base,
+            request.nonce.to_hex()
+        );
+        let r = self.agent.get(&url).call();
+        let signed: Signed =
+            match self.open_raw(&url, r, self.limits.max_update_response_bytes + 4096)? {
+                Ok(s) => s,
+                Err(r) if r.code == ErrorCode::SinceBeyondLog => return Ok(UpdatePage::BeyondLog),
+                Err(r) => return Err(refused(&url, r)),
+            };
+        let update = wire::verify_update(
+            &signed,
+            &self.channel_key,
+            origin,
+            &request,
+            now(),
+            &self.limits,
+        )
+        .map_err(|e| Misbehaved::Answer {
+            url,
+            detail: e.to_string(),
+        })?;
+        Ok(UpdatePage::Page(Box::new(update)))
+    }
+
+    /// `GET /v1/proof/consistency?old=M&new=N`: the hashes, for the caller to verify against
+    /// two roots it holds.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, Error> {
+        let url = format!("{}/v1/proof/consistency?old={old}&new={new}", self.base);
+        let r = self.agent.get(&url).call();
+        let resp: ConsistencyProofResponse = self.open(&url, r)?;
+        if resp.old != old || resp.new != new || resp.path.len() > self.limits.max_proof_hashes {
+            return Err(Misbehaved::Answer {
+                url,
+                detail: format!(
+                    "a proof for sizes {}..{} with {} hashes, asked {old}..{new}",
+                    resp.old,
+                    resp.new,
+                    resp.path.len()
+                ),
+            }
+            .into());
+        }
+        Ok(resp.path.into_iter().map(|h| h.0).collect())
+    }
+
+    /// `GET /checkpoint`: the channel's checkpoint note with its cosignatures, raw (at most
+    /// [`note::MAX_NOTE_BYTES`]); `None` when the channel has none (404).
+    pub fn checkpoint_note(&self) -> Result<Option<(String, Vec<u8>)>, Error> {
+        let url = format!("{}/checkpoint", self.base);
+        let r = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| Error::Unreachable {
+                url: url.clone(),
+                source: Box::new(e),
+            })?;
+        if r.status() == 404 {
+            return Ok(None);
+        }
+        let status = r.status().as_u16();
+        let body = r
+            .into_body()
+            .with_config()
+            .limit(note::MAX_NOTE_BYTES as u64)
+            .read_to_vec()
+            .map_err(|e| body_error(&url, e))?;
+        if status != 200 {
+            return Err(Misbehaved::Answer {
+                url,
+                detail: format!("HTTP {status}"),
+            }
+            .into());
+        }
+        Ok(Some((url, body)))
+    }
+
+    /// Asks the notary at `base` (pinned `key`) for the root of `channel`'s log at `size`,
+    /// with a fresh nonce; the answer is verified ([`wire::verify_notary_answer`]).
+    pub fn notary_root(
+        &self,
+        base: &str,
+        key: &PublicKey,
+        channel: &ChannelName,
+        size: u64,
+    ) -> Result<NotaryPayload, Error> {
+        let request = NotaryRequest {
+            channel: channel.clone(),
+            size,
+            nonce: Nonce::generate(),
+        };
+        let body = serde_json::to_vec(&request).map_err(Error::EncodeRequest)?;
+        let url = format!("{}/v1/notary/root", base.trim_end_matches('/'));
+        let r = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(&body[..]);
+        let signed: Signed = self.open(&url, r)?;
+        wire::verify_notary_answer(&signed, key, &request, now(), &self.limits).map_err(|e| {
+            Misbehaved::Answer {
+                url,
+                detail: e.to_string(),
+            }
+            .into()
+        })
+    }
+}
+
+/// The local Unix time in seconds/// The local Unix time in seconds (0 if the clock is before 1970, which the time check then
 /// refuses).
 fn now() -> u64 {
     std::time::SystemTime::now()

@@ -35,7 +35,7 @@ pub fn run(dir: &Path, out: &Output, args: Args) -> Result<(), Error> {
         channel_key: args.channel_key.to_ascii_lowercase(),
         supplier: args.supplier,
     };
-    let loaded = config.check()?;
+    let loaded = config.check(dir)?;
     let path = dir.join(CONFIG_NAME);
     if path.exists() {
         return Err(Error::ConfigExists { path });

@@ -16,6 +16,7 @@ mod error;
 mod http;
 mod init;
 mod key;
+mod monitor;
 mod output;
 mod passphrase;
 mod prepare;
@@ -73,10 +74,18 @@ pub enum Command {
     Prepare(prepare::PrepareCommand),
     /// Submit a bundle signed by `hangar sign` (and upload its archive), then check inclusion.
     Publish(publish::Args),
+    /// Follow the channel's log and alert on anything in your supplier's name that your tools
+    /// did not make, and on views of the log that disagree (run it from cron or a systemd
+    /// timer). Exit 0: nothing new; 10: at least one new alert.
+    Monitor(monitor::Args),
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+/// Runs the command; `Ok(true)` when `barge monitor` reported a new alert.
+fn run(cli: Cli) -> Result<bool, Error> {
     let out = output::Output { json: cli.json };
+    if let Command::Monitor(a) = cli.command {
+        return monitor::run(&cli.dir, &out, a);
+    }
     match cli.command {
         Command::Init(a) => init::run(&cli.dir, &out, a),
         Command::Key(k) => key::run(&cli.dir, &out, k),
@@ -88,7 +97,9 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::VerifyBuild(a) => verify_build::run(&cli.dir, &out, a),
         Command::Prepare(c) => prepare::run(&cli.dir, &out, c),
         Command::Publish(a) => publish::run(&cli.dir, &out, a),
+        Command::Monitor(_) => Ok(()),
     }
+    .map(|()| false)
 }
 
 /// One example per subcommand, shown at the end of its `--help` with the exit codes.
@@ -159,6 +170,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "barge prepare revoke-release --package hello --version 1.2.0 --reason \"breaks upgrades\"",
     ),
     ("publish", "barge publish dist/hello-1.2.0.bundle.signed"),
+    (
+        "monitor",
+        "barge monitor --notary https://peer.example=<64 hex> --on-alert 'mail -s barge-alert me@example.org'",
+    ),
 ];
 
 /// barge's command line with the examples and exit codes in every `--help`.
@@ -177,7 +192,11 @@ fn main() -> ExitCode {
     };
     let json = cli.json;
     match run(cli) {
-        Ok(()) => shipyard::output::finish(),
+        Ok(false) => shipyard::output::finish(),
+        Ok(true) => {
+            shipyard::output::finish();
+            ExitCode::from(monitor::EXIT_ALERT)
+        }
         // The one place barge turns an error into its exit code: the error's kind, through
         // the scheme shared with hangar ([`shipyard::ErrorKind::exit_code`]).
         Err(e) => shipyard::output::fail("barge", json, e.kind(), &e),

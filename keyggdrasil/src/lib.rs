@@ -80,6 +80,7 @@ pub mod limits;
 pub mod log;
 pub mod lookup;
 pub mod merkle;
+pub mod monitor;
 pub mod names;
 pub mod note;
 pub mod os;

@@ -80,6 +80,23 @@ impl LogView {
         })
     }
 
+    /// A view from a size, the subtree hashes [`Self::subtrees`] gave, and the root they must
+    /// fold to: for a caller that keeps its verified view in a file (`barge monitor`). The root
+    /// check catches a damaged file; it is no check against the channel.
+    pub fn from_subtrees(size: u64, subtrees: Vec<Hash>, root: &Hash) -> Result<Self, LogError> {
+        let view = Self {
+            range: CompactRange::from_subtrees(size, subtrees)?,
+        };
+        view.check_root(size, root)?;
+        Ok(view)
+    }
+
+    /// The subtree hashes of the compact range (`popcount(size)` of them), for
+    /// [`Self::from_subtrees`].
+    pub fn subtrees(&self) -> &[Hash] {
+        self.range.subtrees()
+    }
+
     /// The number of entries.
     pub fn size(&self) -> u64 {
         self.range.size()

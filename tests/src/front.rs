@@ -422,6 +422,19 @@ pub fn query<'a>(path: &'a str, name: &str) -> Option<&'a str> {
 /// A `/v1/fresh?nonce=N` request gets the forged log's size and root as a batch of one, signed
 /// with `key` under the batch context.
 pub fn evil_log(upstream: &str, key: &KeyPair, extra: &[Entry], path: &str) -> Answer {
+    evil_log_keeping(upstream, key, usize::MAX, extra, path)
+}
+
+/// [`evil_log`] over only the first `keep` entries of the real log, then `extra`: with no
+/// `extra`, a channel that hides its newest entries from whoever asks it (a freeze); with
+/// `extra`, a split view whose forged branch leaves the real one at `keep`.
+pub fn evil_log_keeping(
+    upstream: &str,
+    key: &KeyPair,
+    keep: usize,
+    extra: &[Entry],
+    path: &str,
+) -> Answer {
     let since: u64 = query(path, "since")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
@@ -438,6 +451,7 @@ pub fn evil_log(upstream: &str, key: &KeyPair, extra: &[Entry], path: &str) -> A
     let real: UpdatePayload = serde_json::from_str(&signed.payload).expect("payload");
     assert_eq!(real.size, real.tree_size, "the test log fits one page");
     let mut log = real.entries.clone();
+    log.truncate(keep);
     log.extend(
         extra
             .iter()

@@ -72,6 +72,28 @@ impl CompactRange {
         Ok(Self { size, subtrees })
     }
 
+    /// A compact range from its parts, as [`Self::subtrees`] gave them (for a caller that keeps a
+    /// verified view in a file). Refuses a number of hashes other than `popcount(size)` or a size
+    /// over [`MAX_TREE_SIZE`]; it cannot tell whether the hashes are the right ones, so the caller
+    /// checks the root it gives against a root it trusts.
+    pub fn from_subtrees(size: u64, subtrees: Vec<Hash>) -> Result<Self, MerkleError> {
+        if size > MAX_TREE_SIZE {
+            return Err(MerkleError::TreeTooLarge { size });
+        }
+        if subtrees.len() != size.count_ones() as usize {
+            return Err(MerkleError::WrongProofLength {
+                got: subtrees.len(),
+                want: size.count_ones() as usize,
+            });
+        }
+        Ok(Self { size, subtrees })
+    }
+
+    /// The roots of the complete subtrees covering `0..size`, left to right (largest first).
+    pub fn subtrees(&self) -> &[Hash] {
+        &self.subtrees
+    }
+
     /// The number of leaves covered.
     pub fn size(&self) -> u64 {
         self.size
