@@ -133,8 +133,13 @@ fn units_are_hardened() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    for name in ["continuum-update@.service", "continuum-notary@.service"] {
+    for (name, data) in [
+        ("continuum-update@.service", "/var/lib/continuum/%i"),
+        ("continuum-notary@.service", "/var/lib/continuum/%i"),
+        ("barge-monitor@.service", "/var/lib/barge/%i"),
+    ] {
         let unit = fixture(name);
+        let read_write = format!("ReadWritePaths={data}");
         for key in [
             "ProtectSystem=strict",
             "NoNewPrivileges=yes",
@@ -142,7 +147,7 @@ fn units_are_hardened() {
             "ProtectHome=yes",
             "SystemCallFilter=@system-service",
             "CapabilityBoundingSet=",
-            "ReadWritePaths=/var/lib/continuum/%i",
+            &read_write,
         ] {
             assert!(unit.lines().any(|l| l.trim() == key), "{name} lacks {key}");
         }

@@ -530,3 +530,35 @@ fn a_damaged_state_or_journal_is_a_clear_local_error_and_changes_nothing() {
     );
     assert_eq!(std::fs::read(&state).expect("state"), good);
 }
+
+/// `fixtures/systemd/barge-monitor@.service` as written (its `ExecStart=` with only the install
+/// paths pointed at this test's binary and folder) does its job, and its timer polls often
+/// enough that an author hears within one poll.
+#[test]
+fn the_monitor_unit_runs_as_written() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/systemd");
+    let unit = std::fs::read_to_string(fixtures.join("barge-monitor@.service")).expect("unit");
+    let exec: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecStart="))
+        .collect();
+    assert_eq!(exec.len(), 1, "{exec:?}");
+    let a = released_author();
+    release(thief(&a).path(), a.src.path(), "6.6.6");
+    let line = exec[0]
+        .replace("/usr/local/bin/barge", &bin("barge").display().to_string())
+        .replace("/var/lib/barge/%i", &a.dir.path().display().to_string());
+    let mut words = line.split_whitespace();
+    let o = std::process::Command::new(words.next().expect("program"))
+        .args(words)
+        .output()
+        .expect("run ExecStart");
+    assert_eq!(exit_code(&o), 10, "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("ALERT: entry 3"),
+        "{}",
+        output_text(&o)
+    );
+    let timer = std::fs::read_to_string(fixtures.join("barge-monitor@.timer")).expect("timer");
+    assert!(timer.contains("OnCalendar=*:0/10"), "{timer}");
+}
