@@ -5,6 +5,7 @@
 //   #key=<64 hex>      the channel's public key, as channel.toml / barge.toml write it (pinned)
 //   #channel=<url>     the channel or mirror to read (default: the server this page came from)
 //   #supplier=<name>   a supplier's page;  #q=<text>  a search
+//   #full=no           do not read the whole log (quicker; completeness is then only asserted)
 // Parameters combine: #key=...&channel=...&supplier=acme
 
 import * as v from './verify.js';
@@ -44,7 +45,7 @@ function mark(ok, why) {
 
 function link(hash, text) {
   const p = new URLSearchParams();
-  for (const k of ['key', 'channel']) if (params.get(k)) p.set(k, params.get(k));
+  for (const k of ['key', 'channel', 'full']) if (params.get(k)) p.set(k, params.get(k));
   for (const [k, val] of Object.entries(hash)) p.set(k, val);
   return el('a', { href: '#' + p.toString() }, text);
 }
@@ -197,7 +198,7 @@ function checkpointBox() {
 
 function completenessLine() {
   if (state.all === null) {
-    return el('p', { class: 'complete asserted', 'data-complete': 'asserted' }, `complete: asserted by the channel (the log has more than ${FULL_READ_LIMIT} entries, too many to read here)`);
+    return el('p', { class: 'complete asserted', 'data-complete': 'asserted' }, `complete: asserted by the channel (the whole log was not read: more than ${FULL_READ_LIMIT} entries, or #full=no)`);
   }
   if (state.allProven) {
     return el('p', { class: 'complete proven', 'data-complete': 'proven' }, `complete: proven by recomputing the root from all ${state.all.length} entries`);
@@ -221,7 +222,7 @@ function allBodies() {
 function homeView() {
   const section = el('section', {}, el('h2', {}, 'Suppliers'), completenessLine());
   if (state.all === null) {
-    section.append(el('p', {}, 'Open a supplier by name with the search box.'));
+    section.append(el('p', {}, 'The whole log was not read, so suppliers are not listed: search for a supplier by its exact name.'));
     return section;
   }
   const suppliers = new Map();
@@ -236,7 +237,7 @@ function homeView() {
     .map(([name, s]) =>
       el('tr', { class: 'supplier-row', 'data-supplier': name }, el('td', {}, link({ supplier: name }, name)), el('td', {}, s.keys), el('td', {}, s.releases), el('td', {}, s.first)),
     );
-  section.append(table(['supplier', 'keys', 'releases', 'first entry'], rows));
+  section.append(table(['supplier', 'keys logged', 'releases logged', 'first entry'], rows));
   return section;
 }
 
@@ -296,7 +297,7 @@ async function supplierView(name) {
   } else if (state.all !== null) {
     section.append(completenessLine());
   } else {
-    section.append(el('p', { class: 'complete asserted', 'data-complete': 'asserted' }, 'complete: asserted by the channel (not proven: the log is too large to read here)'));
+    section.append(el('p', { class: 'complete asserted', 'data-complete': 'asserted' }, `complete: asserted by the channel (not proven: the whole log was not read, it has more than ${FULL_READ_LIMIT} entries or #full=no)`));
   }
   section.append(el('p', { class: 'source' }, `Entries from ${source}, proofs at size ${size}.`));
 
@@ -367,7 +368,7 @@ async function searchView(q) {
   const needle = q.trim().toLowerCase();
   const section = el('section', { class: 'search' }, el('h2', {}, 'Search ', code(q)));
   if (state.all === null) {
-    section.append(el('p', {}, 'The log is too large to search here; open a supplier by name: ', link({ supplier: q }, q)));
+    section.append(el('p', {}, 'The whole log was not read, so it cannot be searched here; open the supplier of that name: ', link({ supplier: q }, q)));
     return section;
   }
   const hex = /^[0-9a-f]+$/.test(needle);
@@ -400,7 +401,7 @@ function searchForm() {
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const p = new URLSearchParams();
-    for (const k of ['key', 'channel']) if (params.get(k)) p.set(k, params.get(k));
+    for (const k of ['key', 'channel', 'full']) if (params.get(k)) p.set(k, params.get(k));
     p.set('q', input.value);
     location.hash = p.toString();
   });
@@ -416,7 +417,7 @@ async function run() {
   main.replaceChildren(el('p', { class: 'channel' }, 'Channel: ', code(base || location.origin)), keyBox(), checkpointBox(), searchForm(), status);
   if (!state.cp.checkpoint) throw new Error('the channel gave no readable checkpoint');
   const size = state.cp.checkpoint.size;
-  if (size <= FULL_READ_LIMIT) {
+  if (size <= FULL_READ_LIMIT && params.get('full') !== 'no') {
     state.all = await readAllEntries(size, (n) => {
       status.textContent = `Reading the log: ${n} of ${size} entries\u2026`;
     });
@@ -440,7 +441,10 @@ run()
   .finally(() => {
     const marks = document.querySelectorAll('.entry');
     const bad = document.querySelectorAll('.entry[data-verified="no"]');
-    document.getElementById('summary').textContent =
-      bad.length > 0 ? `${marks.length} entries shown, ${bad.length} of them NOT VERIFIED` : `${marks.length} entries shown, all verified`;
+    let summary = '';
+    if (bad.length > 0) summary = `${marks.length} entries shown, ${bad.length} of them NOT VERIFIED`;
+    else if (marks.length > 0) summary = `${marks.length} entries shown, all verified`;
+    if (summary && !state.keyPinned) summary += ', but against a channel key the server itself gave (see the warning)';
+    document.getElementById('summary').textContent = summary;
     document.body.setAttribute('data-done', 'yes');
   });

@@ -266,6 +266,10 @@ fn the_explorer_shows_a_known_log_verified_and_marks_exactly_what_a_lying_front_
         "{home}"
     );
 
+    screenshot(browser, &page(&ch.base, Some(&ch.key), ""), "home");
+    let nobody = dom(browser, &page(&ch.base, Some(&ch.key), "supplier=nobody"));
+    assert!(nobody.contains("knows no supplier nobody"), "{nobody}");
+
     // acme's page: every key with its fingerprint, every release, every entry verified.
     let acme_url = page(&ch.base, Some(&ch.key), "supplier=acme");
     let acme = dom(browser, &acme_url);
@@ -305,6 +309,20 @@ fn the_explorer_shows_a_known_log_verified_and_marks_exactly_what_a_lying_front_
     let png = screenshot(browser, &acme_url, "acme");
     eprintln!("screenshot: {}", png.display());
 
+    // Without reading the whole log, the same entries verify but completeness is only asserted.
+    let asserted = dom(
+        browser,
+        &page(&ch.base, Some(&ch.key), "full=no&supplier=acme"),
+    );
+    assert!(
+        asserted.contains("complete: asserted by the channel"),
+        "{asserted}"
+    );
+    assert!(!asserted.contains("complete: proven"), "{asserted}");
+    let mut shown = marks(&asserted);
+    shown.sort();
+    assert_eq!(shown, all_yes, "{asserted}");
+
     // Search by package and by a digest prefix: the matching entries, verified.
     let search = dom(browser, &page(&ch.base, Some(&ch.key), "q=widget"));
     assert_eq!(marks(&search), vec![(6, true)], "{search}");
@@ -328,6 +346,11 @@ fn the_explorer_shows_a_known_log_verified_and_marks_exactly_what_a_lying_front_
         "{unpinned}"
     );
     assert!(marks(&unpinned).iter().all(|(_, ok)| *ok), "{unpinned}");
+    screenshot(
+        browser,
+        &page(&ch.base, None, "supplier=bravo"),
+        "bravo-key-from-server",
+    );
     assert_eq!(marks(&unpinned).len(), 4, "{unpinned}");
     let _ = &log.bravo;
 
@@ -370,6 +393,59 @@ fn the_explorer_shows_a_known_log_verified_and_marks_exactly_what_a_lying_front_
     let mut shown = marks(&lied);
     shown.sort();
     assert_eq!(shown, want, "a tampered entry byte:\n{lied}");
+    drop(front);
+
+    // A front that leaves acme's key revocation out of its history: every entry shown still
+    // verifies, but the page says the list is not complete (and so the key looks current).
+    let revocation = log.acme_entries[log.acme_entries.len() - 3];
+    let up = ch.base.clone();
+    let front = Front::start(&ch.base, move |path| {
+        if !path.starts_with("/v1/suppliers/") {
+            return Answer::Pass;
+        }
+        let (_, _, body) = forward(&up, path, None);
+        let mut env: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        env["data"]["entries"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|e| e["index"] != revocation);
+        json_answer(&env)
+    });
+    let lied = dom(browser, &page(&front.url, Some(&ch.key), "supplier=acme"));
+    assert!(lied.contains(r#"data-complete="no""#), "{lied}");
+    assert!(lied.contains("NOT COMPLETE"), "{lied}");
+    assert!(!lied.contains("complete: proven"), "{lied}");
+    let rest: Vec<(u64, bool)> = log
+        .acme_entries
+        .iter()
+        .filter(|&&i| i != revocation)
+        .map(|&i| (i, true))
+        .collect();
+    let mut shown = marks(&lied);
+    shown.sort();
+    assert_eq!(shown, rest, "an omitted entry:\n{lied}");
+    drop(front);
+
+    // A front that changes one byte of one entry in /v1/entries (bravo's widget release): the
+    // whole log no longer hashes to the root, so completeness is not proven anywhere.
+    let up = ch.base.clone();
+    let front = Front::start(&ch.base, move |path| {
+        if !path.starts_with("/v1/entries") {
+            return Answer::Pass;
+        }
+        let (_, _, body) = forward(&up, path, None);
+        let text = String::from_utf8(body).unwrap().replace("widget", "widgex");
+        Answer::Body {
+            status: 200,
+            content_type: "application/json".into(),
+            body: text.into_bytes(),
+        }
+    });
+    let lied = dom(browser, &page(&front.url, Some(&ch.key), ""));
+    assert!(checkpoint_verified(&lied), "{lied}");
+    assert!(lied.contains(r#"data-complete="no""#), "{lied}");
+    let lied = dom(browser, &page(&front.url, Some(&ch.key), "supplier=acme"));
+    assert!(lied.contains(r#"data-complete="no""#), "{lied}");
     drop(front);
 
     // A front that serves the real checkpoint signed by another key: nothing verifies.
