@@ -483,6 +483,45 @@ fn the_same_files_served_elsewhere_check_the_channel_with_a_channel_fragment() {
     let acme = Supplier::new("acme");
     acme.register(&ch);
     ch.submit(&acme.release(&acme.signing, "hello", "1.0.0", b"hello"));
+    // The channel's own copy: its types, caching and policy; CORS only on the read endpoints.
+    let agent = system_tests::agent();
+    let get = |path: &str| agent.get(&ch.url(path)).call().expect("get");
+    let header = |r: &ureq::http::Response<ureq::Body>, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let index = get("/explorer/");
+    assert_eq!(index.status(), 200);
+    assert_eq!(
+        header(&index, "content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(header(&index, "cache-control").as_deref(), Some("no-cache"));
+    let csp = header(&index, "content-security-policy").expect("a CSP");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(header(&index, "access-control-allow-origin").is_none());
+    let js = get("/explorer/vendor/noble.js");
+    assert_eq!(
+        header(&js, "content-type").as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(get("/explorer/nothing.js").status(), 404);
+    for path in ["/v1/checkpoint", "/v1/stats", "/v1/entries?start=0&end=1"] {
+        assert_eq!(
+            header(&get(path), "access-control-allow-origin").as_deref(),
+            Some("*"),
+            "{path}"
+        );
+    }
+    let submit = agent
+        .post(&ch.url("/v1/submit"))
+        .content_type("application/json")
+        .send("{}")
+        .expect("post");
+    assert!(header(&submit, "access-control-allow-origin").is_none());
+
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../channel-server/explorer");
     // A plain static file server of the checked-in files: another origin than the channel.
     let elsewhere = Front::serve(move |r| {
