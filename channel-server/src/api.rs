@@ -16,6 +16,7 @@
 //! | `GET /v1/entries?start=S&end=E` | [`EntriesResponse`] |
 //! | `GET /v1/leaves?start=S&end=E` | [`LeafHashesResponse`] (at most [`MAX_LEAF_HASHES_PER_PAGE`]) |
 //! | `GET /v1/release?supplier=S&package=P&version=V&size=N` | [`ReleaseLookupResponse`] (the release entry and its revocation, with inclusion proofs at size N) |
+//! | `GET /v1/suppliers/{name}?size=N&start=K` | [`SupplierHistoryResponse`] (the supplier's entries from index K, at most [`MAX_HISTORY_PAGE`], with inclusion proofs at size N, and the next page's start) |
 //! | `PUT /v1/archives/{supplier}/{package}/{version}` | the stored archive's size and digest |
 //! | `GET /v1/archives/{supplier}/{package}/{version}` | the archive bytes (`Content-Length`, ranges) |
 //! | `GET /v1/stats` | counts and uptime |
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -40,6 +41,7 @@ use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use keyggdrasil::archive_check::{ArchiveMismatch, ExpectedArchive};
 use keyggdrasil::entry::Entry;
+use keyggdrasil::history::{COMPLETENESS_ASSERTED, MAX_HISTORY_PAGE, SupplierHistoryResponse};
 use keyggdrasil::keys::{PublicKey, Signature};
 use keyggdrasil::lookup::{LoggedEntry, ReleaseLookupResponse};
 use keyggdrasil::merkle::{self, Blake2b256};
@@ -248,6 +250,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/consistency", get(consistency))
         .route("/v1/entries", get(entries))
         .route("/v1/release", get(release_lookup))
+        .route("/v1/suppliers/{name}", get(supplier_history))
         .route("/v1/proof/release", get(release_proof))
         .route("/v1/leaves", get(leaves))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_reads));
@@ -821,6 +824,85 @@ async fn release_lookup(
             StatusCode::NOT_FOUND,
             ErrorCode::UnknownRelease,
             format!("{supplier}/{package} {version} is not in the log at size {size}"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SupplierHistoryQuery {
+    size: u64,
+    #[serde(default)]
+    start: u64,
+}
+
+/// `GET /v1/suppliers/{name}?size=N&start=K`: one page of a supplier's history, its entries with
+/// `K <= index < N` by ascending index, at most [`MAX_HISTORY_PAGE`], each with an inclusion
+/// proof at `N`, and the `start` of the next page. One range scan of the `entries_by_supplier`
+/// index and one proof per entry: O(page · log n), whatever the log's size. The answer asserts,
+/// and cannot prove, that no entry was left out (`completeness: "asserted"`); the client checks
+/// it with [`keyggdrasil::history::verify_supplier_history`]. 404 `unknown_supplier` when the
+/// supplier has no entry below `N`.
+async fn supplier_history(
+    State(s): State<Arc<AppState>>,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<SupplierHistoryQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(name) = name.map_err(|e| ApiError::bad_request(ErrorCode::BadName, e.body_text()))?;
+    let supplier = SupplierName::parse(&name)
+        .map_err(|e| ApiError::bad_request(ErrorCode::BadName, e.to_string()))?;
+    let q = query(q)?;
+    let head = s.writer.head();
+    if q.size == 0 || q.size > head.size || q.start >= q.size {
+        return Err(ApiError::bad_request(
+            ErrorCode::BadRange,
+            format!(
+                "need start < size and 0 < size <= {} (the log's size)",
+                head.size
+            ),
+        ));
+    }
+    let (size, start) = (q.size, q.start);
+    let who = supplier.clone();
+    let found = blocking(&s, move |c| {
+        // One row more than a page says whether there is a next page, and where it starts.
+        let mut rows = store::supplier_entries(c, who.as_str(), start, size, MAX_HISTORY_PAGE + 1)?;
+        let next = if rows.len() > MAX_HISTORY_PAGE {
+            rows.split_off(MAX_HISTORY_PAGE)
+                .first()
+                .map(|(index, _)| *index)
+        } else {
+            None
+        };
+        if rows.is_empty() && !store::supplier_has_entries_below(c, who.as_str(), size)? {
+            return Ok(None);
+        }
+        let mut entries = Vec::with_capacity(rows.len());
+        for (index, bytes) in rows {
+            let entry = String::from_utf8(bytes)
+                .map_err(|_| DbError::Inconsistent(format!("stored entry {index} is not UTF-8")))?;
+            let proof = merkle::prove_inclusion(&Blake2b256, index, size, &SqliteHashes(c))?;
+            entries.push(LoggedEntry {
+                index,
+                entry,
+                path: proof.hashes().iter().copied().map(TreeHash).collect(),
+            });
+        }
+        Ok(Some(SupplierHistoryResponse {
+            supplier: who,
+            size,
+            entries,
+            next,
+            completeness: COMPLETENESS_ASSERTED.to_owned(),
+        }))
+    })
+    .await?;
+    match found {
+        Some(answer) => Ok(ok(answer)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownSupplier,
+            format!("{supplier} has no entry in the log below size {size}"),
         )),
     }
 }

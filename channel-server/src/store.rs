@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS entries (
     kind      TEXT NOT NULL,
     bytes     BLOB NOT NULL
 ) STRICT;
+-- A supplier's history page (GET /v1/suppliers/{name}) in O(page + log n), not a scan of the
+-- log; IF NOT EXISTS so databases from before it get it at their next start.
+CREATE INDEX IF NOT EXISTS entries_by_supplier ON entries (supplier, idx);
 CREATE TABLE IF NOT EXISTS tree_hashes (
     pos  INTEGER PRIMARY KEY,
     hash BLOB NOT NULL
@@ -278,6 +281,60 @@ pub fn entries(conn: &Connection, start: u64, end: u64) -> Result<Vec<Vec<u8>>, 
         out.push(bytes);
     }
     Ok(out)
+}
+
+// `INDEXED BY` makes a missing index an error instead of a silent scan of the whole log.
+const SUPPLIER_PAGE_SQL: &str = "SELECT idx, bytes FROM entries INDEXED BY entries_by_supplier \
+     WHERE supplier = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx LIMIT ?4";
+const SUPPLIER_ANY_SQL: &str = "SELECT 1 FROM entries INDEXED BY entries_by_supplier \
+     WHERE supplier = ?1 AND idx < ?2 LIMIT 1";
+
+/// Up to `limit` entries of `supplier` with `start <= index < end`, ascending by index, as
+/// `(index, exact bytes)`: one range scan of the `entries_by_supplier` index, so the cost is
+/// the rows returned plus one O(log n) seek, whatever the log's size. The `supplier` column is
+/// the entry body's supplier, written by the writer in the same transaction as the entry.
+pub fn supplier_entries(
+    conn: &Connection,
+    supplier: &str,
+    start: u64,
+    end: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, DbError> {
+    let (Ok(start), Ok(end), Ok(limit)) = (
+        i64::try_from(start),
+        i64::try_from(end),
+        i64::try_from(limit),
+    ) else {
+        // Beyond any stored index: nothing there.
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(SUPPLIER_PAGE_SQL)?;
+    let rows = stmt.query_map(params![supplier, start, end, limit], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (idx, bytes) = row?;
+        let idx = u64::try_from(idx)
+            .map_err(|_| DbError::Inconsistent(format!("stored entry index {idx}")))?;
+        out.push((idx, bytes));
+    }
+    Ok(out)
+}
+
+/// Whether `supplier` has any entry below index `end` (one O(log n) seek of the
+/// `entries_by_supplier` index).
+pub fn supplier_has_entries_below(
+    conn: &Connection,
+    supplier: &str,
+    end: u64,
+) -> Result<bool, DbError> {
+    let end = i64::try_from(end).unwrap_or(i64::MAX);
+    Ok(conn
+        .prepare_cached(SUPPLIER_ANY_SQL)?
+        .query_row(params![supplier, end], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// The index of the entry with this leaf hash, if it is in the log.
@@ -559,5 +616,81 @@ impl ReadPool {
             v.push(conn);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database whose `entries` rows name these suppliers in order (the bytes are the index:
+    /// only the supplier queries read them here).
+    fn db_of(suppliers: &[&str]) -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("channel.db")).unwrap();
+        for (i, s) in suppliers.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO entries (idx, leaf_hash, supplier, kind, bytes) VALUES (?1, ?2, ?3, 'release', ?4)",
+                params![i as i64, &[i as u8; 32][..], s, i.to_string().into_bytes()],
+            )
+            .unwrap();
+        }
+        (dir, conn)
+    }
+
+    #[test]
+    fn supplier_entries_are_one_suppliers_in_range_by_index_and_limited() {
+        let (_dir, c) = db_of(&["acme", "bolt", "acme", "acme", "bolt", "acme"]);
+        let idx = |rows: Vec<(u64, Vec<u8>)>| {
+            rows.into_iter()
+                .map(|(i, b)| {
+                    assert_eq!(b, i.to_string().into_bytes());
+                    i
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            idx(supplier_entries(&c, "acme", 0, 6, 100).unwrap()),
+            [0, 2, 3, 5]
+        );
+        assert_eq!(
+            idx(supplier_entries(&c, "acme", 1, 5, 100).unwrap()),
+            [2, 3]
+        );
+        assert_eq!(idx(supplier_entries(&c, "acme", 0, 6, 2).unwrap()), [0, 2]);
+        assert_eq!(idx(supplier_entries(&c, "bolt", 2, 6, 100).unwrap()), [4]);
+        assert!(supplier_entries(&c, "carol", 0, 6, 100).unwrap().is_empty());
+        assert!(
+            supplier_entries(&c, "acme", u64::MAX, u64::MAX, 100)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(supplier_has_entries_below(&c, "bolt", 2).unwrap());
+        assert!(!supplier_has_entries_below(&c, "bolt", 1).unwrap());
+        assert!(!supplier_has_entries_below(&c, "carol", u64::MAX).unwrap());
+    }
+
+    #[test]
+    fn supplier_queries_search_the_index_and_never_sort_or_scan() {
+        let (_dir, c) = db_of(&["acme"]);
+        for sql in [SUPPLIER_PAGE_SQL, SUPPLIER_ANY_SQL] {
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let n = stmt.parameter_count();
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(vec![0i64; n]), |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(plan.starts_with("SEARCH entries USING "), "{plan}");
+            assert!(
+                plan.contains("INDEX entries_by_supplier (supplier=?"),
+                "{plan}"
+            );
+            assert!(
+                !plan.contains("TEMP B-TREE") && !plan.contains("SCAN"),
+                "{plan}"
+            );
+        }
     }
 }

@@ -73,6 +73,7 @@ pub mod encoding;
 pub mod entry;
 pub mod evidence;
 pub mod filesig;
+pub mod history;
 pub mod kdf;
 pub mod keyfile;
 pub mod keys;

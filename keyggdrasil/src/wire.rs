@@ -251,6 +251,9 @@ pub enum ErrorCode {
     BadName,
     /// No such release in the log (also the key rule for revoking an unknown release). (`unknown_release`)
     UnknownRelease,
+    /// No entry of that supplier in the log below the asked size (`GET /v1/suppliers/{name}`;
+    /// also the key rule for an entry of a supplier without a master key). (`unknown_supplier`)
+    UnknownSupplier,
     /// The notary does not follow that channel. (`unknown_channel`)
     UnknownChannel,
     /// The uploaded archive is not of the logged size. (`archive_size_mismatch`)
@@ -294,6 +297,7 @@ const ERROR_CODES: &[(ErrorCode, &str)] = &[
     (ErrorCode::BadRange, "bad_range"),
     (ErrorCode::BadName, "bad_name"),
     (ErrorCode::UnknownRelease, "unknown_release"),
+    (ErrorCode::UnknownSupplier, "unknown_supplier"),
     (ErrorCode::UnknownChannel, "unknown_channel"),
     (ErrorCode::ArchiveSizeMismatch, "archive_size_mismatch"),
     (ErrorCode::ArchiveDigestMismatch, "archive_digest_mismatch"),
