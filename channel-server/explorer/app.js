@@ -83,10 +83,21 @@ async function getData(path) {
 /** Entries 0..size, page by page (exact texts). */
 async function readAllEntries(size, progress) {
   const out = [];
+  let pageSize = PAGE;
   while (out.length < size) {
     const start = out.length;
-    const end = Math.min(size, start + PAGE);
-    const page = await getData(`/v1/entries?start=${start}&end=${end}`);
+    const end = Math.min(size, start + pageSize);
+    let page;
+    try {
+      page = await getData(`/v1/entries?start=${start}&end=${end}`);
+    } catch (e) {
+      // A channel configured with smaller pages answers 400 (bad_range): ask for fewer.
+      if (e.status === 400 && pageSize > 1) {
+        pageSize = Math.max(1, Math.floor(pageSize / 4));
+        continue;
+      }
+      throw e;
+    }
     if (page.start !== start || !Array.isArray(page.entries) || page.entries.length === 0) {
       throw new Error(`/v1/entries?start=${start}: not the entries asked for`);
     }
@@ -111,7 +122,8 @@ async function readSupplier(name, size) {
       throw e;
     }
     out.push(...page.entries);
-    if (page.next === null || page.next === undefined || page.next <= start) return out;
+    // No further page, or a `next` that does not move forward within the tree: done.
+    if (!Number.isSafeInteger(page.next) || page.next <= start || page.next >= size) return out;
     start = page.next;
   }
 }

@@ -479,7 +479,14 @@ fn the_explorer_shows_a_known_log_verified_and_marks_exactly_what_a_lying_front_
 #[test]
 fn the_same_files_served_elsewhere_check_the_channel_with_a_channel_fragment() {
     let Some(browser) = chromium() else { return };
-    let ch = Channel::start();
+    // Pages of two entries: the explorer asks for 500 and must step down on the 400.
+    let ch = Channel::start_with(
+        "open",
+        &format!(
+            "max_entries_per_page = 2\n{}",
+            system_tests::RATE_LIMITS_OFF
+        ),
+    );
     let acme = Supplier::new("acme");
     acme.register(&ch);
     ch.submit(&acme.release(&acme.signing, "hello", "1.0.0", b"hello"));
@@ -557,6 +564,10 @@ fn the_same_files_served_elsewhere_check_the_channel_with_a_channel_fragment() {
     assert!(
         got.contains(&ch.base),
         "the page names the channel it read:\n{got}"
+    );
+    assert!(
+        got.contains("complete: proven by recomputing the root from all 3 entries"),
+        "{got}"
     );
 }
 
