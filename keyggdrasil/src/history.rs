@@ -231,13 +231,10 @@ pub fn verify_supplier_history(
         out.push(HistoryEntry { index, entry });
     }
     if let Some(next) = resp.next {
-        // An empty page must still move forward, or a client following `next` would loop.
+        // After the last index; after `start` on an empty page, which must still move forward
+        // or a client following `next` would ask for the same page forever.
         let after = previous.unwrap_or(start);
-        let forward = match previous {
-            Some(last) => next > last,
-            None => next > start,
-        };
-        if !forward || next >= size {
+        if next <= after || next >= size {
             return Err(HistoryError::BadNext { next, after, size });
         }
     }
