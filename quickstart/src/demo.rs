@@ -691,6 +691,121 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
         u64_of(&checked, "index")?,
         u64_of(&checked, "checkpoint_size")?
     );
+    monitor_step(w, &author, &src, &channel_url, &channel_key, &sites[0])
+}
+
+/// Step 13: the author's monitor is quiet about the author's own entries and alerts on a release
+/// by a stolen key; the log explorer is served.
+fn monitor_step(
+    w: &World,
+    author: &Path,
+    src: &Path,
+    channel_url: &str,
+    channel_key: &str,
+    notary: &SiteInfo,
+) -> Result<(), String> {
+    step(
+        13,
+        "The author's monitor, and a release by a stolen signing key",
+    );
+    let peer = format!("{}={}", notary.notary_url, notary.notary_key);
+    let monitor = |json: bool| {
+        let mut cmd = w.cmd("barge");
+        cmd.arg("--dir").arg(author);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["monitor", "--notary", &peer]);
+        cmd
+    };
+    let out = w.output(&mut monitor(true), None)?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let summary: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v.get("summary").cloned())
+        .ok_or_else(|| format!("barge monitor printed no summary: {text}"))?;
+    if out.status.code() != Some(0) {
+        return Err(format!(
+            "barge monitor alerted on the author's own entries:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    para!(
+        "`barge monitor` read all {} entries of the log (pages signed by the pinned channel key \
+         for fresh nonces), compared the log with the channel's checkpoint note and with site-a's \
+         notary, and found nothing: every entry in acme's name is in author/local/journal.jsonl, \
+         where barge records each entry before it submits it.",
+        u64_of(&summary, "entries_read")?
+    );
+    // A thief with copies of the key files and the signing passphrase.
+    let thief = w.root.join("thief");
+    std::fs::create_dir_all(thief.join("local")).map_err(|e| e.to_string())?;
+    std::fs::copy(author.join("barge.toml"), thief.join("barge.toml"))
+        .map_err(|e| e.to_string())?;
+    let local = std::fs::read_dir(author.join("local")).map_err(|e| e.to_string())?;
+    for f in local {
+        let f = f.map_err(|e| e.to_string())?.path();
+        if f.extension().is_some_and(|e| e == "json") {
+            let name = f.file_name().ok_or("a key file without a name")?;
+            std::fs::copy(&f, thief.join("local").join(name)).map_err(|e| e.to_string())?;
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(thief.join("local"), std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| e.to_string())?;
+    }
+    let stolen = w.json(
+        w.cmd("barge")
+            .arg("--dir")
+            .arg(&thief)
+            .args(["--json", "release"])
+            .arg(src)
+            .args([
+                "--package",
+                PACKAGE,
+                "--version",
+                "6.6.6",
+                "--passphrase-stdin",
+            ]),
+        Some(&format!("{SIGNING_PASS}\n")),
+    )?;
+    let out = w.output(&mut monitor(false), None)?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let alert = text
+        .lines()
+        .find(|l| l.starts_with("ALERT: "))
+        .ok_or_else(|| format!("barge monitor did not alert on the stolen-key release:\n{text}"))?;
+    if out.status.code() != Some(10) {
+        return Err(format!(
+            "barge monitor exited {:?}, not 10, on a new alert",
+            out.status.code()
+        ));
+    }
+    para!(
+        "Someone with copies of acme's key files and the signing passphrase released 6.6.6 from \
+         another folder (logged at index {}). Every site accepts it: the key rules cannot tell a \
+         thief from the author. The author's next `barge monitor` (every ten minutes with \
+         fixtures/systemd/barge-monitor@.timer) exited 10 and said:",
+        u64_of(&stolen, "index")?
+    );
+    println!("   {alert}");
+    para!(
+        "With --on-alert CMD the same finding goes, as JSON on stdin, to mail, a chat webhook or \
+         a pager; it is said once, not at every run. The author now revokes the signing key and \
+         the release (docs/author-guide.md, \"Watching your supplier\")."
+    );
+    let page = http(channel_url, "GET", "/explorer/", None)?;
+    if !String::from_utf8_lossy(&page).contains("<html") {
+        return Err("the channel does not serve the log explorer at /explorer/".into());
+    }
+    para!(
+        "Anyone can browse and check the log in a browser: {channel_url}/explorer/#key={channel_key} \
+         (the page verifies each entry's signature and inclusion proof against the signed \
+         checkpoint with the key pinned in the URL)."
+    );
     Ok(())
 }
 
