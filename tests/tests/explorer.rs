@@ -571,6 +571,25 @@ fn the_same_files_served_elsewhere_check_the_channel_with_a_channel_fragment() {
     );
 }
 
+#[test]
+fn a_supplier_of_more_than_one_page_is_read_to_the_end() {
+    let Some(browser) = chromium() else { return };
+    let ch = Channel::start();
+    let big = Supplier::new("big");
+    big.register(&ch);
+    // 2 key entries and 120 releases: two pages of /v1/suppliers/big (100 a page).
+    for n in 0..120 {
+        let version = format!("1.0.{n}");
+        ch.submit(&big.release(&big.signing, "many", &version, version.as_bytes()));
+    }
+    let got = dom(browser, &page(&ch.base, Some(&ch.key), "supplier=big"));
+    let shown = marks(&got);
+    assert_eq!(shown.len(), 122, "{got}");
+    assert!(shown.iter().all(|(_, ok)| *ok), "{got}");
+    assert!(got.contains(r#"data-release="many 1.0.119""#), "{got}");
+    assert!(got.contains("complete: proven"), "{got}");
+}
+
 /// Passes every request but `/v1/suppliers/…`, whose answer's entries go through `change`.
 fn tamper_history(upstream: &str, path: &str, change: impl Fn(&mut serde_json::Value)) -> Answer {
     if !path.starts_with("/v1/suppliers/") {
