@@ -326,49 +326,77 @@ async function supplierView(name) {
   }
   const signer = (b) => el('span', {}, short(b.signer), ' (' + (roles.get(b.signer) || 'unknown key') + ')');
 
-  // Keys.
+  const td = (...children) => el('td', {}, ...children);
+  // A row of one entry: its index, the cells, its mark.
+  const row = (c, attrs, ...cells) =>
+    el('tr', { ...entryAttrs(c.it, c.r), ...attrs }, td(c.it.index), cells, td(mark(c.r.ok, why(c.r))));
+  const sameRelease = (b, e) => b !== null && b.event.package === e.package && b.event.version === e.version;
   const keyRows = [];
   const releaseRows = [];
   const otherRows = [];
   for (const c of checked) {
     const b = body(c);
-    const cells = [el('td', {}, c.it.index)];
     if (!b) {
-      otherRows.push(el('tr', entryAttrs(c.it, c.r), cells, el('td', {}, 'unreadable entry'), el('td', {}, ''), el('td', {}, mark(false, why(c.r)))));
+      otherRows.push(row(c, {}, td('unreadable entry'), td('')));
       continue;
     }
     const e = b.event;
     if (e.type === 'master_key' || e.type === 'signing_key') {
       const status = revoked.has(e.public_key) ? `revoked (entry ${revoked.get(e.public_key)})` : 'current';
       keyRows.push(
-        el('tr', { ...entryAttrs(c.it, c.r), 'data-key': e.public_key }, cells, el('td', {}, e.type === 'master_key' ? 'master' : 'signing'), el('td', {}, code(e.public_key)), el('td', { class: 'status' }, status), el('td', {}, b.signer === e.public_key ? 'itself' : signer(b)), el('td', {}, mark(c.r.ok, why(c.r)))),
+        row(
+          c,
+          { 'data-key': e.public_key },
+          td(e.type === 'master_key' ? 'master' : 'signing'),
+          td(code(e.public_key)),
+          el('td', { class: 'status' }, status),
+          td(b.signer === e.public_key ? 'itself' : signer(b)),
+        ),
       );
     } else if (e.type === 'release') {
-      const revocations = checked.filter((o) => body(o) && body(o).event.type === 'release_revocation' && body(o).event.package === e.package && body(o).event.version === e.version).map((o) => `revoked at ${o.it.index}: ${body(o).event.reason}`);
+      const revocations = checked
+        .filter((o) => sameRelease(body(o), e) && body(o).event.type === 'release_revocation')
+        .map((o) => `revoked at ${o.it.index}: ${body(o).event.reason}`);
       // Attestations are other suppliers' entries: found in the whole log, so they are verified
       // only when that log hashed to the checkpoint root (and their own signature holds).
       const attestations = allBodies()
-        .filter((o) => o.body.event.type === 'attestation' && o.body.event.subject === name && o.body.event.package === e.package && o.body.event.version === e.version)
+        .filter((o) => o.body.event.type === 'attestation' && o.body.event.subject === name && sameRelease(o.body, e))
         .map((o) => {
           const ok = state.allProven && v.entrySignatureIsValid(v.parseEntry(o.text));
-          return `${o.body.supplier} (${o.body.event.claim}, entry ${o.index}${o.body.event.digest === e.digest ? '' : ', DIFFERENT DIGEST'}${ok ? '' : ', NOT VERIFIED'})`;
+          const digest = o.body.event.digest === e.digest ? '' : ', DIFFERENT DIGEST';
+          return `${o.body.supplier} (${o.body.event.claim}, entry ${o.index}${digest}${ok ? '' : ', NOT VERIFIED'})`;
         });
       releaseRows.push(
-        el('tr', { ...entryAttrs(c.it, c.r), 'data-release': `${e.package} ${e.version}` }, cells, el('td', {}, e.package), el('td', { class: 'version' }, e.version), el('td', {}, e.size), el('td', {}, short(e.digest)), el('td', {}, short(e.commit)), el('td', {}, short(e.signature)), el('td', {}, signer(b)), el('td', {}, revocations.join('; ') || '\u2014'), el('td', {}, attestations.join('; ') || '\u2014'), el('td', {}, mark(c.r.ok, why(c.r)))),
+        row(
+          c,
+          { 'data-release': `${e.package} ${e.version}` },
+          td(e.package),
+          el('td', { class: 'version' }, e.version),
+          td(e.size),
+          td(short(e.digest)),
+          td(short(e.commit)),
+          td(short(e.signature)),
+          td(signer(b)),
+          td(revocations.join('; ') || '\u2014'),
+          td(attestations.join('; ') || '\u2014'),
+        ),
       );
     } else {
       let what = e.type;
       if (e.type === 'key_revocation') what = `revokes key ${e.public_key.slice(0, 16)}\u2026: ${e.reason}`;
       if (e.type === 'release_revocation') what = `revokes ${e.package} ${e.version}: ${e.reason}`;
       if (e.type === 'attestation') what = `attests ${e.subject}/${e.package} ${e.version}: ${e.claim}`;
-      otherRows.push(el('tr', entryAttrs(c.it, c.r), cells, el('td', {}, what), el('td', {}, signer(b)), el('td', {}, mark(c.r.ok, why(c.r)))));
+      otherRows.push(row(c, {}, td(what), td(signer(b))));
     }
   }
   section.append(
     el('h3', {}, 'Keys'),
     table(['entry', 'role', 'public key', 'status', 'signed by', ''], keyRows),
     el('h3', {}, 'Releases'),
-    table(['entry', 'package', 'version', 'size', 'digest', 'commit', 'archive signature', 'signed by', 'revocations', 'attestations', ''], releaseRows),
+    table(
+      ['entry', 'package', 'version', 'size', 'digest', 'commit', 'archive signature', 'signed by', 'revocations', 'attestations', ''],
+      releaseRows,
+    ),
   );
   if (otherRows.length > 0) {
     section.append(el('h3', {}, 'Other events'), table(['entry', 'event', 'signed by', ''], otherRows));
