@@ -28,10 +28,10 @@
 
 use crate::entry::{Entry, EntryError};
 use crate::limits::Limits;
-use crate::lookup::LoggedEntry;
-use crate::merkle::{Blake2b256, InclusionProof, MerkleError, TreeHasher, verify_inclusion};
+use crate::lookup::{LoggedEntry, ProofFailure, check_logged_inclusion};
+use crate::merkle::MerkleError;
 use crate::names::SupplierName;
-use crate::wire::{VerifiedCheckpoint, WireError, check_proof_len};
+use crate::wire::{VerifiedCheckpoint, WireError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -241,28 +241,19 @@ pub fn verify_supplier_history(
     Ok(out)
 }
 
-/// Checks that `entry` (parsed from `logged.entry`) is the leaf at `logged.index` of the tree
-/// `checkpoint` signs, with the proof length bounded by `limits` first.
 fn check_included(
     logged: &LoggedEntry,
     entry: &Entry,
     checkpoint: &VerifiedCheckpoint,
     limits: &Limits,
 ) -> Result<(), HistoryError> {
-    let index = logged.index;
-    check_proof_len(&logged.path, limits)?;
-    let not_included = |source| HistoryError::NotIncluded { index, source };
-    let proof =
-        InclusionProof::new(logged.path.iter().map(|h| h.0).collect()).map_err(not_included)?;
-    verify_inclusion(
-        &Blake2b256,
-        index,
-        checkpoint.size(),
-        &Blake2b256.hash_leaf(entry.as_bytes()),
-        &proof,
-        &checkpoint.root().0,
-    )
-    .map_err(not_included)
+    check_logged_inclusion(logged, entry, checkpoint, limits).map_err(|e| match e {
+        ProofFailure::Shape(w) => HistoryError::Proof(w),
+        ProofFailure::NotIncluded(source) => HistoryError::NotIncluded {
+            index: logged.index,
+            source,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -270,7 +261,7 @@ mod tests {
     use super::*;
     use crate::entry::{Digest512, EntryBody, Event, GitCommit};
     use crate::keys::{KeyPair, Signature};
-    use crate::merkle::{MemoryStore, prove_inclusion, root_at};
+    use crate::merkle::{Blake2b256, MemoryStore, prove_inclusion, root_at};
     use crate::names::{ChannelName, PackageName, Version};
     use crate::protocol::Context;
     use crate::wire::{Checkpoint, Signed, TreeHash, WIRE_VERSION, verify_checkpoint};

@@ -193,6 +193,37 @@ pub fn verify_release_lookup(
 }
 
 /// Parses `logged`, checks its own signature and its inclusion under the checkpoint's root.
+/// Why [`check_logged_inclusion`] refused.
+pub(crate) enum ProofFailure {
+    /// The path has more hashes than the limits allow.
+    Shape(WireError),
+    /// The path does not lead from the entry's leaf to the checkpoint's root.
+    NotIncluded(MerkleError),
+}
+
+/// Checks that `entry` (parsed from `logged.entry`) is the leaf at `logged.index` of the tree
+/// `checkpoint` signs, by `logged.path`: the one inclusion check of every answer that carries
+/// [`LoggedEntry`]s (release lookups here, supplier histories in [`crate::history`]).
+pub(crate) fn check_logged_inclusion(
+    logged: &LoggedEntry,
+    entry: &Entry,
+    checkpoint: &VerifiedCheckpoint,
+    limits: &Limits,
+) -> Result<(), ProofFailure> {
+    check_proof_len(&logged.path, limits).map_err(ProofFailure::Shape)?;
+    let proof = crate::merkle::InclusionProof::new(logged.path.iter().map(|h| h.0).collect())
+        .map_err(ProofFailure::NotIncluded)?;
+    verify_inclusion(
+        &Blake2b256,
+        logged.index,
+        checkpoint.size(),
+        &Blake2b256.hash_leaf(entry.as_bytes()),
+        &proof,
+        &checkpoint.root().0,
+    )
+    .map_err(ProofFailure::NotIncluded)
+}
+
 fn included(
     what: &'static str,
     logged: &LoggedEntry,
@@ -206,25 +237,13 @@ fn included(
     if !entry.signature_is_valid() {
         return Err(LookupError::BadSignature { what });
     }
-    check_proof_len(&logged.path, limits)?;
-    let proof = crate::merkle::InclusionProof::new(logged.path.iter().map(|h| h.0).collect())
-        .map_err(|source| LookupError::NotIncluded {
+    check_logged_inclusion(logged, &entry, checkpoint, limits).map_err(|e| match e {
+        ProofFailure::Shape(w) => LookupError::Proof(w),
+        ProofFailure::NotIncluded(source) => LookupError::NotIncluded {
             what,
             index: logged.index,
             source,
-        })?;
-    verify_inclusion(
-        &Blake2b256,
-        logged.index,
-        checkpoint.size(),
-        &Blake2b256.hash_leaf(entry.as_bytes()),
-        &proof,
-        &checkpoint.root().0,
-    )
-    .map_err(|source| LookupError::NotIncluded {
-        what,
-        index: logged.index,
-        source,
+        },
     })?;
     Ok(entry)
 }
