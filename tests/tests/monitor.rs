@@ -146,6 +146,7 @@ fn the_authors_own_entries_never_alert_and_each_run_reads_only_new_entries() {
     assert!(found.is_empty(), "{found:?}");
     assert_eq!(summary["entries_read"], 3);
     assert_eq!(summary["size"], 3);
+    assert_eq!(summary["completeness"], "proven");
     // The journal holds the three entries, private to the author.
     let journal = a.dir.path().join("local/journal.jsonl");
     let text = std::fs::read_to_string(&journal).expect("journal");
