@@ -23,7 +23,8 @@ fn systemd_units_parse() {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.contains("@."))
+                // barge's units are verified with the barge binary (tests/tests/monitor.rs).
+                .is_some_and(|n| n.contains("@.") && n.starts_with("continuum-"))
         })
         .collect();
     templates.sort();
