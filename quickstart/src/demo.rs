@@ -757,21 +757,7 @@ fn monitor_step(
         std::fs::set_permissions(thief.join("local"), std::fs::Permissions::from_mode(0o700))
             .map_err(|e| e.to_string())?;
     }
-    let stolen = w.json(
-        w.cmd("barge")
-            .arg("--dir")
-            .arg(&thief)
-            .args(["--json", "release"])
-            .arg(src)
-            .args([
-                "--package",
-                PACKAGE,
-                "--version",
-                "6.6.6",
-                "--passphrase-stdin",
-            ]),
-        Some(&format!("{SIGNING_PASS}\n")),
-    )?;
+    let stolen = release(w, &thief, src, "6.6.6")?;
     let out = w.output(&mut monitor(false), None)?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let alert = text

@@ -1172,3 +1172,39 @@ pub fn plugin_archive(package: &str, version: &str, marker: &str) -> Vec<u8> {
     .expect("build archive");
     out.into_inner()
 }
+
+/// Runs `systemd-analyze verify` on unit files and fails on any remark about them (syntax
+/// problems are only warnings with exit 0, so every line naming one of `names` counts). Lines
+/// about the host's own units are not ours to judge. `false` (after a note) when
+/// systemd-analyze is not installed.
+pub fn systemd_verify(paths: &[PathBuf], names: &[&str]) -> bool {
+    let probe = Command::new("systemd-analyze").arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!("note: systemd-analyze is not installed; the unit files were not verified");
+        return false;
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(paths)
+        .output()
+        .expect("systemd-analyze");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{text}"
+    );
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| names.iter().any(|n| l.contains(n)))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "systemd-analyze has remarks on the unit files:\n{}",
+        ours.join("\n")
+    );
+    true
+}

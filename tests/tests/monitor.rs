@@ -568,47 +568,19 @@ fn the_monitor_unit_runs_as_written() {
 /// this build's barge, so the command exists); skipped, with a note, without systemd-analyze.
 #[test]
 fn the_monitor_units_parse() {
-    let probe = std::process::Command::new("systemd-analyze")
-        .arg("--version")
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        println!("note: systemd-analyze is not installed; the unit files were not verified");
-        return;
-    }
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/systemd");
     let dir = tempfile::tempdir().expect("tempdir");
     let barge = bin("barge").display().to_string();
     let mut paths = Vec::new();
-    for (template, instance) in [
-        ("barge-monitor@.service", "barge-monitor@test.service"),
-        ("barge-monitor@.timer", "barge-monitor@test.timer"),
-    ] {
+    let names = ["barge-monitor@test.service", "barge-monitor@test.timer"];
+    for (template, instance) in ["barge-monitor@.service", "barge-monitor@.timer"]
+        .iter()
+        .zip(names)
+    {
         let text = std::fs::read_to_string(fixtures.join(template)).expect("unit");
         let path = dir.path().join(instance);
         std::fs::write(&path, text.replace("/usr/local/bin/barge", &barge)).expect("write");
         paths.push(path);
     }
-    let out = std::process::Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .args(&paths)
-        .output()
-        .expect("systemd-analyze");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "systemd-analyze verify failed:\n{text}"
-    );
-    let ours: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("barge-monitor@test"))
-        .collect();
-    assert!(
-        ours.is_empty(),
-        "remarks on the unit files:\n{}",
-        ours.join("\n")
-    );
+    system_tests::systemd_verify(&paths, &names);
 }
