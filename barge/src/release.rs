@@ -90,6 +90,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         digest: Digest512(digest),
         commit,
         signature,
+        rollout: None,
     };
     let entry = Entry::sign(
         EntryBody::new(cfg.supplier.clone(), kp.public(), event),

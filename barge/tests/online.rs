@@ -583,6 +583,7 @@ mod verify_build {
             commit: keyggdrasil::entry::GitCommit::parse(built["commit"].as_str().expect("c"))
                 .expect("commit"),
             signature: wrong,
+            rollout: None,
         };
         let body = keyggdrasil::entry::EntryBody::new(
             keyggdrasil::names::SupplierName::parse("acme").expect("name"),

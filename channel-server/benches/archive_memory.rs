@@ -152,6 +152,7 @@ fn main() {
                 digest: Digest512(digest),
                 commit: GitCommit::parse(&"c".repeat(40)).unwrap(),
                 signature,
+                rollout: None,
             },
         ),
     ];

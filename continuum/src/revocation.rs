@@ -266,6 +266,7 @@ mod tests {
             digest: Digest512(digest),
             commit: GitCommit::parse(&"a".repeat(40)).unwrap(),
             signature: keyggdrasil::filesig::sign(key, archive).unwrap(),
+            rollout: None,
         }
     }
 

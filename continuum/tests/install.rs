@@ -218,6 +218,7 @@ impl Author {
                 digest: Digest512(digest),
                 commit: GitCommit::parse(commit).unwrap(),
                 signature,
+                rollout: None,
             },
         );
         self.installable(package, version)

@@ -96,6 +96,7 @@ fn history() -> Res<Vec<Entry>> {
                     digest,
                     commit: GitCommit::parse(&"a".repeat(40))?,
                     signature: Signature::from_bytes([3; 64]),
+                    rollout: None,
                 },
             ),
             &s,

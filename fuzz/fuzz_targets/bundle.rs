@@ -53,6 +53,7 @@ fn check_verified(bundle: &Bundle) -> bool {
                 digest,
                 commit,
                 signature,
+                rollout: None,
             },
         ) => {
             assert_eq!(

@@ -68,6 +68,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
                 digest: Digest512([i as u8; 64]),
                 commit: GitCommit::parse(&"ab".repeat(20)).expect("constant"),
                 signature: Signature::from_bytes([i as u8; 64]),
+                rollout: None,
             }
         };
         let entry = Entry::sign(EntryBody::new(supplier.clone(), k.public(), event), k)

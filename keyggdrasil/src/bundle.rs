@@ -360,6 +360,8 @@ impl Request {
                 digest: r.digest,
                 commit: r.commit.clone(),
                 signature: archive_signature,
+                // Air-gapped releases carry no rollout schedule yet (everyone at once).
+                rollout: None,
             },
         ))
     }

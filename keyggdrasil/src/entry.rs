@@ -28,6 +28,7 @@ use crate::kdf::Derivation;
 use crate::keys::{KeyPair, PublicKey, Signature};
 use crate::names::{PackageName, SupplierName, Version};
 use crate::protocol::{self, Context};
+use crate::rollout::{Rollout, Wave};
 
 /// Largest accepted entry, in bytes.
 pub const MAX_ENTRY_BYTES: usize = 8 * 1024;
@@ -241,6 +242,11 @@ pub enum Event {
         commit: GitCommit,
         /// The archive signature (Halite-compatible, see [`crate::filesig`]) by the signer.
         signature: Signature,
+        /// The author's staged-rollout schedule ([`crate::rollout`]); absent: everyone at
+        /// once. Omitted from the JSON when absent, so entries from before rollouts keep
+        /// their exact bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollout: Option<Rollout>,
     },
     /// Revokes a release, signed by a current master or signing key of the supplier.
     ReleaseRevocation {
@@ -264,6 +270,18 @@ pub enum Event {
         /// What is claimed.
         claim: Claim,
     },
+    /// Replaces the rollout schedule of an existing, unrevoked release of the entry's
+    /// supplier (pause, resume, widen), signed by a current master or signing key of it.
+    Rollout {
+        /// The package.
+        package: PackageName,
+        /// The version whose schedule this replaces.
+        version: Version,
+        /// The new waves (rules in [`crate::rollout`]).
+        waves: Vec<Wave>,
+        /// Whether the rollout is paused.
+        paused: bool,
+    },
 }
 
 impl Event {
@@ -276,6 +294,20 @@ impl Event {
             Event::Release { .. } => Context::Release,
             Event::ReleaseRevocation { .. } => Context::ReleaseRevocation,
             Event::Attestation { .. } => Context::Attestation,
+            Event::Rollout { .. } => Context::Rollout,
+        }
+    }
+
+    /// The rollout schedule this event sets for its release: a release's own `rollout` field
+    /// or a rollout event's waves; `None` for other events and releases without one.
+    pub fn rollout(&self) -> Option<Rollout> {
+        match self {
+            Event::Release { rollout, .. } => rollout.clone(),
+            Event::Rollout { waves, paused, .. } => Some(Rollout {
+                waves: waves.clone(),
+                paused: *paused,
+            }),
+            _ => None,
         }
     }
 
@@ -288,6 +320,7 @@ impl Event {
             Event::Release { .. } => "release",
             Event::ReleaseRevocation { .. } => "release_revocation",
             Event::Attestation { .. } => "attestation",
+            Event::Rollout { .. } => "rollout",
         }
     }
 
@@ -311,6 +344,19 @@ impl Event {
         {
             d.validate().map_err(|e| EntryError::Field {
                 field: "derivation",
+                problem: e.to_string(),
+            })?;
+        }
+        let waves = match self {
+            Event::Release {
+                rollout: Some(r), ..
+            } => Some(&r.waves),
+            Event::Rollout { waves, .. } => Some(waves),
+            _ => None,
+        };
+        if let Some(waves) = waves {
+            crate::rollout::validate_waves(waves).map_err(|e| EntryError::Field {
+                field: "rollout",
                 problem: e.to_string(),
             })?;
         }
@@ -616,6 +662,7 @@ mod tests {
                 digest: Digest512([1; 64]),
                 commit: GitCommit::parse(&"a".repeat(40)).unwrap(),
                 signature: Signature::from_bytes([2; 64]),
+                rollout: None,
             },
         )
     }

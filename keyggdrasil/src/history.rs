@@ -289,6 +289,7 @@ mod tests {
             digest: Digest512([d; 64]),
             commit: GitCommit::parse(&"ab".repeat(20)).unwrap(),
             signature: Signature::from_bytes([d; 64]),
+            rollout: None,
         }
     }
     /// `body ‖ \n ‖ signature` of two different entries: parses, and its signature is wrong.

@@ -45,6 +45,7 @@
 //!         digest: Digest512(digest),
 //!         commit: GitCommit::parse(&"0".repeat(40))?,
 //!         signature: filesig::sign(&signing, &archive[..])?,
+//!         rollout: None,
 //!     }), &signing)?,
 //! ];
 //!
@@ -69,6 +70,7 @@ pub mod archive;
 pub mod archive_check;
 pub mod batch;
 pub mod bundle;
+pub mod delta;
 pub mod encoding;
 pub mod entry;
 pub mod evidence;
@@ -88,6 +90,7 @@ pub mod os;
 pub mod peers;
 pub mod policy;
 pub mod protocol;
+pub mod rollout;
 pub mod snapshot;
 pub mod state;
 pub mod tiles;

@@ -487,6 +487,25 @@ fn describe(event: &Event) -> String {
             version,
             ..
         } => format!("an attestation of {subject}/{package} {version} was logged"),
+        Event::Rollout {
+            package,
+            version,
+            waves,
+            paused,
+        } => {
+            if *paused {
+                format!("the rollout of {package} {version} was paused")
+            } else {
+                let steps: Vec<String> = waves
+                    .iter()
+                    .map(|w| format!("{}% from {}", w.percent, w.not_before))
+                    .collect();
+                format!(
+                    "the rollout of {package} {version} was changed to {}",
+                    steps.join(", ")
+                )
+            }
+        }
     }
 }
 

@@ -37,11 +37,14 @@ pub enum Context {
     /// The head of a batch of nonces: one signature for many sites' fresh answers
     /// ([`crate::batch`]).
     ChannelBatch,
+    /// Rollout log entries (a release's staged-rollout schedule replaced: pause, resume,
+    /// widen).
+    Rollout,
 }
 
 impl Context {
     /// All contexts, for tests and documentation.
-    pub const ALL: [Context; 10] = [
+    pub const ALL: [Context; 11] = [
         Context::KeyEvent,
         Context::Release,
         Context::ReleaseRevocation,
@@ -52,6 +55,7 @@ impl Context {
         Context::Bundle,
         Context::SignerRequest,
         Context::ChannelBatch,
+        Context::Rollout,
     ];
 
     /// The context string. ASCII, no NUL, none a prefix of another.
@@ -67,6 +71,7 @@ impl Context {
             Context::Bundle => "keyggdrasil/v1/bundle",
             Context::SignerRequest => "keyggdrasil/v1/signer-request",
             Context::ChannelBatch => "keyggdrasil/v1/channel-batch",
+            Context::Rollout => "keyggdrasil/v1/rollout",
         }
     }
 

@@ -32,6 +32,7 @@ use thiserror::Error;
 use crate::entry::{CheckedEntry, Claim, Digest512, Entry, Event, GitCommit};
 use crate::keys::{PublicKey, Signature};
 use crate::names::{PackageName, SupplierName, Version};
+use crate::rollout::{Rollout, Wave};
 use crate::state::{Applied, KeyRecord, KeyState, Refusal, ReleaseRecord, Role, VerifiedRelease};
 
 /// A release named by supplier, package and version.
@@ -78,6 +79,9 @@ impl Needs {
                 package, version, ..
             }
             | Event::ReleaseRevocation {
+                package, version, ..
+            }
+            | Event::Rollout {
                 package, version, ..
             } => {
                 self.releases.insert(ReleaseId {
@@ -339,6 +343,9 @@ impl PartialState {
                 package, version, ..
             }
             | Event::ReleaseRevocation {
+                package, version, ..
+            }
+            | Event::Rollout {
                 package, version, ..
             } => {
                 self.touched_releases.insert(ReleaseId {
@@ -646,6 +653,11 @@ impl KeyState {
 // fixed order. One encoding per row, so a keyed digest over it authenticates the row.
 
 const ROW_VERSION: u8 = 1;
+/// Release rows with a rollout schedule (or a rollout event) are version 2: the version 1
+/// fields, then `rollout_at` and the schedule. A release without either is still written as
+/// version 1, so every row stored before rollouts existed keeps its bytes and digest, and
+/// still decodes (no log before rollouts could hold a schedule).
+const RELEASE_ROW_V2: u8 = 2;
 /// Longest encoded row accepted when decoding (a release with many attestations).
 pub const MAX_ROW_BYTES: usize = 1 << 20;
 
@@ -752,14 +764,20 @@ impl<'a> Reader<'a> {
 }
 
 fn start(bytes: &[u8]) -> Result<Reader<'_>, SnapshotError> {
+    let (r, version) = start_any(bytes)?;
+    if version != ROW_VERSION {
+        return Err(SnapshotError::Malformed("unknown row version"));
+    }
+    Ok(r)
+}
+
+fn start_any(bytes: &[u8]) -> Result<(Reader<'_>, u8), SnapshotError> {
     if bytes.len() > MAX_ROW_BYTES {
         return Err(SnapshotError::Malformed("row too large"));
     }
     let mut r = Reader(bytes);
-    if r.u8()? != ROW_VERSION {
-        return Err(SnapshotError::Malformed("unknown row version"));
-    }
-    Ok(r)
+    let version = r.u8()?;
+    Ok((r, version))
 }
 
 impl KeyRow {
@@ -808,8 +826,9 @@ impl ReleaseRow {
     /// The row's canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
         let r = &self.record;
+        let v2 = r.rollout.is_some() || r.rollout_at.is_some();
         let mut w = Writer(Vec::with_capacity(256));
-        w.u8(ROW_VERSION);
+        w.u8(if v2 { RELEASE_ROW_V2 } else { ROW_VERSION });
         w.text(self.id.supplier.as_str());
         w.text(self.id.package.as_str());
         w.text(self.id.version.as_str());
@@ -828,12 +847,31 @@ impl ReleaseRow {
             });
             w.u64(*index);
         }
+        if v2 {
+            w.opt_u64(r.rollout_at);
+            match &r.rollout {
+                None => w.u8(0),
+                Some(s) => {
+                    w.u8(1);
+                    w.u8(u8::from(s.paused));
+                    // At most MAX_WAVES (8) waves in any schedule the state admits.
+                    w.u8(u8::try_from(s.waves.len()).unwrap_or(u8::MAX));
+                    for wave in &s.waves {
+                        w.u8(wave.percent);
+                        w.u64(wave.not_before);
+                    }
+                }
+            }
+        }
         w.0
     }
 
     /// Decodes [`ReleaseRow::encode`]'s bytes; refuses anything else.
     pub fn decode(bytes: &[u8]) -> Result<ReleaseRow, SnapshotError> {
-        let mut r = start(bytes)?;
+        let (mut r, row_version) = start_any(bytes)?;
+        if row_version != ROW_VERSION && row_version != RELEASE_ROW_V2 {
+            return Err(SnapshotError::Malformed("unknown row version"));
+        }
         let supplier = r.supplier()?;
         let package =
             PackageName::parse(r.text()?).map_err(|_| SnapshotError::Malformed("bad package"))?;
@@ -861,6 +899,21 @@ impl ReleaseRow {
             };
             attestations.push((by, claim, r.u64()?));
         }
+        let (rollout_at, rollout) = if row_version == RELEASE_ROW_V2 {
+            let at = r.opt_u64()?;
+            let rollout = match r.u8()? {
+                0 => None,
+                1 => Some(decode_rollout(&mut r)?),
+                _ => return Err(SnapshotError::Malformed("bad option tag")),
+            };
+            if at.is_none() && rollout.is_none() {
+                // Canonical: such a row is written as version 1.
+                return Err(SnapshotError::Malformed("version 2 row without a rollout"));
+            }
+            (at, rollout)
+        } else {
+            (None, None)
+        };
         r.end()?;
         Ok(ReleaseRow {
             id: ReleaseId {
@@ -877,7 +930,31 @@ impl ReleaseRow {
                 archive_signature,
                 revoked_at,
                 attestations,
+                rollout,
+                rollout_at,
             },
         })
     }
+}
+
+fn decode_rollout(r: &mut Reader<'_>) -> Result<Rollout, SnapshotError> {
+    let paused = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(SnapshotError::Malformed("bad paused flag")),
+    };
+    let count = usize::from(r.u8()?);
+    if count > crate::rollout::MAX_WAVES {
+        return Err(SnapshotError::Malformed("too many rollout waves"));
+    }
+    let mut waves = Vec::with_capacity(count);
+    for _ in 0..count {
+        waves.push(Wave {
+            percent: r.u8()?,
+            not_before: r.u64()?,
+        });
+    }
+    crate::rollout::validate_waves(&waves)
+        .map_err(|_| SnapshotError::Malformed("invalid rollout waves"))?;
+    Ok(Rollout { waves, paused })
 }

@@ -15,6 +15,10 @@
 //!   releases); a package version is released at most once, ever.
 //! - A release revocation must be signed by a current master or signing key of the supplier and
 //!   name an existing, unrevoked release.
+//! - A rollout event must be signed by a current master or signing key of the supplier, name an
+//!   existing, unrevoked release of that supplier, and carry valid waves ([`crate::rollout`]);
+//!   it replaces the release's schedule (the latest one wins). A release's own `rollout` field
+//!   is its first schedule.
 //! - An attestation must be signed by a current key of the attesting supplier, name an existing
 //!   release of the subject supplier and carry that release's digest; one per attester and release.
 //!
@@ -31,6 +35,7 @@ use crate::archive_check::{ArchiveMismatch, CheckedArchive, ExpectedArchive};
 use crate::entry::{CheckedEntry, Claim, Digest512, Entry, Event, GitCommit};
 use crate::keys::{PublicKey, Signature};
 use crate::names::{PackageName, SupplierName, Version};
+use crate::rollout::Rollout;
 
 /// The role of a supplier key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -142,6 +147,11 @@ pub enum Refusal {
     /// The log is longer than this implementation can index.
     #[error("the log is full")]
     LogFull,
+    /// A rollout schedule breaks the wave rules of [`crate::rollout`]. Entry parsing and
+    /// signing refuse such schedules already; the state machine checks again so that the rule
+    /// holds whatever way an entry reached it.
+    #[error("invalid rollout schedule: {0}")]
+    InvalidRollout(crate::rollout::RolloutError),
 }
 
 impl Refusal {
@@ -164,6 +174,7 @@ impl Refusal {
         "attestation_digest_mismatch",
         "duplicate_attestation",
         "log_full",
+        "invalid_rollout",
     ];
 
     /// The stable machine-readable name of the rule that refused (one of [`Refusal::RULES`]).
@@ -186,6 +197,7 @@ impl Refusal {
             Refusal::AttestationDigestMismatch => "attestation_digest_mismatch",
             Refusal::DuplicateAttestation(_) => "duplicate_attestation",
             Refusal::LogFull => "log_full",
+            Refusal::InvalidRollout(_) => "invalid_rollout",
         }
     }
 }
@@ -222,6 +234,11 @@ pub struct ReleaseRecord {
     pub revoked_at: Option<u64>,
     /// Suppliers that attested it, with their claim and log index.
     pub attestations: Vec<(SupplierName, Claim, u64)>,
+    /// The current rollout schedule (the release's own, or the latest rollout event's);
+    /// `None`: everyone at once.
+    pub rollout: Option<Rollout>,
+    /// Log index of the latest rollout event for it, if any.
+    pub rollout_at: Option<u64>,
 }
 
 impl ReleaseRecord {
@@ -325,6 +342,10 @@ impl VerifiedRelease {
     /// Attestations logged for this release.
     pub fn attestations(&self) -> &[(SupplierName, Claim, u64)] {
         &self.record.attestations
+    }
+    /// The current rollout schedule, if any (decide with [`crate::rollout::decide`]).
+    pub fn rollout(&self) -> Option<&Rollout> {
+        self.record.rollout.as_ref()
     }
 }
 
@@ -550,8 +571,14 @@ impl KeyState {
                 Ok(Change::RevokeKey(*public_key))
             }
             Event::Release {
-                package, version, ..
+                package,
+                version,
+                rollout,
+                ..
             } => {
+                if let Some(r) = rollout {
+                    r.validate().map_err(Refusal::InvalidRollout)?;
+                }
                 if !state.is_current(&signer, Role::Signing) {
                     return Err(Refusal::NotCurrentSigningKey {
                         supplier: supplier.clone(),
@@ -628,6 +655,35 @@ impl KeyState {
                 }
                 Ok(Change::Attest)
             }
+            Event::Rollout {
+                package,
+                version,
+                waves,
+                ..
+            } => {
+                if !state.is_current_any(&signer) {
+                    return Err(Refusal::NotCurrentKey {
+                        supplier: supplier.clone(),
+                        signer,
+                    });
+                }
+                crate::rollout::validate_waves(waves).map_err(Refusal::InvalidRollout)?;
+                let Some(rec) = state.releases.get(package).and_then(|v| v.get(version)) else {
+                    return Err(Refusal::UnknownRelease {
+                        supplier: supplier.clone(),
+                        package: package.clone(),
+                        version: version.clone(),
+                    });
+                };
+                if rec.revoked_at.is_some() {
+                    return Err(Refusal::ReleaseAlreadyRevoked {
+                        supplier: supplier.clone(),
+                        package: package.clone(),
+                        version: version.clone(),
+                    });
+                }
+                Ok(Change::SetRollout)
+            }
         }
     }
 
@@ -665,6 +721,7 @@ impl KeyState {
                     digest,
                     commit,
                     signature,
+                    rollout,
                 } = &body.event
                 {
                     self.suppliers
@@ -684,6 +741,8 @@ impl KeyState {
                                 archive_signature: *signature,
                                 revoked_at: None,
                                 attestations: Vec::new(),
+                                rollout: rollout.clone(),
+                                rollout_at: None,
                             },
                         );
                 }
@@ -718,6 +777,20 @@ impl KeyState {
                     rec.attestations.push((supplier, *claim, index));
                 }
             }
+            Change::SetRollout => {
+                if let Event::Rollout {
+                    package, version, ..
+                } = &body.event
+                    && let Some(rec) = self
+                        .suppliers
+                        .get_mut(&supplier)
+                        .and_then(|s| s.releases.get_mut(package))
+                        .and_then(|v| v.get_mut(version))
+                {
+                    rec.rollout = body.event.rollout();
+                    rec.rollout_at = Some(index);
+                }
+            }
         }
     }
 }
@@ -730,6 +803,7 @@ enum Change {
     AddRelease,
     RevokeRelease,
     Attest,
+    SetRollout,
 }
 
 /// Supplier-level queries used by tools (e.g. barge listing keys).
@@ -805,6 +879,7 @@ mod tests {
             Refusal::AttestationDigestMismatch,
             Refusal::DuplicateAttestation(s),
             Refusal::LogFull,
+            Refusal::InvalidRollout(crate::rollout::RolloutError::WaveCount(0)),
         ];
         let rules: Vec<&str> = all.iter().map(Refusal::rule).collect();
         assert_eq!(rules, Refusal::RULES);
@@ -845,5 +920,289 @@ mod tests {
         forged.push(b'\n');
         forged.extend_from_slice(other.sign_raw(&body).to_hex().as_bytes());
         assert!(Entry::parse(&forged).unwrap().into_checked().is_err());
+    }
+
+    mod rollout_rules {
+        use super::*;
+        use crate::entry::{Digest512, Reason};
+        use crate::rollout::{Rollout, RolloutError, Wave};
+
+        struct Fixture {
+            state: KeyState,
+            acme: SupplierName,
+            master: KeyPair,
+            signing: KeyPair,
+            other: KeyPair,
+        }
+
+        fn sign(supplier: &SupplierName, by: &KeyPair, event: Event) -> Entry {
+            Entry::sign(EntryBody::new(supplier.clone(), by.public(), event), by).unwrap()
+        }
+
+        fn release(version: &str, rollout: Option<Rollout>) -> Event {
+            Event::Release {
+                package: PackageName::parse("hello").unwrap(),
+                version: Version::parse(version).unwrap(),
+                size: 10,
+                digest: Digest512([1; 64]),
+                commit: GitCommit::parse(&"a".repeat(40)).unwrap(),
+                signature: Signature::from_bytes([2; 64]),
+                rollout,
+            }
+        }
+
+        fn rollout(version: &str, waves: &[(u8, u64)], paused: bool) -> Event {
+            Event::Rollout {
+                package: PackageName::parse("hello").unwrap(),
+                version: Version::parse(version).unwrap(),
+                waves: waves
+                    .iter()
+                    .map(|&(percent, not_before)| Wave {
+                        percent,
+                        not_before,
+                    })
+                    .collect(),
+                paused,
+            }
+        }
+
+        fn fixture() -> Fixture {
+            let acme = SupplierName::parse("acme").unwrap();
+            let bolt = SupplierName::parse("bolt").unwrap();
+            let master = KeyPair::generate();
+            let signing = KeyPair::generate();
+            let other = KeyPair::generate();
+            let mut state = KeyState::new();
+            for e in [
+                sign(
+                    &acme,
+                    &master,
+                    Event::MasterKey {
+                        public_key: master.public(),
+                        derivation: None,
+                    },
+                ),
+                sign(
+                    &acme,
+                    &master,
+                    Event::SigningKey {
+                        public_key: signing.public(),
+                        derivation: None,
+                    },
+                ),
+                sign(
+                    &bolt,
+                    &other,
+                    Event::MasterKey {
+                        public_key: other.public(),
+                        derivation: None,
+                    },
+                ),
+                sign(
+                    &acme,
+                    &signing,
+                    release(
+                        "1.0.0",
+                        Some(Rollout {
+                            waves: vec![Wave {
+                                percent: 10,
+                                not_before: 0,
+                            }],
+                            paused: false,
+                        }),
+                    ),
+                ),
+            ] {
+                state.apply(&e).unwrap();
+            }
+            Fixture {
+                state,
+                acme,
+                master,
+                signing,
+                other,
+            }
+        }
+
+        fn schedule(f: &Fixture) -> Option<Rollout> {
+            f.state
+                .installable(
+                    &f.acme,
+                    &PackageName::parse("hello").unwrap(),
+                    &Version::parse("1.0.0").unwrap(),
+                )
+                .unwrap()
+                .rollout()
+                .cloned()
+        }
+
+        #[test]
+        fn the_release_schedule_is_kept_and_the_latest_rollout_replaces_it() {
+            let mut f = fixture();
+            assert_eq!(schedule(&f).unwrap().waves[0].percent, 10);
+            // Signed by the signing key, then by the master key: both may.
+            let pause = sign(&f.acme, &f.signing, rollout("1.0.0", &[(10, 0)], true));
+            f.state.apply(&pause).unwrap();
+            assert!(schedule(&f).unwrap().paused);
+            let widen = sign(
+                &f.acme,
+                &f.master,
+                rollout("1.0.0", &[(10, 0), (100, 50)], false),
+            );
+            let applied = f.state.apply(&widen).unwrap();
+            assert_eq!(applied.kind, "rollout");
+            let s = schedule(&f).unwrap();
+            assert!(!s.paused);
+            assert_eq!(s.waves.len(), 2);
+            let rec = &f.state.supplier(&f.acme).unwrap().releases
+                [&PackageName::parse("hello").unwrap()][&Version::parse("1.0.0").unwrap()];
+            assert_eq!(rec.rollout_at, Some(applied.index));
+        }
+
+        #[test]
+        fn rollout_for_an_unknown_or_revoked_release_is_refused() {
+            let mut f = fixture();
+            let unknown = sign(&f.acme, &f.signing, rollout("2.0.0", &[(100, 0)], false));
+            assert_eq!(
+                f.state.check(&unknown).unwrap_err().rule(),
+                "unknown_release"
+            );
+            let revoke = sign(
+                &f.acme,
+                &f.master,
+                Event::ReleaseRevocation {
+                    package: PackageName::parse("hello").unwrap(),
+                    version: Version::parse("1.0.0").unwrap(),
+                    reason: Reason::parse("broken").unwrap(),
+                },
+            );
+            f.state.apply(&revoke).unwrap();
+            let late = sign(&f.acme, &f.signing, rollout("1.0.0", &[(100, 0)], false));
+            assert_eq!(
+                f.state.check(&late).unwrap_err().rule(),
+                "release_already_revoked"
+            );
+        }
+
+        #[test]
+        fn rollout_by_another_suppliers_key_is_refused() {
+            let f = fixture();
+            // bolt's master key signing a rollout of acme's release, in acme's name.
+            let forged = sign(&f.acme, &f.other, rollout("1.0.0", &[(100, 0)], false));
+            assert_eq!(
+                f.state.check(&forged).unwrap_err().rule(),
+                "not_current_key"
+            );
+            // And in bolt's own name: bolt has no such release.
+            let bolt = SupplierName::parse("bolt").unwrap();
+            let own = sign(&bolt, &f.other, rollout("1.0.0", &[(100, 0)], false));
+            assert_eq!(f.state.check(&own).unwrap_err().rule(), "unknown_release");
+            // A revoked signing key may no longer change a schedule.
+            let mut g = fixture();
+            let e = sign(
+                &g.acme,
+                &g.master,
+                Event::KeyRevocation {
+                    public_key: g.signing.public(),
+                    reason: Reason::parse("lost").unwrap(),
+                },
+            );
+            g.state.apply(&e).unwrap();
+            let by_revoked = sign(&g.acme, &g.signing, rollout("1.0.0", &[(100, 0)], false));
+            assert_eq!(
+                g.state.check(&by_revoked).unwrap_err().rule(),
+                "not_current_key"
+            );
+        }
+
+        #[test]
+        fn invalid_waves_never_become_entries_and_the_state_checks_again() {
+            let f = fixture();
+            for (waves, want) in [
+                (vec![(10, 0), (5, 10)], RolloutError::NotMonotonic(1)),
+                (vec![(10, 10), (20, 5)], RolloutError::NotMonotonic(1)),
+                (
+                    vec![(0, 0)],
+                    RolloutError::Percent {
+                        wave: 0,
+                        percent: 0,
+                    },
+                ),
+                (
+                    vec![(101, 0)],
+                    RolloutError::Percent {
+                        wave: 0,
+                        percent: 101,
+                    },
+                ),
+                (vec![], RolloutError::WaveCount(0)),
+                (
+                    (1..=9).map(|i| (i * 10, 0)).collect(),
+                    RolloutError::WaveCount(9),
+                ),
+            ] {
+                let event = rollout("1.0.0", &waves, false);
+                let body = EntryBody::new(f.acme.clone(), f.signing.public(), event);
+                // Neither signed nor parsed...
+                assert!(matches!(
+                    Entry::sign(body.clone(), &f.signing),
+                    Err(crate::entry::EntryError::Field {
+                        field: "rollout",
+                        ..
+                    })
+                ));
+                let bytes = body.canonical_bytes();
+                let sig =
+                    crate::protocol::sign(&f.signing, crate::protocol::Context::Rollout, &bytes);
+                let mut raw = bytes.clone();
+                raw.push(b'\n');
+                raw.extend_from_slice(sig.to_hex().as_bytes());
+                assert!(Entry::parse(&raw).is_err());
+                // ...and the state machine's own rule says the same.
+                let Event::Rollout { waves, .. } = &body.event else {
+                    unreachable!()
+                };
+                assert_eq!(crate::rollout::validate_waves(waves), Err(want.clone()));
+                assert_eq!(Refusal::InvalidRollout(want).rule(), "invalid_rollout");
+            }
+            // Eight waves are fine.
+            let eight: Vec<(u8, u64)> = (1..=8).map(|i| (i * 10, 0)).collect();
+            let ok = sign(&f.acme, &f.signing, rollout("1.0.0", &eight, false));
+            f.state.check(&ok).unwrap();
+        }
+
+        #[test]
+        fn a_rollout_signature_is_bound_to_its_own_context() {
+            let f = fixture();
+            let e = sign(&f.acme, &f.signing, rollout("1.0.0", &[(100, 0)], false));
+            let body = e.body_bytes().to_vec();
+            let wrong = crate::protocol::sign(&f.signing, crate::protocol::Context::Release, &body);
+            let mut raw = body;
+            raw.push(b'\n');
+            raw.extend_from_slice(wrong.to_hex().as_bytes());
+            let parsed = Entry::parse(&raw).unwrap();
+            assert_eq!(f.state.check(&parsed).unwrap_err().rule(), "bad_signature");
+        }
+
+        #[test]
+        fn an_old_release_keeps_its_exact_bytes() {
+            let f = fixture();
+            let e = sign(&f.acme, &f.signing, release("3.0.0", None));
+            let text = std::str::from_utf8(e.body_bytes()).unwrap();
+            assert!(!text.contains("rollout"), "{text}");
+            let with = sign(
+                &f.acme,
+                &f.signing,
+                release("3.0.1", Some(Rollout::everyone_now())),
+            );
+            let text = std::str::from_utf8(with.body_bytes()).unwrap();
+            assert!(
+                text.ends_with(
+                    r#","rollout":{"waves":[{"percent":100,"not_before":0}],"paused":false}}}"#
+                ),
+                "{text}"
+            );
+            assert_eq!(Entry::parse(with.as_bytes()).unwrap(), with);
+        }
     }
 }

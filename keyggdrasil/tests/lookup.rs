@@ -40,6 +40,7 @@ fn release(p: &str, v: &str, d: u8) -> Event {
         digest: Digest512([d; 64]),
         commit: GitCommit::parse(&"ab".repeat(20)).unwrap(),
         signature: Signature::from_bytes([d; 64]),
+        rollout: None,
     }
 }
 fn revoke(p: &str, v: &str) -> Event {

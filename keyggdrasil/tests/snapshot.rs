@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use keyggdrasil::entry::{Claim, Digest512, Entry, EntryBody, Event, GitCommit, Reason};
 use keyggdrasil::keys::{KeyPair, PublicKey, Signature};
 use keyggdrasil::names::{PackageName, SupplierName, Version};
+use keyggdrasil::rollout::{Rollout, Wave};
 use keyggdrasil::snapshot::{
     KeyRow, PartialState, ReleaseId, ReleaseRow, RowSource, SnapshotError,
 };
@@ -40,7 +41,7 @@ struct Op {
 
 fn op() -> impl Strategy<Value = Op> {
     (
-        0u8..6,
+        0u8..7,
         0usize..SUPPLIERS.len(),
         0u8..KEYS,
         0u8..KEYS,
@@ -93,11 +94,27 @@ fn entry(op: &Op) -> Entry {
             digest: Digest512([op.digest; 64]),
             commit: GitCommit::parse(&"ab".repeat(20)).unwrap(),
             signature: Signature::from_bytes([op.digest; 64]),
+            rollout: op.key.is_multiple_of(3).then(Rollout::everyone_now),
         },
         4 => Event::ReleaseRevocation {
             package,
             version,
             reason: Reason::parse("broken").unwrap(),
+        },
+        6 => Event::Rollout {
+            package,
+            version,
+            waves: vec![
+                Wave {
+                    percent: 1 + op.key,
+                    not_before: 0,
+                },
+                Wave {
+                    percent: 100,
+                    not_before: u64::from(op.signer) * 3600,
+                },
+            ],
+            paused: op.digest == 1,
         },
         _ => Event::Attestation {
             subject: SupplierName::parse(SUPPLIERS[op.subject]).unwrap(),
@@ -375,9 +392,47 @@ fn malformed_rows_are_refused() {
             archive_signature: Signature::from_bytes([6; 64]),
             revoked_at: None,
             attestations: vec![(SupplierName::parse("bolt").unwrap(), Claim::Reproduced, 4)],
+            rollout: None,
+            rollout_at: None,
         },
     };
     let bytes = release.encode();
+    // Without a schedule, a release row is still written as version 1 (rows stored before
+    // rollouts keep their bytes and digests).
+    assert_eq!(bytes[0], 1);
+    let mut scheduled = release.clone();
+    scheduled.record.rollout = Some(Rollout {
+        waves: vec![
+            Wave {
+                percent: 5,
+                not_before: 10,
+            },
+            Wave {
+                percent: 100,
+                not_before: 20,
+            },
+        ],
+        paused: true,
+    });
+    scheduled.record.rollout_at = Some(9);
+    let v2 = scheduled.encode();
+    assert_eq!(v2[0], 2);
+    assert_eq!(ReleaseRow::decode(&v2).unwrap(), scheduled);
+    for n in bytes.len()..v2.len() {
+        assert!(ReleaseRow::decode(&v2[..n]).is_err(), "cut at {n}");
+    }
+    // A version 2 row without a schedule is not canonical; waves must follow the rules.
+    let mut empty_v2 = bytes.clone();
+    empty_v2[0] = 2;
+    empty_v2.extend_from_slice(&[0, 0]);
+    assert!(ReleaseRow::decode(&empty_v2).is_err());
+    let mut bad = v2.clone();
+    let first_percent = v2.len() - 2 * 9;
+    bad[first_percent] = 100; // 100 then 100: not strictly increasing
+    assert!(ReleaseRow::decode(&bad).is_err());
+    let mut three = bytes.clone();
+    three[0] = 3;
+    assert!(ReleaseRow::decode(&three).is_err());
     assert_eq!(ReleaseRow::decode(&bytes).unwrap(), release);
     for n in 0..bytes.len() {
         assert!(ReleaseRow::decode(&bytes[..n]).is_err(), "cut at {n}");

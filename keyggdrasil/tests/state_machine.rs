@@ -77,6 +77,7 @@ fn ev_release(p: &PackageName, v: &Version, d: u8) -> Event {
         digest: digest(d),
         commit: commit(),
         signature: archive_sig(d),
+        rollout: None,
     }
 }
 fn ev_revoke_release(p: &PackageName, v: &Version) -> Event {

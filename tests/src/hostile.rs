@@ -332,6 +332,7 @@ fn release(by: &KeyPair, version: &str, marker: &str) -> Event {
         digest,
         commit: GitCommit::parse(&"b".repeat(40)).expect("commit"),
         signature: keyggdrasil::filesig::sign(by, &bytes[..]).expect("in-memory signature"),
+        rollout: None,
     }
 }
 

@@ -1113,6 +1113,7 @@ impl Supplier {
                 digest: Digest512(digest),
                 commit: GitCommit::parse(&"a".repeat(40)).expect("commit"),
                 signature: keyggdrasil::filesig::sign(key, archive).expect("sign"),
+                rollout: None,
             },
         )
     }
