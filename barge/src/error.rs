@@ -83,6 +83,14 @@ pub enum Error {
         #[source]
         source: NameError,
     },
+    /// A `--rollout` spec is refused (see `barge rollout --help`).
+    #[error("--rollout {value:?}: {problem}")]
+    BadRollout {
+        /// The text given (cut to 256 characters).
+        value: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// `--reason` is refused (too long, control characters).
     #[error("--reason")]
     BadReason(#[source] EntryError),
@@ -626,6 +634,7 @@ impl Error {
             | Error::BadPublicKey { .. }
             | Error::BadName { .. }
             | Error::BadReason(_)
+            | Error::BadRollout { .. }
             | Error::BadTarget(_)
             | Error::BadSignatureText(_)
             | Error::NoSignature

@@ -23,6 +23,7 @@ mod prepare;
 mod publish;
 mod release;
 mod revoke_release;
+mod rollout;
 mod sign;
 mod verify;
 mod verify_build;
@@ -67,6 +68,9 @@ pub enum Command {
     Release(release::Args),
     /// Revoke a release of yours: sites stop installing it.
     RevokeRelease(revoke_release::Args),
+    /// Pause, resume or widen the staged rollout of a release of yours (logs a rollout entry).
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
     /// Rebuild a logged release from its git commit and compare digests; optionally attest.
     VerifyBuild(verify_build::Args),
     /// Write an unsigned request bundle for `hangar sign` on an air-gapped machine.
@@ -94,6 +98,7 @@ fn run(cli: Cli) -> Result<bool, Error> {
         Command::Verify(a) => verify::run(&out, a),
         Command::Release(a) => release::run(&cli.dir, &out, a),
         Command::RevokeRelease(a) => revoke_release::run(&cli.dir, &out, a),
+        Command::Rollout(c) => rollout::run(&cli.dir, &out, c),
         Command::VerifyBuild(a) => verify_build::run(&cli.dir, &out, a),
         Command::Prepare(c) => prepare::run(&cli.dir, &out, c),
         Command::Publish(a) => publish::run(&cli.dir, &out, a),
@@ -144,6 +149,16 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "revoke-release",
         "barge revoke-release hello 1.2.0 --reason \"breaks upgrades\"",
+    ),
+    (
+        "rollout",
+        "barge rollout widen hello 2.0.0 --rollout 10%,100%@+1d",
+    ),
+    ("rollout pause", "barge rollout pause hello 2.0.0"),
+    ("rollout resume", "barge rollout resume hello 2.0.0"),
+    (
+        "rollout widen",
+        "barge rollout widen hello 2.0.0 --rollout now",
     ),
     (
         "verify-build",

@@ -34,11 +34,30 @@ pub struct Args {
     /// Release even from a dirty or non-git tree. UNSAFE: nobody can reproduce the archive.
     #[arg(long)]
     pub allow_dirty: bool,
+    /// A staged rollout, signed into the release entry: `1%,10%@+6h,100%@+24h` (times relative
+    /// to now: s, m, h, d; or `@UNIX_SECONDS`; a wave without `@` starts now), or `now` (everyone
+    /// at once, said explicitly). Default: no schedule, everyone at once. Each site installs
+    /// when its own bucket is inside the current wave; change it later with `barge rollout`.
+    #[arg(long)]
+    pub rollout: Option<String>,
 }
 
 /// Runs `barge release`.
 pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
     let cfg = config::load(dir)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Parsed before anything is built or unlocked, so a typo costs nothing.
+    let rollout = a
+        .rollout
+        .as_deref()
+        .map(|t| crate::rollout::parse_spec(t, now))
+        .transpose()?
+        .map(|waves| keyggdrasil::rollout::Rollout {
+            waves,
+            paused: false,
+        });
     let (kpath, kfile) = find_key(dir, KeyRole::Signing, a.key.as_deref())?;
     // Pin first: nothing is built, unlocked or sent for a channel that does not hold the key.
     let client = Client::pinned(&cfg, out)?;
@@ -90,7 +109,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         digest: Digest512(digest),
         commit,
         signature,
-        rollout: None,
+        rollout: rollout.clone(),
     };
     let entry = Entry::sign(
         EntryBody::new(cfg.supplier.clone(), kp.public(), event),
@@ -144,8 +163,22 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         hex::encode(checkpoint.root().0),
         cfg.channel_key.fingerprint()
     ));
+    let staged = match &rollout {
+        None => String::new(),
+        Some(r) => {
+            let steps: Vec<String> = r
+                .waves
+                .iter()
+                .map(|w| format!("{}% from {}", w.percent, w.not_before))
+                .collect();
+            format!(
+                " Staged rollout (each site decides by its own bucket and clock): {}.",
+                steps.join(", ")
+            )
+        }
+    };
     out.say(format!(
-        "Released {}/{} {}.",
+        "Released {}/{} {}.{staged}",
         cfg.supplier.as_str(),
         built.package.as_str(),
         built.version.as_str()
@@ -159,6 +192,7 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         "size": size,
         "digest": hex::encode(digest),
         "index": resp.index,
+        "rollout": rollout,
         "checkpoint_size": checkpoint.size(),
         "root": hex::encode(checkpoint.root().0),
         "included": true,

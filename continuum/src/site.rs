@@ -473,6 +473,8 @@ fn dry_cycle(
         ..Limits::default()
     };
     let now = now();
+    // The real site's notary key: the scratch folder holds no secret.
+    let rollout_site = update::RolloutSite::load(paths, now);
     let mut reports = Vec::new();
     let mut failure: Option<UpdateError> = None;
     for channel in &config.channels {
@@ -498,6 +500,7 @@ fn dry_cycle(
                 &http,
                 &limits,
                 now,
+                &rollout_site,
                 &mut report,
             )
         });
@@ -755,6 +758,9 @@ pub struct PackageStatus {
     pub version: Option<String>,
     /// Previous version kept for rollback.
     pub previous: Option<String>,
+    /// The newest release the policy allows that waits for its staged rollout at this site
+    /// now, and why (`null`: none waits).
+    pub rollout: Option<crate::update::RolloutWait>,
 }
 
 /// Warn when the last success is older than this.
@@ -788,6 +794,7 @@ pub fn status(paths: &SitePaths) -> Result<Status, SiteError> {
         });
     }
     let installed = db::installed(&conn)?;
+    let mut waits = update::rollout_waits(paths, &config, &conn, now);
     let packages = config
         .packages
         .iter()
@@ -795,10 +802,16 @@ pub fn status(paths: &SitePaths) -> Result<Status, SiteError> {
             let i = installed
                 .iter()
                 .find(|i| i.supplier == p.supplier.as_str() && i.package == p.name.as_str());
+            let name = format!("{}/{}", p.supplier, p.name);
+            let rollout = waits
+                .iter()
+                .position(|(n, _)| *n == name)
+                .map(|at| waits.swap_remove(at).1);
             PackageStatus {
-                name: format!("{}/{}", p.supplier, p.name),
+                name,
                 version: i.map(|i| i.version.clone()),
                 previous: i.and_then(|i| i.previous.clone()),
+                rollout,
             }
         })
         .collect();

@@ -85,6 +85,9 @@ pub struct PackageStatus {
     pub updated_this_run: bool,
     /// Where the CMS finds it.
     pub install_dir: PathBuf,
+    /// The newest release the policy allows that waits for its staged rollout at this site,
+    /// and why (`null`: none waits); see docs/site-operator.md ("Staged rollouts").
+    pub rollout: Option<crate::update::RolloutWait>,
 }
 
 /// Where the status file of this site goes.
@@ -102,10 +105,15 @@ pub fn build(
     started: u64,
     finished: u64,
 ) -> Status {
-    let installed = db::open(&paths.db)
-        .ok()
-        .and_then(|conn| db::installed(&conn).ok())
+    let conn = db::open(&paths.db).ok();
+    let installed = conn
+        .as_ref()
+        .and_then(|conn| db::installed(conn).ok())
         .unwrap_or_default();
+    let waits = match (conn.as_ref(), config) {
+        (Some(conn), Some(config)) => crate::update::rollout_waits(paths, config, conn, finished),
+        _ => Vec::new(),
+    };
     let updated: Vec<&str> = report
         .channels
         .iter()
@@ -128,6 +136,10 @@ pub fn build(
                 digest: row.map(|r| r.digest.clone()),
                 installed_at: row.map(|r| rfc3339(r.installed_at)),
                 install_dir: crate::install::cms_path(paths, p),
+                rollout: waits
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, w)| w.clone()),
                 package: name,
             }
         })

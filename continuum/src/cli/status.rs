@@ -44,6 +44,11 @@ pub fn run(paths: &SitePaths, json: bool) -> Result<(), CliError> {
                     .unwrap_or_default()
             );
         }
+        for p in &st.packages {
+            if let Some(w) = &p.rollout {
+                println!("package {}: {}", p.name, w.sentence());
+            }
+        }
         for r in &st.revoked {
             println!("REVOKED: {}", r.describe());
         }

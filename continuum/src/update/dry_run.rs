@@ -9,7 +9,7 @@
 use keyggdrasil::limits::Limits;
 use rusqlite::Connection;
 
-use super::packages::newest_allowed;
+use super::packages::{RolloutSite, select};
 use super::{Accepted, ChannelReport, InstalledReport, UpdateError};
 use crate::channel::ChannelClient;
 use crate::config::{ChannelConfig, Config, SitePaths};
@@ -33,6 +33,7 @@ pub fn verify_installs(
     http: &Http,
     limits: &Limits,
     now: u64,
+    rollout_site: &RolloutSite,
     report: &mut ChannelReport,
 ) -> Result<(), UpdateError> {
     let client = ChannelClient::new(channel, http, limits);
@@ -50,8 +51,13 @@ pub fn verify_installs(
                 "{name}: WARNING: the installed version {v} is no longer trusted (revoked); a real run applies on_revoked"
             ));
         }
-        let best = newest_allowed(accepted, pkg, current.as_ref())?;
-        let Some(release) = best else {
+        let choice = select(accepted, copy, channel, pkg, current.as_ref(), rollout_site)?;
+        if let Some(w) = &choice.waiting {
+            report
+                .notes
+                .push(format!("{name}: would wait: {}", w.sentence()));
+        }
+        let Some(release) = choice.install else {
             report.notes.push(match &current {
                 Some(v) => format!("{name}: would stay at {v} (nothing newer allowed)"),
                 None => format!("{name}: no installable release allowed by policy yet"),

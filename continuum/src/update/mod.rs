@@ -43,7 +43,7 @@ use crate::snapshot::{self, StateError};
 use crate::transport::{Http, TransportError};
 
 pub use dry_run::verify_installs;
-pub use packages::install_packages;
+pub use packages::{RolloutSite, RolloutWait, install_packages, rollout_waits};
 
 /// Most update pages fetched from one channel in one run: 4,000 pages of at most 500 entries
 /// (a site joining a log of two million entries catches up in one run; pages are staged in
