@@ -386,6 +386,7 @@ async function supplierView(name) {
       if (e.type === 'key_revocation') what = `revokes key ${e.public_key.slice(0, 16)}\u2026: ${e.reason}`;
       if (e.type === 'release_revocation') what = `revokes ${e.package} ${e.version}: ${e.reason}`;
       if (e.type === 'attestation') what = `attests ${e.subject}/${e.package} ${e.version}: ${e.claim}`;
+      if (e.type === 'rollout') what = `rollout of ${e.package} ${e.version}: ${e.paused ? 'paused' : e.waves.map((w) => `${w.percent}% from ${w.not_before}`).join(', ')}`;
       otherRows.push(row(c, {}, td(what), td(signer(b))));
     }
   }

@@ -17,6 +17,7 @@ export const CONTEXT = {
   release: 'keyggdrasil/v1/release-event',
   releaseRevocation: 'keyggdrasil/v1/release-revocation',
   attestation: 'keyggdrasil/v1/attestation',
+  rollout: 'keyggdrasil/v1/rollout',
   checkpoint: 'keyggdrasil/v1/checkpoint',
 };
 
@@ -33,6 +34,8 @@ export function eventContext(type) {
       return CONTEXT.releaseRevocation;
     case 'attestation':
       return CONTEXT.attestation;
+    case 'rollout':
+      return CONTEXT.rollout;
     default:
       return null;
   }

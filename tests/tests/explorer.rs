@@ -215,6 +215,22 @@ fn known_log() -> Log {
         &acme.release(&second_signing, "tool", "2.0.0", b"tool 2.0.0"),
         true,
     );
+    // A staged-rollout entry (its own signature context): shown and verified like the others.
+    add(
+        &acme.sign(
+            &second_signing,
+            Event::Rollout {
+                package: PackageName::parse("tool").unwrap(),
+                version: Version::parse("2.0.0").unwrap(),
+                waves: vec![keyggdrasil::rollout::Wave {
+                    percent: 100,
+                    not_before: 0,
+                }],
+                paused: true,
+            },
+        ),
+        true,
+    );
     let last = add(
         &acme.sign(
             &acme.master,
