@@ -184,6 +184,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "prepare revoke-release",
         "barge prepare revoke-release --package hello --version 1.2.0 --reason \"breaks upgrades\"",
     ),
+    (
+        "prepare rollout",
+        "barge prepare rollout --package hello --version 1.2.0 --rollout 10%,100%@+1d",
+    ),
     ("publish", "barge publish dist/hello-1.2.0.bundle.signed"),
     (
         "monitor",

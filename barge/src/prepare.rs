@@ -38,6 +38,32 @@ pub enum PrepareCommand {
     Revoke(RevokeArgs),
     /// Request revoking a release.
     RevokeRelease(RevokeReleaseArgs),
+    /// Request a rollout entry: replace a release's staged-rollout schedule (pause, resume,
+    /// widen). Relative times (`@+6h`) count from now, when the bundle is prepared.
+    Rollout(RolloutArgs),
+}
+
+/// Arguments of `barge prepare rollout`.
+#[derive(Debug, clap::Args)]
+pub struct RolloutArgs {
+    /// Package name.
+    #[arg(long)]
+    pub package: String,
+    /// The version whose rollout changes.
+    #[arg(long)]
+    pub version: String,
+    /// The waves: `1%,10%@+6h,100%@+24h`, `100%@1800000000`, or `now`.
+    #[arg(long)]
+    pub rollout: String,
+    /// Log the rollout as paused (no site that has not installed the release installs it).
+    #[arg(long)]
+    pub paused: bool,
+    /// The signing or master key file that signs (default: the only signing key in `local/`).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Where to write the bundle (default: dist/rollout-P-V.bundle).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Arguments of `barge prepare release`.
@@ -123,6 +149,7 @@ pub fn run(dir: &Path, out: &Output, cmd: PrepareCommand) -> Result<(), Error> {
         PrepareCommand::KeyAdd(a) => key_add(dir, out, a),
         PrepareCommand::Revoke(a) => revoke(dir, out, a),
         PrepareCommand::RevokeRelease(a) => revoke_release(dir, out, a),
+        PrepareCommand::Rollout(a) => rollout(dir, out, a),
     }
 }
 
@@ -416,5 +443,60 @@ fn revoke_release(dir: &Path, out: &Output, a: RevokeReleaseArgs) -> Result<(), 
         &path,
         &request,
         serde_json::json!({"package": package.as_str(), "version": version.as_str()}),
+    )
+}
+
+fn rollout(dir: &Path, out: &Output, a: RolloutArgs) -> Result<(), Error> {
+    let cfg = config::load(dir)?;
+    let package = parse_package(&a.package)?;
+    let version = parse_version(&a.version)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let waves = crate::rollout::parse_spec(&a.rollout, now)?;
+    let (_, key) = match &a.key {
+        Some(p) => (p.clone(), read_key_file(p)?),
+        None => find_key(dir, KeyRole::Signing, None)?,
+    };
+    if !matches!(key.role, KeyRole::Master | KeyRole::Signing) {
+        return Err(Error::NotASupplierKey);
+    }
+    let path = a.out.clone().unwrap_or_else(|| {
+        dist(
+            dir,
+            format!("rollout-{}-{}.bundle", package.as_str(), version.as_str()),
+        )
+    });
+    refuse_existing(&path)?;
+    let origin = origin(&cfg, out)?;
+    let body = EntryBody::new(
+        cfg.supplier.clone(),
+        key.public_key,
+        Event::Rollout {
+            package: package.clone(),
+            version: version.clone(),
+            waves: waves.clone(),
+            paused: a.paused,
+        },
+    );
+    let request = Request::new(
+        origin,
+        cfg.supplier.clone(),
+        Kind::Rollout,
+        key.public_key,
+        Some(body_text(&body)),
+        None,
+    );
+    write_bundle(
+        dir,
+        out,
+        &path,
+        &request,
+        serde_json::json!({
+            "package": package.as_str(),
+            "version": version.as_str(),
+            "waves": waves,
+            "paused": a.paused,
+        }),
     )
 }

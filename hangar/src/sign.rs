@@ -71,7 +71,7 @@ fn find_signer(
     let (role_ok, wanted) = match b.request().kind {
         Kind::Release => (file.role == KeyRole::Signing, "a signing key"),
         Kind::KeyAdd | Kind::KeyRevoke => (file.role == KeyRole::Master, "a master key"),
-        Kind::ReleaseRevoke => (
+        Kind::ReleaseRevoke | Kind::Rollout => (
             matches!(file.role, KeyRole::Master | KeyRole::Signing),
             "a master or signing key",
         ),
@@ -160,6 +160,26 @@ fn describe(b: &Bundle) -> Result<(Vec<String>, serde_json::Value), Error> {
                 json["package"] = package.as_str().into();
                 json["version"] = version.as_str().into();
                 json["reason"] = reason.as_str().into();
+            }
+            Event::Rollout {
+                package,
+                version,
+                waves,
+                paused,
+            } => {
+                lines.push(format!("package:     {}", package.as_str()));
+                lines.push(format!("version:     {} (rollout)", version.as_str()));
+                for w in waves {
+                    lines.push(format!(
+                        "wave:        {}% from {} (Unix seconds)",
+                        w.percent, w.not_before
+                    ));
+                }
+                lines.push(format!("paused:      {paused}"));
+                json["package"] = package.as_str().into();
+                json["version"] = version.as_str().into();
+                json["waves"] = serde_json::to_value(waves).unwrap_or_default();
+                json["paused"] = (*paused).into();
             }
             other => lines.push(format!("event:       {}", other.kind())),
         }

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! - The request names the channel origin, the supplier, the kind (`release`, `key-add`,
-//!   `key-revoke`, `release-revoke`), the key that must sign and what it signs: the exact entry
+//!   `key-revoke`, `release-revoke`, `rollout`), the key that must sign and what it signs: the exact entry
 //!   body bytes (`body`), or for a release the fields of the release entry (`release`), because
 //!   a release body carries the archive signature, which only the signer can make.
 //! - The signatures line holds the complete signed entry (`body\nsignature`, as submitted to the
@@ -118,6 +118,8 @@ pub enum Kind {
     KeyRevoke,
     /// A release revocation entry.
     ReleaseRevoke,
+    /// A rollout entry (a release's staged-rollout schedule replaced).
+    Rollout,
 }
 
 impl Kind {
@@ -128,6 +130,7 @@ impl Kind {
             Kind::KeyAdd => "key-add",
             Kind::KeyRevoke => "key-revoke",
             Kind::ReleaseRevoke => "release-revoke",
+            Kind::Rollout => "rollout",
         }
     }
 
@@ -139,6 +142,7 @@ impl Kind {
                 Event::MasterKey { .. } | Event::SigningKey { .. }
             ) | (Kind::KeyRevoke, Event::KeyRevocation { .. })
                 | (Kind::ReleaseRevoke, Event::ReleaseRevocation { .. })
+                | (Kind::Rollout, Event::Rollout { .. })
         )
     }
 }

@@ -425,3 +425,89 @@ fn the_channel_can_withhold_a_rollout_but_not_forge_one() {
     }
     drop(front);
 }
+
+/// The air-gapped flow: `barge prepare rollout` writes the request, `hangar sign` shows the
+/// waves and signs them offline, `barge publish` logs the entry, and a site follows it.
+#[test]
+fn a_rollout_signed_on_the_airgap_reaches_the_log_and_the_sites() {
+    use std::os::unix::fs::PermissionsExt;
+    let ch = Channel::start();
+    let dir = author(&ch.base, &ch.key.to_hex());
+    new_key(dir.path(), "--master");
+    let signing = new_key(dir.path(), "--signing");
+    ok(&barge(
+        dir.path(),
+        &["key", "register", "--passphrase-stdin"],
+        Some(&pass()),
+    ));
+    ok(&barge(
+        dir.path(),
+        &["key", "add", "--passphrase-stdin"],
+        Some(&pass()),
+    ));
+    let src = source_repo();
+    release(dir.path(), src.path(), "1.0.0", None);
+    let far = now() + 30 * 86_400;
+    release(
+        dir.path(),
+        src.path(),
+        "2.0.0",
+        Some(&format!("100%@{far}")),
+    );
+    let site = Site::init_installing(&ch, "acme/hello", "1.0.0");
+
+    // The air-gapped machine holds the (public-only, derived) signing key file.
+    let airgap = tempfile::tempdir().expect("tempdir");
+    let local = airgap.path().join("local");
+    std::fs::create_dir(&local).expect("mkdir");
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let from = std::path::PathBuf::from(signing["file"].as_str().expect("file"));
+    let to = local.join(from.file_name().expect("name"));
+    std::fs::copy(&from, &to).expect("copy key");
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let p = json(&barge(
+        dir.path(),
+        &[
+            "--json",
+            "prepare",
+            "rollout",
+            "--package",
+            "hello",
+            "--version",
+            "2.0.0",
+            "--rollout",
+            "now",
+        ],
+        None,
+    ));
+    assert_eq!(p["kind"], "rollout", "{p}");
+    let bundle = std::path::PathBuf::from(p["bundle"].as_str().expect("bundle"));
+    let carried = airgap.path().join(bundle.file_name().expect("name"));
+    std::fs::copy(&bundle, &carried).expect("carry");
+    let signed = json(&system_tests::run_with_stdin(
+        std::process::Command::new(system_tests::bin("hangar"))
+            .arg("--dir")
+            .arg(airgap.path())
+            .args(["--json", "sign", carried.to_str().expect("utf8")])
+            .args(["--yes", "--passphrase-stdin"])
+            .env("HANGAR_TEST_KDF", "cheap"),
+        Some(&pass()),
+    ));
+    // hangar shows what it signs: the waves.
+    assert_eq!(signed["waves"][0]["percent"], 100, "{signed}");
+    assert_eq!(signed["paused"], false, "{signed}");
+    let signed_path = std::path::PathBuf::from(signed["signed_bundle"].as_str().expect("signed"));
+    ok(&barge(
+        dir.path(),
+        &["--json", "publish", signed_path.to_str().expect("utf8")],
+        None,
+    ));
+    let events = logged_entries(&ch.base);
+    assert_eq!(events.last().expect("entries")["type"], "rollout");
+    update(&site);
+    assert_eq!(
+        site.installed_version("acme", "hello").as_deref(),
+        Some("2.0.0")
+    );
+}
