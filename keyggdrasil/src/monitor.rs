@@ -759,6 +759,33 @@ mod tests {
     }
 
     #[test]
+    fn a_rollout_entry_is_described_by_what_it_does() {
+        let event = |paused| Event::Rollout {
+            package: crate::names::PackageName::parse("hello").expect("package"),
+            version: crate::names::Version::parse("2.0.0").expect("version"),
+            waves: vec![
+                crate::rollout::Wave {
+                    percent: 10,
+                    not_before: 5,
+                },
+                crate::rollout::Wave {
+                    percent: 100,
+                    not_before: 9,
+                },
+            ],
+            paused,
+        };
+        assert_eq!(
+            describe(&event(true)),
+            "the rollout of hello 2.0.0 was paused"
+        );
+        assert_eq!(
+            describe(&event(false)),
+            "the rollout of hello 2.0.0 was changed to 10% from 5, 100% from 9"
+        );
+    }
+
+    #[test]
     fn an_entry_in_the_journal_is_quiet_and_one_missing_is_an_alert() {
         let key = KeyPair::generate();
         let ours = master("acme", &key);
