@@ -19,6 +19,7 @@
 //! | `GET /v1/suppliers/{name}?size=N&start=K` | [`SupplierHistoryResponse`] (the supplier's entries from index K, at most [`MAX_HISTORY_PAGE`], with inclusion proofs at size N, and the next page's start) |
 //! | `PUT /v1/archives/{supplier}/{package}/{version}` | the stored archive's size and digest |
 //! | `GET /v1/archives/{supplier}/{package}/{version}` | the archive bytes (`Content-Length`, ranges) |
+//! | `GET /v1/patches/{base digest hex}/{target digest hex}` | the delta patch bytes ([`crate::patches`]); 404 when there is none |
 //! | `GET /v1/stats` | counts and uptime |
 //! | `GET /healthz` | liveness and the signer's state |
 
@@ -112,6 +113,7 @@ pub struct AppState {
     submit_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     read_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     uploads: tokio::sync::Semaphore,
+    patches: crate::patches::PatchMaker,
 }
 
 impl AppState {
@@ -135,6 +137,7 @@ impl AppState {
             submit_limiter: limiter(limits.submissions_per_minute),
             read_limiter: limiter(limits.reads_per_minute),
             uploads: tokio::sync::Semaphore::new(limits.max_concurrent_uploads.max(1)),
+            patches: crate::patches::PatchMaker::start(&paths),
             checkpoint: Mutex::new(None),
             fresh: crate::fresh::Batcher::new(
                 {
@@ -276,6 +279,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/archives/{supplier}/{package}/{version}",
             get(download_archive).put(upload_archive),
         )
+        .route("/v1/patches/{base}/{target}", get(download_patch))
         .layer(DefaultBodyLimit::disable())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -1075,6 +1079,11 @@ async fn upload_archive(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (supplier, package, version) = parse_names(&supplier, &package, &version)?;
+    let release_names = (
+        supplier.as_str().to_owned(),
+        package.as_str().to_owned(),
+        version.clone(),
+    );
     let release = logged_release(&s, supplier, package, version).await?;
     let limit = release.size().min(s.limits.max_archive_bytes);
     if release.size() > s.limits.max_archive_bytes {
@@ -1173,6 +1182,16 @@ async fn upload_archive(
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "could not publish the archive as a static file"),
         Err(e) => tracing::warn!(error = %e, "could not publish the archive as a static file"),
+    }
+    if result.is_ok() {
+        // Delta patches to this archive from earlier versions, off the request path.
+        s.patches.request(crate::patches::Job {
+            supplier: release_names.0,
+            package: release_names.1,
+            version: release_names.2,
+            size,
+            digest,
+        });
     }
     result
 }
@@ -1387,6 +1406,45 @@ fn refused_upload(e: ArchiveMismatch) -> ApiError {
             ErrorCode::ArchiveSignatureInvalid,
             "the logged archive signature does not verify over this archive",
         ),
+    }
+}
+
+/// `GET /v1/patches/{base}/{target}`: the stored delta patch from the archive with BLAKE2b-512
+/// `base` to the one with `target` (hex), if the channel made one; 404 otherwise. The bytes
+/// are not trusted by anyone: a site checks what they rebuild against the log.
+async fn download_patch(
+    State(s): State<Arc<AppState>>,
+    Path((base, target)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let parse = |text: &str| -> Option<[u8; 64]> {
+        if text.len() != 128 {
+            return None;
+        }
+        hex::decode(text).ok()?.try_into().ok()
+    };
+    let (Some(base), Some(target)) = (parse(&base), parse(&target)) else {
+        return Err(ApiError::bad_request(
+            ErrorCode::BadRequest,
+            "a patch is named by two BLAKE2b-512 digests, 128 hex digits each",
+        ));
+    };
+    if blocking(&s, move |c| store::patch_size(c, &base, &target))
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no patch between these archives",
+        ));
+    }
+    let path = crate::patches::patch_path(&s.paths, &base, &target);
+    use tower::ServiceExt;
+    let svc = tower_http::services::ServeFile::new(path);
+    match svc.oneshot(req).await {
+        Ok(resp) => Ok(resp.map(Body::new)),
+        Err(e) => Err(ApiError::internal("serve patch", &e)),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 pub mod explorer;
 pub mod fresh;
+pub mod patches;
 pub mod publish;
 pub mod server;
 pub mod signer;

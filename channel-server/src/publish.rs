@@ -152,7 +152,35 @@ pub fn publish_archive(
     digest: &[u8; 64],
     replace: bool,
 ) -> Result<(), PublishError> {
-    let path = public.join(tiles::archive_path(digest));
+    publish_stored(public, &tiles::archive_path(digest), stored, replace)
+}
+
+/// Publishes a delta patch (`public/patch/<base hex>/<target hex>`,
+/// [`keyggdrasil::delta::static_path`]) like an archive: a hard link to the stored file, or a
+/// copy. Immutable and idempotent: a patch's name is a function of its content's meaning (the
+/// bytes it rebuilds are fixed by the target digest), so an existing file is kept.
+pub fn publish_patch(
+    public: &Path,
+    stored: &Path,
+    base: &[u8; 64],
+    target: &[u8; 64],
+) -> Result<(), PublishError> {
+    publish_stored(
+        public,
+        &keyggdrasil::delta::static_path(base, target),
+        stored,
+        false,
+    )
+}
+
+/// Links (or copies) the stored file `stored` to `public/<relative>`.
+fn publish_stored(
+    public: &Path,
+    relative: &str,
+    stored: &Path,
+    replace: bool,
+) -> Result<(), PublishError> {
+    let path = public.join(relative);
     if replace {
         let _ = std::fs::remove_file(&path);
     } else if path.exists() {

@@ -78,6 +78,15 @@ CREATE TABLE IF NOT EXISTS archives (
     digest BLOB PRIMARY KEY,
     size   INTEGER NOT NULL
 ) STRICT;
+-- Delta patches between stored archives (crate::patches; docs/deltas.md), by the digests of
+-- their base and target archives. Derived data: a patch needs no trust, sites check what it
+-- rebuilds.
+CREATE TABLE IF NOT EXISTS patches (
+    base   BLOB NOT NULL,
+    target BLOB NOT NULL,
+    size   INTEGER NOT NULL,
+    PRIMARY KEY (base, target)
+) STRICT;
 -- The key state derived from the entries (keyggdrasil::snapshot rows), advanced in the same
 -- transaction as the entries; meta 'state_size' says how many entries it covers.
 CREATE TABLE IF NOT EXISTS state_keys (
@@ -489,6 +498,61 @@ pub fn add_archive(conn: &Connection, digest: &[u8; 64], size: u64) -> Result<()
     conn.execute(
         "INSERT OR IGNORE INTO archives (digest, size) VALUES (?1, ?2)",
         params![&digest[..], size as i64],
+    )?;
+    Ok(())
+}
+
+/// The stored releases of `supplier/package` whose archive is stored: `(version, size,
+/// digest)`, in no particular order (the caller sorts by version).
+pub fn stored_package_archives(
+    conn: &Connection,
+    supplier: &str,
+    package: &str,
+) -> Result<Vec<(String, u64, [u8; 64])>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.version, r.size, r.digest FROM releases r \
+         JOIN archives a ON a.digest = r.digest WHERE r.supplier = ?1 AND r.package = ?2",
+    )?;
+    let rows = stmt.query_map(params![supplier, package], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (version, size, digest) = row?;
+        let digest = <[u8; 64]>::try_from(digest.as_slice())
+            .map_err(|_| DbError::Inconsistent("stored digest is not 64 bytes".into()))?;
+        out.push((version, u64::try_from(size).unwrap_or(0), digest));
+    }
+    Ok(out)
+}
+
+/// The size of the stored patch from archive `base` to archive `target`, if there is one.
+pub fn patch_size(
+    conn: &Connection,
+    base: &[u8; 64],
+    target: &[u8; 64],
+) -> Result<Option<u64>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT size FROM patches WHERE base = ?1 AND target = ?2")?
+        .query_row(params![&base[..], &target[..]], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|n| u64::try_from(n).unwrap_or(0)))
+}
+
+/// Records a stored patch (after its file was renamed into place).
+pub fn add_patch(
+    conn: &Connection,
+    base: &[u8; 64],
+    target: &[u8; 64],
+    size: u64,
+) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO patches (base, target, size) VALUES (?1, ?2, ?3)",
+        params![&base[..], &target[..], size as i64],
     )?;
     Ok(())
 }

@@ -391,15 +391,18 @@ impl<'a> ChannelClient<'a> {
     }
 
     /// The URLs to download a release's archive from, in order: each tile mirror's
-    /// `archive/<digest>`, then each channel mirror's archive endpoint. Whichever answers, the
-    /// bytes are checked against the logged size, digest and signature.
+    /// `archive/<digest>`, then each channel mirror's archive endpoint; and, for an update from
+    /// an installed archive, each tile mirror's `patch/<base>/<target>` then each channel
+    /// mirror's `/v1/patches/<base>/<target>` ([`ArchiveSources::patch_urls`]). Whichever
+    /// answers, the bytes (downloaded, or rebuilt from a patch) are checked against the logged
+    /// size, digest and signature.
     pub fn archive_urls_with_digest(
         &self,
         supplier: &str,
         package: &str,
         version: &str,
         digest: &[u8; 64],
-    ) -> Vec<String> {
+    ) -> ArchiveSources {
         let mut urls: Vec<String> = self
             .cfg
             .tile_mirrors
@@ -413,7 +416,12 @@ impl<'a> ChannelClient<'a> {
             })
             .collect();
         urls.extend(self.archive_urls(supplier, package, version));
-        urls
+        ArchiveSources {
+            archives: urls,
+            tile_mirrors: self.cfg.tile_mirrors.clone(),
+            mirrors: self.cfg.mirrors.clone(),
+            deltas: self.http.deltas(),
+        }
     }
 
     /// The archive URLs of a release, one per mirror, in order.
@@ -540,5 +548,41 @@ impl<'a> ChannelClient<'a> {
             channel: channel.to_owned(),
             errors,
         })
+    }
+}
+
+/// Where a release's bytes can come from: its archive URLs in order, and the mirrors that may
+/// have a delta patch to it (only asked when `[transport] deltas` is on). Made by
+/// [`ChannelClient::archive_urls_with_digest`].
+#[derive(Debug, Clone)]
+pub struct ArchiveSources {
+    archives: Vec<String>,
+    tile_mirrors: Vec<String>,
+    mirrors: Vec<String>,
+    deltas: bool,
+}
+
+impl crate::install::Sources for ArchiveSources {
+    fn archive_urls(&self) -> &[String] {
+        &self.archives
+    }
+
+    /// Each tile mirror's `patch/<base>/<target>`, then each channel mirror's
+    /// `/v1/patches/<base>/<target>`; none when deltas are off.
+    fn patch_urls(&self, base: &[u8; 64], target: &[u8; 64]) -> Vec<String> {
+        if !self.deltas {
+            return Vec::new();
+        }
+        let path = keyggdrasil::delta::static_path(base, target);
+        let api = format!("v1/patches/{}/{}", hex::encode(base), hex::encode(target));
+        self.tile_mirrors
+            .iter()
+            .map(|m| format!("{}/{path}", m.trim_end_matches('/')))
+            .chain(
+                self.mirrors
+                    .iter()
+                    .map(|m| format!("{}/{api}", m.trim_end_matches('/'))),
+            )
+            .collect()
     }
 }

@@ -398,6 +398,17 @@ pub struct TransportConfig {
     /// Longest network time of one `update` run, in seconds (default 1800; 0: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_deadline_secs: Option<u64>,
+    /// Whether an update from an installed version first tries a delta patch (default true;
+    /// docs/deltas.md). Any failure of a patch falls back to the full archive in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deltas: Option<bool>,
+}
+
+impl TransportConfig {
+    /// `deltas`, with its default (true).
+    pub fn deltas(&self) -> bool {
+        self.deltas.unwrap_or(true)
+    }
 }
 
 impl Config {

@@ -159,6 +159,8 @@ pub struct Http {
     /// Whole-request timeouts of the two agents, to cap at the deadline.
     api_timeout: Duration,
     download_timeout: Duration,
+    /// `[transport] deltas`: try delta patches before full archives.
+    deltas: bool,
 }
 
 impl Http {
@@ -214,6 +216,7 @@ impl Http {
             deadline: None,
             api_timeout: api,
             download_timeout: download,
+            deltas: cfg.deltas(),
         })
     }
 
@@ -226,6 +229,11 @@ impl Http {
             secs,
         });
         self
+    }
+
+    /// Whether installs try a delta patch first (`[transport] deltas`, default true).
+    pub fn deltas(&self) -> bool {
+        self.deltas
     }
 
     /// The download rate floor in effect, if any.

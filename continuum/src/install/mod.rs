@@ -13,9 +13,13 @@
 //! <site>/packages/<supplier>/<package>/
 //!     current -> versions/<version>   relative symbolic link: the installed version
 //!     versions/<version>/             an extracted, verified tree (only current and previous)
+//!     archives/<digest hex>.zip       the verified archive of a kept version (only current and
+//!                                     previous): the base of a delta patch (docs/deltas.md)
 //!     .current.new                    transient: the next `current`, renamed over it
 //! <site>/staging/                     (mode 0700)
 //!     <digest hex>.zip                an archive download, partial or complete, one per digest
+//!     patch-<random>                  a delta patch download in progress
+//!     rebuilt-<random>                an archive being rebuilt from a patch (not yet checked)
 //!     tree-<random>/                  an extraction in progress
 //!     aside-<random>/                 a kept version folder set aside while a fresh copy of the
 //!                                     same version replaces it
@@ -42,15 +46,18 @@
 //!
 //! # Order of the steps, and what a crash at each point leaves
 //!
-//! 1. download into `staging/<digest>.zip` (resumable), verify, extract into `staging/tree-*`,
-//!    check the manifest, fsync every file and folder of the tree;
+//! 1. rebuild `staging/<digest>.zip` from a delta patch to the installed version's kept archive
+//!    ([`delta`]), or, if that is off or fails in any way, download it (resumable); verify it
+//!    (the same check either way), extract into `staging/tree-*`, check the manifest, fsync
+//!    every file and folder of the tree;
 //! 2. rename the tree to `versions/<version>` (setting a kept copy of that version aside
 //!    first), fsync `versions/`;
 //! 3. record the version in `stored_versions`;
 //! 4. **the commit point**: create `.current.new -> versions/<version>`, rename it over
 //!    `current`, fsync the package folder;
 //! 5. record the install in `installed` (version, digest, previous version);
-//! 6. delete version folders other than the current and the previous one, and the download.
+//! 6. move the download to `archives/<digest>.zip` (the base of the next delta), delete
+//!    version folders and kept archives other than those of the current and the previous one.
 //!
 //! A crash before step 4 leaves `current` on the old version: [`reconcile`] deletes the unused
 //! new folder and its record. A crash after step 4 leaves `current` on the new version and the
@@ -71,9 +78,15 @@
 //! check, it is deleted and downloaded once more from the start in the same run, and only a
 //! fresh download that fails is reported.
 //!
+//! A delta patch is different: it needs no trust, so any failure with it (no kept archive or a
+//! damaged one, no patch, a patch over half the archive, one that does not decode, rebuilds
+//! more or fewer bytes than logged, or rebuilds bytes that fail the archive check) is logged as
+//! a warning and the full archive is downloaded in the same run, as if there were no patch.
+//!
 //! Call [`reconcile`] at the start of every run, under the site's update lock: installs and
 //! `reconcile` must not run at the same time (reconcile removes staging leftovers).
 
+pub mod delta;
 mod fetch;
 mod fsutil;
 mod install_dir;
@@ -286,10 +299,46 @@ impl InstallError {
     }
 }
 
+/// Where an install gets its bytes: the archive's URLs in order and, for an update, the URLs of
+/// a delta patch from the installed archive. A plain list of URLs has no patches;
+/// [`crate::channel::ArchiveSources`] has the channel's.
+pub trait Sources {
+    /// The archive URLs, in the order to try them.
+    fn archive_urls(&self) -> &[String];
+    /// The URLs of a patch from the archive with BLAKE2b-512 `base` to the one with `target`,
+    /// in order; empty when there is none to try.
+    fn patch_urls(&self, base: &[u8; 64], target: &[u8; 64]) -> Vec<String> {
+        let _ = (base, target);
+        Vec::new()
+    }
+}
+
+impl Sources for [String] {
+    fn archive_urls(&self) -> &[String] {
+        self
+    }
+}
+
+impl Sources for Vec<String> {
+    fn archive_urls(&self) -> &[String] {
+        self
+    }
+}
+
+impl<const N: usize> Sources for [String; N] {
+    fn archive_urls(&self) -> &[String] {
+        self
+    }
+}
+
 /// Downloads, verifies and installs `release` from the first mirror URL in `urls` that
 /// delivers it, and records it in the `installed` table (see the module docs for the order of
 /// the steps). Installing the version that is already installed does nothing and returns its
 /// record.
+///
+/// When a version is installed, its kept archive is there, and `urls` names patch URLs (with
+/// `[transport] deltas` on), the archive is first rebuilt from a patch ([`delta`]); any
+/// failure of that falls back to the full download in the same call.
 ///
 /// On success `current` points at the new version, the previous one is kept for [`rollback`],
 /// and older ones are deleted. On failure the site is as it was, and the error says what failed.
@@ -298,7 +347,7 @@ pub fn install_release(
     paths: &SitePaths,
     conn: &Connection,
     http: &Http,
-    urls: &[String],
+    urls: &(impl Sources + ?Sized),
     release: &VerifiedRelease,
     channel: &str,
     limits: &Limits,
@@ -338,6 +387,16 @@ pub fn install_release(
     }
     ensure_staging(&paths.staging)?;
     let download = paths.staging.join(format!("{digest}.zip"));
+    let by_patch = try_patch(
+        http,
+        paths,
+        &pkg,
+        before.as_ref(),
+        urls,
+        release,
+        &download,
+        &name,
+    );
     // Bytes kept from an earlier, cut-short transfer may come from another mirror than the
     // rest. If such a mixed download fails its checks, the kept part may be the culprit, so it
     // is downloaded once more from the start (verify_download deleted it) before anything is
@@ -345,9 +404,9 @@ pub fn install_release(
     // (Also when a mirror was left midway, stalled or cut, and the next one resumed.)
     // A mirror whose complete download fails the checks (a static mirror or CDN serving
     // other bytes) is passed over for the URLs after it; the error of the last one is reported.
-    let mut remaining: &[String] = urls;
+    let mut remaining: &[String] = urls.archive_urls();
     let mut retried_resumed = false;
-    loop {
+    while by_patch.is_none() {
         let (resumed, used) = fetch(http, remaining, &download, size, &name)?;
         match verify_download(&download, release, &name) {
             Ok(()) => break,
@@ -430,13 +489,89 @@ pub fn install_release(
     if let Err(e) = prune(paths, conn, &pkg, &keep) {
         tracing::warn!("{name}: installed, but removing old versions failed: {e}");
     }
-    if let Err(e) = fs::remove_file(&download) {
-        tracing::warn!(
-            "{name}: installed, but removing the download {} failed: {e}",
-            download.display()
+    keep_archive(&pkg, &download, &record.digest, &name);
+    if let Some(used) = by_patch {
+        let saved = size.saturating_sub(used.bytes);
+        tracing::info!(
+            "{name}: updated by a delta patch of {} bytes from {} instead of the {size}-byte archive ({saved} bytes, {}% saved)",
+            used.bytes,
+            used.url,
+            saved.saturating_mul(100) / size.max(1)
         );
     }
     Ok(record)
+}
+
+/// The delta attempt of an install (see [`delta`]): `Some` when `download` now holds the
+/// checked archive rebuilt from a patch; `None` (after a warning saying why, unless there was
+/// simply nothing to try) when the full archive must be downloaded.
+#[allow(clippy::too_many_arguments)]
+fn try_patch(
+    http: &Http,
+    paths: &SitePaths,
+    pkg: &PackageDir,
+    before: Option<&Installed>,
+    urls: &(impl Sources + ?Sized),
+    release: &VerifiedRelease,
+    download: &Path,
+    name: &str,
+) -> Option<delta::PatchUsed> {
+    let installed = before?;
+    if keyggdrasil::delta::max_patch_bytes(release.size()) == 0 {
+        // Too small to be worth a patch: no request for one.
+        return None;
+    }
+    let base_digest: [u8; 64] = hex::decode(&installed.digest).ok()?.try_into().ok()?;
+    let patch_urls = urls.patch_urls(&base_digest, &release.digest().0);
+    if patch_urls.is_empty() || fs::symlink_metadata(download).is_ok() {
+        // Deltas off, or a kept partial download to resume instead.
+        return None;
+    }
+    let base = pkg.archive(&installed.digest);
+    match delta::rebuild(
+        http,
+        &paths.staging,
+        &base,
+        &installed.digest,
+        &patch_urls,
+        release,
+        download,
+        name,
+    ) {
+        Ok(used) => Some(used),
+        Err(no) if no.quiet => {
+            tracing::info!(
+                "{name}: no delta update from {} ({}); downloading the full archive",
+                installed.version,
+                no.why
+            );
+            None
+        }
+        Err(no) => {
+            tracing::warn!(
+                "{name}: no delta update from {} ({}); downloading the full archive",
+                installed.version,
+                no.why
+            );
+            None
+        }
+    }
+}
+
+/// Moves the verified download to `archives/<digest>.zip`, the base of the next delta update
+/// (best effort: without it, the next update downloads the full archive).
+fn keep_archive(pkg: &PackageDir, download: &Path, digest: &str, name: &str) {
+    let kept = pkg.archive(digest);
+    let moved = fs::create_dir_all(pkg.archives())
+        .and_then(|()| fs::rename(download, &kept))
+        .and_then(|()| fs::File::open(pkg.archives())?.sync_all());
+    if let Err(e) = moved {
+        tracing::warn!(
+            "{name}: installed, but keeping its archive as {} failed: {e}",
+            kept.display()
+        );
+        let _ = fs::remove_file(download);
+    }
 }
 
 pub use install_dir::{LinkChange, cms_path, sync_install_dir};
@@ -498,6 +633,14 @@ impl PackageDir {
     }
     fn version(&self, version: &str) -> PathBuf {
         self.versions().join(version)
+    }
+    /// `archives/`: the kept archives of the current and previous version.
+    fn archives(&self) -> PathBuf {
+        self.dir.join(delta::ARCHIVES)
+    }
+    /// The kept archive with this digest (hex, as recorded).
+    fn archive(&self, digest: &str) -> PathBuf {
+        self.archives().join(format!("{digest}.zip"))
     }
 }
 

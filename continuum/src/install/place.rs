@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::fetch::ensure_staging;
 use super::fsutil::{
-    create_dir_synced, list_dir, remove_file_if_exists, remove_tree_quietly, sync_dir,
+    create_dir_synced, is_real_dir, list_dir, remove_file_if_exists, remove_tree_quietly, sync_dir,
 };
 use super::reconcile::read_current;
 use super::{CURRENT_NEW, InstallError, PackageDir, VERSIONS, io_err, random_suffix};
@@ -193,8 +193,9 @@ fn symlink(_target: &Path, _link: &Path) -> io::Result<()> {
     ))
 }
 
-/// Deletes every entry of `versions/` other than `keep`, and forgets the stored versions not
-/// kept. A folder is first renamed into `staging/` (atomic), then deleted there.
+/// Deletes every entry of `versions/` other than `keep`, forgets the stored versions not
+/// kept, and deletes the kept archives (`archives/`) other than those of the versions kept. A
+/// folder is first renamed into `staging/` (atomic), then deleted there.
 pub(super) fn prune(
     paths: &SitePaths,
     conn: &Connection,
@@ -217,9 +218,26 @@ pub(super) fn prune(
     if removed {
         sync_dir(&versions)?;
     }
+    let mut kept_archives = Vec::new();
     for stored in db::stored_versions(conn, &pkg.supplier, &pkg.package)? {
-        if !keep.contains(&stored.version.as_str()) {
+        if keep.contains(&stored.version.as_str()) {
+            kept_archives.push(format!("{}.zip", stored.digest));
+        } else {
             db::forget_stored_version(conn, &pkg.supplier, &pkg.package, &stored.version)?;
+        }
+    }
+    let archives = pkg.archives();
+    if is_real_dir(&archives) {
+        let mut removed = false;
+        for entry in list_dir(&archives)? {
+            if !kept_archives.contains(&entry) {
+                let path = archives.join(&entry);
+                fs::remove_file(&path).map_err(io_err("remove an old kept archive", &path))?;
+                removed = true;
+            }
+        }
+        if removed {
+            sync_dir(&archives)?;
         }
     }
     Ok(())

@@ -18,8 +18,8 @@ use crate::db;
 /// complete, verified version). Records the version it points at (with the recorded version as
 /// the previous one, as the interrupted install or rollback would have), forgets packages
 /// without a `current` link, deletes version folders other than the current and the previous
-/// one, and removes extraction leftovers from `staging/` (partial downloads are kept for
-/// resuming; downloads of versions already stored are deleted).
+/// one (and their kept archives), and removes extraction and delta leftovers from `staging/`
+/// (partial downloads are kept for resuming; downloads of versions already stored are deleted).
 ///
 /// Every package is visited even if one fails; the first error is returned (and every one is
 /// logged). A package folder in a state continuum never leaves it in (`current` not a link, or
@@ -149,7 +149,12 @@ pub(super) fn reconcile_package(
         }
         if is_real_dir(&pkg.dir) {
             prune(paths, conn, pkg, &[])?;
-            for dir in [pkg.versions(), pkg.dir.clone(), pkg.supplier_dir.clone()] {
+            for dir in [
+                pkg.versions(),
+                pkg.archives(),
+                pkg.dir.clone(),
+                pkg.supplier_dir.clone(),
+            ] {
                 // Only empty folders go; anything else stays for an operator to look at.
                 let _ = fs::remove_dir(&dir);
             }
@@ -227,7 +232,7 @@ pub(super) fn clean_staging(paths: &SitePaths, conn: &Connection) -> Result<(), 
     }
     for name in list_dir(&paths.staging)? {
         let path = paths.staging.join(&name);
-        let leftover = ["tree-", "aside-", "trash-"]
+        let leftover = ["tree-", "aside-", "trash-", "patch-", "rebuilt-"]
             .iter()
             .any(|p| name.starts_with(p));
         let done_download = name
