@@ -14,7 +14,8 @@
 //! base archive and the patch, then applies, writing the rebuilt archive to a file as a site
 //! does, and reports its own `VmHWM` (peak resident set, /proc/self/status) before and after
 //! the apply: the difference is what the patch application itself needed beyond holding its
-//! inputs. The rebuilt bytes are compared with the real target archive.
+//! inputs. The rebuilt bytes are compared with the real target archive. Making the patch is
+//! measured the same way (a child holding both archives, `__make`), for the channel's memory.
 
 #![forbid(unsafe_code)]
 
@@ -39,6 +40,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("__apply") {
         child_apply(&args[2..]);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("__make") {
+        child_make(&args[2..]);
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -67,18 +72,19 @@ fn main() {
 
     println!();
     println!(
-        "| extension | format | full bytes | patch bytes | patch / full | make | apply | apply peak RSS | of it above inputs |"
+        "| extension | format | full bytes | patch bytes | patch / full | make | make peak RSS | apply | apply peak RSS | of it above inputs |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {:.2} % | {:.0} ms | {:.1} ms | {:.1} MiB | {:.1} MiB |",
+            "| {} | {} | {} | {} | {:.2} % | {:.0} ms | {:.1} MiB | {:.1} ms | {:.1} MiB | {:.1} MiB |",
             r.extension,
             r.format,
             r.full,
             r.patch,
             100.0 * r.patch as f64 / r.full as f64,
             r.make.as_secs_f64() * 1e3,
+            r.make_peak_kib as f64 / 1024.0,
             r.apply.as_secs_f64() * 1e3,
             r.peak_kib as f64 / 1024.0,
             r.peak_kib.saturating_sub(r.base_kib) as f64 / 1024.0,
@@ -92,6 +98,7 @@ struct Row {
     full: u64,
     patch: u64,
     make: Duration,
+    make_peak_kib: u64,
     apply: Duration,
     peak_kib: u64,
     base_kib: u64,
@@ -122,6 +129,9 @@ fn measure(extension: &'static str, a: &Path, b: &Path, tmp: &Path) -> Vec<Row> 
             }
         };
         let make = started.elapsed();
+        let target_file = tmp.join("target.zip");
+        fs::write(&target_file, &target).expect("write target");
+        let make_peak_kib = run_make_child(format, &base_file, &target_file);
         let patch_file = tmp.join("patch");
         let out_file = tmp.join("rebuilt.zip");
         fs::write(&patch_file, &patch).expect("write patch");
@@ -146,6 +156,7 @@ fn measure(extension: &'static str, a: &Path, b: &Path, tmp: &Path) -> Vec<Row> 
             full: target.len() as u64,
             patch: patch.len() as u64,
             make,
+            make_peak_kib,
             apply,
             peak_kib,
             base_kib,
@@ -182,6 +193,42 @@ fn run_child(
         .map(|w| w.parse().expect("number"))
         .collect();
     (Duration::from_nanos(nums[0]), nums[2], nums[1])
+}
+
+/// The peak RSS (KiB) of a child that reads base and target and makes the patch in memory.
+fn run_make_child(format: &str, base: &Path, target: &Path) -> u64 {
+    let exe = std::env::current_exe().expect("current exe");
+    let output = Command::new(exe)
+        .arg("__make")
+        .arg(format)
+        .arg(base)
+        .arg(target)
+        .output()
+        .expect("run the make child");
+    assert!(output.status.success(), "make child failed");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("number")
+}
+
+/// In the child: make the patch (as the channel does, both archives in memory), print VmHWM.
+fn child_make(args: &[String]) {
+    let base = fs::read(&args[1]).expect("read base");
+    let target = fs::read(&args[2]).expect("read target");
+    let patch = match args[0].as_str() {
+        "zstd-19" => delta::make_patch_at(&base, &target, 19).expect("zstd patch"),
+        "zstd-3" => delta::make_patch_at(&base, &target, 3).expect("zstd patch"),
+        _ => {
+            let mut out = Vec::new();
+            qbsdiff::Bsdiff::new(&base, &target)
+                .compare(Cursor::new(&mut out))
+                .expect("bsdiff");
+            out
+        }
+    };
+    assert!(!patch.is_empty());
+    println!("{}", vm_hwm_kib());
 }
 
 /// In the child: read base and patch, apply into a file, print `nanos hwm_before hwm_after`.

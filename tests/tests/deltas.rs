@@ -67,6 +67,7 @@ fn digest(bytes: &[u8]) -> [u8; 64] {
 /// and a site on 1.0.0 (no peers) whose mirror is a front before the channel.
 struct World {
     channel: Channel,
+    acme: Supplier,
     site: Site,
     old: Vec<u8>,
     new: Vec<u8>,
@@ -93,28 +94,33 @@ fn world() -> World {
         hex::encode(digest(&old)),
         hex::encode(digest(&new))
     );
-    // The channel makes patches off the upload's path: wait for it.
-    let started = Instant::now();
-    loop {
-        let got = system_tests::agent()
-            .get(&channel.url(&patch_path))
-            .call()
-            .map(|r| r.status().as_u16());
-        if matches!(got, Ok(200)) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the channel made no patch: {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_patch(&channel, &patch_path);
     World {
         channel,
+        acme,
         site,
         old,
         new,
         patch_path,
+    }
+}
+
+/// The channel makes patches off the upload's path: waits (at most 60 s) for `path`.
+fn wait_for_patch(channel: &Channel, path: &str) {
+    let started = Instant::now();
+    loop {
+        let got = system_tests::agent()
+            .get(&channel.url(path))
+            .call()
+            .map(|r| r.status().as_u16());
+        if matches!(got, Ok(200)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the channel made no patch {path}: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -377,4 +383,54 @@ fn a_damaged_kept_base_is_deleted_and_falls_back() {
         &["does not match the installed version's digest; it was deleted"],
     );
     assert!(!kept.exists());
+}
+
+#[test]
+fn the_channel_makes_patches_from_the_two_previous_versions() {
+    let w = world();
+    let v102 = archive("1.0.2", "genuine");
+    w.acme.publish(&w.channel, "hello", "1.0.2", &v102);
+    let path = |from: &[u8], to: &[u8]| {
+        format!(
+            "/v1/patches/{}/{}",
+            hex::encode(digest(from)),
+            hex::encode(digest(to))
+        )
+    };
+    wait_for_patch(&w.channel, &path(&w.new, &v102));
+    wait_for_patch(&w.channel, &path(&w.old, &v102));
+    let v103 = archive("1.0.3", "genuine");
+    w.acme.publish(&w.channel, "hello", "1.0.3", &v103);
+    wait_for_patch(&w.channel, &path(&v102, &v103));
+    wait_for_patch(&w.channel, &path(&w.new, &v103));
+    // Only the two newest earlier versions: none from 1.0.0 to 1.0.3.
+    let status = system_tests::agent()
+        .get(&w.channel.url(&path(&w.old, &v103)))
+        .call()
+        .map(|r| r.status().as_u16());
+    assert!(matches!(status, Ok(404)), "{status:?}");
+    // A site two versions behind (on 1.0.1, skipping 1.0.2) updates by patch too.
+    let front = Front::start(&w.channel.base, |_| Answer::Pass);
+    w.site.set_mirror(&front.url);
+    w.site.set_policy("=1.0.1");
+    assert_says(
+        &w.update(),
+        exit::OK,
+        &["installed 1.0.1", "updated by a delta patch"],
+    );
+    w.site.set_policy("all");
+    assert_says(
+        &w.update(),
+        exit::OK,
+        &["installed 1.0.3", "updated by a delta patch"],
+    );
+    let seen = front.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|r| r.contains(&path(&w.new, &v103))),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|r| r.contains("/v1/archives/")),
+        "{seen:?}"
+    );
 }

@@ -202,3 +202,50 @@ fn apply(base: &[u8], patch: &Path, out: &Path, size: u64) -> Result<(), String>
     file.sync_all()
         .map_err(|e| format!("{}: {e}", out.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest_hex(bytes: &[u8]) -> String {
+        hex::encode(keyggdrasil::filesig::archive_digest(bytes).unwrap().1)
+    }
+
+    #[test]
+    fn a_kept_base_is_read_only_if_it_matches_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.zip");
+        let bytes = vec![7u8; 10_000];
+        fs::write(&base, &bytes).unwrap();
+        assert_eq!(
+            read_base(&base, &digest_hex(&bytes), 100_000).unwrap(),
+            bytes
+        );
+
+        // Damaged on disk: refused and deleted, so it is not tried again.
+        let mut damaged = bytes.clone();
+        damaged[5] ^= 1;
+        fs::write(&base, &damaged).unwrap();
+        let err = read_base(&base, &digest_hex(&bytes), 100_000).unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        assert!(!base.exists());
+
+        let err = read_base(&base, &digest_hex(&bytes), 100_000).unwrap_err();
+        assert!(err.contains("no kept archive"), "{err}");
+    }
+
+    #[test]
+    fn a_base_that_is_not_a_regular_file_or_too_large_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.zip");
+        fs::write(&real, b"abc").unwrap();
+        let link = dir.path().join("link.zip");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = read_base(&link, &digest_hex(b"abc"), 100_000).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(real.exists(), "the link's target is left alone");
+        // Base plus target over the largest patch window: not read at all.
+        let err = read_base(&real, &digest_hex(b"abc"), 1 << delta::MAX_WINDOW_LOG).unwrap_err();
+        assert!(err.contains("too large for a patch"), "{err}");
+    }
+}
