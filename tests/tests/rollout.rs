@@ -208,6 +208,17 @@ fn sites_follow_the_signed_schedule_by_their_own_buckets() {
         assert_eq!(w["reason"], "paused", "{w}");
         assert_eq!(w["waiting_until"], Value::Null, "{w}");
     }
+    // A fix released while 3.0.0 is paused (a 2.1.0 for everyone at once) is installed: a
+    // paused release never holds back an older one that is out for everyone.
+    release(dir.path(), src.path(), "2.1.0", Some("now"));
+    for s in [&a, &b] {
+        update(s);
+        assert_eq!(
+            s.installed_version("acme", "hello").as_deref(),
+            Some("2.1.0")
+        );
+        assert_eq!(rollout_status(s)["release"], "3.0.0");
+    }
     rollout(dir.path(), "resume", "3.0.0", None);
     for s in [&a, &b] {
         update(s);
