@@ -3,9 +3,9 @@
 //!
 //! The format is one zstd frame made "patch-from" style (docs/deltas.md says why zstd and not
 //! bsdiff): the target archive compressed with the base archive as a raw-content reference
-//! prefix, with long-distance matching and a window that covers base and target. It is what
-//! `zstd --patch-from=BASE --long=27 TARGET` makes, and `zstd -d --patch-from=BASE --long=27`
-//! rebuilds the target from it, so an operator can check a patch with the zstd command line.
+//! prefix, with long-distance matching and a window that covers base and target: the kind of
+//! frame `zstd --patch-from=BASE TARGET` makes. `zstd -d --patch-from=BASE --long=27` rebuilds
+//! the target from it, so an operator can check a patch with the zstd command line.
 //!
 //! A patch needs no trust. Whoever made it (the channel, a mirror, an attacker), the site
 //! checks the rebuilt bytes with the one archive check ([`crate::archive_check`], through
@@ -360,6 +360,33 @@ mod tests {
         assert!(small < window_log(len_u64(base.len()), len_u64(target.len())).unwrap());
         let err = apply(&base[..1000], &patch, 1000).unwrap_err();
         assert!(matches!(err, DeltaError::Decode(_)), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Whatever bytes a patch is changed into, applying it never panics, never writes more
+        /// than the logged size plus one byte, and succeeds only with exactly the logged size.
+        #[test]
+        fn a_mutated_patch_is_bounded(
+            flips in proptest::collection::vec((0usize..4096, 1u8..=255), 1..8),
+            cut in 0usize..4096,
+            logged in 0u64..400_000,
+        ) {
+            let (base, target) = pair();
+            let mut patch = make_patch(&base, &target).unwrap();
+            for (at, x) in flips {
+                let i = at % patch.len();
+                patch[i] ^= x;
+            }
+            patch.truncate(patch.len().saturating_sub(cut % 64));
+            let mut out = Vec::new();
+            let result = apply_patch(&base, &patch[..], &mut out, logged);
+            proptest::prop_assert!(len_u64(out.len()) <= logged + 1);
+            if let Ok(n) = result {
+                proptest::prop_assert_eq!(n, logged);
+                proptest::prop_assert_eq!(len_u64(out.len()), logged);
+            }
+        }
     }
 
     #[test]
