@@ -162,7 +162,14 @@ pub fn make_for(paths: &Paths, conn: &Connection, job: &Job) -> Result<usize, St
             target = Some(read_stored(paths, &job.digest, job.size)?);
         }
         let Some(target) = &target else { continue };
-        let base = read_stored(paths, &base_digest, size)?;
+        // A base that cannot be used (damaged on disk) costs only its own patch.
+        let base = match read_stored(paths, &base_digest, size) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(base = %version, error = %e, "no patch from this base");
+                continue;
+            }
+        };
         let patch = delta::make_patch(&base, target).map_err(|e| e.to_string())?;
         drop(base);
         let len = patch.len() as u64;
