@@ -467,3 +467,64 @@ fn a_stored_base_damaged_on_the_channel_gets_no_patch() {
         .map(|r| r.status().as_u16());
     assert!(matches!(status, Ok(404)), "{status:?}");
 }
+
+#[test]
+fn a_site_with_tile_mirrors_takes_the_patch_from_the_static_copy() {
+    let w = world();
+    // A static mirror of the channel's public/ folder (what nginx or a CDN would serve).
+    let public = w.channel.public_dir();
+    let tiles = Front::serve(move |r| {
+        let path = r.path.trim_start_matches('/');
+        match std::fs::read(public.join(path)) {
+            Ok(body) if !path.contains("..") => {
+                system_tests::front::serve_range(&body, r.range.as_deref())
+            }
+            _ => Answer::Body {
+                status: 404,
+                content_type: "text/plain".into(),
+                body: b"not found".to_vec(),
+            },
+        }
+    });
+    let api = Front::start(&w.channel.base, |_| Answer::Pass);
+    w.site.set_mirror(&api.url);
+    let url = tiles.url.clone();
+    w.site.edit_config(|cfg| {
+        let channel = cfg["channel"].as_array_mut().unwrap()[0]
+            .as_table_mut()
+            .unwrap();
+        channel.insert(
+            "tile_mirrors".into(),
+            toml::Value::Array(vec![toml::Value::String(url)]),
+        );
+    });
+    let static_patch = format!("/{}", delta::static_path(&digest(&w.old), &digest(&w.new)));
+    assert_says(
+        &w.update(),
+        exit::OK,
+        &[
+            "installed 1.0.1",
+            &format!(
+                "updated by a delta patch of {} bytes from {}{static_patch}",
+                w.patch_bytes().len(),
+                tiles.url
+            ),
+        ],
+    );
+    let from_tiles = tiles.seen.lock().unwrap().clone();
+    assert!(
+        from_tiles.iter().any(|r| r.ends_with(&static_patch)),
+        "{from_tiles:?}"
+    );
+    assert!(
+        !from_tiles.iter().any(|r| r.contains("/archive/")),
+        "{from_tiles:?}"
+    );
+    let from_api = api.seen.lock().unwrap().clone();
+    assert!(
+        !from_api
+            .iter()
+            .any(|r| r.contains("/v1/patches/") || r.contains("/v1/archives/")),
+        "{from_api:?}"
+    );
+}
