@@ -13,7 +13,9 @@
 //! pass-through front that records what it fetched, so the bytes downloaded are the patch's or
 //! the archive's (plus the few KiB of the signed update answer, the same for both). Loopback
 //! has no bandwidth limit: the times show the CPU cost of each path (download, rebuild,
-//! check, extract, swap); on a real link add the transfer time of the bytes.
+//! check, extract, swap); on a real link add the transfer time of the bytes. The peak memory
+//! of each `continuum update` process is its `VmHWM` (/proc/PID/status), read every
+//! millisecond while it runs.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -148,23 +150,40 @@ fn main() {
     let mut rows = Vec::new();
     for (label, group) in [("delta", &delta_sites), ("full", &full_sites)] {
         let mut times = Vec::new();
+        let mut peaks = Vec::new();
         for site in group {
             site.set_mirror(&front.url);
             front.seen.lock().unwrap().clear();
             let t = Instant::now();
-            let out = Command::new(bin("continuum"))
+            let mut child = Command::new(bin("continuum"))
                 .arg("--dir")
                 .arg(&site.root)
                 .arg("update")
                 .env("RUST_LOG", "warn")
-                .output()
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
                 .expect("run continuum");
+            // VmHWM is the process's own high-water mark: the last value read before it
+            // exits is its peak, short of what it allocates in its last millisecond.
+            let status_file = format!("/proc/{}/status", child.id());
+            let mut hwm_kib = 0u64;
+            let status = loop {
+                if let Some(kib) = vm_hwm_kib(&status_file) {
+                    hwm_kib = hwm_kib.max(kib);
+                }
+                if let Some(status) = child.try_wait().expect("wait") {
+                    break status;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
             times.push(t.elapsed());
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            peaks.push(hwm_kib);
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            assert!(status.success(), "{err}");
             let seen = front.seen.lock().unwrap().clone();
             let by_patch = seen.iter().any(|r| r.contains("/v1/patches/"));
             let by_archive = seen.iter().any(|r| r.contains("/v1/archives/"));
@@ -175,24 +194,42 @@ fn main() {
             );
         }
         times.sort();
+        peaks.sort();
         let bytes = if label == "delta" {
             patch_len
         } else {
             new.len()
         };
-        rows.push((label, bytes, times[times.len() / 2], times[0]));
+        rows.push((
+            label,
+            bytes,
+            times[times.len() / 2],
+            times[0],
+            peaks[peaks.len() / 2],
+        ));
     }
     println!();
     println!(
-        "| update | archive or patch bytes downloaded | of the full archive | wall time (median) | fastest |"
+        "| update | archive or patch bytes downloaded | of the full archive | wall time (median) | fastest | continuum peak RSS (median) |"
     );
-    println!("|---|---:|---:|---:|---:|");
-    for (label, bytes, median, fastest) in rows {
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (label, bytes, median, fastest, peak) in rows {
         println!(
-            "| {label} | {bytes} | {:.2} % | {:.0} ms | {:.0} ms |",
+            "| {label} | {bytes} | {:.2} % | {:.0} ms | {:.0} ms | {:.1} MiB |",
             100.0 * bytes as f64 / new.len() as f64,
             median.as_secs_f64() * 1e3,
-            fastest.as_secs_f64() * 1e3
+            fastest.as_secs_f64() * 1e3,
+            peak as f64 / 1024.0
         );
     }
+}
+
+/// `VmHWM` (KiB) from a `/proc/<pid>/status` file, while the process exists.
+fn vm_hwm_kib(status_file: &str) -> Option<u64> {
+    std::fs::read_to_string(status_file).ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+    })
 }
