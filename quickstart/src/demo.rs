@@ -691,7 +691,191 @@ fn steps(w: &World, fixture: &Path) -> Result<(), String> {
         u64_of(&checked, "index")?,
         u64_of(&checked, "checkpoint_size")?
     );
+    rollout_step(w, &author, &src, &channel_dir, &channel_url, &sites)?;
     monitor_step(w, &author, &src, &channel_url, &channel_key, &sites[0])
+}
+
+/// Step 13: a release rolled out in waves that each site places itself in, and the sites'
+/// downloads as delta patches checked like full archives.
+fn rollout_step(
+    w: &World,
+    author: &Path,
+    src: &Path,
+    channel_dir: &Path,
+    channel_url: &str,
+    sites: &[SiteInfo],
+) -> Result<(), String> {
+    step(
+        13,
+        "A staged rollout that each site places itself in, downloaded as verified deltas",
+    );
+    // A release big enough for deltas (the channel makes none under 64 KiB): 1.3.0 adds a
+    // data file of 400 KiB of hex text, deterministic so the archive is too.
+    let data = src.join("data.txt");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut text = String::with_capacity(410_000);
+    while text.len() < 400_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        text.push_str(&format!("{x:016x}{:016x}\n", x.rotate_left(29)));
+    }
+    std::fs::write(&data, text).map_err(|e| format!("could not write {}: {e}", data.display()))?;
+    git(w, src, &["add", "data.txt"], 3)?;
+    bump(w, src, "1.3.0", 3)?;
+    let r130 = release(w, author, src, "1.3.0")?;
+    for site in sites {
+        let args: &[&str] = if site.name == sites[0].name {
+            &["update"]
+        } else {
+            &["install", "acme/hello"]
+        };
+        update(w, site, args)?;
+        check_installed_file(site, "1.3.0")?;
+    }
+    para!(
+        "All three sites now run 1.3.0 ({} bytes, full downloads).",
+        u64_of(&r130, "size")?
+    );
+    // 1.3.1: a one-line change, in waves. The first wave (1 %) starts now, everyone else in a day.
+    bump(w, src, "1.3.1", 4)?;
+    let r131 = release_with(w, author, src, "1.3.1", &["--rollout", "1%,100%@+1d"])?;
+    let index = u64_of(&r131, "index")?;
+    let page = http_get_json(
+        channel_url,
+        &format!("/v1/entries?start={index}&end={}", index + 1),
+    )?;
+    let entry = page["data"]["entries"][0]
+        .as_str()
+        .ok_or("the channel has no entry at the release's index")?;
+    let leaf = keyggdrasil::log::LogView::leaf_hash(entry.as_bytes());
+    let mut buckets = Vec::new();
+    for site in sites {
+        let key = keyggdrasil::keys::PublicKey::from_hex(&site.notary_key)
+            .map_err(|e| format!("{}'s notary key: {e}", site.name))?;
+        buckets.push(keyggdrasil::rollout::bucket(&key, &leaf));
+    }
+    let lowest = *buckets.iter().min().ok_or("no sites")?;
+    para!(
+        "The author released 1.3.1 with --rollout 1%,100%@+1d: the schedule is in the signed \
+         release entry. Each site computes its own bucket, BLAKE2b-256 of its notary key and \
+         the release's leaf hash, mod 100, values the channel cannot choose: {}.",
+        sites
+            .iter()
+            .zip(&buckets)
+            .map(|(s, b)| format!("{} {b}", s.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let had_131: std::cell::RefCell<Vec<&str>> = std::cell::RefCell::new(Vec::new());
+    let run_all = |expect_in: &dyn Fn(u8) -> bool| -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        for (site, b) in sites.iter().zip(&buckets) {
+            let mut cmd = w.cmd("continuum");
+            cmd.arg("--dir")
+                .arg(&site.dir)
+                .args(["update", "--json"])
+                .env("RUST_LOG", "info");
+            let out = w.output(&mut cmd, None)?;
+            if !out.status.success() {
+                return Err(format!(
+                    "continuum update on {} failed: {}",
+                    site.name,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            let want = if expect_in(*b) { "1.3.1" } else { "1.3.0" };
+            check_installed_file(site, want)?;
+            let log = String::from_utf8_lossy(&out.stderr).into_owned();
+            if let Some(l) = log.lines().find(|l| l.contains("updated by a delta patch")) {
+                // "…: updated by a delta patch of N bytes from URL instead of …": without the URL.
+                let l = l.split_once("updated by").map_or(l, |(_, r)| r);
+                let l = match (l.split_once(" from "), l.split_once(" instead of ")) {
+                    (Some((head, _)), Some((_, tail))) => format!("{head} instead of {tail}"),
+                    _ => l.to_owned(),
+                };
+                lines.push(format!("{}: 1.3.1 installed, updated by{l}", site.name));
+            } else if had_131.borrow().contains(&site.name) {
+                lines.push(format!("{}: already on 1.3.1", site.name));
+            } else if want == "1.3.0" {
+                let status = w.output(
+                    w.cmd("continuum").arg("--dir").arg(&site.dir).arg("status"),
+                    None,
+                )?;
+                let text = String::from_utf8_lossy(&status.stdout).into_owned();
+                let wait = text
+                    .lines()
+                    .find(|l| l.starts_with("package acme/hello: ") && l.contains("1.3.1"))
+                    .unwrap_or("(no rollout line in status)")
+                    .to_owned();
+                lines.push(format!("{} waits: {wait}", site.name));
+            } else {
+                lines.push(format!("{}: installed 1.3.1 (full archive)", site.name));
+            }
+            if want == "1.3.1" {
+                had_131.borrow_mut().push(site.name);
+            }
+        }
+        Ok(lines)
+    };
+    for l in run_all(&|b| b < 1)? {
+        println!("   {l}");
+    }
+    let first = format!("{}%,100%@+1d", lowest + 1);
+    w.ok(
+        w.cmd("barge").arg("--dir").arg(author).args([
+            "rollout",
+            "widen",
+            PACKAGE,
+            "1.3.1",
+            "--rollout",
+            &first,
+            "--passphrase-stdin",
+        ]),
+        Some(&format!("{SIGNING_PASS}\n")),
+    )?;
+    para!(
+        "The author widened the first wave to {first} with `barge rollout widen` (a new signed \
+         rollout entry, logged like any other, so every site and monitor sees the same \
+         schedule). On their next run:"
+    );
+    for l in run_all(&|b| b <= lowest)? {
+        println!("   {l}");
+    }
+    w.ok(
+        w.cmd("barge").arg("--dir").arg(author).args([
+            "rollout",
+            "widen",
+            PACKAGE,
+            "1.3.1",
+            "--rollout",
+            "now",
+            "--passphrase-stdin",
+        ]),
+        Some(&format!("{SIGNING_PASS}\n")),
+    )?;
+    para!("Then `barge rollout widen hello 1.3.1 --rollout now` (everyone now):");
+    for l in run_all(&|_| true)? {
+        println!("   {l}");
+    }
+    let patches = channel_dir.join("public").join("patch");
+    let made = std::fs::read_dir(&patches).map(|d| d.count()).unwrap_or(0);
+    if made == 0 {
+        return Err(format!(
+            "the channel published no patch in {}",
+            patches.display()
+        ));
+    }
+    para!(
+        "The channel made the patches itself when 1.3.1's archive was uploaded (zstd \
+         --patch-from from the two earlier versions, in public/patch/). A site rebuilds 1.3.1 \
+         from its kept copy of 1.3.0's archive and checks the result exactly as a full \
+         download (size, BLAKE2b-512, the signature from the log) before extracting it, so the \
+         patch needs no trust; on any failure it downloads the full archive in the same run. \
+         The channel cannot move a site between waves: the schedule is signed by the author, \
+         the bucket is the site's own, and the clock is the site's."
+    );
+    Ok(())
 }
 
 /// Step 13: the author's monitor is quiet about the author's own entries and alerts on a release
@@ -705,7 +889,7 @@ fn monitor_step(
     notary: &SiteInfo,
 ) -> Result<(), String> {
     step(
-        13,
+        14,
         "The author's monitor, and a release by a stolen signing key",
     );
     let peer = format!("{}={}", notary.notary_url, notary.notary_key);
@@ -901,6 +1085,17 @@ fn bump(w: &World, src: &Path, version: &str, day: u32) -> Result<(), String> {
 
 /// `barge release`; prints what the author's side checked.
 fn release(w: &World, author: &Path, src: &Path, version: &str) -> Result<Value, String> {
+    release_with(w, author, src, version, &[])
+}
+
+/// `barge release` with `extra` arguments (a rollout schedule).
+fn release_with(
+    w: &World,
+    author: &Path,
+    src: &Path,
+    version: &str,
+    extra: &[&str],
+) -> Result<Value, String> {
     let r = w.json(
         w.cmd("barge")
             .arg("--dir")
@@ -913,7 +1108,8 @@ fn release(w: &World, author: &Path, src: &Path, version: &str) -> Result<Value,
                 "--version",
                 version,
                 "--passphrase-stdin",
-            ]),
+            ])
+            .args(extra),
         Some(&format!("{SIGNING_PASS}\n")),
     )?;
     if r["included"] != true || r["version"] != version {
