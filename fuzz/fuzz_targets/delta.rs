@@ -47,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
     let size = u64::from(u16::from_be_bytes(*size));
     let mut out = Vec::new();
     let result = delta::apply_patch(base, rest, &mut out, size);
-    assert!(out.len() as u64 <= size + 1, "wrote past the logged size + 1");
+    assert!(
+        out.len() as u64 <= size + 1,
+        "wrote past the logged size + 1"
+    );
     if let Ok(n) = result {
         assert_eq!(n, size, "Ok with another length");
         assert_eq!(out.len() as u64, size);

@@ -148,7 +148,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let rest = &data[2..];
     let start = u64::from(b0) % (size + 2);
-    let supplier = if b1 % 2 == 0 { name("acme") } else { name("bolt") };
+    let supplier = if b1 % 2 == 0 {
+        name("acme")
+    } else {
+        name("bolt")
+    };
     let text: Vec<u8> = if b1 & 2 == 0 {
         rest.to_vec()
     } else {
@@ -181,7 +185,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(got.len(), resp.entries.len());
     let mut last = None;
     for e in &got {
-        assert!(e.index >= start && e.index < size, "index outside start..size");
+        assert!(
+            e.index >= start && e.index < size,
+            "index outside start..size"
+        );
         assert!(last.is_none_or(|l| e.index > l), "indices not increasing");
         last = Some(e.index);
         assert_eq!(
