@@ -112,8 +112,9 @@ fn keep_leaves_the_folder_with_the_refusal_logged() {
     let log = std::fs::read_to_string(kept[0].join("site-a/continuum.log")).expect("site log");
     let lines: Vec<&str> = log.lines().collect();
     // Install 1.0.0, update to 1.1.0, the refused 1.2.0, then 1.2.0 after the repair, then
-    // step 11's run that finds nothing new.
-    assert_eq!(lines.len(), 5, "{log}");
+    // step 11's run that finds nothing new; step 13: 1.3.0, then three runs during 1.3.1's
+    // rollout (waiting until its wave includes site-a, installed by the last run at the latest).
+    assert_eq!(lines.len(), 9, "{log}");
     assert!(lines[0].contains(" update ok: "), "{log}");
     assert!(lines[1].contains(" update ok: "), "{log}");
     assert!(lines[2].contains(" update verification_failed: "), "{log}");
@@ -122,11 +123,20 @@ fn keep_leaves_the_folder_with_the_refusal_logged() {
         lines[4].contains(" update ok: ") && lines[4].contains("up to date"),
         "{log}"
     );
+    assert!(lines[5].contains("installed 1.3.0"), "{log}");
+    assert!(
+        lines[5..].iter().all(|l| l.contains(" update ok: ")),
+        "{log}"
+    );
+    assert!(
+        lines[6..].iter().any(|l| l.contains("installed 1.3.1")),
+        "{log}"
+    );
     let installed = std::fs::read_to_string(
         kept[0].join("site-a/packages/acme/hello/current/hello-plugin.php"),
     )
     .expect("installed file");
-    assert!(installed.contains("Version: 1.2.0"), "{installed}");
+    assert!(installed.contains("Version: 1.3.1"), "{installed}");
 }
 
 #[test]
