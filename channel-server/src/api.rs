@@ -1123,8 +1123,10 @@ async fn upload_archive(
             .map_err(|e| ApiError::internal("blocking task", &e))?;
         if good {
             // Read (and discard) the body first: answering before the client finished sending
-            // makes many clients report a broken pipe instead of this success.
-            drain(body, limit).await;
+            // makes many clients report a broken pipe instead of this success. It goes through
+            // the same check as a first upload, so bytes that are not the logged archive are
+            // refused, not answered "already stored" (docs/security-review.md, 1.11).
+            verify_discarded(body, &release, limit).await?;
             return Ok(ok(Uploaded {
                 size: release.size(),
                 digest: release.digest().to_hex(),
@@ -1336,17 +1338,38 @@ async fn publish_once(
     Ok(files)
 }
 
-/// Reads and discards up to `limit + 1` bytes of a request body.
-async fn drain(body: Body, limit: u64) {
+/// Reads and discards an upload of an archive already stored, through the archive check
+/// ([`receive`] without the file): the refusal a first upload of these bytes would get, if any.
+/// After a refusal the rest of the body (up to `limit + 1` bytes) is still read, so the client
+/// gets the answer rather than a broken pipe.
+async fn verify_discarded(
+    body: Body,
+    release: &ExpectedArchive,
+    limit: u64,
+) -> Result<(), ApiError> {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
+    let mut verifier = release.verifier();
     let mut seen = 0u64;
-    while let Some(Ok(chunk)) = stream.next().await {
+    let mut refusal = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(ErrorCode::UploadInterrupted, format!("upload failed: {e}"))
+        })?;
         seen = seen.saturating_add(chunk.len() as u64);
+        if refusal.is_none()
+            && let Err(e) = verifier.update(&chunk)
+        {
+            refusal = Some(refused_upload(e));
+        }
         if seen > limit {
             break;
         }
     }
+    if let Some(e) = refusal {
+        return Err(e);
+    }
+    verifier.finish().map(|_| ()).map_err(refused_upload)
 }
 
 /// Streams the upload into `tmp` and through the one archive check (size capped at the logged
