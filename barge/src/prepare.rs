@@ -405,44 +405,20 @@ fn revoke_release(dir: &Path, out: &Output, a: RevokeReleaseArgs) -> Result<(), 
     let package = parse_package(&a.package)?;
     let version = parse_version(&a.version)?;
     let reason = Reason::parse(&a.reason).map_err(Error::BadReason)?;
-    let (_, key) = match &a.key {
-        Some(p) => (p.clone(), read_key_file(p)?),
-        None => find_key(dir, KeyRole::Signing, None)?,
+    let summary = serde_json::json!({"package": package.as_str(), "version": version.as_str()});
+    let file = format!("revoke-{}-{}.bundle", package.as_str(), version.as_str());
+    let event = Event::ReleaseRevocation {
+        package,
+        version,
+        reason,
     };
-    if !matches!(key.role, KeyRole::Master | KeyRole::Signing) {
-        return Err(Error::NotASupplierKey);
-    }
-    let path = a.out.clone().unwrap_or_else(|| {
-        dist(
-            dir,
-            format!("revoke-{}-{}.bundle", package.as_str(), version.as_str()),
-        )
-    });
-    refuse_existing(&path)?;
-    let origin = origin(&cfg, out)?;
-    let body = EntryBody::new(
-        cfg.supplier.clone(),
-        key.public_key,
-        Event::ReleaseRevocation {
-            package: package.clone(),
-            version: version.clone(),
-            reason,
-        },
-    );
-    let request = Request::new(
-        origin,
-        cfg.supplier.clone(),
-        Kind::ReleaseRevoke,
-        key.public_key,
-        Some(body_text(&body)),
-        None,
-    );
-    write_bundle(
+    release_event_bundle(
         dir,
         out,
-        &path,
-        &request,
-        serde_json::json!({"package": package.as_str(), "version": version.as_str()}),
+        &cfg,
+        (a.key.as_deref(), a.out.clone()),
+        (file, Kind::ReleaseRevoke, event),
+        summary,
     )
 }
 
@@ -454,49 +430,58 @@ fn rollout(dir: &Path, out: &Output, a: RolloutArgs) -> Result<(), Error> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let waves = crate::rollout::parse_spec(&a.rollout, now)?;
-    let (_, key) = match &a.key {
-        Some(p) => (p.clone(), read_key_file(p)?),
+    let summary = serde_json::json!({
+        "package": package.as_str(),
+        "version": version.as_str(),
+        "waves": waves,
+        "paused": a.paused,
+    });
+    let file = format!("rollout-{}-{}.bundle", package.as_str(), version.as_str());
+    let event = Event::Rollout {
+        package,
+        version,
+        waves,
+        paused: a.paused,
+    };
+    release_event_bundle(
+        dir,
+        out,
+        &cfg,
+        (a.key.as_deref(), a.out.clone()),
+        (file, Kind::Rollout, event),
+        summary,
+    )
+}
+
+/// The request bundle for an event about one release (a revocation, a rollout): signed by the
+/// key file given (a master or signing key) or the only signing key in `local/`, written to
+/// `to` or `dist/<file>`, never over an existing file.
+fn release_event_bundle(
+    dir: &Path,
+    out: &Output,
+    cfg: &config::Loaded,
+    (key, to): (Option<&Path>, Option<PathBuf>),
+    (file, kind, event): (String, Kind, Event),
+    summary: serde_json::Value,
+) -> Result<(), Error> {
+    let (_, key) = match key {
+        Some(p) => (p.to_path_buf(), read_key_file(p)?),
         None => find_key(dir, KeyRole::Signing, None)?,
     };
     if !matches!(key.role, KeyRole::Master | KeyRole::Signing) {
         return Err(Error::NotASupplierKey);
     }
-    let path = a.out.clone().unwrap_or_else(|| {
-        dist(
-            dir,
-            format!("rollout-{}-{}.bundle", package.as_str(), version.as_str()),
-        )
-    });
+    let path = to.unwrap_or_else(|| dist(dir, file));
     refuse_existing(&path)?;
-    let origin = origin(&cfg, out)?;
-    let body = EntryBody::new(
-        cfg.supplier.clone(),
-        key.public_key,
-        Event::Rollout {
-            package: package.clone(),
-            version: version.clone(),
-            waves: waves.clone(),
-            paused: a.paused,
-        },
-    );
+    let origin = origin(cfg, out)?;
+    let body = EntryBody::new(cfg.supplier.clone(), key.public_key, event);
     let request = Request::new(
         origin,
         cfg.supplier.clone(),
-        Kind::Rollout,
+        kind,
         key.public_key,
         Some(body_text(&body)),
         None,
     );
-    write_bundle(
-        dir,
-        out,
-        &path,
-        &request,
-        serde_json::json!({
-            "package": package.as_str(),
-            "version": version.as_str(),
-            "waves": waves,
-            "paused": a.paused,
-        }),
-    )
+    write_bundle(dir, out, &path, &request, summary)
 }
