@@ -7,6 +7,8 @@
 //! passphrases are read into zeroizing memory.
 //!
 //! Passphrases are prompted without echo on a terminal, or read with `--passphrase-stdin`; the
+//! process makes itself non-dumpable with a zero core-size limit first thing, as hangar does
+//! (`keyggdrasil::os::lockmem::harden_process`). The
 //! air-gapped flow (`prepare` here, `hangar sign` offline, `publish` here) uses bundles.
 #![forbid(unsafe_code)]
 
@@ -205,6 +207,13 @@ pub fn command() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything reads a passphrase or unlocks a key (most commands do): no core dumps,
+    // no ptrace or /proc/PID/mem by same-user processes (docs/security-review.md, X1).
+    if let Err(e) = keyggdrasil::os::lockmem::harden_process() {
+        shipyard::output::warn_loudly(&format!(
+            "could not disable core dumps for this process ({e}); secrets could end up in a core file"
+        ));
+    }
     let cli: Cli = match shipyard::output::parse_args(command()) {
         Ok(cli) => cli,
         Err(code) => return code,

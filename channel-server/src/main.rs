@@ -179,6 +179,10 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 }
 
 fn main() -> ExitCode {
+    // Before anything reads a secret (`serve` holds the channel secret's MAC key, `init`
+    // writes the keys; the signer hardens itself again): no core dumps, no ptrace or
+    // /proc/PID/mem by same-user processes (docs/security-review.md, X3).
+    let hardened = keyggdrasil::os::lockmem::harden_process();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -187,6 +191,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(channel_server::colour_on_stderr())
         .init();
+    if let Err(e) = hardened {
+        tracing::warn!(
+            "could not disable core dumps for this process ({e}); secrets could end up in a core file"
+        );
+    }
     // The signer's exit code tells its supervisor whether a restart can help (78: fix the files).
     let cli = match cli.command {
         Command::Signer(args) => {

@@ -205,6 +205,10 @@ enum NotaryCommand {
 }
 
 fn main() -> ExitCode {
+    // Before anything reads `local/site-secret` (init, update, install and notary do): no core
+    // dumps, no ptrace or /proc/PID/mem by same-user processes (docs/security-review.md, X2).
+    // Hooks inherit the zero core-size limit.
+    let hardened = keyggdrasil::os::lockmem::harden_process();
     let cli = match command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m))
@@ -228,6 +232,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(cli::colour_on_stderr())
         .init();
+    if let Err(e) = hardened {
+        tracing::warn!(
+            "could not disable core dumps for this process ({e}); the site secret could end up in a core file"
+        );
+    }
     let json = cli.json;
     let result = run(cli);
     if let Err(e) = &result
