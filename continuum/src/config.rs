@@ -56,6 +56,11 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The config file, the site folder or a file or folder of the site's state belongs to
+    /// another user (not root) or is writable by group or others: whoever can change it can make
+    /// continuum run programs (hooks) and install what they choose. Nothing was read or changed.
+    #[error(transparent)]
+    Untrusted(#[from] keyggdrasil::os::ownership::TrustError),
     /// The file is not a valid configuration.
     #[error("invalid config file {path}: {message}")]
     Invalid {
@@ -412,8 +417,9 @@ impl TransportConfig {
 }
 
 impl Config {
-    /// Reads and validates the config file.
+    /// Reads and validates the config file, after [`check_site_files`] of its folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        check_site_files(path)?;
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -431,19 +437,39 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Writes the config file (atomically: temporary file and rename).
+    /// Writes the config file (atomically: temporary file and rename). The temporary file is
+    /// created new with mode 0644 whatever the umask allows beyond it (never wider), and a
+    /// file or symbolic link already at its name is removed first, never written through.
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
         let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|source| ConfigError::Write {
+        let write = || -> std::io::Result<()> {
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            ConfigError::Write {
                 path: path.to_path_buf(),
                 source,
-            })
+            }
+        })
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -663,6 +689,59 @@ impl Config {
 
 /// A hook is an argv array: a program given by its absolute path (no `PATH` search, no shell),
 /// then its arguments; no NUL bytes (they cannot be passed to a program).
+/// Refuses a site whose files someone other than the running user (or root) could change: the
+/// site folder (the config file's folder), `continuum.toml` (a symbolic link is followed: its
+/// target is checked), `site.db` and its `-wal`/`-shm` files, `local/`, `staging/`,
+/// `packages/` and the supplier, package and `versions/` folders under it (those that exist).
+/// Each must belong to the running user or root and must not be writable by group or others;
+/// the error names the first that is not, and the fix. Read access for a group (the CMS's,
+/// which must traverse to `packages/`) is fine.
+pub fn check_site_files(config: &Path) -> Result<(), ConfigError> {
+    use keyggdrasil::os::ownership::check_trusted;
+    let root = match config.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let paths = SitePaths::for_config(config);
+    let mut db_side = paths.db.clone().into_os_string();
+    db_side.push("-wal");
+    let wal = PathBuf::from(db_side);
+    let shm = wal.with_extension("db-shm");
+    for path in [
+        root,
+        config,
+        &paths.db,
+        &wal,
+        &shm,
+        &paths.local,
+        &paths.staging,
+        &paths.packages,
+    ] {
+        check_trusted(path)?;
+    }
+    for supplier in sub_folders(&paths.packages) {
+        check_trusted(&supplier)?;
+        for package in sub_folders(&supplier) {
+            check_trusted(&package)?;
+            check_trusted(&package.join("versions"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The real folders (not links) in `dir`; none if it cannot be read.
+fn sub_folders(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn check_argv(key: &str, argv: Option<&[String]>) -> Result<(), String> {
     let Some(argv) = argv else { return Ok(()) };
     let Some(program) = argv.first() else {

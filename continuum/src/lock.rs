@@ -5,6 +5,7 @@
 //! locked. It does not stop a person from editing the site by hand.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 use thiserror::Error;
@@ -60,15 +61,19 @@ impl SiteLock {
     /// Takes the lock of the site at `paths` without waiting: [`LockError::Busy`] at once if
     /// another process holds it. Creates `update.lock` if it is missing (never truncates it).
     pub fn try_acquire(paths: &SitePaths) -> Result<Self, LockError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&paths.lock)
-            .map_err(|source| LockError::Open {
-                path: paths.lock.clone(),
-                source,
-            })?;
+        // Mode 0600: anyone who can open the file can hold its lock and stall every run.
+        let file = keyggdrasil::os::ownership::no_follow(
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600),
+        )
+        .open(&paths.lock)
+        .map_err(|source| LockError::Open {
+            path: paths.lock.clone(),
+            source,
+        })?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
             Err(TryLockError::WouldBlock) => Err(LockError::Busy),

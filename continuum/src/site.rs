@@ -177,11 +177,15 @@ pub fn init(
         witness_policy: None,
         max_cosignature_age_secs: None,
     });
-    std::fs::create_dir_all(dir).map_err(|source| SiteError::Io {
-        operation: "create the site folder",
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    // 0750 (never wider, whatever the umask): the CMS's group may traverse it, nobody else
+    // may write it (`Config::load` refuses a site folder others can write).
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o750)
+        .create(dir)
+        .map_err(|source| SiteError::Io {
+            operation: "create the site folder",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     secretfile::ensure_private_dir(&paths.local)?;
     let secret = SiteSecret::generate();
     secretfile::write_secret_file(&paths.secret, secret.expose(), false)?;
@@ -690,11 +694,13 @@ fn append_log(paths: &SitePaths, started: u64, outcome: &str, message: &str) {
         rfc3339(started),
         message.replace(['\n', '\r'], " ")
     );
-    let result = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&paths.log)
-        .and_then(|mut f| f.write_all(line.as_bytes()));
+    // Created 0644 (never wider, whatever the umask), and never written through a link.
+    let result = keyggdrasil::os::ownership::no_follow(std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new().create(true).append(true),
+        0o644,
+    ))
+    .open(&paths.log)
+    .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = result {
         tracing::error!(error = %e, path = %paths.log.display(), "could not append to the site log");
     }

@@ -24,6 +24,7 @@
 //! What the status and the body mean is for the caller ([`crate::channel`], [`crate::peers`]).
 
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -311,7 +312,17 @@ impl Http {
             path: dest.to_path_buf(),
             source,
         };
-        let mut have = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+        // The bytes kept from an earlier transfer, if `dest` is a regular file. Anything else
+        // there (a symbolic link planted at the download's name, say) is removed, never
+        // followed: the download is opened with O_NOFOLLOW below too.
+        let mut have = match std::fs::symlink_metadata(dest) {
+            Ok(m) if m.is_file() => m.len(),
+            Ok(_) => {
+                std::fs::remove_file(dest).map_err(file_err)?;
+                0
+            }
+            Err(_) => 0,
+        };
         if have > expected {
             std::fs::remove_file(dest).map_err(file_err)?;
             have = 0;
@@ -345,13 +356,23 @@ impl Http {
         };
         let (mut file, start) = match status {
             206 if have > 0 => (
-                std::fs::OpenOptions::new()
-                    .append(true)
+                keyggdrasil::os::ownership::no_follow(std::fs::OpenOptions::new().append(true))
                     .open(dest)
                     .map_err(file_err)?,
                 have,
             ),
-            200 => (std::fs::File::create(dest).map_err(file_err)?, 0),
+            200 => (
+                keyggdrasil::os::ownership::no_follow(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600),
+                )
+                .open(dest)
+                .map_err(file_err)?,
+                0,
+            ),
             _ => return Ok((status, have)),
         };
         let remaining = expected - start;

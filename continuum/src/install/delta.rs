@@ -52,12 +52,15 @@ impl From<String> for NoDelta {
 }
 
 /// What a delta update downloaded.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct PatchUsed {
     /// Bytes of the patch.
     pub(super) bytes: u64,
     /// Where it came from.
     pub(super) url: String,
+    /// The rebuilt archive as it was checked, still open (now at `download`): the install
+    /// extracts from this, not from whatever is at the path later.
+    pub(super) verified: Option<fs::File>,
 }
 
 /// Rebuilds `release`'s archive into `download` from the kept archive `base` (the installed
@@ -93,12 +96,16 @@ pub(super) fn rebuild(
         apply(&base_bytes, &patch, &rebuilt, size)
             .map_err(|e| format!("the patch from {url} was refused: {e}"))?;
         // The one archive check, as for a download (it deletes the file on a mismatch).
-        verify_download(&rebuilt, release, name).map_err(|e| {
+        let verified = verify_download(&rebuilt, release, name).map_err(|e| {
             format!("the archive rebuilt from the patch from {url} was refused: {e}")
         })?;
         fs::rename(&rebuilt, download)
             .map_err(|e| format!("could not move {}: {e}", rebuilt.display()))?;
-        Ok(PatchUsed { bytes, url })
+        Ok(PatchUsed {
+            bytes,
+            url,
+            verified: Some(verified),
+        })
     })();
     let _ = fs::remove_file(&patch);
     if result.is_err() {

@@ -16,9 +16,15 @@ use super::fsutil::is_real_dir;
 use super::{InstallError, io_err};
 use crate::transport::{Http, TransportError};
 
-/// Creates `staging/` (mode 0700: the extractor must not race anyone inside it).
+/// Creates `staging/` (mode 0700: the extractor must not race anyone inside it). An existing
+/// one must be a real folder (not a link) that belongs to the running user (or root) and that
+/// group and others cannot write: otherwise [`InstallError::Untrusted`], and nothing is written
+/// there (someone else could swap a verified download or tree under continuum).
 pub(super) fn ensure_staging(staging: &Path) -> Result<(), InstallError> {
-    if is_real_dir(staging) {
+    if let Ok(meta) = fs::symlink_metadata(staging)
+        && meta.is_dir()
+    {
+        keyggdrasil::os::ownership::check_metadata(staging, &meta)?;
         return Ok(());
     }
     let mut builder = fs::DirBuilder::new();
@@ -117,13 +123,19 @@ pub(super) fn fetch(
 }
 
 /// Checks size, digest and signature in one pass over the file; deletes it on any mismatch.
+/// The file is opened without following a symbolic link, and returned open, rewound, for
+/// [`prepare_tree`]: what is extracted is the file that was checked, whatever is put at its
+/// path afterwards.
 pub(super) fn verify_download(
     download: &Path,
     release: &VerifiedRelease,
     name: &str,
-) -> Result<(), InstallError> {
-    let file = fs::File::open(download).map_err(io_err("open the download", download))?;
-    let failure = match release.check_archive(file) {
+) -> Result<fs::File, InstallError> {
+    use std::io::Seek as _;
+    let mut file = keyggdrasil::os::ownership::no_follow(fs::OpenOptions::new().read(true))
+        .open(download)
+        .map_err(io_err("open the download", download))?;
+    let failure = match release.check_archive(&mut file) {
         Ok(_) => None,
         Err(ArchiveMismatch::Io(e)) => return Err(io_err("read the download", download)(e)),
         Err(ArchiveMismatch::TooLong { .. } | ArchiveMismatch::Truncated { .. }) => {
@@ -147,7 +159,11 @@ pub(super) fn verify_download(
         }),
     };
     match failure {
-        None => Ok(()),
+        None => {
+            file.rewind()
+                .map_err(io_err("read the download", download))?;
+            Ok(file)
+        }
         Some(e) => {
             if let Err(rm) = fs::remove_file(download) {
                 tracing::error!(
@@ -160,15 +176,15 @@ pub(super) fn verify_download(
     }
 }
 
-/// Extracts into the fresh folder `tree` and compares the manifest with the release.
+/// Extracts the verified, open `file` (from [`verify_download`]) into the fresh folder `tree`
+/// and compares the manifest with the release.
 pub(super) fn prepare_tree(
-    download: &Path,
+    file: fs::File,
     tree: &Path,
     release: &VerifiedRelease,
     name: &str,
     limits: &Limits,
 ) -> Result<(), InstallError> {
-    let file = fs::File::open(download).map_err(io_err("open the download", download))?;
     let extracted =
         extract_archive(io::BufReader::new(file), tree, &limits.archive).map_err(|source| {
             InstallError::Archive {

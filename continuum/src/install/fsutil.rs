@@ -43,11 +43,32 @@ pub(super) fn create_dir_synced(dir: &Path) -> Result<bool, InstallError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err("inspect", dir)(e)),
     }
-    fs::create_dir(dir).map_err(io_err("create folder", dir))?;
+    new_dir(dir).map_err(io_err("create folder", dir))?;
     if let Some(parent) = dir.parent() {
         sync_dir(parent)?;
     }
     Ok(true)
+}
+
+/// Creates one folder with mode 0755 (never wider, whatever the umask): the folders the web
+/// server reads through.
+fn new_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new().mode(0o755).create(dir)
+}
+
+/// Makes sure `dir` is a real folder, creating it (mode 0755, see [`new_dir`]) if missing: a
+/// symbolic link or a file there is an error, never followed.
+pub(super) fn create_dir_mode(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} is not a folder (a link is not followed)", dir.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => new_dir(dir),
+        Err(e) => Err(e),
+    }
 }
 
 pub(super) fn remove_file_if_exists(path: &Path) -> Result<(), InstallError> {

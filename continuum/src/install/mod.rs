@@ -246,6 +246,11 @@ pub enum InstallError {
         /// What is wrong.
         problem: String,
     },
+    /// A folder continuum writes into (`staging/`, a package's folders) belongs to another
+    /// user (not root) or is writable by group or others, who could then swap what was
+    /// verified; nothing was written there.
+    #[error(transparent)]
+    Untrusted(#[from] keyggdrasil::os::ownership::TrustError),
     /// A local file-system operation failed.
     #[error("could not {operation} {path}")]
     Io {
@@ -387,7 +392,7 @@ pub fn install_release(
     }
     ensure_staging(&paths.staging)?;
     let download = paths.staging.join(format!("{digest}.zip"));
-    let by_patch = try_patch(
+    let mut by_patch = try_patch(
         http,
         paths,
         &pkg,
@@ -406,29 +411,37 @@ pub fn install_release(
     // other bytes) is passed over for the URLs after it; the error of the last one is reported.
     let mut remaining: &[String] = urls.archive_urls();
     let mut retried_resumed = false;
-    while by_patch.is_none() {
-        let (resumed, used) = fetch(http, remaining, &download, size, &name)?;
-        match verify_download(&download, release, &name) {
-            Ok(()) => break,
-            Err(e @ (InstallError::DigestMismatch { .. } | InstallError::BadSignature { .. })) => {
-                if resumed && !retried_resumed {
-                    tracing::warn!("{e}; it was resumed from kept bytes, downloading it again");
-                    retried_resumed = true;
-                    continue;
-                }
-                match remaining.get(used + 1..) {
-                    Some(rest) if !rest.is_empty() => {
-                        tracing::warn!(url = %remaining[used], "{e}; trying the next mirror");
-                        remaining = rest;
+    // The file that was verified, kept open: extraction reads these bytes, not whatever is
+    // at the path later.
+    let patched = by_patch.as_mut().and_then(|used| used.verified.take());
+    let verified = match patched {
+        Some(file) => file,
+        None => loop {
+            let (resumed, used) = fetch(http, remaining, &download, size, &name)?;
+            match verify_download(&download, release, &name) {
+                Ok(file) => break file,
+                Err(
+                    e @ (InstallError::DigestMismatch { .. } | InstallError::BadSignature { .. }),
+                ) => {
+                    if resumed && !retried_resumed {
+                        tracing::warn!("{e}; it was resumed from kept bytes, downloading it again");
+                        retried_resumed = true;
+                        continue;
                     }
-                    _ => return Err(e),
+                    match remaining.get(used + 1..) {
+                        Some(rest) if !rest.is_empty() => {
+                            tracing::warn!(url = %remaining[used], "{e}; trying the next mirror");
+                            remaining = rest;
+                        }
+                        _ => return Err(e),
+                    }
                 }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        }
-    }
+        },
+    };
     let tree = paths.staging.join(format!("tree-{}", random_suffix()));
-    let prepared = prepare_tree(&download, &tree, release, &name, limits).and_then(|()| {
+    let prepared = prepare_tree(verified, &tree, release, &name, limits).and_then(|()| {
         sync_tree(&tree)?;
         sync_dir(&paths.staging)
     });
@@ -562,7 +575,7 @@ fn try_patch(
 /// (best effort: without it, the next update downloads the full archive).
 fn keep_archive(pkg: &PackageDir, download: &Path, digest: &str, name: &str) {
     let kept = pkg.archive(digest);
-    let moved = fs::create_dir_all(pkg.archives())
+    let moved = fsutil::create_dir_mode(&pkg.archives())
         .and_then(|()| fs::rename(download, &kept))
         .and_then(|()| fs::File::open(pkg.archives())?.sync_all());
     if let Err(e) = moved {

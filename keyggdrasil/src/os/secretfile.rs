@@ -1,10 +1,11 @@
 //! Files that hold secrets: created 0600 inside a 0700 folder (conventionally `local/`), written
-//! atomically, and refused when group or others can read them.
+//! atomically, and refused when group or others can read them or when they (or their folder)
+//! belong to another user than the one running the program (root excepted).
 //!
-//! This is the only file I/O in keyggdrasil besides archives: the paths are handed in by the
-//! binaries. It does not check the file's owner against the running user (that needs a libc
-//! call, and this crate forbids `unsafe`); the mode checks catch the common mistakes (a key
-//! copied with `cp` under a permissive umask, a folder made world-readable).
+//! The paths are handed in by the binaries. The mode checks catch the common mistakes (a key
+//! copied with `cp` under a permissive umask, a folder made world-readable); the owner check
+//! (with [`super::ownership::effective_uid`]) catches a secret another user put there, which
+//! that user could also replace.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -48,6 +49,18 @@ pub enum SecretFileError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// The file or its folder belongs to another user than the running one (and not to root).
+    #[error(
+        "refusing to use secrets in {path}: it belongs to uid {owner}, not to the user running this program (uid {euid}) or root (run: chown {euid} {path}, or run as its owner)"
+    )]
+    ForeignOwner {
+        /// The file or folder.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The uid of the running program.
+        euid: u32,
     },
     /// The path is a symlink or not a regular file.
     #[error(
@@ -99,7 +112,21 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), SecretFileError> {
     }
 }
 
+fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), SecretFileError> {
+    let owner = meta.uid();
+    let euid = super::ownership::effective_uid();
+    if owner != euid && owner != 0 {
+        return Err(SecretFileError::ForeignOwner {
+            path: path.to_path_buf(),
+            owner,
+            euid,
+        });
+    }
+    Ok(())
+}
+
 fn check_private_dir(dir: &Path, meta: &fs::Metadata) -> Result<(), SecretFileError> {
+    check_owner(dir, meta)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(SecretFileError::FolderPermissions {
@@ -165,8 +192,8 @@ pub fn write_secret_file(
 }
 
 /// Reads a secret file of at most `limit` bytes into zeroizing memory, refusing symlinks,
-/// non-regular files, files readable by group or others, and files in a folder that group or
-/// others can access.
+/// non-regular files, files readable by group or others, files in a folder that group or
+/// others can access, and files or folders that belong to another user (root excepted).
 pub fn read_secret_file(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, SecretFileError> {
     let dir = parent_of(path);
     let dmeta = fs::symlink_metadata(dir).map_err(io_err("could not inspect folder", dir))?;
@@ -181,6 +208,7 @@ pub fn read_secret_file(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, S
     if meta.ino() != lmeta.ino() || meta.dev() != lmeta.dev() || !meta.is_file() {
         return Err(SecretFileError::NotRegular(path.to_path_buf()));
     }
+    check_owner(path, &meta)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(SecretFileError::FilePermissions {
