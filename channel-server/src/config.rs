@@ -16,6 +16,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use keyggdrasil::names::ChannelName;
 use serde::{Deserialize, Serialize};
@@ -174,6 +175,13 @@ pub struct ServerLimits {
     pub max_concurrent_uploads: usize,
     /// Most nonces answered by one signature of `GET /v1/fresh` (default 256, most 65536).
     pub max_fresh_batch: usize,
+    /// Seconds a client has to send a whole request head, also the longest a keep-alive
+    /// connection may sit idle (default 10).
+    pub header_read_timeout_secs: u64,
+    /// Open connections at most (default 512: under the usual 1024 file descriptors).
+    pub max_connections: usize,
+    /// Open connections per client address, IPv6 per /64 (default 64; 0 = no cap).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerLimits {
@@ -193,6 +201,21 @@ impl Default for ServerLimits {
             writer_queue: 20_000,
             max_concurrent_uploads: 4,
             max_fresh_batch: 256,
+            header_read_timeout_secs: 10,
+            max_connections: 512,
+            max_connections_per_ip: 64,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The connection limits of [`http_guard::serve`] (docs/security-review.md, F2).
+    pub fn connections(&self) -> http_guard::Limits {
+        http_guard::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+            max_connections_per_ip: self.max_connections_per_ip,
+            ..http_guard::Limits::default()
         }
     }
 }

@@ -426,9 +426,9 @@ pub async fn serve(
             pruner.prune_rate_limits();
         }
     });
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    // Not `axum::serve`: it has no request-head deadline and no connection cap (F2).
+    let connections = config.limits.connections();
+    http_guard::serve(listener, api::router(state), connections, shutdown)
         .await
         .map_err(|e| ServerError::Other(format!("server failed: {e}")))
 }

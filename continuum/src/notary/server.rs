@@ -97,6 +97,9 @@ pub struct NotaryOptions {
     pub request_timeout: Duration,
     /// Requests handled at once; more are answered `busy` (default 64).
     pub max_concurrent_requests: usize,
+    /// Request-head deadline and connection caps ([`http_guard::Limits`]: 10 s, 512 open, 64
+    /// per address).
+    pub connections: http_guard::Limits,
 }
 
 impl Default for NotaryOptions {
@@ -114,6 +117,7 @@ impl Default for NotaryOptions {
             fetch_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(25),
             max_concurrent_requests: 64,
+            connections: http_guard::Limits::default(),
         }
     }
 }
@@ -254,9 +258,9 @@ pub async fn serve_notary_with(
             }
         })
     };
-    let app = router(notary).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    // Not `axum::serve`: it has no request-head deadline and no connection cap (F2).
+    let connections = notary.options.connections.clone();
+    let result = http_guard::serve(listener, router(notary), connections, shutdown)
         .await
         .map_err(NotaryError::Serve);
     pruner.abort();
