@@ -495,7 +495,7 @@ pub enum Error {
     },
     /// The channel's policy needs an invite token and none was given.
     #[error(
-        "the channel refused the entry (invite_required): {}; pass --invite TOKEN",
+        "the channel refused the entry (invite_required): {}; pass --invite TOKEN or --invite-file FILE",
         message.escape_debug()
     )]
     InviteRequired {

@@ -126,7 +126,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "key from-passphrase",
         "barge key from-passphrase --salt <32 hex> --ops-limit 8 --mem-limit 536870912",
     ),
-    ("key register", "barge key register --invite <token>"),
+    (
+        "key register",
+        "barge key register --invite-file invite.txt",
+    ),
     (
         "key add",
         "barge key add --signing-key local/signing-<fingerprint>.json",

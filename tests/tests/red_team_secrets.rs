@@ -90,6 +90,15 @@ fn wait_reading_stdin(pid: u32) {
         if s.starts_with("0 0x0 ") {
             return;
         }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        assert_ne!(
+            state,
+            Some("Z"),
+            "pid {pid} exited before reading its stdin"
+        );
         assert!(
             start.elapsed() < DEADLINE,
             "pid {pid} never read its stdin: {s}"
@@ -101,7 +110,11 @@ fn wait_reading_stdin(pid: u32) {
 /// Writes `line` to the child's stdin, closes it, and waits for it.
 fn answer(mut child: Child, line: &str) -> Output {
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(line.as_bytes()).expect("write");
+    // A process that refuses before reading its input has closed the pipe: not an error here,
+    // its exit code and output say what happened.
+    if let Err(e) = stdin.write_all(line.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write: {e}");
+    }
     drop(stdin);
     child.wait_with_output().expect("wait")
 }
@@ -415,9 +428,10 @@ fn all_options(bin_name: &str) -> Vec<(String, String)> {
 /// Attempts S1 and X4: no binary takes a passphrase, seed, share or secret key on its command
 /// line. Every option whose name speaks of one is one of these: `--passphrase-stdin` (read it
 /// from standard input), `--allow-weak-passphrase`, `--generate-words` (a count),
-/// `--plain` (hangar backup combine: write the seed unsealed, a file), `--invite` (barge key
-/// register: the one-time invite token, finding X4, open) and channel-server's hidden signer's
-/// `--secret-file` (a path; hidden commands have no help and are not walked).
+/// `--plain` (hangar backup combine: write the seed unsealed, a file), `--shares` (a count),
+/// `--invite` (barge key register: the one-time invite token, finding X4) beside
+/// `--invite-file` (the fix: it keeps the token off the command line), and channel-server's
+/// hidden signer's `--secret-file` (a path; hidden commands have no help and are not walked).
 #[test]
 fn no_secret_is_taken_on_the_command_line() {
     let suspicious = [
@@ -443,6 +457,7 @@ fn no_secret_is_taken_on_the_command_line() {
         "generate-words",
         "plain",
         "invite",
+        "invite-file",
         "shares",
     ];
     for f in &found {
@@ -453,6 +468,57 @@ fn no_secret_is_taken_on_the_command_line() {
         found.contains(&"barge key register --invite".to_owned()),
         "{found:#?}"
     );
+    assert!(
+        found.contains(&"barge key register --invite-file".to_owned()),
+        "{found:#?}"
+    );
+}
+
+/// Finding X4 (fixed): the invite token need not be on the command line. `barge key register
+/// --invite-file FILE` registers with the token read from the file; while barge waits for the
+/// passphrase (the token already read), its command line, readable by every local user in
+/// `/proc/PID/cmdline`, does not hold the token. Fails before the fix (no such option: exit 2).
+#[test]
+fn the_invite_token_can_stay_off_the_command_line() {
+    let ch = Channel::start_with("invite", system_tests::RATE_LIMITS_OFF);
+    let d = tempfile::tempdir().expect("tempdir");
+    ok(&barge(d.path())
+        .args([
+            "init",
+            "--channel",
+            &ch.base,
+            "--channel-key",
+            &ch.key.to_hex(),
+        ])
+        .args(["--supplier", "acme"])
+        .output()
+        .expect("barge init"));
+    let child =
+        spawn_observed(barge(d.path()).args(["key", "new", "--master", "--passphrase-stdin"]));
+    ok(&answer(child, &format!("{PASS}\n")));
+    let token = ch.invite("acme");
+    let file = d.path().join("invite.txt");
+    std::fs::write(&file, format!("{token}\n")).expect("write");
+    let mut cmd = barge(d.path());
+    cmd.args([
+        "--json",
+        "key",
+        "register",
+        "--passphrase-stdin",
+        "--invite-file",
+    ])
+    .arg(&file);
+    let child = spawn_observed(&mut cmd);
+    wait_reading_stdin(child.id());
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).expect("cmdline");
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(&token),
+        "the token is on the command line"
+    );
+    let out = answer(child, &format!("{PASS}\n"));
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).expect("json");
+    assert_eq!(v["index"], 0, "{v}");
+    assert!(!system_tests::output_text(&out).contains(&token));
 }
 
 /// Attempts S2–S4: a wrong passphrase is refused with exit 1 and a message naming the key's

@@ -56,9 +56,33 @@ pub struct RegisterArgs {
     /// Read the master key's passphrase from standard input.
     #[arg(long)]
     pub passphrase_stdin: bool,
-    /// Invite token, where the channel's policy needs one for a new supplier.
-    #[arg(long)]
+    /// Invite token, where the channel's policy needs one for a new supplier. Visible to
+    /// other local users in the process list and kept in shell history: prefer
+    /// `--invite-file`.
+    #[arg(long, conflicts_with = "invite_file")]
     pub invite: Option<String>,
+    /// Read the invite token from this file (its first line), so that it stays out of the
+    /// command line.
+    #[arg(long, value_name = "FILE")]
+    pub invite_file: Option<PathBuf>,
+}
+
+/// Largest invite file read (a token is a few dozen characters).
+const MAX_INVITE_FILE_BYTES: u64 = 4096;
+
+/// The invite token of `--invite` or the first line of `--invite-file`, if either is given.
+fn invite_token(a: &RegisterArgs) -> Result<Option<String>, Error> {
+    let Some(path) = &a.invite_file else {
+        return Ok(a.invite.clone());
+    };
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_INVITE_FILE_BYTES).read_to_string(&mut text))
+        .map_err(crate::error::io_at("could not read the invite file", path))?;
+    Ok(Some(
+        text.lines().next().unwrap_or_default().trim().to_owned(),
+    ))
 }
 
 /// Arguments of `barge key add`.
@@ -137,6 +161,7 @@ fn from_passphrase(out: &Output, a: FromPassphraseArgs) -> Result<(), Error> {
 
 fn register(dir: &Path, out: &Output, a: RegisterArgs) -> Result<(), Error> {
     let cfg = config::load(dir)?;
+    let invite = invite_token(&a)?;
     let (path, file) = find_key(dir, KeyRole::Master, a.key.as_deref())?;
     // Pin first: no passphrase is asked for, and nothing sent, for a channel without the key.
     let client = Client::pinned(&cfg, out)?;
@@ -151,7 +176,7 @@ fn register(dir: &Path, out: &Output, a: RegisterArgs) -> Result<(), Error> {
         derivation: file.derivation.clone(),
     };
     out.step(format!("Submitting the master key to {}...", cfg.channel));
-    let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, master, event, a.invite)?;
+    let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, master, event, invite)?;
     report_submit(out, "master key", &file, &resp, &checkpoint);
     Ok(())
 }
