@@ -736,6 +736,23 @@ fn notary_requests_amplify_boundedly_and_cannot_poison_the_site() {
         "{fetched} channel requests for {asks} asks"
     );
     eprintln!("{asks} notary requests made {fetched} channel requests");
+    // F5: asked for sizes beyond the channel's, the notary no longer pages leaf hashes past the
+    // channel's end (each such page was a request the channel refused 400 `bad_range`, and on
+    // a long log the refusal threw away every page fetched before it). Its signed checkpoint
+    // says where the end is.
+    let seen = front.seen.lock().unwrap().clone();
+    let beyond: Vec<_> = seen
+        .iter()
+        .filter(|r| r.contains("/v1/leaves"))
+        .filter(|r| {
+            let end = r.rsplit("end=").next().unwrap_or("");
+            end.parse::<u64>().map_or(true, |end| end > 3)
+        })
+        .collect();
+    assert!(
+        beyond.is_empty(),
+        "leaf hashes asked beyond the 3-entry log: {beyond:?}"
+    );
     let out = victim.run(&["install", "acme/hello"]);
     assert_eq!(
         out.status.code(),

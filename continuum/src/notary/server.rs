@@ -47,7 +47,7 @@ use keyggdrasil::protocol::Context;
 use keyggdrasil::tiles::TILE_WIDTH;
 use keyggdrasil::wire::{
     Envelope, ErrorCode, MAX_LEAF_HASHES_PER_PAGE, NotaryPayload, NotaryRequest, NotaryStatus,
-    Signed, TreeHash, WIRE_VERSION,
+    Signed, TreeHash, WIRE_VERSION, verify_checkpoint,
 };
 use rusqlite::Connection;
 use thiserror::Error;
@@ -610,10 +610,29 @@ async fn catch_up_by_hashes(
 ) -> Result<Option<u64>, ApiError> {
     // The update from `target` carries at least the entry `size - 1`, so its signed root is at
     // a size >= `size`.
-    let target = (size - 1).min(observed.saturating_add(n.options.max_leaf_hashes_per_request));
+    let budget_end = (size - 1).min(observed.saturating_add(n.options.max_leaf_hashes_per_request));
     let (cfg, http, limits) = (channel.clone(), n.http.clone(), n.limits.clone());
     let got = tokio::task::spawn_blocking(move || {
         let client = ChannelClient::new(&cfg, &http, &limits);
+        // Never page past the channel's end (F5 in docs/security-review.md): a caller may ask
+        // for any size, and hashes the channel does not have would be refused, wasting every
+        // page fetched before them. One signed checkpoint says where the end is; a channel
+        // that lies about it only costs what it costs without this check, since every hash is
+        // checked against the signed root of the update below before anything is stored.
+        let channel_size = client.checkpoint().ok().and_then(|signed| {
+            verify_checkpoint(&signed, &cfg.key, Some(&cfg.name), &limits)
+                .ok()
+                .map(|c| c.size())
+        });
+        let target = match channel_size {
+            Some(end) => budget_end.min(end.saturating_sub(1)),
+            None => budget_end,
+        };
+        if target <= observed {
+            // Nothing to page: the channel is not (or not much) ahead. The entries fallback
+            // asks for one page from `observed`.
+            return Err(CatchUp::NotAhead);
+        }
         // From the tile mirrors when they have tiles far enough: whole tiles, or up to their
         // checkpoint (the sizes whose partial tiles exist).
         if !cfg.tile_mirrors.is_empty()
@@ -637,17 +656,31 @@ async fn catch_up_by_hashes(
         let mut start = observed;
         while start < target {
             let end = target.min(start + MAX_LEAF_HASHES_PER_PAGE);
-            hashes.extend(client.leaf_hashes(start, end)?);
+            match client.leaf_hashes(start, end) {
+                Ok(page) => hashes.extend(page),
+                // Keep the pages already fetched: the update from `start` still proves them.
+                Err(e) if start > observed => {
+                    tracing::info!(
+                        channel = cfg.name.as_str(),
+                        error = %e,
+                        at = start,
+                        "leaf hash page refused; keeping the hashes before it"
+                    );
+                    break;
+                }
+                Err(e) => return Err(CatchUp::Channel(e)),
+            }
             start = end;
         }
-        let update = client.updates(target, now_secs())?;
-        Ok::<_, crate::channel::ChannelError>((hashes, update))
+        let update = client.updates(start, now_secs())?;
+        Ok::<_, CatchUp>((hashes, update))
     })
     .await
     .map_err(|e| ApiError::internal("blocking task", &e))?;
     let (hashes, update) = match got {
         Ok(got) => got,
-        Err(e) => {
+        Err(CatchUp::NotAhead) => return Ok(None),
+        Err(CatchUp::Channel(e)) => {
             tracing::warn!(channel = channel.name.as_str(), error = %e, "catch-up by leaf hashes failed");
             return Ok(None);
         }
@@ -677,6 +710,20 @@ async fn catch_up_by_hashes(
             }
             Ok(None)
         }
+    }
+}
+
+/// Why a catch-up by leaf hashes fetched nothing to store.
+enum CatchUp {
+    /// The channel's signed checkpoint is not beyond what the notary has observed.
+    NotAhead,
+    /// A request to the channel failed or was refused.
+    Channel(crate::channel::ChannelError),
+}
+
+impl From<crate::channel::ChannelError> for CatchUp {
+    fn from(e: crate::channel::ChannelError) -> Self {
+        Self::Channel(e)
     }
 }
 
