@@ -10,8 +10,7 @@
 //! Nothing here opens sockets or databases: those stay in the binaries.
 
 pub mod archive;
-// `unsafe` is denied everywhere except in `lockmem`, which needs libc calls to lock key memory,
-// and the one `geteuid` call of `ownership`.
+// `unsafe` is denied everywhere except in `lockmem`, which needs libc calls to lock key memory.
 #[allow(unsafe_code)]
 pub mod lockmem;
 pub mod ownership;

@@ -52,10 +52,9 @@ pub enum TrustError {
 }
 
 /// The effective user id of this process.
-#[allow(unsafe_code)]
 pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid(2) has no arguments and no failure; it reads nothing of ours.
-    unsafe { libc::geteuid() }
+    // rustix's safe wrapper, so that `lockmem` stays the crate's only `unsafe` module.
+    rustix::process::geteuid().as_raw()
 }
 
 /// Checks metadata already read for `path`: owned by the running user or root, not writable by
