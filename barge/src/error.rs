@@ -502,6 +502,20 @@ pub enum Error {
         /// The channel's words.
         message: String,
     },
+    /// The channel answered a rollout submission as a duplicate: the entry was logged before,
+    /// so nothing new was logged now and the schedule need not be the one it sets.
+    #[error(
+        "the channel already had this rollout entry for {what} at index {index} and logged \
+         nothing new: the release's schedule is not necessarily the one asked for (a rollout \
+         entry is valid once; a later one may have replaced it). Run `barge rollout` again: it \
+         reads the current schedule first"
+    )]
+    RolloutDuplicate {
+        /// The release (`supplier/package version`) or the bundle.
+        what: String,
+        /// The index of the earlier copy.
+        index: u64,
+    },
     /// The channel misbehaved: see [`Misbehaved`]. Boxed: it is large and rare, and every
     /// `Result` of barge carries this enum.
     #[error(transparent)]
@@ -669,6 +683,7 @@ impl Error {
             | Error::RequestDiffers { .. }
             | Error::BundleSignature { .. }
             | Error::ArchiveMismatch { .. }
+            | Error::RolloutDuplicate { .. }
             | Error::InviteRequired { .. } => ErrorKind::Rejected,
             Error::Refused { code, .. } => refusal_kind(code),
             Error::Unreachable { .. } => ErrorKind::Unreachable,

@@ -463,6 +463,42 @@ impl Client {
             .map_err(|source| Misbehaved::Lookup { url, source })?;
         Ok((checkpoint, Some(found)))
     }
+
+    /// One page of a supplier's history, `GET /v1/suppliers/{supplier}?size=N&start=K` at the
+    /// size of `checkpoint`, checked by [`keyggdrasil::history::verify_supplier_history`]
+    /// (each entry included in that tree, validly signed, in the supplier's name). The entries
+    /// and the `start` of the next page. The list is the channel's word for completeness.
+    pub fn supplier_history(
+        &self,
+        supplier: &SupplierName,
+        checkpoint: &VerifiedCheckpoint,
+        start: u64,
+    ) -> Result<(Vec<keyggdrasil::history::HistoryEntry>, Option<u64>), Error> {
+        let url = format!(
+            "{}/v1/suppliers/{}?size={}&start={start}",
+            self.base,
+            supplier.as_str(),
+            checkpoint.size()
+        );
+        let r = self.agent.get(&url).call();
+        let resp: keyggdrasil::history::SupplierHistoryResponse =
+            match self.open_raw(&url, r, self.limits.max_update_response_bytes + 4096)? {
+                Ok(resp) => resp,
+                Err(refusal) => return Err(refused(&url, refusal)),
+            };
+        let entries = keyggdrasil::history::verify_supplier_history(
+            &resp,
+            checkpoint,
+            supplier,
+            start,
+            &self.limits,
+        )
+        .map_err(|e| Misbehaved::Answer {
+            url,
+            detail: e.to_string(),
+        })?;
+        Ok((entries, resp.next))
+    }
 }
 
 /// What the channel answered to `GET /v1/updates?since=S`.

@@ -39,7 +39,10 @@ pub enum PrepareCommand {
     /// Request revoking a release.
     RevokeRelease(RevokeReleaseArgs),
     /// Request a rollout entry: replace a release's staged-rollout schedule (pause, resume,
-    /// widen). Relative times (`@+6h`) count from now, when the bundle is prepared.
+    /// widen). Relative times (`@+6h`) count from now, when the bundle is prepared. The entry
+    /// names the release's current schedule, read from the channel now: if another rollout
+    /// entry is logged before this one is published, the channel refuses it (`stale_rollout`)
+    /// and a new bundle has to be prepared.
     Rollout(RolloutArgs),
 }
 
@@ -430,16 +433,26 @@ fn rollout(dir: &Path, out: &Output, a: RolloutArgs) -> Result<(), Error> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let waves = crate::rollout::parse_spec(&a.rollout, now)?;
+    out.step(format!(
+        "Reading the current schedule of {}/{} {} from {}...",
+        cfg.supplier.as_str(),
+        package.as_str(),
+        version.as_str(),
+        cfg.channel
+    ));
+    let current = crate::rollout::current_schedule(&Client::new(&cfg), &cfg, &package, &version)?;
     let summary = serde_json::json!({
         "package": package.as_str(),
         "version": version.as_str(),
         "waves": waves,
         "paused": a.paused,
+        "replaces": current.index,
     });
     let file = format!("rollout-{}-{}.bundle", package.as_str(), version.as_str());
     let event = Event::Rollout {
         package,
         version,
+        replaces: current.index,
         waves,
         paused: a.paused,
     };

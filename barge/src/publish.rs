@@ -125,6 +125,13 @@ pub fn run(dir: &Path, out: &Output, a: Args) -> Result<(), Error> {
         cfg.channel
     ));
     let resp = client.submit(entry, a.invite)?;
+    // A rollout entry is valid once: an old copy of it is no change of the schedule now.
+    if req.kind == keyggdrasil::bundle::Kind::Rollout && resp.duplicate {
+        return Err(Error::RolloutDuplicate {
+            what: format!("bundle {fp}"),
+            index: resp.index,
+        });
+    }
     out.step(format!(
         "   Logged at index {} (log size {}){}.",
         resp.index,

@@ -3,6 +3,15 @@
 //! signed by a current signing or master key, then checks that the channel logged it. Every
 //! site and monitor sees the same schedule; the channel cannot change it.
 //!
+//! A rollout entry names the log index of the schedule it replaces (`replaces`: the latest
+//! rollout entry of the release, or the release entry itself), so it is valid exactly once.
+//! [`current_schedule`] learns that index from the channel: the release by its indexed lookup,
+//! then the supplier's history after it, each entry proven included under one signed
+//! checkpoint. The channel only asserts that the history is complete; one that hides a later
+//! rollout entry gets an entry naming an old schedule, which the key rules refuse everywhere
+//! (`stale_rollout`), so it can withhold the change (as it always could), never misapply it.
+//! A "duplicate" answer is an error ([`Error::RolloutDuplicate`]): nothing new was logged.
+//!
 //! Also the parser of `--rollout` specs, shared with `barge release`:
 //! `1%,10%@+6h,100%@+24h` (times relative to now at signing: `s`, `m`, `h`, `d`), `50%@1800000000`
 //! (absolute Unix seconds), a wave without `@` starts now, and `now` for everyone at once.
@@ -11,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use keyggdrasil::entry::Event;
 use keyggdrasil::keyfile::{KeyFile, KeyRole};
+use keyggdrasil::names::{PackageName, Version};
 use keyggdrasil::rollout::{MAX_WAVES, Rollout, Wave, validate_waves};
 
 use crate::build::{parse_package, parse_version};
@@ -87,6 +97,64 @@ fn parse_time(text: &str, now: u64) -> Option<u64> {
     now.checked_add(n.checked_mul(unit)?)
 }
 
+/// A release's current schedule as the channel shows it under one signed checkpoint.
+pub struct CurrentSchedule {
+    /// The log index of the entry that set the current schedule (what a new rollout entry
+    /// names as `replaces`): the latest rollout entry of the release, else the release entry.
+    pub index: u64,
+    /// That schedule (`None`: the release has none, everyone at once).
+    pub schedule: Option<Rollout>,
+}
+
+/// Finds the release `package` `version` of the supplier in `cfg` and its current schedule (see
+/// the module docs): `GET /v1/release`, then the supplier's history after the release, pages of
+/// `GET /v1/suppliers/{name}`, all at the size of one checkpoint signed by the pinned key.
+pub fn current_schedule(
+    client: &Client,
+    cfg: &config::Loaded,
+    package: &PackageName,
+    version: &Version,
+) -> Result<CurrentSchedule, Error> {
+    let name = format!(
+        "{}/{} {}",
+        cfg.supplier.as_str(),
+        package.as_str(),
+        version.as_str()
+    );
+    let (checkpoint, found) = client.find_release(&cfg.supplier, package, version)?;
+    let release = found.ok_or_else(|| Error::NotLogged {
+        name,
+        size: checkpoint.size(),
+        channel_key: cfg.channel_key,
+    })?;
+    let mut index = release.index;
+    let mut schedule = release.entry.body().event.rollout();
+    let mut start = release.index + 1;
+    while start < checkpoint.size() {
+        let (page, next) = client.supplier_history(&cfg.supplier, &checkpoint, start)?;
+        for h in page {
+            if let Event::Rollout {
+                package: p,
+                version: v,
+                ..
+            } = &h.entry.body().event
+                && p == package
+                && v == version
+                && h.index > index
+            {
+                index = h.index;
+                schedule = h.entry.body().event.rollout();
+            }
+        }
+        // `next` is checked to move forward and to stay below the size.
+        match next {
+            Some(n) => start = n,
+            None => break,
+        }
+    }
+    Ok(CurrentSchedule { index, schedule })
+}
+
 /// What to do to the schedule.
 #[derive(Debug, clap::Subcommand)]
 pub enum RolloutCommand {
@@ -106,7 +174,8 @@ pub struct Args {
     /// The version whose rollout changes.
     pub version: String,
     /// The waves (required for widen): `1%,10%@+6h,100%@+24h`, `100%@1800000000`, or `now`.
-    /// For pause and resume, default: the schedule in the release entry itself.
+    /// For pause and resume, default: the release's current waves (of its latest rollout
+    /// entry, else of the release entry; everyone now if it has none).
     #[arg(long)]
     pub rollout: Option<String>,
     /// The signing or master key that signs, named as for `key revoke` (default: the only
@@ -176,21 +245,18 @@ pub fn run(dir: &Path, out: &Output, command: RolloutCommand) -> Result<(), Erro
         package.as_str(),
         version.as_str()
     );
-    // The release must be logged (the channel refuses a rollout of anything else anyway); its
-    // own schedule is the default for pause and resume.
-    let (checkpoint, found) = client.find_release(&cfg.supplier, &package, &version)?;
-    let found = found.ok_or_else(|| Error::NotLogged {
-        name: name.clone(),
-        size: checkpoint.size(),
-        channel_key: cfg.channel_key,
-    })?;
+    // The release must be logged (the channel refuses a rollout of anything else anyway); the
+    // new entry names its current schedule, whose waves are the default for pause and resume.
+    out.step(format!(
+        "Reading the current schedule of {name} from {}...",
+        cfg.channel
+    ));
+    let current = current_schedule(&client, &cfg, &package, &version)?;
     let waves = match given {
         Some(w) => w,
-        None => found
-            .entry
-            .body()
-            .event
-            .rollout()
+        None => current
+            .schedule
+            .clone()
             .map_or_else(|| Rollout::everyone_now().waves, |r| r.waves),
     };
     let paused = action == "pause";
@@ -203,28 +269,31 @@ pub fn run(dir: &Path, out: &Output, command: RolloutCommand) -> Result<(), Erro
     let event = Event::Rollout {
         package: package.clone(),
         version: version.clone(),
+        replaces: current.index,
         waves: waves.clone(),
         paused,
     };
     out.step(format!(
-        "Submitting the rollout entry to {}...",
-        cfg.channel
+        "Submitting the rollout entry (it replaces the schedule at index {}) to {}...",
+        current.index, cfg.channel
     ));
     let (_, resp, checkpoint) = client.sign_and_log(&cfg.supplier, kp, event, None)?;
+    if resp.duplicate {
+        return Err(Error::RolloutDuplicate {
+            what: name,
+            index: resp.index,
+        });
+    }
     let steps: Vec<String> = waves
         .iter()
         .map(|w| format!("{}% from {}", w.percent, w.not_before))
         .collect();
     out.say(format!(
-        "Rollout of {name} {}: logged at index {}{}, included under the checkpoint of size {} \
-         signed by the channel key {}. Schedule: {}{}.",
+        "Rollout of {name} {}: logged at index {} (replacing the schedule at index {}), \
+         included under the checkpoint of size {} signed by the channel key {}. Schedule: {}{}.",
         if paused { "paused" } else { "set" },
         resp.index,
-        if resp.duplicate {
-            " (it was already there)"
-        } else {
-            ""
-        },
+        current.index,
         checkpoint.size(),
         cfg.channel_key.fingerprint(),
         steps.join(", "),
@@ -241,10 +310,11 @@ pub fn run(dir: &Path, out: &Output, command: RolloutCommand) -> Result<(), Erro
         "action": action,
         "waves": waves,
         "paused": paused,
+        "replaces": current.index,
         "signer": file.public_key.to_hex(),
         "index": resp.index,
         "size": resp.size,
-        "duplicate": resp.duplicate,
+        "duplicate": false,
         "checkpoint_size": checkpoint.size(),
         "root": hex::encode(checkpoint.root().0),
         "included": true,

@@ -53,6 +53,36 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }
 
+/// An author folder for another supplier, `bolt`, with its master and signing key registered
+/// on `ch` (two entries): a supplier never attests its own release (`self_attestation`).
+/// Returns the folder and bolt's signing key (`barge key new --json`).
+fn attester(ch: &Server) -> (tempfile::TempDir, Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(&barge(
+        dir.path(),
+        &[
+            "init",
+            "--channel",
+            &ch.base,
+            "--channel-key",
+            &ch.key.to_hex(),
+            "--supplier",
+            "bolt",
+        ],
+        None,
+    ));
+    new_key(dir.path(), "--master");
+    let signing = new_key(dir.path(), "--signing");
+    for cmd in ["register", "add"] {
+        ok(&barge(
+            dir.path(),
+            &["key", cmd, "--passphrase-stdin"],
+            Some(&pass()),
+        ));
+    }
+    (dir, signing)
+}
+
 /// `barge --json verify-build acme/hello VERSION --source SRC EXTRA...`; with
 /// `--passphrase-stdin` among `extra`, the passphrase goes on stdin.
 fn verify_build(a: &Path, src: &Path, version: &str, extra: &[&str]) -> Output {
@@ -459,6 +489,9 @@ mod verify_build {
         ok(&o);
         assert!(!stderr(&o).contains("uploading:"), "{}", stderr(&o));
         assert_eq!(log_size(&r.ch.base), 4);
+        let (bolt, bolt_signing) = attester(&r.ch);
+        let b = bolt.path();
+        assert_eq!(log_size(&r.ch.base), 6);
 
         let args = [
             "--json",
@@ -477,34 +510,39 @@ mod verify_build {
         assert_eq!(v["attestation"], Value::Null);
         assert_eq!(v["signature_valid"], true);
         // No attestation without --attest; the user's checkout is left as it was.
-        assert_eq!(log_size(&r.ch.base), 4);
+        assert_eq!(log_size(&r.ch.base), 6);
         assert_eq!(worktrees(src.path()), 1);
 
-        // A wrong passphrase attests nothing.
+        // acme may not attest its own release: the channel refuses, nothing is logged.
         let mut attest = args.to_vec();
         attest.extend_from_slice(&["--attest", "--passphrase-stdin"]);
-        let o = barge(a, &attest, Some("nope\n"));
-        refused(&o, 1, "wrong passphrase");
-        assert_eq!(log_size(&r.ch.base), 4);
+        let o = barge(a, &attest, Some(&pass()));
+        refused(&o, 1, "self_attestation");
+        assert_eq!(log_size(&r.ch.base), 6);
 
-        let v = json(&barge(a, &attest, Some(&pass())));
+        // Another supplier, bolt, attests it. A wrong passphrase attests nothing.
+        let o = barge(b, &attest, Some("nope\n"));
+        refused(&o, 1, "wrong passphrase");
+        assert_eq!(log_size(&r.ch.base), 6);
+
+        let v = json(&barge(b, &attest, Some(&pass())));
         assert_eq!(v["reproduced"], true);
         assert_eq!(v["attestation"]["included"], true);
         assert_eq!(v["attestation"]["duplicate"], false);
         let body = last_event(&r.ch.base);
-        assert_eq!(body["supplier"], "acme");
-        assert_eq!(body["signer"], r.signing["public_key"]);
+        assert_eq!(body["supplier"], "bolt");
+        assert_eq!(body["signer"], bolt_signing["public_key"]);
         assert_eq!(body["event"]["type"], "attestation");
         assert_eq!(body["event"]["subject"], "acme");
         assert_eq!(body["event"]["package"], "hello");
         assert_eq!(body["event"]["version"], "1.0.0");
         assert_eq!(body["event"]["digest"], rel["digest"]);
         assert_eq!(body["event"]["claim"], "reproduced");
-        assert_eq!(log_size(&r.ch.base), 5);
+        assert_eq!(log_size(&r.ch.base), 7);
         // Attesting again is idempotent: the same entry, not a second one.
-        let v = json(&barge(a, &attest, Some(&pass())));
+        let v = json(&barge(b, &attest, Some(&pass())));
         assert_eq!(v["attestation"]["duplicate"], true);
-        assert_eq!(log_size(&r.ch.base), 5);
+        assert_eq!(log_size(&r.ch.base), 7);
         assert_eq!(worktrees(src.path()), 1);
 
         // The plain-text report.
@@ -1054,8 +1092,10 @@ mod json_output {
             None,
         ));
         one_object(&release(a, src.path(), "1.0.0", &["--json"], &pass()));
+        // Attested by another supplier (never by acme itself).
+        let (bolt, _) = attester(&ch);
         one_object(&verify_build(
-            a,
+            bolt.path(),
             src.path(),
             "1.0.0",
             &["--attest", "--passphrase-stdin"],
@@ -1092,7 +1132,8 @@ mod json_output {
         let o = barge(a, &["--json", "key", "list"], None);
         let list: Value = serde_json::from_str(ok(&o).trim()).expect("json");
         assert_eq!(list.as_array().expect("array").len(), 2);
-        assert_eq!(log_size(&ch.base), 6);
+        // Six of acme's entries and bolt's two keys.
+        assert_eq!(log_size(&ch.base), 8);
     }
 }
 

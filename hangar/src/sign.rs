@@ -164,11 +164,16 @@ fn describe(b: &Bundle) -> Result<(Vec<String>, serde_json::Value), Error> {
             Event::Rollout {
                 package,
                 version,
+                replaces,
                 waves,
                 paused,
             } => {
                 lines.push(format!("package:     {}", package.as_str()));
                 lines.push(format!("version:     {} (rollout)", version.as_str()));
+                lines.push(format!(
+                    "replaces:    the schedule logged at index {replaces}"
+                ));
+                json["replaces"] = (*replaces).into();
                 for w in waves {
                     lines.push(format!(
                         "wave:        {}% from {} (Unix seconds)",

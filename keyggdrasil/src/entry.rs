@@ -277,6 +277,12 @@ pub enum Event {
         package: PackageName,
         /// The version whose schedule this replaces.
         version: Version,
+        /// The log index of the schedule this entry replaces: the latest accepted `rollout`
+        /// entry of the release, or the release entry itself when there is none yet. Required:
+        /// it makes every rollout entry valid exactly once (the state refuses any other value
+        /// as `stale_rollout`), so an old one cannot be replayed and a re-issued schedule is a
+        /// new entry, never a duplicate of an earlier one.
+        replaces: u64,
         /// The new waves (rules in [`crate::rollout`]).
         waves: Vec<Wave>,
         /// Whether the rollout is paused.

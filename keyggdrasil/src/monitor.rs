@@ -492,6 +492,7 @@ fn describe(event: &Event) -> String {
             version,
             waves,
             paused,
+            ..
         } => {
             if *paused {
                 format!("the rollout of {package} {version} was paused")
@@ -763,6 +764,7 @@ mod tests {
         let event = |paused| Event::Rollout {
             package: crate::names::PackageName::parse("hello").expect("package"),
             version: crate::names::Version::parse("2.0.0").expect("version"),
+            replaces: 3,
             waves: vec![
                 crate::rollout::Wave {
                     percent: 10,

@@ -16,11 +16,15 @@
 //! - A release revocation must be signed by a current master or signing key of the supplier and
 //!   name an existing, unrevoked release.
 //! - A rollout event must be signed by a current master or signing key of the supplier, name an
-//!   existing, unrevoked release of that supplier, and carry valid waves ([`crate::rollout`]);
-//!   it replaces the release's schedule (the latest one wins). A release's own `rollout` field
-//!   is its first schedule.
+//!   existing, unrevoked release of that supplier, carry valid waves ([`crate::rollout`]), and
+//!   name in `replaces` the log index of the release's current schedule: its latest accepted
+//!   rollout event, or the release entry itself when there is none. It then replaces that
+//!   schedule. A release's own `rollout` field is its first schedule. So each rollout event is
+//!   valid exactly once, like every other event kind (docs/decisions.md 8): a replayed or stale
+//!   one names a schedule that is no longer current (`stale_rollout`).
 //! - An attestation must be signed by a current key of the attesting supplier, name an existing
-//!   release of the subject supplier and carry that release's digest; one per attester and release.
+//!   release of another supplier (never the attester's own) and carry that release's digest;
+//!   one per attester and release.
 //!
 //! A release is installable only while it is not revoked and the signing key that signed it has
 //! not been revoked since ([`KeyState::installable`]). Every entry's signature is verified
@@ -144,6 +148,29 @@ pub enum Refusal {
     /// The same supplier already attested this release.
     #[error("supplier {0} already attested this release")]
     DuplicateAttestation(SupplierName),
+    /// A supplier attested one of its own releases: an attestation is another supplier's word.
+    #[error(
+        "supplier {0} may not attest its own release: an attestation is made by another supplier"
+    )]
+    SelfAttestation(SupplierName),
+    /// A rollout event names a schedule that is not the release's current one: it is stale (a
+    /// later schedule replaced the one it names) or replayed.
+    #[error(
+        "the rollout entry for {}/{} {} replaces the schedule at log index \
+         {replaces}, but the current schedule is the one at index {current}: the entry is stale \
+         or replayed (a rollout entry is valid once, against the schedule it names)",
+        release.0,
+        release.1,
+        release.2
+    )]
+    StaleRollout {
+        /// The release (supplier, package, version); boxed to keep [`Refusal`] small.
+        release: Box<(SupplierName, PackageName, Version)>,
+        /// The index the entry names.
+        replaces: u64,
+        /// The index of the current schedule (latest rollout entry, else the release entry).
+        current: u64,
+    },
     /// The log is longer than this implementation can index.
     #[error("the log is full")]
     LogFull,
@@ -175,6 +202,8 @@ impl Refusal {
         "duplicate_attestation",
         "log_full",
         "invalid_rollout",
+        "self_attestation",
+        "stale_rollout",
     ];
 
     /// The stable machine-readable name of the rule that refused (one of [`Refusal::RULES`]).
@@ -198,6 +227,8 @@ impl Refusal {
             Refusal::DuplicateAttestation(_) => "duplicate_attestation",
             Refusal::LogFull => "log_full",
             Refusal::InvalidRollout(_) => "invalid_rollout",
+            Refusal::SelfAttestation(_) => "self_attestation",
+            Refusal::StaleRollout { .. } => "stale_rollout",
         }
     }
 }
@@ -242,6 +273,12 @@ pub struct ReleaseRecord {
 }
 
 impl ReleaseRecord {
+    /// The log index of the entry that set the current schedule: the latest rollout event, or
+    /// the release entry itself. A new rollout event must name it as `replaces`.
+    pub fn schedule_index(&self) -> u64 {
+        self.rollout_at.unwrap_or(self.index)
+    }
+
     /// What the archive of this release must be. Whether the release may still be installed is
     /// another question ([`KeyState::installable`]); this one only ties bytes to the entry.
     pub fn expected_archive(&self) -> ExpectedArchive {
@@ -636,6 +673,9 @@ impl KeyState {
                         signer,
                     });
                 }
+                if subject == supplier {
+                    return Err(Refusal::SelfAttestation(supplier.clone()));
+                }
                 let unknown = || Refusal::UnknownRelease {
                     supplier: subject.clone(),
                     package: package.clone(),
@@ -658,6 +698,7 @@ impl KeyState {
             Event::Rollout {
                 package,
                 version,
+                replaces,
                 waves,
                 ..
             } => {
@@ -680,6 +721,13 @@ impl KeyState {
                         supplier: supplier.clone(),
                         package: package.clone(),
                         version: version.clone(),
+                    });
+                }
+                if *replaces != rec.schedule_index() {
+                    return Err(Refusal::StaleRollout {
+                        release: Box::new((supplier.clone(), package.clone(), version.clone())),
+                        replaces: *replaces,
+                        current: rec.schedule_index(),
                     });
                 }
                 Ok(Change::SetRollout)
@@ -869,17 +917,23 @@ mod tests {
             },
             Refusal::ReleaseAlreadyRevoked {
                 supplier: s.clone(),
-                package: p,
-                version: v,
+                package: p.clone(),
+                version: v.clone(),
             },
             Refusal::NotCurrentKey {
                 supplier: s.clone(),
                 signer: k,
             },
             Refusal::AttestationDigestMismatch,
-            Refusal::DuplicateAttestation(s),
+            Refusal::DuplicateAttestation(s.clone()),
             Refusal::LogFull,
             Refusal::InvalidRollout(crate::rollout::RolloutError::WaveCount(0)),
+            Refusal::SelfAttestation(s.clone()),
+            Refusal::StaleRollout {
+                release: Box::new((s, p, v)),
+                replaces: 1,
+                current: 2,
+            },
         ];
         let rules: Vec<&str> = all.iter().map(Refusal::rule).collect();
         assert_eq!(rules, Refusal::RULES);
@@ -951,10 +1005,19 @@ mod tests {
             }
         }
 
+        /// The log index of the fixture's release of 1.0.0 (its first schedule).
+        const RELEASE_AT: u64 = 3;
+
+        /// A rollout event replacing the release's own schedule.
         fn rollout(version: &str, waves: &[(u8, u64)], paused: bool) -> Event {
+            replacing(RELEASE_AT, version, waves, paused)
+        }
+
+        fn replacing(replaces: u64, version: &str, waves: &[(u8, u64)], paused: bool) -> Event {
             Event::Rollout {
                 package: PackageName::parse("hello").unwrap(),
                 version: Version::parse(version).unwrap(),
+                replaces,
                 waves: waves
                     .iter()
                     .map(|&(percent, not_before)| Wave {
@@ -1042,12 +1105,12 @@ mod tests {
             assert_eq!(schedule(&f).unwrap().waves[0].percent, 10);
             // Signed by the signing key, then by the master key: both may.
             let pause = sign(&f.acme, &f.signing, rollout("1.0.0", &[(10, 0)], true));
-            f.state.apply(&pause).unwrap();
+            let paused_at = f.state.apply(&pause).unwrap().index;
             assert!(schedule(&f).unwrap().paused);
             let widen = sign(
                 &f.acme,
                 &f.master,
-                rollout("1.0.0", &[(10, 0), (100, 50)], false),
+                replacing(paused_at, "1.0.0", &[(10, 0), (100, 50)], false),
             );
             let applied = f.state.apply(&widen).unwrap();
             assert_eq!(applied.kind, "rollout");
@@ -1057,6 +1120,106 @@ mod tests {
             let rec = &f.state.supplier(&f.acme).unwrap().releases
                 [&PackageName::parse("hello").unwrap()][&Version::parse("1.0.0").unwrap()];
             assert_eq!(rec.rollout_at, Some(applied.index));
+        }
+
+        /// K1: every rollout entry names the schedule it replaces, so it is valid exactly
+        /// once. A replay (the same bytes again), an entry naming an older schedule, one naming
+        /// a future index, and a first rollout that does not name the release entry are all
+        /// `stale_rollout`, and change nothing; a re-issued pause is a new entry.
+        #[test]
+        fn a_rollout_entry_is_valid_once_against_the_schedule_it_names() {
+            let mut f = fixture();
+            let stale = |s: &KeyState, e: &Entry, replaces: u64, current: u64| {
+                let before = s.clone();
+                assert_eq!(
+                    s.check(e),
+                    Err(Refusal::StaleRollout {
+                        release: Box::new((
+                            SupplierName::parse("acme").unwrap(),
+                            PackageName::parse("hello").unwrap(),
+                            Version::parse("1.0.0").unwrap(),
+                        )),
+                        replaces,
+                        current,
+                    })
+                );
+                let mut t = s.clone();
+                assert_eq!(t.apply(e).unwrap_err().rule(), "stale_rollout");
+                assert_eq!(t, before);
+            };
+            // The first rollout entry must name the release entry.
+            for wrong in [0, RELEASE_AT - 1, RELEASE_AT + 1, u64::MAX] {
+                let e = sign(
+                    &f.acme,
+                    &f.signing,
+                    replacing(wrong, "1.0.0", &[(10, 0)], true),
+                );
+                stale(&f.state, &e, wrong, RELEASE_AT);
+            }
+            let pause = sign(&f.acme, &f.signing, rollout("1.0.0", &[(10, 0)], true));
+            let p1 = f.state.apply(&pause).unwrap().index;
+            // Replayed byte for byte: it names the release's schedule, which the pause replaced.
+            stale(&f.state, &pause, RELEASE_AT, p1);
+            let resume = sign(
+                &f.acme,
+                &f.signing,
+                replacing(p1, "1.0.0", &[(10, 0)], false),
+            );
+            let r = f.state.apply(&resume).unwrap().index;
+            stale(&f.state, &resume, p1, r);
+            stale(&f.state, &pause, RELEASE_AT, r);
+            // The same pause again is a new entry: it names the resume.
+            let again = sign(&f.acme, &f.signing, replacing(r, "1.0.0", &[(10, 0)], true));
+            assert_ne!(again, pause);
+            let p2 = f.state.apply(&again).unwrap().index;
+            assert!(schedule(&f).unwrap().paused);
+            // Neither the resume nor anything else earlier comes back, by any key.
+            for e in [&pause, &resume, &again] {
+                let Event::Rollout { replaces, .. } = e.body().event else {
+                    unreachable!()
+                };
+                stale(&f.state, e, replaces, p2);
+            }
+            let by_master = sign(&f.acme, &f.master, replacing(r, "1.0.0", &[(10, 0)], false));
+            stale(&f.state, &by_master, r, p2);
+            // A future index is refused too.
+            let ahead = sign(
+                &f.acme,
+                &f.master,
+                replacing(p2 + 1, "1.0.0", &[(10, 0)], false),
+            );
+            stale(&f.state, &ahead, p2 + 1, p2);
+            let rec = &f.state.supplier(&f.acme).unwrap().releases
+                [&PackageName::parse("hello").unwrap()][&Version::parse("1.0.0").unwrap()];
+            assert_eq!((rec.rollout_at, rec.schedule_index()), (Some(p2), p2));
+        }
+
+        #[test]
+        fn a_supplier_may_not_attest_its_own_release() {
+            let mut f = fixture();
+            let attest = |subject: &str| Event::Attestation {
+                subject: SupplierName::parse(subject).unwrap(),
+                package: PackageName::parse("hello").unwrap(),
+                version: Version::parse("1.0.0").unwrap(),
+                digest: Digest512([1; 64]),
+                claim: Claim::Reproduced,
+            };
+            for by in [&f.signing, &f.master] {
+                let e = sign(&f.acme, by, attest("acme"));
+                assert_eq!(
+                    f.state.check(&e),
+                    Err(Refusal::SelfAttestation(f.acme.clone()))
+                );
+            }
+            // bolt attesting acme's release is an attestation.
+            let bolt = SupplierName::parse("bolt").unwrap();
+            f.state
+                .apply(&sign(&bolt, &f.other, attest("acme")))
+                .unwrap();
+            let rec = &f.state.supplier(&f.acme).unwrap().releases
+                [&PackageName::parse("hello").unwrap()][&Version::parse("1.0.0").unwrap()];
+            assert_eq!(rec.attestations.len(), 1);
+            assert_eq!(rec.attestations[0].0, bolt);
         }
 
         #[test]

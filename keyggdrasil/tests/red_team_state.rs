@@ -12,7 +12,8 @@
 //! that neither path changed anything; accepted batches must leave the stored rows equal to the
 //! full replay's. `docs/security-review.md` (section "The key state machine") lists each
 //! attempt with the test that guards it. Findings that are still open are pinned by tests named
-//! `open_k*`: they assert today's behaviour, so the fix has to change them.
+//! `open_k*`: they assert today's behaviour, so the fix has to change them (K1 and K2 are
+//! fixed; their tests now assert the refusals).
 
 // The deciders return the refusal with its index, as `KeyState::apply_all` does; size is no
 // concern in a test.
@@ -262,16 +263,27 @@ fn attest(subject: &SupplierName, v: &str, d: u8) -> Event {
         claim: Claim::Reproduced,
     }
 }
-fn rollout(v: &str, percent: u8, paused: bool) -> Event {
+/// The log index of acme's release of 1.0.0 in the [`cast`]: its first schedule.
+const ACME_RELEASE: u64 = 4;
+
+/// A rollout of acme's `hello` `v` (one wave of `percent`, now) replacing the schedule at
+/// `replaces`.
+fn rollout_of(v: &str, replaces: u64, percent: u8, paused: bool) -> Event {
     Event::Rollout {
         package: hello(),
         version: ver(v),
+        replaces,
         waves: vec![Wave {
             percent,
             not_before: 0,
         }],
         paused,
     }
+}
+
+/// [`rollout_of`] replacing the release's own schedule.
+fn rollout(v: &str, percent: u8, paused: bool) -> Event {
+    rollout_of(v, ACME_RELEASE, percent, paused)
 }
 
 /// The cast: acme (masters m1, m2; signing s1, s2) and bolt (master bm, signing bs), each with
@@ -716,59 +728,95 @@ fn one_master_alone_may_revoke_every_other_master() {
     assert_eq!(log.current_masters(&c.acme), vec![c.m2.public()]);
 }
 
-/// **K1 (open).** A rollout entry can be logged twice: the rules have no once-only condition
-/// for it (every other event kind can be accepted at most once, which is what
-/// docs/decisions.md 8 relies on against replay). A lying channel that re-appends the
-/// supplier's earlier `rollout` entry, byte for byte, after the supplier paused the release,
-/// un-pauses it at every site, and every rule accepts it. (The honest channel's other face of
-/// it, a re-issued pause answered as a duplicate, is in `tests/tests/red_team_keys.rs`.)
+/// **K1 (fixed).** Every rollout entry names the log index of the schedule it replaces
+/// (`replaces`), and the rules accept it only while that is the release's current schedule,
+/// so a rollout entry is valid exactly once, like every other event kind (docs/decisions.md
+/// 8). A lying channel that re-appends the supplier's earlier `rollout` entry, byte for byte,
+/// after the supplier paused the release, is refused `stale_rollout` (in the next batch, and in
+/// the same batch as the original), naming the schedule the replay names and the current one;
+/// nothing changes and the pause holds. A re-issued pause (pause, resume, pause) is a new entry
+/// each time. (The whole-system faces are in `tests/tests/red_team_keys.rs`.)
 #[test]
-fn open_k1_a_replayed_rollout_entry_is_accepted_and_reverts_the_schedule() {
+fn a_replayed_rollout_entry_is_refused_and_the_pause_holds() {
     let (c, mut log) = cast();
     let resume = c.acme(&c.s2, rollout("1.0.0", 100, false));
-    let pause = c.acme(&c.s2, rollout("1.0.0", 100, true));
-    log.accept(&[resume.clone(), pause]);
+    // The resume takes index 8; the pause names it.
+    let pause = c.acme(&c.s2, rollout_of("1.0.0", 8, 100, true));
+    // The same batch: the resume, then its replay.
+    log.refuse(&[resume.clone(), resume.clone()], 1, "stale_rollout");
+    log.accept(&[resume.clone(), pause.clone()]);
     let paused = |log: &Log| {
-        log.full.supplier(&c.acme).unwrap().releases[&hello()][&ver("1.0.0")]
-            .rollout
-            .clone()
-            .unwrap()
-            .paused
+        let r = &log.full.supplier(&c.acme).unwrap().releases[&hello()][&ver("1.0.0")];
+        (r.rollout.clone().unwrap().paused, r.rollout_at)
     };
-    assert!(paused(&log));
-    // The replay: the very bytes of an entry already in the log, accepted again.
-    log.accept(std::slice::from_ref(&resume));
-    assert!(!paused(&log), "the replay did not take effect");
+    assert_eq!(paused(&log), (true, Some(9)));
+    let stale = |replaces: u64, current: u64| Refusal::StaleRollout {
+        release: Box::new((c.acme.clone(), hello(), ver("1.0.0"))),
+        replaces,
+        current,
+    };
+    // The replay: the very bytes of an entry already in the log.
+    let r = log.refuse_one(&resume, "stale_rollout");
+    assert_eq!(r, stale(ACME_RELEASE, 9));
+    assert!(r.to_string().contains("stale or replayed"), "{r}");
+    assert_eq!(log.refuse_one(&pause, "stale_rollout"), stale(8, 9));
+    // The same schedule signed by the other key, or by a master, naming an old schedule.
+    for (by, replaces) in [(&c.s1, ACME_RELEASE), (&c.m1, 8), (&c.m2, 10)] {
+        let e = c.acme(by, rollout_of("1.0.0", replaces, 100, false));
+        assert_eq!(log.refuse_one(&e, "stale_rollout"), stale(replaces, 9));
+    }
+    assert_eq!(paused(&log), (true, Some(9)));
+    // Pause, resume, pause: each a new entry, each accepted; the log ends paused.
+    let resume_again = c.acme(&c.s2, rollout_of("1.0.0", 9, 100, false));
+    let pause_again = c.acme(&c.s2, rollout_of("1.0.0", 10, 100, true));
+    assert_ne!(pause_again, pause);
+    log.accept(std::slice::from_ref(&resume_again));
+    log.accept(&[pause_again]);
+    assert_eq!(paused(&log), (true, Some(11)));
+    log.refuse_one(&resume_again, "stale_rollout");
+    let distinct: std::collections::BTreeSet<&[u8]> =
+        log.entries.iter().map(Entry::as_bytes).collect();
     assert_eq!(
-        log.entries.iter().filter(|e| **e == resume).count(),
-        2,
-        "one entry, logged twice"
+        distinct.len(),
+        log.entries.len(),
+        "an entry was logged twice"
     );
-    let r = log.full.supplier(&c.acme).unwrap().releases[&hello()][&ver("1.0.0")].clone();
     assert_eq!(
-        r.rollout,
+        log.full.supplier(&c.acme).unwrap().releases[&hello()][&ver("1.0.0")].rollout,
         Some(Rollout {
             waves: vec![Wave {
                 percent: 100,
                 not_before: 0
             }],
-            paused: false,
+            paused: true,
         })
     );
 }
 
-/// **K2 (open).** A supplier may attest its own release ("reproduced" by the supplier that
-/// built it, which proves nothing), and `continuum info` shows it like an independent one.
-/// docs/decisions.md 7 says attestations "cannot be inflated"; one per supplier and release
-/// holds, but the subject is not excluded.
+/// **K2 (fixed).** A supplier may not attest its own release ("reproduced" by the supplier
+/// that built it proves nothing, and `continuum info` would show it like an independent one):
+/// refused `self_attestation`, by either of its keys, in the same batch as the release and in
+/// the next. Another supplier's attestation of it is still accepted.
 #[test]
-fn open_k2_a_supplier_may_attest_its_own_release() {
+fn a_supplier_may_not_attest_its_own_release() {
     let (c, mut log) = cast();
-    log.accept(&[c.acme(&c.s1, attest(&c.acme, "1.0.0", 1))]);
+    for by in [&c.s1, &c.m1] {
+        let r = log.refuse_one(&c.acme(by, attest(&c.acme, "1.0.0", 1)), "self_attestation");
+        assert_eq!(r, Refusal::SelfAttestation(c.acme.clone()));
+    }
+    log.refuse(
+        &[
+            c.acme(&c.s1, release("2.0.0", 3)),
+            c.acme(&c.s2, attest(&c.acme, "2.0.0", 3)),
+        ],
+        1,
+        "self_attestation",
+    );
+    log.accept(&[sign(&c.bolt, &c.bs, attest(&c.acme, "1.0.0", 1))]);
     let r = log
         .full
         .installable(&c.acme, &hello(), &ver("1.0.0"))
         .unwrap();
     assert_eq!(r.attestations().len(), 1);
-    assert_eq!(r.attestations()[0].0, c.acme);
+    assert_eq!(r.attestations()[0].0, c.bolt);
 }

@@ -302,7 +302,8 @@ mod refusals {
                 signer: k,
             },
             Refusal::AttestationDigestMismatch,
-            Refusal::DuplicateAttestation(s),
+            Refusal::DuplicateAttestation(s.clone()),
+            Refusal::SelfAttestation(s),
             Refusal::LogFull,
         ];
         let rules: std::collections::BTreeSet<&str> = all.iter().map(Refusal::rule).collect();
@@ -953,7 +954,7 @@ mod refusals {
         // release of an unknown supplier: the refusal names the subject.
         let e = f.bolt(&f.bs, ev_attest(&f.acme, &f.hello, &f.v2, 1));
         assert_refused(&mut state, &e, unknown(&f.acme, &f.hello, &f.v2), rule);
-        let e = f.bolt(&f.bs, ev_attest(&f.bolt, &f.hello, &f.v1, 1));
+        let e = f.acme(&f.s1, ev_attest(&f.bolt, &f.hello, &f.v1, 1));
         assert_refused(&mut state, &e, unknown(&f.bolt, &f.hello, &f.v1), rule);
         let e = f.bolt(&f.bs, ev_attest(&f.ghost, &f.hello, &f.v1, 1));
         assert_refused(&mut state, &e, unknown(&f.ghost, &f.hello, &f.v1), rule);
@@ -1036,13 +1037,57 @@ mod refusals {
                 "attestation_digest_mismatch",
             );
         }
-        // Self-attestation with the wrong digest too.
-        let e = f.acme(&f.s1, ev_attest(&f.acme, &f.hello, &f.v1, 2));
+        // The other direction too: acme attesting bolt's release with the wrong digest.
+        let e = f.acme(&f.s1, ev_attest(&f.bolt, &f.tool, &f.v1, 1));
         assert_refused(
             &mut state,
             &e,
             Refusal::AttestationDigestMismatch,
             "attestation_digest_mismatch",
+        );
+        let rec = &state.supplier(&f.acme).unwrap().releases[&f.hello][&f.v1];
+        assert!(rec.attestations.is_empty());
+    }
+
+    // --- SelfAttestation ---------------------------------------------------------------------
+
+    #[test]
+    fn self_attestation() {
+        let f = Fx::new();
+        let mut state = f.base();
+        // By every current key of the subject, with the right digest, the wrong one, and for
+        // a release that does not exist: whatever it names, a supplier never attests itself.
+        for (signer, event) in [
+            (&f.s1, ev_attest(&f.acme, &f.hello, &f.v1, 1)),
+            (&f.m1, ev_attest(&f.acme, &f.hello, &f.v1, 1)),
+            (&f.s1, ev_attest(&f.acme, &f.hello, &f.v1, 2)),
+            (&f.s1, ev_attest(&f.acme, &f.tool, &f.v2, 1)),
+        ] {
+            let e = f.acme(signer, event);
+            assert_refused(
+                &mut state,
+                &e,
+                Refusal::SelfAttestation(f.acme.clone()),
+                "self_attestation",
+            );
+        }
+        let e = f.bolt(&f.bm, ev_attest(&f.bolt, &f.tool, &f.v1, 2));
+        assert_refused(
+            &mut state,
+            &e,
+            Refusal::SelfAttestation(f.bolt.clone()),
+            "self_attestation",
+        );
+        // Authority first: a key that is not acme's is refused as such.
+        let e = f.acme(&f.bs, ev_attest(&f.acme, &f.hello, &f.v1, 1));
+        assert_refused(
+            &mut state,
+            &e,
+            Refusal::NotCurrentKey {
+                supplier: f.acme.clone(),
+                signer: f.bs.public(),
+            },
+            "not_current_key",
         );
         let rec = &state.supplier(&f.acme).unwrap().releases[&f.hello][&f.v1];
         assert!(rec.attestations.is_empty());
@@ -1068,12 +1113,12 @@ mod refusals {
                 "duplicate_attestation",
             );
         }
-        // Control: another supplier may still attest it.
+        // Control: bolt may attest acme's other release, and acme bolt's, once each.
         accept(
             &mut state,
-            &f.acme(&f.s1, ev_attest(&f.acme, &f.hello, &f.v1, 1)),
+            &f.acme(&f.s1, ev_attest(&f.bolt, &f.tool, &f.v1, 2)),
         );
-        let e = f.acme(&f.m1, ev_attest(&f.acme, &f.hello, &f.v1, 1));
+        let e = f.acme(&f.m1, ev_attest(&f.bolt, &f.tool, &f.v1, 2));
         assert_refused(
             &mut state,
             &e,
@@ -1298,15 +1343,17 @@ mod happy_paths {
     fn attestations_are_recorded() {
         let f = Fx::new();
         let mut state = f.base();
-        // By another supplier's signing key, by the subject's own master (self-attestation),
-        // and of the other supplier's release.
+        // By another supplier's signing key, by a third supplier's master key (a supplier
+        // that exists only to attest), and of the other supplier's release. Never by the
+        // subject itself (`self_attestation`).
         let i = accept(
             &mut state,
             &f.bolt(&f.bs, ev_attest(&f.acme, &f.hello, &f.v1, 1)),
         );
+        accept(&mut state, &signed(&f.ghost, &f.x1, ev_master(&f.x1)));
         let j = accept(
             &mut state,
-            &f.acme(&f.m1, ev_attest(&f.acme, &f.hello, &f.v1, 1)),
+            &signed(&f.ghost, &f.x1, ev_attest(&f.acme, &f.hello, &f.v1, 1)),
         );
         let k = accept(
             &mut state,
@@ -1314,7 +1361,7 @@ mod happy_paths {
         );
         let expected = vec![
             (f.bolt.clone(), Claim::Reproduced, i),
-            (f.acme.clone(), Claim::Reproduced, j),
+            (f.ghost.clone(), Claim::Reproduced, j),
         ];
         let rec = &state.supplier(&f.acme).unwrap().releases[&f.hello][&f.v1];
         assert_eq!(rec.attestations, expected);
@@ -1407,7 +1454,7 @@ mod happy_paths {
             f.acme(&f.m1, ev_master(&f.m2)),
             f.acme(&f.m2, ev_revoke(&f.m1)),
             f.acme(&f.s1, ev_revoke_release(&f.hello, &f.v1)),
-            f.bolt(&f.bm, ev_attest(&f.bolt, &f.tool, &f.v1, 2)),
+            f.bolt(&f.bm, ev_attest(&f.acme, &f.hello, &f.v1, 1)),
         ]);
         // Refused candidates tried at every step.
         let refused = [
@@ -1807,6 +1854,9 @@ mod properties {
                     if !self.current(s, st.signer, None) {
                         return Err(Refusal::NotCurrentKey { supplier, signer });
                     }
+                    if subject == s {
+                        return Err(Refusal::SelfAttestation(supplier));
+                    }
                     let Some(rec) = self.releases.get(&(subject, pkg, ver)) else {
                         let (supplier, package, version) = release_ref(subject, pkg, ver);
                         return Err(Refusal::UnknownRelease {
@@ -1967,7 +2017,13 @@ mod properties {
                     )
                 }
                 _ => {
-                    let all: Vec<(usize, usize, usize)> = self.releases.keys().copied().collect();
+                    // Mostly another supplier's release; sometimes any (its own included).
+                    let all: Vec<(usize, usize, usize)> = self
+                        .releases
+                        .keys()
+                        .copied()
+                        .filter(|(rs, _, _)| !op.digest_ok || *rs != s)
+                        .collect();
                     let (subject, pkg, ver) =
                         pick(&all, op.b).unwrap_or((op.subject, op.pkg, op.ver));
                     let digest = match self.releases.get(&(subject, pkg, ver)) {
@@ -2148,6 +2204,10 @@ mod properties {
         }
         if let Ev::RevokeKey(k) = st.ev {
             assert_ne!(k, st.signer, "self-revocation accepted");
+        }
+        // An attestation is always another supplier's word.
+        if let Ev::Attest { subject, .. } = st.ev {
+            assert_ne!(subject, s, "self-attestation accepted");
         }
     }
 
@@ -2422,6 +2482,7 @@ mod properties {
             "not_current_key",
             "attestation_digest_mismatch",
             "duplicate_attestation",
+            "self_attestation",
         ] {
             assert!(
                 total.refused.contains_key(rule),

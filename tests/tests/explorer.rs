@@ -211,7 +211,7 @@ fn known_log() -> Log {
         true,
     );
     add(&acme.revoke(&acme.master, &acme.signing.public()), true);
-    add(
+    let tool_2_index = add(
         &acme.release(&second_signing, "tool", "2.0.0", b"tool 2.0.0"),
         true,
     );
@@ -222,6 +222,7 @@ fn known_log() -> Log {
             Event::Rollout {
                 package: PackageName::parse("tool").unwrap(),
                 version: Version::parse("2.0.0").unwrap(),
+                replaces: tool_2_index,
                 waves: vec![keyggdrasil::rollout::Wave {
                     percent: 100,
                     not_before: 0,

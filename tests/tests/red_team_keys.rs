@@ -548,6 +548,7 @@ fn every_event_kind_signed_by_another_suppliers_key_is_refused_at_the_channel() 
                 Event::Rollout {
                     package: hello.clone(),
                     version: v.clone(),
+                    replaces: 2,
                     waves: vec![Wave {
                         percent: 1,
                         not_before: 0,
@@ -714,84 +715,103 @@ fn a_lying_channel_cannot_register_a_revoked_key_again() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Open findings
+// 4. Findings: K1 (fixed) and K3 (open)
 // ---------------------------------------------------------------------------------------------
 
-/// **K1 (open), the honest channel's face.** acme pauses the rollout of 2.0.0, resumes it, and
-/// pauses it again, as `barge rollout pause|resume|pause` does: the second pause has the same
-/// bytes as the first (same key, same waves, deterministic signatures), so the channel answers
-/// `200 duplicate: true` at the first pause's index and appends nothing (barge prints "paused
-/// ... (it was already there)"). The log's latest rollout entry is the resume: sites install
-/// 2.0.0 although the supplier's last word was "pause". The fix belongs to the protocol (a
-/// rollout entry must name the schedule it replaces, so no two are alike and none can be
-/// replayed), see the review.
+/// A rollout entry of acme's `hello` `version` (one wave of 100 %, now) replacing the schedule
+/// logged at `replaces`.
+fn rollout_of(by: &Supplier, version: &str, replaces: u64, paused: bool) -> Entry {
+    by.sign(
+        &by.signing,
+        Event::Rollout {
+            package: PackageName::parse("hello").unwrap(),
+            version: Version::parse(version).unwrap(),
+            replaces,
+            waves: vec![Wave {
+                percent: 100,
+                not_before: 0,
+            }],
+            paused,
+        },
+    )
+}
+
+/// **K1 (fixed), the honest channel's face.** acme pauses the rollout of 2.0.0, resumes it, and
+/// pauses it again, as `barge rollout pause|resume|pause` does: each entry names the schedule
+/// it replaces, so the second pause is a new entry (not the first one's bytes), logged at a new
+/// index; the log ends paused and the site stays on 1.0.0. At the channel, the first pause
+/// resubmitted byte for byte is the idempotent `duplicate` at its own index (nothing appended,
+/// nothing changed), and a new entry naming an old schedule is 403 `stale_rollout`.
 #[test]
-fn open_k1_a_repeated_pause_is_a_duplicate_and_the_rollout_stays_resumed() {
+fn a_repeated_pause_is_a_new_entry_and_the_rollout_stays_paused() {
     let ch = Channel::start();
     let acme = Supplier::new("acme");
     acme.register(&ch);
     acme.publish(&ch, "hello", "1.0.0", &archive("1.0.0", "old"));
     let site = Site::init_installing(&ch, "acme/hello", "1.0.0");
     acme.publish(&ch, "hello", "2.0.0", &archive("2.0.0", "paused"));
-    let rollout = |paused: bool| {
-        acme.sign(
-            &acme.signing,
-            Event::Rollout {
-                package: PackageName::parse("hello").unwrap(),
-                version: Version::parse("2.0.0").unwrap(),
-                waves: vec![Wave {
-                    percent: 100,
-                    not_before: 0,
-                }],
-                paused,
-            },
-        )
-    };
-    let first_pause = ch.submit(&rollout(true));
+    let release_at = head(&ch).0 - 1;
+    let first_pause = ch.submit(&rollout_of(&acme, "2.0.0", release_at, true));
     assert!(!first_pause.duplicate);
     assert_says(&site.run(&["update"]), exit::OK, &["applied"]);
     assert_eq!(
         site.installed_version("acme", "hello").as_deref(),
         Some("1.0.0")
     );
-    ch.submit(&rollout(false));
+    let resume = ch.submit(&rollout_of(&acme, "2.0.0", first_pause.index, false));
+    assert!(!resume.duplicate);
+    let second_pause = ch.submit(&rollout_of(&acme, "2.0.0", resume.index, true));
+    assert!(!second_pause.duplicate, "{second_pause:?}");
+    assert_eq!(second_pause.index, resume.index + 1);
     let before = head(&ch);
-    let second_pause = ch.submit(&rollout(true));
-    assert!(second_pause.duplicate, "{second_pause:?}");
-    assert_eq!(second_pause.index, first_pause.index);
-    assert_eq!(head(&ch), before, "the second pause was appended");
-    // Today: the site follows the resume, the supplier's second pause never reached the log.
-    assert_says(&site.run(&["update"]), exit::OK, &["installed 2.0.0"]);
-    assert!(installed_file(&site).contains("2.0.0 paused"));
+    assert_eq!(
+        before.0,
+        second_pause.index + 1,
+        "the log ends with the pause"
+    );
+    // The first pause again, byte for byte: idempotent, nothing appended.
+    let again = ch.submit(&rollout_of(&acme, "2.0.0", release_at, true));
+    assert!(again.duplicate);
+    assert_eq!(again.index, first_pause.index);
+    // A resume against an old schedule, signed by the master key (new bytes): refused.
+    for replaces in [release_at, first_pause.index, resume.index] {
+        let mut e = rollout_of(&acme, "2.0.0", replaces, false).body().clone();
+        e.signer = acme.master.public();
+        let e = Entry::sign(e, &acme.master).unwrap();
+        assert_eq!(
+            ch.try_submit(&e).unwrap_err(),
+            (403, "stale_rollout".to_owned())
+        );
+    }
+    assert_eq!(head(&ch), before);
+    let entries = assert_log_intact(&ch);
+    let distinct: std::collections::BTreeSet<&Vec<u8>> = entries.iter().collect();
+    assert_eq!(distinct.len(), entries.len(), "an entry is logged twice");
+    assert_says(&site.run(&["update"]), exit::OK, &["applied"]);
+    assert_eq!(
+        site.installed_version("acme", "hello").as_deref(),
+        Some("1.0.0")
+    );
+    assert!(installed_file(&site).contains("1.0.0 old"));
 }
 
-/// **K1 (open), the lying channel's face.** acme published 2.0.0, set its rollout (100 %,
+/// **K1 (fixed), the lying channel's face.** acme published 2.0.0, set its rollout (100 %,
 /// now) and then paused it; the site applied both and stays on 1.0.0. The channel then
 /// appends acme's earlier rollout entry again, byte for byte: the peer confirms the root (it
-/// is shown the same log), every key rule accepts the entry (a rollout has no once-only
-/// condition), and the site installs the release its supplier paused.
+/// is shown the same log), but the entry names the release's own schedule, which the pause
+/// replaced, so the site refuses it (`stale_rollout`): exit 3, the message names the log
+/// index and both schedules, nothing is applied and 2.0.0 is not installed.
 #[test]
-fn open_k1_a_lying_channel_replays_an_old_rollout_entry_and_the_site_installs() {
+fn a_lying_channel_replaying_an_old_rollout_entry_is_refused_by_the_site() {
     let w = evil();
     let v2 = archive("2.0.0", "paused by acme");
     w.acme.publish(&w.channel, "hello", "2.0.0", &v2);
-    let rollout = |paused: bool| {
-        w.acme.sign(
-            &w.acme.signing,
-            Event::Rollout {
-                package: PackageName::parse("hello").unwrap(),
-                version: Version::parse("2.0.0").unwrap(),
-                waves: vec![Wave {
-                    percent: 100,
-                    not_before: 0,
-                }],
-                paused,
-            },
-        )
-    };
-    let resume = rollout(false);
-    w.channel.submit(&resume);
-    w.channel.submit(&rollout(true));
+    let release_at = head(&w.channel).0 - 1;
+    let resume = rollout_of(&w.acme, "2.0.0", release_at, false);
+    let resumed = w.channel.submit(&resume);
+    let paused = w
+        .channel
+        .submit(&rollout_of(&w.acme, "2.0.0", resumed.index, true));
     assert_says(
         &w.site.run(&["update"]),
         exit::OK,
@@ -801,17 +821,21 @@ fn open_k1_a_lying_channel_replays_an_old_rollout_entry_and_the_site_installs() 
         w.site.installed_version("acme", "hello").as_deref(),
         Some("1.0.0")
     );
-    *w.extra.lock().unwrap() = vec![resume];
-    assert_says(
-        &w.site.run(&["update"]),
-        exit::OK,
-        &[
-            "confirmed by 1 of 1 peers",
-            "applied 1 new entries",
-            "installed 2.0.0",
-        ],
+    let size = w.site.accepted_size();
+    w.refused(
+        vec![resume],
+        size,
+        &format!(
+            "the rollout entry for acme/hello 2.0.0 replaces the schedule at log index \
+             {release_at}, but the current schedule is the one at index {}: the entry is stale \
+             or replayed",
+            paused.index
+        ),
     );
-    assert!(installed_file(&w.site).contains("2.0.0 paused by acme"));
+    assert_eq!(
+        w.site.installed_version("acme", "hello").as_deref(),
+        Some("1.0.0")
+    );
 }
 
 /// **K3 (open, by design: docs/decisions.md 8).** Entries are not bound to a channel, and a

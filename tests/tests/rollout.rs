@@ -271,8 +271,9 @@ fn a_non_monotonic_schedule_is_refused() {
     let acme = Supplier::new("acme2");
     acme.register(&ch);
     acme.publish_plugin(&ch, "hello", "1.0.0", "x");
+    let release_at = log_size(&ch.base) - 1;
     let body = format!(
-        r#"{{"v":1,"supplier":"acme2","signer":"{}","event":{{"type":"rollout","package":"hello","version":"1.0.0","waves":[{{"percent":50,"not_before":0}},{{"percent":10,"not_before":5}}],"paused":false}}}}"#,
+        r#"{{"v":1,"supplier":"acme2","signer":"{}","event":{{"type":"rollout","package":"hello","version":"1.0.0","replaces":{release_at},"waves":[{{"percent":50,"not_before":0}},{{"percent":10,"not_before":5}}],"paused":false}}}}"#,
         acme.signing.public().to_hex()
     );
     let sig = keyggdrasil::protocol::sign(
@@ -315,12 +316,19 @@ fn release_with(s: &Supplier, version: &str, archive: &[u8], rollout: Rollout) -
     )
 }
 
-fn rollout_entry(s: &Supplier, by: &KeyPair, version: &str, waves: Vec<Wave>) -> Entry {
+fn rollout_entry(
+    s: &Supplier,
+    by: &KeyPair,
+    version: &str,
+    replaces: u64,
+    waves: Vec<Wave>,
+) -> Entry {
     s.sign(
         by,
         Event::Rollout {
             package: PackageName::parse("hello").expect("package"),
             version: Version::parse(version).expect("version"),
+            replaces,
             waves,
             paused: false,
         },
@@ -386,6 +394,7 @@ fn the_channel_can_withhold_a_rollout_but_not_forge_one() {
         &acme,
         &acme.signing,
         "2.0.0",
+        before_widen as u64 - 1,
         Rollout::everyone_now().waves,
     ));
     update(&site);
@@ -419,6 +428,7 @@ fn the_channel_can_withhold_a_rollout_but_not_forge_one() {
             &acme,
             &forger,
             "2.0.0",
+            before_widen as u64 - 1,
             Rollout::everyone_now().waves,
         )];
         fresh.assert_update_refused(
@@ -515,10 +525,75 @@ fn a_rollout_signed_on_the_airgap_reaches_the_log_and_the_sites() {
         None,
     ));
     let events = logged_entries(&ch.base);
-    assert_eq!(events.last().expect("entries")["type"], "rollout");
+    let last = events.last().expect("entries");
+    assert_eq!(last["type"], "rollout");
+    // It names the release entry (the schedule it replaces), read when it was prepared.
+    assert_eq!(last["replaces"], p["replaces"], "{p}");
+    assert_eq!(last["replaces"], (events.len() - 2) as u64, "{last}");
     update(&site);
     assert_eq!(
         site.installed_version("acme", "hello").as_deref(),
         Some("2.0.0")
     );
+    // The same signed bundle again: the channel has it already (a duplicate), which is no
+    // change of the schedule now, so barge says so and fails.
+    let size = log_size(&ch.base);
+    let again = barge(
+        dir.path(),
+        &["publish", signed_path.to_str().expect("utf8")],
+        None,
+    );
+    assert_eq!(
+        system_tests::exit_code(&again),
+        1,
+        "{}",
+        system_tests::output_text(&again)
+    );
+    assert!(
+        system_tests::output_text(&again).contains("already had this rollout entry"),
+        "{}",
+        system_tests::output_text(&again)
+    );
+    assert_eq!(log_size(&ch.base), size);
+}
+
+/// K1: `barge rollout pause`, `resume`, `pause` log three different entries, each naming the
+/// schedule before it (`replaces`), none a duplicate; the log ends paused and the site does
+/// not install. Pause and resume keep the current waves (here the widened ones).
+#[test]
+fn pause_resume_pause_logs_three_entries_and_ends_paused() {
+    let ch = Channel::start();
+    let dir = registered_author(&ch);
+    let src = source_repo();
+    release(dir.path(), src.path(), "1.0.0", None);
+    // Nobody before the pause: the waves start in the future.
+    release(dir.path(), src.path(), "2.0.0", Some("100%@+40d"));
+    let release_at = log_size(&ch.base) - 1;
+    let site = Site::init_installing(&ch, "acme/hello", "1.0.0");
+    let widen = rollout(dir.path(), "widen", "2.0.0", Some("5%@+20d,100%@+30d"));
+    assert_eq!(widen["replaces"], release_at, "{widen}");
+    let mut previous = widen["index"].as_u64().expect("index");
+    for action in ["pause", "resume", "pause"] {
+        let r = rollout(dir.path(), action, "2.0.0", None);
+        assert_eq!(r["replaces"], previous, "{r}");
+        assert_eq!(r["duplicate"], false, "{r}");
+        assert_eq!(r["paused"], action == "pause", "{r}");
+        assert_eq!(r["waves"], widen["waves"], "{r}");
+        let index = r["index"].as_u64().expect("index");
+        assert_eq!(index, previous + 1, "{r}");
+        previous = index;
+    }
+    let events = logged_entries(&ch.base);
+    assert_eq!(events.len() as u64, previous + 1);
+    let last = events.last().expect("entries");
+    assert_eq!(
+        (last["type"].as_str(), last["paused"].as_bool()),
+        (Some("rollout"), Some(true))
+    );
+    update(&site);
+    assert_eq!(
+        site.installed_version("acme", "hello").as_deref(),
+        Some("1.0.0")
+    );
+    assert_eq!(rollout_status(&site)["reason"], "paused");
 }
