@@ -122,6 +122,31 @@ fn split_own(note: &str) -> Option<(&str, &str)> {
     own.ends_with('\n').then_some((text, own))
 }
 
+/// How far a witness's cosignature time may be from the channel's clock, either way.
+pub const MAX_COSIGNATURE_SKEW_SECS: u64 = 300;
+
+/// Refuses a cosignature whose time is more than [`MAX_COSIGNATURE_SKEW_SECS`] from `now`
+/// (security review X5): sites count a cosignature only within their own window (at most
+/// 7 200 s old, 300 s ahead), so a witness with a wrong clock, or one answering with an old
+/// cosignature, would have the channel publish cosignatures sites then ignore, and nobody
+/// would be told why. Refused here, it is a `WARN` naming the witness, and not published.
+fn check_cosignature_time(time: u64, now: u64) -> Result<(), String> {
+    if time.saturating_add(MAX_COSIGNATURE_SKEW_SECS) < now {
+        return Err(format!(
+            "its cosignature is dated {} s in the past (its clock, or a replayed cosignature); \
+             not published",
+            now - time
+        ));
+    }
+    if time > now.saturating_add(MAX_COSIGNATURE_SKEW_SECS) {
+        return Err(format!(
+            "its cosignature is dated {} s in the future (its clock); not published",
+            time - now
+        ));
+    }
+    Ok(())
+}
+
 /// One witness: the cosignature line and the size it now has, or why not.
 fn push(
     s: &AppState,
@@ -166,14 +191,17 @@ fn push(
             .map_err(|e| format!("{url}: {e}"))?;
         match status {
             200 => {
-                let line = answer
+                let (line, time) = answer
                     .split_inclusive('\n')
-                    .find(|l| {
+                    .find_map(|l| {
                         let both = format!("{note_text}{l}");
-                        note::open(both.as_bytes(), std::slice::from_ref(&w.key))
-                            .is_ok_and(|o| o.verified.iter().any(|v| v.time.is_some()))
+                        let opened =
+                            note::open(both.as_bytes(), std::slice::from_ref(&w.key)).ok()?;
+                        let time = opened.verified.iter().find_map(|v| v.time)?;
+                        Some((l, time))
                     })
                     .ok_or_else(|| format!("{url}: no cosignature by the configured key"))?;
+                check_cosignature_time(time, crate::api::now_secs()).map_err(|e| format!("{url}: {e}"))?;
                 return Ok((line.to_owned(), size));
             }
             409 => {
@@ -186,4 +214,25 @@ fn push(
         }
     }
     Err("the witness's size changed twice".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosignature_times_are_checked_at_both_edges() {
+        let now = 1_700_000_000;
+        assert!(check_cosignature_time(now, now).is_ok());
+        assert!(check_cosignature_time(now - 300, now).is_ok());
+        assert!(check_cosignature_time(now + 300, now).is_ok());
+        let old = check_cosignature_time(now - 301, now).unwrap_err();
+        assert!(old.contains("301 s in the past"), "{old}");
+        let ahead = check_cosignature_time(now + 301, now).unwrap_err();
+        assert!(ahead.contains("301 s in the future"), "{ahead}");
+        // The spec's extremes saturate instead of wrapping into the window.
+        assert!(check_cosignature_time(0, now).is_err());
+        assert!(check_cosignature_time(u64::MAX, now).is_err());
+        assert!(check_cosignature_time(u64::MAX, u64::MAX).is_ok());
+    }
 }
