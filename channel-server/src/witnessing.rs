@@ -201,7 +201,8 @@ fn push(
                         Some((l, time))
                     })
                     .ok_or_else(|| format!("{url}: no cosignature by the configured key"))?;
-                check_cosignature_time(time, crate::api::now_secs()).map_err(|e| format!("{url}: {e}"))?;
+                check_cosignature_time(time, crate::api::now_secs())
+                    .map_err(|e| format!("{url}: {e}"))?;
                 return Ok((line.to_owned(), size));
             }
             409 => {
