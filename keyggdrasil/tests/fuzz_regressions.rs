@@ -72,3 +72,26 @@ fn a_bundle_request_with_an_unparseable_body_is_refused() {
         .replace(r#"{\"v\":0,"#, r#"{\"v\":1,"#);
     Bundle::parse(&append_checksum(fixed.into_bytes())).unwrap();
 }
+
+/// Found by the `notes` target (first byte 1: `VerifierKey::parse`): a verifier key whose key
+/// ID has an uppercase hex digit (`530d903A`) parses, as Go's `note.NewVerifier` accepts it
+/// (`strconv.ParseUint(.., 16, 32)` reads either case), and writes back with the ID in
+/// lowercase. Not a bug in the parser; the target's "writes back to the same text" was too
+/// strict and now expects the lowercase ID. This pins the behaviour: same key, lowercase text.
+#[test]
+fn a_verifier_key_id_in_uppercase_parses_and_writes_back_in_lowercase() {
+    use keyggdrasil::note::VerifierKey;
+    let input = fixture("notes-verifier-key-uppercase-id.bin");
+    // The target's selector byte (1 = verifier key), then the key text.
+    assert_eq!(input[0] % 5, 1);
+    let text = std::str::from_utf8(&input[1..]).unwrap();
+    let key = VerifierKey::parse(text).expect("Go's rules read a hex ID in either case");
+    let lower = text.replace("+530d903A+", "+530d903a+");
+    assert_ne!(lower, text);
+    assert_eq!(key.to_string(), lower);
+    let again = VerifierKey::parse(&lower).unwrap();
+    assert_eq!(
+        (again.name(), again.id(), again.alg(), again.public_key()),
+        (key.name(), key.id(), key.alg(), key.public_key())
+    );
+}
