@@ -45,7 +45,14 @@ pub fn local_dir(dir: &Path) -> PathBuf {
 impl Config {
     /// Checks every field; `dir` is the author folder the config belongs to.
     pub fn check(&self, dir: &Path) -> Result<Loaded, Error> {
-        if !(self.channel.starts_with("http://") || self.channel.starts_with("https://")) {
+        // Checked after the trailing `/`s are cut, which is the URL barge then uses: `https://`
+        // alone would pass a check before the cut and become `https:` (found by the `config`
+        // fuzz target; fixtures/fuzz-regressions/config-barge-channel-url-only-slashes.bin).
+        let channel = self.channel.trim_end_matches('/');
+        let host = channel
+            .strip_prefix("http://")
+            .or_else(|| channel.strip_prefix("https://"));
+        if host.is_none_or(str::is_empty) {
             return Err(Error::ChannelUrl(self.channel.clone()));
         }
         let channel_key =
@@ -59,7 +66,7 @@ impl Config {
             source,
         })?;
         Ok(Loaded {
-            channel: self.channel.trim_end_matches('/').to_owned(),
+            channel: channel.to_owned(),
             channel_key,
             supplier,
             dir: dir.to_path_buf(),
@@ -89,5 +96,47 @@ mod tests {
     #[test]
     fn every_barge_toml_key_is_in_the_reference() {
         system_tests::config_doc::assert_documented::<Config>("barge.toml", "(top level)");
+    }
+
+    /// The fuzz finding: a channel URL that is only a scheme (with any number of `/`) loaded
+    /// and was cut to `https:`. Now refused, as is a scheme without a host; real URLs keep
+    /// loading, without their trailing `/`.
+    #[test]
+    fn a_channel_url_without_a_host_is_refused() {
+        let config = |channel: &str| Config {
+            channel: channel.to_owned(),
+            channel_key: "00".repeat(32),
+            supplier: "acme".to_owned(),
+        };
+        let regression = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/fuzz-regressions/config-barge-channel-url-only-slashes.bin"
+        ));
+        let dir = Path::new("/nonexistent");
+        for bad in ["https://", "http://", "https:////", "https:", "ftp://x", ""] {
+            assert!(
+                matches!(config(bad).check(dir), Err(Error::ChannelUrl(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        for (good, used) in [
+            ("https://channel.example/", "https://channel.example"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ] {
+            match config(good).check(dir) {
+                Ok(loaded) => assert_eq!(loaded.channel, used),
+                // The all-zero test key may be refused as weak: then only the URL is checked
+                // here, through the error not being about it.
+                Err(e) => assert!(!matches!(e, Error::ChannelUrl(_)), "{good:?}: {e}"),
+            }
+        }
+        // The fuzz input itself (a selector byte, then a whole barge.toml) no longer loads.
+        let bytes = regression.expect("the regression input is in fixtures/");
+        let text = std::str::from_utf8(&bytes[1..]).expect("utf-8");
+        let parsed: Config = toml::from_str(text).expect("the fuzz input parses as barge.toml");
+        assert!(
+            matches!(parsed.check(dir), Err(Error::ChannelUrl(_))),
+            "the fuzz input loads"
+        );
     }
 }
