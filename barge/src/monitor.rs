@@ -63,6 +63,11 @@ pub struct Args {
     /// verifier key (`name+id+key`, from `continuum notary key --json`). Repeatable.
     #[arg(long = "witness", value_name = "VKEY")]
     pub witnesses: Vec<String>,
+    /// A witness's cosignature counts only if dated at most this many seconds ago (and at most
+    /// 300 s ahead): an old one shows the witness once saw this tree head, not that it is
+    /// watching now. Default 7200, the sites' own `max_cosignature_age_secs`.
+    #[arg(long, value_name = "SECS", default_value_t = 7200)]
+    pub max_cosignature_age: u64,
     /// Alert when the log has not grown for more than this many seconds (for a channel that
     /// always grows, e.g. with a heartbeat release). Off by default.
     #[arg(long, value_name = "SECS")]
@@ -171,7 +176,13 @@ pub fn run(dir: &Path, out: &Output, args: Args) -> Result<bool, Error> {
             .iter()
             .any(|f| matches!(f, Finding::Shrunk { .. } | Finding::Rewritten { .. }))
         {
-            run.compare_note(&mut view, origin, &journal, &witnesses)?;
+            run.compare_note(
+                &mut view,
+                origin,
+                &journal,
+                &witnesses,
+                args.max_cosignature_age,
+            )?;
             for (url, key) in &notaries {
                 run.compare_notary(&mut view, origin, &journal, url, key)?;
             }
@@ -367,6 +378,7 @@ impl Run<'_> {
         origin: &ChannelName,
         journal: &Journal,
         witnesses: &[VerifierKey],
+        max_age: u64,
     ) -> Result<(), Error> {
         let mut waits = WITNESS_WAITS_MS.iter();
         loop {
@@ -399,8 +411,10 @@ impl Run<'_> {
             if witnesses.is_empty() {
                 return Ok(());
             }
-            let missing: Vec<&VerifierKey> =
-                witnesses.iter().filter(|w| !cosigned(&body, w)).collect();
+            let missing: Vec<&VerifierKey> = witnesses
+                .iter()
+                .filter(|w| !cosigned(&body, w, now(), max_age))
+                .collect();
             if missing.is_empty() {
                 return Ok(());
             }
@@ -476,9 +490,16 @@ impl Run<'_> {
     }
 }
 
-/// Whether `witness` cosigned the note in `body`.
-fn cosigned(body: &[u8], witness: &VerifierKey) -> bool {
-    note::open(body, std::slice::from_ref(witness)).is_ok_and(|o| !o.verified.is_empty())
+/// Whether `witness` cosigned the note in `body` with a time in `[now - max_age, now + 300]`
+/// (security review X5: a cosignature of any age used to count). A plain Ed25519 note
+/// signature by that key (no time) does not count: witnesses cosign.
+fn cosigned(body: &[u8], witness: &VerifierKey, now: u64, max_age: u64) -> bool {
+    note::open(body, std::slice::from_ref(witness)).is_ok_and(|o| {
+        o.verified.iter().any(|v| {
+            v.time
+                .is_some_and(|t| t.saturating_add(max_age) >= now && t <= now.saturating_add(300))
+        })
+    })
 }
 
 /// `--trust-existing`: records the entries already logged in the watched suppliers' names in
@@ -751,4 +772,38 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod cosignature_age_tests {
+    use super::*;
+    use keyggdrasil::keys::KeyPair;
+
+    /// X5: a cosignature counts only within `[now - max_age, now + 300]`; before, any time did.
+    #[test]
+    fn old_and_future_cosignatures_do_not_count() {
+        let channel = KeyPair::from_seed(&[7; 32]).unwrap();
+        let witness = KeyPair::from_seed(&[8; 32]).unwrap();
+        let text = "plugins.example.org\n3\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+        let signed = note::sign(text, "plugins.example.org", &channel).unwrap();
+        let vkey = VerifierKey::cosignature_v1("w.example", &witness.public()).unwrap();
+        let now = 1_700_000_000;
+        let with = |time: u64| {
+            let line = note::cosign(text, "w.example", &witness, time).unwrap();
+            format!("{signed}{line}").into_bytes()
+        };
+        assert!(cosigned(&with(now), &vkey, now, 7200));
+        assert!(cosigned(&with(now - 7200), &vkey, now, 7200));
+        assert!(cosigned(&with(now + 300), &vkey, now, 7200));
+        assert!(!cosigned(&with(now - 7201), &vkey, now, 7200), "too old");
+        assert!(
+            !cosigned(&with(now + 301), &vkey, now, 7200),
+            "from the future"
+        );
+        assert!(!cosigned(&with(0), &vkey, now, 7200));
+        assert!(
+            !cosigned(signed.as_bytes(), &vkey, now, 7200),
+            "no cosignature at all"
+        );
+    }
 }
