@@ -497,7 +497,7 @@ fn cosigned(body: &[u8], witness: &VerifierKey, now: u64, max_age: u64) -> bool 
     note::open(body, std::slice::from_ref(witness)).is_ok_and(|o| {
         o.verified.iter().any(|v| {
             v.time
-                .is_some_and(|t| t.saturating_add(max_age) >= now && t <= now.saturating_add(300))
+                .is_some_and(|t| note::cosignature_time_ok(t, now, max_age, 300))
         })
     })
 }

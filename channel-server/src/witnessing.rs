@@ -131,20 +131,21 @@ pub const MAX_COSIGNATURE_SKEW_SECS: u64 = 300;
 /// cosignature, would have the channel publish cosignatures sites then ignore, and nobody
 /// would be told why. Refused here, it is a `WARN` naming the witness, and not published.
 fn check_cosignature_time(time: u64, now: u64) -> Result<(), String> {
-    if time.saturating_add(MAX_COSIGNATURE_SKEW_SECS) < now {
+    let skew = MAX_COSIGNATURE_SKEW_SECS;
+    if note::cosignature_time_ok(time, now, skew, skew) {
+        return Ok(());
+    }
+    if time < now {
         return Err(format!(
             "its cosignature is dated {} s in the past (its clock, or a replayed cosignature); \
              not published",
             now - time
         ));
     }
-    if time > now.saturating_add(MAX_COSIGNATURE_SKEW_SECS) {
-        return Err(format!(
-            "its cosignature is dated {} s in the future (its clock); not published",
-            time - now
-        ));
-    }
-    Ok(())
+    Err(format!(
+        "its cosignature is dated {} s in the future (its clock); not published",
+        time - now
+    ))
 }
 
 /// One witness: the cosignature line and the size it now has, or why not.

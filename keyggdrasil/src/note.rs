@@ -377,6 +377,14 @@ pub fn sign(text: &str, name: &str, key: &KeyPair) -> Result<String, NoteError> 
     ))
 }
 
+/// Whether a cosignature's `time` lies in `[now - max_age, now + skew]`: the one window rule
+/// for cosignature times, used by sites (`policy::Policy::check`), the channel before it
+/// publishes a cosignature, and `barge monitor`. Saturating: the extremes of `u64` never wrap
+/// into the window.
+pub fn cosignature_time_ok(time: u64, now: u64, max_age: u64, skew: u64) -> bool {
+    time.saturating_add(max_age) >= now && time <= now.saturating_add(skew)
+}
+
 /// A `cosignature/v1` of `text` by `key` under `name` at `time`: the signature line alone,
 /// to be appended to the note's signatures.
 pub fn cosign(text: &str, name: &str, key: &KeyPair, time: u64) -> Result<String, NoteError> {

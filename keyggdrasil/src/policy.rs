@@ -283,9 +283,9 @@ impl Policy {
             match note::open(note, &keys) {
                 Ok(opened) => {
                     for s in &opened.verified {
-                        let fresh = s.time.is_some_and(|t| {
-                            t.saturating_add(max_age) >= now && t <= now.saturating_add(skew)
-                        });
+                        let fresh = s
+                            .time
+                            .is_some_and(|t| note::cosignature_time_ok(t, now, max_age, skew));
                         if let Some(i) = keys
                             .iter()
                             .position(|k| k.name() == s.name && k.id() == s.id)
