@@ -57,12 +57,18 @@ pub fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+/// The owner rule, in one place for site files and secret files: `Some((owner, euid))` when
+/// what `meta` describes belongs to neither the running user nor root.
+pub fn foreign_owner(meta: &Metadata) -> Option<(u32, u32)> {
+    let owner = meta.uid();
+    let euid = effective_uid();
+    (owner != euid && owner != 0).then_some((owner, euid))
+}
+
 /// Checks metadata already read for `path`: owned by the running user or root, not writable by
 /// group or others (for a symbolic link's own metadata the mode is ignored: links have none).
 pub fn check_metadata(path: &Path, meta: &Metadata) -> Result<(), TrustError> {
-    let owner = meta.uid();
-    let euid = effective_uid();
-    if owner != euid && owner != 0 {
+    if let Some((owner, euid)) = foreign_owner(meta) {
         return Err(TrustError::ForeignOwner {
             path: path.to_path_buf(),
             owner,

@@ -113,9 +113,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), SecretFileError> {
 }
 
 fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), SecretFileError> {
-    let owner = meta.uid();
-    let euid = super::ownership::effective_uid();
-    if owner != euid && owner != 0 {
+    if let Some((owner, euid)) = super::ownership::foreign_owner(meta) {
         return Err(SecretFileError::ForeignOwner {
             path: path.to_path_buf(),
             owner,
