@@ -1126,7 +1126,7 @@ async fn upload_archive(
             // makes many clients report a broken pipe instead of this success. It goes through
             // the same check as a first upload, so bytes that are not the logged archive are
             // refused, not answered "already stored" (docs/security-review.md, 1.11).
-            verify_discarded(body, &release, limit).await?;
+            verify_discarded(body, &release, limit, s.limits.upload_min_rate()).await?;
             return Ok(ok(Uploaded {
                 size: release.size(),
                 digest: release.digest().to_hex(),
@@ -1149,7 +1149,7 @@ async fn upload_archive(
         ".upload-{}",
         hex::encode(keyggdrasil::os::random::bytes::<12>())
     ));
-    let result = receive(body, &tmp, &release, repaired).await;
+    let result = receive(body, &tmp, &release, repaired, s.limits.upload_min_rate()).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
         return result;
@@ -1346,16 +1346,14 @@ async fn verify_discarded(
     body: Body,
     release: &ExpectedArchive,
     limit: u64,
+    rate: MinRate,
 ) -> Result<(), ApiError> {
-    use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
     let mut verifier = release.verifier();
     let mut seen = 0u64;
     let mut refusal = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(ErrorCode::UploadInterrupted, format!("upload failed: {e}"))
-        })?;
+    let start = tokio::time::Instant::now();
+    while let Some(chunk) = next_chunk(&mut stream, rate, start, seen).await? {
         seen = seen.saturating_add(chunk.len() as u64);
         if refusal.is_none()
             && let Err(e) = verifier.update(&chunk)
@@ -1379,17 +1377,17 @@ async fn receive(
     tmp: &std::path::Path,
     release: &ExpectedArchive,
     repaired: bool,
+    rate: MinRate,
 ) -> Result<Response, ApiError> {
-    use futures_util::StreamExt;
     let mut file = tokio::fs::File::create(tmp)
         .await
         .map_err(|e| ApiError::internal("create upload file", &e))?;
     let mut stream = body.into_data_stream();
     let mut verifier = release.verifier();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(ErrorCode::UploadInterrupted, format!("upload failed: {e}"))
-        })?;
+    let start = tokio::time::Instant::now();
+    let mut seen = 0u64;
+    while let Some(chunk) = next_chunk(&mut stream, rate, start, seen).await? {
+        seen = seen.saturating_add(chunk.len() as u64);
         verifier.update(&chunk).map_err(refused_upload)?;
         file.write_all(&chunk)
             .await
@@ -1406,6 +1404,67 @@ async fn receive(
         already_stored: false,
         repaired,
     }))
+}
+
+/// The slowest an archive upload may arrive (docs/security-review.md, F3): after a grace
+/// period, the average rate since the start of the body must stay at or above a floor, so a
+/// client drip-feeding a body cannot hold an upload permit until `archive_timeout_secs`.
+/// A floor of 0 turns the check off (the whole-transfer timeout still applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    /// Time before the floor applies: connection set-up and a slow start.
+    pub grace: Duration,
+    /// The floor, in bytes per second; 0 = no floor.
+    pub bytes_per_sec: u64,
+}
+
+impl MinRate {
+    /// When the next byte must have arrived, `received` bytes into a body started at `start`:
+    /// `start + grace + received / bytes_per_sec`; `None` without a floor.
+    pub fn deadline(
+        &self,
+        start: tokio::time::Instant,
+        received: u64,
+    ) -> Option<tokio::time::Instant> {
+        if self.bytes_per_sec == 0 {
+            return None;
+        }
+        let earned = Duration::from_millis(received.saturating_mul(1000) / self.bytes_per_sec);
+        // No overflow in practice (a body is capped at the archive limit); a sum past the
+        // clock's range means "no deadline from the rate", and the transfer timeout remains.
+        start.checked_add(self.grace.saturating_add(earned))
+    }
+}
+
+/// The next chunk of an upload body, or `None` at its end; 408 `timeout` when it arrives later
+/// than `rate` allows, 400 `upload_interrupted` when the body breaks off.
+async fn next_chunk(
+    stream: &mut axum::body::BodyDataStream,
+    rate: MinRate,
+    start: tokio::time::Instant,
+    received: u64,
+) -> Result<Option<Bytes>, ApiError> {
+    use futures_util::StreamExt;
+    let next = match rate.deadline(start, received) {
+        Some(deadline) => tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    ErrorCode::Timeout,
+                    format!(
+                        "the upload is slower than this channel's floor of {} bytes/s \
+                         (after {} s); {received} bytes arrived",
+                        rate.bytes_per_sec,
+                        rate.grace.as_secs()
+                    ),
+                )
+            })?,
+        None => stream.next().await,
+    };
+    next.transpose().map_err(|e| {
+        ApiError::bad_request(ErrorCode::UploadInterrupted, format!("upload failed: {e}"))
+    })
 }
 
 /// The answer to an upload that is not the logged archive.
@@ -1492,5 +1551,36 @@ async fn download_archive(
     match svc.oneshot(req).await {
         Ok(resp) => Ok(resp.map(Body::new)),
         Err(e) => Err(ApiError::internal("serve archive", &e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MinRate;
+    use std::time::Duration;
+
+    #[test]
+    fn the_upload_floor_earns_time_per_byte_after_the_grace() {
+        let start = tokio::time::Instant::now();
+        let rate = MinRate {
+            grace: Duration::from_secs(30),
+            bytes_per_sec: 10_240,
+        };
+        assert_eq!(
+            rate.deadline(start, 0),
+            Some(start + Duration::from_secs(30))
+        );
+        // 1 MiB at 10 KiB/s earns 102.4 s beyond the grace.
+        assert_eq!(
+            rate.deadline(start, 1 << 20),
+            Some(start + Duration::from_millis(30_000 + 102_400))
+        );
+        // Sizes from outside cannot overflow it.
+        let _ = rate.deadline(start, u64::MAX);
+        let off = MinRate {
+            bytes_per_sec: 0,
+            ..rate
+        };
+        assert_eq!(off.deadline(start, 5), None);
     }
 }

@@ -182,6 +182,11 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// Open connections per client address, IPv6 per /64 (default 64; 0 = no cap).
     pub max_connections_per_ip: usize,
+    /// The slowest an archive upload may arrive after `upload_grace_secs`, as an average over
+    /// the whole body, in bytes per second (default 10240; 0 = no floor).
+    pub upload_min_bytes_per_sec: u64,
+    /// Seconds of an upload before `upload_min_bytes_per_sec` applies (default 30).
+    pub upload_grace_secs: u64,
 }
 
 impl Default for ServerLimits {
@@ -204,6 +209,8 @@ impl Default for ServerLimits {
             header_read_timeout_secs: 10,
             max_connections: 512,
             max_connections_per_ip: 64,
+            upload_min_bytes_per_sec: 10 * 1024,
+            upload_grace_secs: 30,
         }
     }
 }
@@ -221,6 +228,14 @@ impl ServerLimits {
 }
 
 impl ServerLimits {
+    /// The floor on an archive upload's rate (docs/security-review.md, F3).
+    pub fn upload_min_rate(&self) -> crate::api::MinRate {
+        crate::api::MinRate {
+            grace: Duration::from_secs(self.upload_grace_secs),
+            bytes_per_sec: self.upload_min_bytes_per_sec,
+        }
+    }
+
     /// Checks that no operator limit exceeds the protocol's; the first that does is returned as
     /// `(name, value, protocol limit)`. Lower is always allowed.
     pub fn check_protocol(&self) -> Result<(), (&'static str, u64, u64)> {

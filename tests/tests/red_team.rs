@@ -614,6 +614,75 @@ fn concurrent_uploads_of_one_release_store_only_the_logged_bytes() {
     assert_alive(&ch);
 }
 
+/// Finding F3: a client drip-feeding an archive body held an upload permit until
+/// `archive_timeout_secs` (600 s), so four of them stalled the supplier's own upload. With one
+/// permit, a drip-fed upload of a logged release is now answered 408 `timeout` once it falls
+/// below the floor (1 000 bytes/s after 1 s here), and the supplier's upload then succeeds.
+#[test]
+fn a_drip_fed_upload_is_cut_off_and_frees_its_slot() {
+    let ch = Channel::start_with(
+        "open",
+        &format!(
+            "{RATE_LIMITS_OFF}\nmax_concurrent_uploads = 1\nupload_grace_secs = 1\n\
+             upload_min_bytes_per_sec = 1000"
+        ),
+    );
+    let acme = Supplier::new("acme");
+    acme.register(&ch);
+    let archive = plugin_archive("acme/hello", "1.0.0", "genuine");
+    ch.submit(&acme.release(&acme.signing, "hello", "1.0.0", &archive));
+    let addr = ch.base.trim_start_matches("http://").to_owned();
+    let mut s = TcpStream::connect(&addr).expect("connect");
+    write!(
+        s,
+        "PUT /v1/archives/acme/hello/1.0.0 HTTP/1.1\r\nHost: x\r\n\
+         Content-Length: {}\r\n\r\n",
+        archive.len()
+    )
+    .unwrap();
+    s.write_all(&archive[..10]).unwrap();
+    // A byte every 200 ms (5 bytes/s) from another thread, until the server stops reading.
+    let mut writer = s.try_clone().unwrap();
+    let body = archive.clone();
+    let dripper = std::thread::spawn(move || {
+        for b in &body[10..] {
+            std::thread::sleep(Duration::from_millis(200));
+            if writer.write_all(std::slice::from_ref(b)).is_err() {
+                break;
+            }
+        }
+    });
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = s
+        .read(&mut buf)
+        .map(|n| answer.extend_from_slice(&buf[..n]));
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "the drip-fed upload was not cut off in {DEADLINE:?}: {text:?}"
+    );
+    drop(s);
+    let _ = dripper.join();
+    // The only slot is free again: the supplier's upload is stored.
+    let r = agent()
+        .put(&ch.url("/v1/archives/acme/hello/1.0.0"))
+        .send(&archive[..])
+        .expect("put");
+    let status = r.status().as_u16();
+    let body = r.into_body().read_to_string().unwrap_or_default();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"already_stored\":false"), "{body}");
+    assert_alive(&ch);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. The notary / witness endpoint
 // ---------------------------------------------------------------------------------------------
