@@ -39,7 +39,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use keyggdrasil::archive_check::{ArchiveMismatch, ExpectedArchive};
 use keyggdrasil::entry::Entry;
 use keyggdrasil::history::{COMPLETENESS_ASSERTED, MAX_HISTORY_PAGE, SupplierHistoryResponse};
@@ -112,6 +112,9 @@ pub struct AppState {
     fresh: crate::fresh::Batcher,
     submit_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     read_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// All clients' reads together (F4): many addresses cannot multiply the per-address limit
+    /// without bound. Off by default.
+    total_read_limiter: Option<DefaultDirectRateLimiter>,
     uploads: tokio::sync::Semaphore,
     patches: crate::patches::PatchMaker,
 }
@@ -126,16 +129,18 @@ impl AppState {
         limits: ServerLimits,
         paths: Paths,
     ) -> Self {
-        let limiter = |per_minute: u32| {
+        let quota = |per_minute: u32| {
             NonZeroU32::new(per_minute).map(|n| {
                 let burst = NonZeroU32::new(limits.burst).unwrap_or(NonZeroU32::MIN);
-                RateLimiter::keyed(Quota::per_minute(n).allow_burst(burst))
+                Quota::per_minute(n).allow_burst(burst)
             })
         };
+        let limiter = |per_minute: u32| quota(per_minute).map(RateLimiter::keyed);
         Self {
             reads: ReadPool::new(&paths.db),
             submit_limiter: limiter(limits.submissions_per_minute),
             read_limiter: limiter(limits.reads_per_minute),
+            total_read_limiter: quota(limits.reads_per_minute_total).map(RateLimiter::direct),
             uploads: tokio::sync::Semaphore::new(limits.max_concurrent_uploads.max(1)),
             patches: crate::patches::PatchMaker::start(&paths),
             checkpoint: Mutex::new(None),
@@ -312,9 +317,16 @@ fn client_ip(req: &Request) -> IpAddr {
 }
 
 async fn limit_reads(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if let Some(l) = &s.read_limiter
-        && l.check_key(&client_ip(&req)).is_err()
-    {
+    let over_address = s
+        .read_limiter
+        .as_ref()
+        .is_some_and(|l| l.check_key(&client_ip(&req)).is_err());
+    // The total is only charged for reads the address's own limit let through.
+    let over_total = !over_address
+        && s.total_read_limiter
+            .as_ref()
+            .is_some_and(|l| l.check().is_err());
+    if over_address || over_total {
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RateLimited,
@@ -485,8 +497,15 @@ async fn updates(
         let end = head
             .size
             .min(since.saturating_add(s.limits.max_entries_per_page.max(1)));
-        let (root, rows) = blocking(&s, move |c| {
-            Ok((store::root_at(c, end)?, store::entries(c, since, end)?))
+        let max_bytes = s.limits.max_page_bytes;
+        let (end, root, rows) = blocking(&s, move |c| {
+            let mut rows = store::entries(c, since, end)?;
+            // A byte cap besides the count cap (F4): the page stops before the entry that
+            // would take it past `max_page_bytes`, keeping at least one; the client goes on
+            // from `size` as for any page short of `tree_size`.
+            rows.truncate(page_len_within(&rows, max_bytes));
+            let end = since + rows.len() as u64;
+            Ok((end, store::root_at(c, end)?, rows))
         })
         .await?;
         let mut texts = Vec::with_capacity(rows.len());
@@ -510,6 +529,19 @@ async fn updates(
         entries,
     };
     Ok(ok(sign_payload(&s, Context::ChannelUpdate, &payload).await?))
+}
+
+/// How many of `rows` (at least one, if any) fit in `max_bytes` of entry bytes.
+fn page_len_within(rows: &[Vec<u8>], max_bytes: u64) -> usize {
+    let mut total = 0u64;
+    let n = rows
+        .iter()
+        .take_while(|r| {
+            total = total.saturating_add(r.len() as u64);
+            total <= max_bytes
+        })
+        .count();
+    n.max(rows.len().min(1))
 }
 
 #[derive(Deserialize)]
@@ -1558,6 +1590,18 @@ async fn download_archive(
 mod tests {
     use super::MinRate;
     use std::time::Duration;
+
+    #[test]
+    fn a_page_is_cut_before_the_entry_past_the_byte_cap_keeping_one() {
+        use super::page_len_within;
+        let rows = vec![vec![0u8; 400], vec![0u8; 400], vec![0u8; 400]];
+        assert_eq!(page_len_within(&rows, 1 << 20), 3);
+        assert_eq!(page_len_within(&rows, 800), 2);
+        assert_eq!(page_len_within(&rows, 799), 1);
+        assert_eq!(page_len_within(&rows, 1), 1);
+        assert_eq!(page_len_within(&rows, 0), 1);
+        assert_eq!(page_len_within(&[], 0), 0);
+    }
 
     #[test]
     fn the_upload_floor_earns_time_per_byte_after_the_grace() {

@@ -165,6 +165,9 @@ pub struct ServerLimits {
     /// Update, checkpoint, proof and entries requests per minute per client IP (default 6000;
     /// 0 = unlimited).
     pub reads_per_minute: u32,
+    /// The same reads per minute from all clients together (default 0 = no total cap; set it
+    /// to what the host can serve, above the busiest hour's honest load).
+    pub reads_per_minute_total: u32,
     /// Burst allowance of both rate limits (default 100).
     pub burst: u32,
     /// Most entries the writer commits in one transaction (default 2000).
@@ -187,6 +190,9 @@ pub struct ServerLimits {
     pub upload_min_bytes_per_sec: u64,
     /// Seconds of an upload before `upload_min_bytes_per_sec` applies (default 30).
     pub upload_grace_secs: u64,
+    /// Entry bytes in one `/v1/updates` page at most, besides `max_entries_per_page`
+    /// (default 1 MiB; a page always holds at least one entry).
+    pub max_page_bytes: u64,
 }
 
 impl Default for ServerLimits {
@@ -201,6 +207,7 @@ impl Default for ServerLimits {
             archive_timeout_secs: 600,
             submissions_per_minute: 600,
             reads_per_minute: 6000,
+            reads_per_minute_total: 0,
             burst: 100,
             max_batch: 2000,
             writer_queue: 20_000,
@@ -211,6 +218,7 @@ impl Default for ServerLimits {
             max_connections_per_ip: 64,
             upload_min_bytes_per_sec: 10 * 1024,
             upload_grace_secs: 30,
+            max_page_bytes: 1 << 20,
         }
     }
 }

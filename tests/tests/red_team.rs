@@ -614,6 +614,29 @@ fn concurrent_uploads_of_one_release_store_only_the_logged_bytes() {
     assert_alive(&ch);
 }
 
+/// Finding F4: the read limit was per address only, so many addresses multiplied it without
+/// bound. With the per-address limit off and a total of 1 a minute after a burst of 3, the
+/// fourth and later reads from anyone are answered 429 `rate_limited`; `/healthz` is not
+/// counted and still answers.
+#[test]
+fn reads_from_all_addresses_share_a_total_budget() {
+    let ch = Channel::start_with(
+        "open",
+        "submissions_per_minute = 0\nreads_per_minute = 0\nreads_per_minute_total = 1\nburst = 3",
+    );
+    let answers: Vec<(u16, String)> = (0..6).map(|_| get(&ch, "/v1/checkpoint")).collect();
+    let limited = answers
+        .iter()
+        .filter(|(s, b)| *s == 429 && b.contains("\"code\":\"rate_limited\""))
+        .count();
+    assert!(limited >= 2, "{answers:?}");
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200 || *s == 429),
+        "{answers:?}"
+    );
+    assert_alive(&ch);
+}
+
 /// Finding F3: a client drip-feeding an archive body held an upload permit until
 /// `archive_timeout_secs` (600 s), so four of them stalled the supplier's own upload. With one
 /// permit, a drip-fed upload of a logged release is now answered 408 `timeout` once it falls

@@ -203,6 +203,43 @@ fn updates_are_paged() {
     assert_eq!(pages, 3);
 }
 
+/// F4: a page is also cut by bytes (`max_page_bytes`); with a cap below one entry every page
+/// holds exactly one, each verifies, and paging from `size` reaches the whole log.
+#[test]
+fn updates_pages_are_cut_at_the_byte_cap() {
+    let ch = Channel::start_with("open", "max_page_bytes = 1");
+    for i in 0..4 {
+        ch.try_submit(&Supplier::new(&format!("s{i}")).master_entry())
+            .unwrap();
+    }
+    let mut since = 0;
+    let mut pages = 0;
+    while since < 4 {
+        let req = UpdateRequest {
+            since,
+            nonce: Nonce::generate(),
+        };
+        let signed = ch.get_signed(&format!(
+            "/v1/updates?since={since}&nonce={}",
+            req.nonce.to_hex()
+        ));
+        let up = verify_update(
+            &signed,
+            &ch.key,
+            &ch.origin(),
+            &req,
+            now(),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(up.entries().len(), 1);
+        assert_eq!((up.size(), up.tree_size()), (since + 1, 4));
+        since = up.size();
+        pages += 1;
+    }
+    assert_eq!(pages, 4);
+}
+
 #[test]
 fn invite_policy() {
     let ch = Channel::start_with("invite", "");
